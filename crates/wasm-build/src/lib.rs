@@ -1,0 +1,96 @@
+//! Build-script helper: compiles guest crates of this workspace to `wasm32-wasip2` components.
+//!
+//! `cargo build` of the host must produce everything, plugins included, with no manual step. A
+//! build script therefore runs a nested `cargo build --target wasm32-wasip2 --release` for the
+//! guest packages, in a target directory of its own beside the outer one (so the two cargo
+//! processes never wait on each other's lock), and copies the resulting `.wasm` files to
+//! `OUT_DIR`.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The Rust target every plugin is built for.
+pub const TARGET: &str = "wasm32-wasip2";
+
+/// Builds `packages` (cargo package names) as components and returns, per package, the path of its
+/// `.wasm` file in `OUT_DIR` (named `<package>.wasm`).
+///
+/// Panics with a message that says what to do: build scripts report failure by panicking.
+pub fn build_components(packages: &[&str]) -> Vec<(String, PathBuf)> {
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR is set by cargo"));
+    let manifest_dir =
+        PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR is set by cargo"));
+    let workspace = workspace_root(&manifest_dir);
+    let target_dir = guest_target_dir(&out_dir);
+
+    for dir in ["wit", "plugins", "crates", "tests/plugins"] {
+        println!("cargo:rerun-if-changed={}", workspace.join(dir).display());
+    }
+    println!("cargo:rerun-if-changed={}", workspace.join("Cargo.lock").display());
+
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(&workspace)
+        .args(["build", "--release", "--target", TARGET, "--target-dir"])
+        .arg(&target_dir);
+    for package in packages {
+        cmd.args(["-p", package]);
+    }
+    // The outer cargo's settings are for the host target: flags, wrappers (clippy-driver) and
+    // profile choices must not leak into the guest build.
+    for var in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTC_WRAPPER",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+        "CARGO_PRIMARY_PACKAGE",
+    ] {
+        cmd.env_remove(var);
+    }
+    let status = cmd.status().unwrap_or_else(|e| panic!("cannot run cargo for the plugins: {e}"));
+    if !status.success() {
+        panic!(
+            "building the wasm plugins failed ({status}). If the message above says the target is \
+             missing, run `rustup target add {TARGET}`."
+        );
+    }
+
+    packages
+        .iter()
+        .map(|package| {
+            let artifact = package.replace('-', "_");
+            let built = target_dir.join(TARGET).join("release").join(format!("{artifact}.wasm"));
+            let dest = out_dir.join(format!("{package}.wasm"));
+            std::fs::copy(&built, &dest)
+                .unwrap_or_else(|e| panic!("plugin {package}: cannot copy {}: {e}", built.display()));
+            (package.to_string(), dest)
+        })
+        .collect()
+}
+
+/// The workspace root: the nearest ancestor of `start` holding a `Cargo.lock` or a `[workspace]`.
+fn workspace_root(start: &Path) -> PathBuf {
+    start
+        .ancestors()
+        .find(|dir| {
+            std::fs::read_to_string(dir.join("Cargo.toml"))
+                .map(|text| text.contains("[workspace]"))
+                .unwrap_or(false)
+        })
+        .unwrap_or(start)
+        .to_path_buf()
+}
+
+/// `<outer target dir>/wasm-plugins`: shared by every build script and every profile, so the
+/// guests are compiled once, not once per host build configuration.
+fn guest_target_dir(out_dir: &Path) -> PathBuf {
+    // OUT_DIR = <target>/<profile>/build/<pkg>-<hash>/out (or <target>/<triple>/<profile>/...).
+    out_dir
+        .ancestors()
+        .find(|dir| dir.join("CACHEDIR.TAG").exists())
+        .map(|target| target.join("wasm-plugins"))
+        .unwrap_or_else(|| out_dir.join("wasm-plugins"))
+}

@@ -1,0 +1,34 @@
+//! The default plugins, embedded in the binary at build time (see `build.rs`).
+
+/// A plugin shipped inside wasmadm, referenced in a pipeline as `builtin:<name>`.
+pub struct Builtin {
+    pub name: &'static str,
+    pub wasm: &'static [u8],
+}
+
+impl Builtin {
+    /// sha256 of the component, hex: the digest a pipeline would pin for the same file.
+    pub fn digest(&self) -> String {
+        crate::runtime::engine::sha256_hex(self.wasm)
+    }
+}
+
+static BUILTINS: &[Builtin] = &[Builtin {
+    name: "preflight",
+    wasm: include_bytes!(concat!(env!("OUT_DIR"), "/wasmadm-preflight.wasm")),
+}];
+
+/// The built-in plugin named `name`.
+pub fn get(name: &str) -> Option<&'static Builtin> {
+    BUILTINS.iter().find(|b| b.name == name)
+}
+
+/// Every built-in plugin, in pipeline order.
+pub fn all() -> &'static [Builtin] {
+    BUILTINS
+}
+
+/// The names of the built-in plugins.
+pub fn names() -> impl Iterator<Item = &'static str> {
+    BUILTINS.iter().map(|b| b.name)
+}

@@ -1,0 +1,255 @@
+//! The `exec` capability: allow-listed commands, found on the exec PATH under `--root`, run with
+//! a clean environment, a timeout and a cap on the output kept.
+
+use super::path::{self, NodePath};
+use super::plan::{Plan, PlanEntry};
+use crate::bindings::wasmadm::plugin::exec::{Command as ExecCommand, ExecError, Output};
+use crate::config::pipeline::ExecRule;
+use cap_std::fs::Dir;
+use std::io::Read;
+use cap_std::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The exec capability of one phase.
+pub struct ExecCap {
+    phase: String,
+    root: Arc<Dir>,
+    root_path: PathBuf,
+    exec_path: Vec<String>,
+    rules: Vec<ExecRule>,
+    timeout: Duration,
+    max_output: usize,
+    dry_run: bool,
+    plan: Plan,
+}
+
+/// Settings that come from the run rather than from the phase's grant.
+pub struct ExecEnv {
+    pub root: Arc<Dir>,
+    pub root_path: PathBuf,
+    pub exec_path: Vec<String>,
+    pub dry_run: bool,
+    pub plan: Plan,
+}
+
+impl ExecCap {
+    pub fn new(phase: &str, env: ExecEnv, rules: Vec<ExecRule>, timeout: Duration, max_output: usize) -> Self {
+        Self {
+            phase: phase.to_string(),
+            root: env.root,
+            root_path: env.root_path,
+            exec_path: env.exec_path,
+            rules,
+            timeout,
+            max_output,
+            dry_run: env.dry_run,
+            plan: env.plan,
+        }
+    }
+
+    /// The rule that allows `cmd`, or a denial naming what is missing.
+    fn authorize(&self, cmd: &ExecCommand) -> Result<&ExecRule, ExecError> {
+        let shown = command_line(cmd);
+        let candidates: Vec<&ExecRule> = self.rules.iter().filter(|r| r.command == cmd.program).collect();
+        if candidates.is_empty() {
+            let allowed: Vec<&str> = self.rules.iter().map(|r| r.command.as_str()).collect();
+            return Err(ExecError::Denied(format!(
+                "exec: phase {:?} may not run {:?}: {:?} is not on its allow-list ({}); add it under \
+                 grants.exec in the pipeline file if the phase should run it",
+                self.phase,
+                shown,
+                cmd.program,
+                if allowed.is_empty() { "empty".to_string() } else { allowed.join(", ") }
+            )));
+        }
+        let rule = candidates
+            .iter()
+            .find(|r| r.args.is_empty() || r.args.iter().any(|p| args_match(p, &cmd.args)))
+            .ok_or_else(|| {
+                ExecError::Denied(format!(
+                    "exec: phase {:?} may run {:?} only with arguments {:?}, not {:?}",
+                    self.phase,
+                    cmd.program,
+                    candidates.iter().flat_map(|r| r.args.iter()).collect::<Vec<_>>(),
+                    cmd.args
+                ))
+            })?;
+        if let Some((name, _)) = cmd.env.iter().find(|(k, _)| !rule.env.contains(k)) {
+            return Err(ExecError::Denied(format!(
+                "exec: phase {:?} may not set environment variable {name} for {:?} (allowed: {:?})",
+                self.phase, cmd.program, rule.env
+            )));
+        }
+        Ok(rule)
+    }
+
+    /// Finds the program on the exec PATH, under the root; returns its host path.
+    fn look_path(&self, program: &str) -> Result<PathBuf, ExecError> {
+        if program.is_empty() || program.contains('/') {
+            return Err(ExecError::Denied(format!(
+                "exec: {program:?} must be a bare command name, looked up on the exec PATH"
+            )));
+        }
+        for dir in &self.exec_path {
+            let candidate = format!("{}/{program}", dir.trim_end_matches('/'));
+            let Ok(resolved) = path::resolve(&self.root, &candidate, true) else {
+                continue;
+            };
+            if let Ok(meta) = self.root.metadata(resolved.relative())
+                && meta.is_file()
+                && meta.permissions().mode() & 0o111 != 0
+            {
+                return Ok(path::host_path(&self.root_path, &resolved));
+            }
+        }
+        Err(ExecError::NotFound(format!(
+            "executable file {program:?} not found in $PATH ({})",
+            self.exec_path.join(":")
+        )))
+    }
+
+    pub fn run(&self, cmd: ExecCommand) -> Result<Output, ExecError> {
+        let rule = self.authorize(&cmd)?;
+        if self.dry_run && !rule.read_only {
+            self.plan.record(PlanEntry::Exec {
+                phase: self.phase.clone(),
+                command: command_line(&cmd),
+            });
+            return Ok(Output {
+                status: Some(0),
+                stdout: Vec::new(),
+                stderr: Vec::new(),
+                truncated: false,
+                recorded: true,
+            });
+        }
+        let program = self.look_path(&cmd.program)?;
+        let search_path: Vec<String> = self
+            .exec_path
+            .iter()
+            .filter_map(|d| NodePath::parse(d).ok())
+            .map(|d| path::host_path(&self.root_path, &d).display().to_string())
+            .collect();
+        let mut child = Command::new(&program)
+            .args(&cmd.args)
+            .env_clear()
+            .env("PATH", search_path.join(":"))
+            .envs(cmd.env.iter().map(|(k, v)| (k, v)))
+            .current_dir(&self.root_path)
+            .stdin(if cmd.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| ExecError::Failed(format!("cannot start {}: {e}", command_line(&cmd))))?;
+        tracing::debug!(phase = %self.phase, command = %command_line(&cmd), "running command");
+
+        if let (Some(input), Some(mut stdin)) = (cmd.stdin.clone(), child.stdin.take()) {
+            std::thread::spawn(move || {
+                let _ = std::io::Write::write_all(&mut stdin, &input);
+            });
+        }
+        let cap = self.max_output;
+        let stdout = child.stdout.take().map(|s| capture(s, cap));
+        let stderr = child.stderr.take().map(|s| capture(s, cap));
+
+        let deadline = Instant::now() + self.timeout;
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) if Instant::now() >= deadline => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(ExecError::TimedOut(format!(
+                        "{} did not finish within {:?} and was killed",
+                        command_line(&cmd),
+                        self.timeout
+                    )));
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+                Err(e) => return Err(ExecError::Failed(format!("waiting for {}: {e}", command_line(&cmd)))),
+            }
+        };
+        let (stdout, t1) = stdout.map(join_capture).unwrap_or_default();
+        let (stderr, t2) = stderr.map(join_capture).unwrap_or_default();
+        Ok(Output {
+            status: status.code(),
+            stdout,
+            stderr,
+            truncated: t1 || t2,
+            recorded: false,
+        })
+    }
+}
+
+type Capture = std::thread::JoinHandle<(Vec<u8>, bool)>;
+
+/// Reads a pipe to its end on a thread, keeping at most `cap` bytes (the rest is drained so the
+/// child never blocks on a full pipe).
+fn capture(mut pipe: impl Read + Send + 'static, cap: usize) -> Capture {
+    std::thread::spawn(move || {
+        let mut kept = Vec::new();
+        let mut truncated = false;
+        let mut buf = [0u8; 8192];
+        loop {
+            match pipe.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    let room = cap.saturating_sub(kept.len());
+                    kept.extend_from_slice(&buf[..n.min(room)]);
+                    truncated |= n > room;
+                }
+            }
+        }
+        (kept, truncated)
+    })
+}
+
+fn join_capture(handle: Capture) -> (Vec<u8>, bool) {
+    handle.join().unwrap_or_default()
+}
+
+/// `*` matches one argument, a final `**` the rest; anything else must be equal.
+pub fn args_match(patterns: &[String], args: &[String]) -> bool {
+    let mut i = 0;
+    for (n, p) in patterns.iter().enumerate() {
+        if p == "**" && n == patterns.len() - 1 {
+            return true;
+        }
+        match args.get(i) {
+            Some(a) if p == "*" || p == a => i += 1,
+            _ => return false,
+        }
+    }
+    i == args.len()
+}
+
+fn command_line(cmd: &ExecCommand) -> String {
+    std::iter::once(cmd.program.as_str())
+        .chain(cmd.args.iter().map(String::as_str))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::args_match;
+
+    fn v(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn patterns() {
+        assert!(args_match(&v(&["--version"]), &v(&["--version"])));
+        assert!(!args_match(&v(&["--version"]), &v(&["--version", "x"])));
+        assert!(!args_match(&v(&["--version"]), &v(&[])));
+        assert!(args_match(&v(&["is-enabled", "*"]), &v(&["is-enabled", "kubelet"])));
+        assert!(!args_match(&v(&["is-enabled", "*"]), &v(&["is-enabled"])));
+        assert!(args_match(&v(&["restart", "**"]), &v(&["restart", "a", "b"])));
+        assert!(args_match(&v(&["**"]), &v(&[])));
+        assert!(!args_match(&v(&["stop", "kubelet"]), &v(&["start", "kubelet"])));
+    }
+}

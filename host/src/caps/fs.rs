@@ -1,0 +1,337 @@
+//! The `files` capability: node files under `--root`, limited to a phase's grants.
+//!
+//! Every call resolves its path chroot-style ([`path::resolve`]) and checks the canonical result
+//! against the grants, so `..` and symlinks cannot reach outside a grant. Writes are atomic (a
+//! temporary file in the target directory, fsync, rename). In dry-run, writes go to an overlay
+//! that later reads in the same run see, and into the plan; the node is not touched.
+
+use super::path::{self, NodePath};
+use super::plan::{Plan, PlanEntry};
+use crate::bindings::wasmadm::plugin::files::{EntryKind, ErrorCode, FileError, Metadata};
+use cap_std::fs::{Dir, OpenOptions, Permissions};
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use cap_std::fs::PermissionsExt as _;
+use std::os::unix::fs::PermissionsExt;
+use std::sync::{Arc, Mutex};
+
+/// The largest file a plugin may read in one call.
+pub const MAX_READ: u64 = 64 << 20;
+
+/// Whether a call reads or changes the file system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    Write,
+}
+
+/// What a dry-run wrote, visible to later reads of the same run.
+#[derive(Default)]
+pub struct Overlay {
+    files: BTreeMap<NodePath, (Vec<u8>, u32)>,
+    dirs: BTreeMap<NodePath, u32>,
+    removed: Vec<NodePath>,
+}
+
+impl Overlay {
+    fn is_removed(&self, p: &NodePath) -> bool {
+        self.removed.iter().any(|r| p.starts_with(r))
+            && !self.files.contains_key(p)
+            && !self.dirs.contains_key(p)
+    }
+}
+
+/// The files capability of one phase.
+pub struct FsCap {
+    phase: String,
+    root: Arc<Dir>,
+    read: Vec<NodePath>,
+    write: Vec<NodePath>,
+    dry_run: Option<Arc<Mutex<Overlay>>>,
+    plan: Plan,
+}
+
+impl FsCap {
+    /// `read`/`write` are the grant prefixes; `dry_run` is the run's shared overlay when the user
+    /// asked for `--dry-run`.
+    pub fn new(
+        phase: &str,
+        root: Arc<Dir>,
+        read: Vec<NodePath>,
+        write: Vec<NodePath>,
+        dry_run: Option<Arc<Mutex<Overlay>>>,
+        plan: Plan,
+    ) -> Self {
+        Self {
+            phase: phase.to_string(),
+            root,
+            read,
+            write,
+            dry_run,
+            plan,
+        }
+    }
+
+    fn error(&self, code: ErrorCode, path: &str, message: impl Into<String>) -> FileError {
+        FileError {
+            code,
+            path: path.to_string(),
+            message: message.into(),
+        }
+    }
+
+    fn io_error(&self, path: &str, e: io::Error) -> FileError {
+        let code = match e.kind() {
+            io::ErrorKind::NotFound => ErrorCode::NotFound,
+            io::ErrorKind::AlreadyExists => ErrorCode::AlreadyExists,
+            io::ErrorKind::NotADirectory => ErrorCode::NotADirectory,
+            io::ErrorKind::IsADirectory => ErrorCode::IsADirectory,
+            io::ErrorKind::PermissionDenied => ErrorCode::Io,
+            _ => ErrorCode::Io,
+        };
+        let message = match code {
+            ErrorCode::NotFound => format!("{path}: no such file or directory"),
+            _ => format!("{path}: {e}"),
+        };
+        self.error(code, path, message)
+    }
+
+    /// Resolves `text` and checks the grant for `access`; returns the canonical node path.
+    pub fn authorize(&self, text: &str, access: Access, follow_last: bool) -> Result<NodePath, FileError> {
+        if !text.starts_with('/') || text.contains('\0') {
+            return Err(self.error(
+                ErrorCode::InvalidPath,
+                text,
+                format!("{text:?} is not an absolute node path (e.g. /etc/kubernetes/pki/ca.crt)"),
+            ));
+        }
+        // The path as written (with `..` applied lexically) must be granted before anything on
+        // disk is looked at, so a phase cannot probe files outside its grants; then the path
+        // with every symlink resolved must be granted too.
+        let lexical = path::normalize(text);
+        let resolved = if self.granted(&lexical, access) {
+            path::resolve(&self.root, text, follow_last).map_err(|e| self.io_error(text, e))?
+        } else {
+            lexical
+        };
+        if self.granted(&resolved, access) {
+            return Ok(resolved);
+        }
+        let verb = match access {
+            Access::Read => "read",
+            Access::Write => "write",
+        };
+        let via = if resolved.as_str() != text.trim_end_matches('/') {
+            format!(" (resolves to {resolved})")
+        } else {
+            String::new()
+        };
+        let grants = match access {
+            Access::Read => &self.read,
+            Access::Write => &self.write,
+        };
+        let list = if grants.is_empty() {
+            "none".to_string()
+        } else {
+            grants.iter().map(|g| g.as_str()).collect::<Vec<_>>().join(", ")
+        };
+        Err(self.error(
+            ErrorCode::Denied,
+            text,
+            format!(
+                "files: phase {:?} has no {verb} grant for {text}{via} (its {verb} grants: {list}); \
+                 add it under grants.files.{verb} in the pipeline file if the phase should have it",
+                self.phase
+            ),
+        ))
+    }
+
+    fn granted(&self, p: &NodePath, access: Access) -> bool {
+        match access {
+            Access::Read => self.read.iter().chain(&self.write).any(|g| p.starts_with(g)),
+            Access::Write => self.write.iter().any(|g| p.starts_with(g)),
+        }
+    }
+
+    fn overlay(&self) -> Option<std::sync::MutexGuard<'_, Overlay>> {
+        self.dry_run.as_ref().map(|o| o.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    pub fn read(&self, text: &str) -> Result<Vec<u8>, FileError> {
+        let p = self.authorize(text, Access::Read, true)?;
+        if let Some(overlay) = self.overlay() {
+            if let Some((bytes, _)) = overlay.files.get(&p) {
+                return Ok(bytes.clone());
+            }
+            if overlay.is_removed(&p) {
+                return Err(self.io_error(text, io::ErrorKind::NotFound.into()));
+            }
+        }
+        let meta = self.root.metadata(p.relative()).map_err(|e| self.io_error(text, e))?;
+        if meta.is_dir() {
+            return Err(self.error(ErrorCode::IsADirectory, text, format!("{text} is a directory")));
+        }
+        // /proc files report size 0: the limit is enforced while reading, not from metadata.
+        let file = self.root.open(p.relative()).map_err(|e| self.io_error(text, e))?;
+        let mut bytes = Vec::new();
+        let read = io::Read::read_to_end(&mut io::Read::take(file.into_std(), MAX_READ + 1), &mut bytes)
+            .map_err(|e| self.io_error(text, e))?;
+        if read as u64 > MAX_READ {
+            return Err(self.error(
+                ErrorCode::TooLarge,
+                text,
+                format!("{text} is larger than the {} MiB read limit", MAX_READ >> 20),
+            ));
+        }
+        Ok(bytes)
+    }
+
+    pub fn metadata(&self, text: &str) -> Result<Metadata, FileError> {
+        let p = self.authorize(text, Access::Read, true)?;
+        if let Some(overlay) = self.overlay() {
+            if let Some((bytes, mode)) = overlay.files.get(&p) {
+                return Ok(Metadata {
+                    kind: EntryKind::File,
+                    size: bytes.len() as u64,
+                    mode: *mode,
+                });
+            }
+            if let Some(mode) = overlay.dirs.get(&p) {
+                return Ok(Metadata {
+                    kind: EntryKind::Directory,
+                    size: 0,
+                    mode: *mode,
+                });
+            }
+            if overlay.is_removed(&p) {
+                return Err(self.io_error(text, io::ErrorKind::NotFound.into()));
+            }
+        }
+        let meta = self.root.metadata(p.relative()).map_err(|e| self.io_error(text, e))?;
+        let ft = meta.file_type();
+        let kind = if ft.is_file() {
+            EntryKind::File
+        } else if ft.is_dir() {
+            EntryKind::Directory
+        } else if ft.is_symlink() {
+            EntryKind::Symlink
+        } else {
+            EntryKind::Other
+        };
+        Ok(Metadata {
+            kind,
+            size: meta.len(),
+            mode: meta.permissions().mode() & 0o7777,
+        })
+    }
+
+    pub fn list_dir(&self, text: &str) -> Result<Vec<String>, FileError> {
+        let p = self.authorize(text, Access::Read, true)?;
+        let mut names: Vec<String> = match self.root.read_dir(p.relative()) {
+            Ok(entries) => entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound && self.dry_run.is_some() => Vec::new(),
+            Err(e) => return Err(self.io_error(text, e)),
+        };
+        if let Some(overlay) = self.overlay() {
+            names.retain(|n| !overlay.is_removed(&p.join(n)));
+            for child in overlay.files.keys().map(|k| k as &NodePath).chain(overlay.dirs.keys()) {
+                if child.parent().as_ref() == Some(&p) {
+                    names.push(child.file_name().to_string());
+                }
+            }
+        }
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+
+    pub fn write(&self, text: &str, contents: &[u8], mode: u32) -> Result<(), FileError> {
+        let p = self.authorize(text, Access::Write, false)?;
+        let mode = mode & 0o7777;
+        if let Some(mut overlay) = self.overlay() {
+            overlay.files.insert(p.clone(), (contents.to_vec(), mode));
+            self.plan.record(PlanEntry::WriteFile {
+                phase: self.phase.clone(),
+                path: p.to_string(),
+                mode,
+                contents: contents.to_vec(),
+            });
+            return Ok(());
+        }
+        let parent = p.parent().ok_or_else(|| self.error(ErrorCode::IsADirectory, text, "cannot write /"))?;
+        self.root.create_dir_all(parent.relative()).map_err(|e| self.io_error(parent.as_str(), e))?;
+        let tmp_name = format!(".{}.wasmadm-{}.tmp", p.file_name(), std::process::id());
+        let tmp = parent.join(&tmp_name);
+        let result = (|| -> io::Result<()> {
+            let mut opts = OpenOptions::new();
+            opts.write(true).create_new(true);
+            let mut file = self.root.open_with(tmp.relative(), &opts)?;
+            file.set_permissions(Permissions::from_std(std::fs::Permissions::from_mode(mode)))?;
+            file.write_all(contents)?;
+            file.sync_all()?;
+            self.root.rename(tmp.relative(), &self.root, p.relative())
+        })();
+        if let Err(e) = result {
+            let _ = self.root.remove_file(tmp.relative());
+            return Err(self.io_error(text, e));
+        }
+        tracing::debug!(phase = %self.phase, path = %p, mode = format!("{mode:o}"), bytes = contents.len(), "wrote file");
+        Ok(())
+    }
+
+    pub fn create_dir(&self, text: &str, mode: u32) -> Result<(), FileError> {
+        let p = self.authorize(text, Access::Write, true)?;
+        let mode = mode & 0o7777;
+        if let Some(mut overlay) = self.overlay() {
+            if !self.root.is_dir(p.relative()) {
+                overlay.dirs.insert(p.clone(), mode);
+                self.plan.record(PlanEntry::CreateDir {
+                    phase: self.phase.clone(),
+                    path: p.to_string(),
+                    mode,
+                });
+            }
+            return Ok(());
+        }
+        if self.root.is_dir(p.relative()) {
+            return Ok(());
+        }
+        self.root.create_dir_all(p.relative()).map_err(|e| self.io_error(text, e))?;
+        self.root
+            .set_permissions(p.relative(), Permissions::from_std(std::fs::Permissions::from_mode(mode)))
+            .map_err(|e| self.io_error(text, e))
+    }
+
+    pub fn remove(&self, text: &str, recursive: bool) -> Result<(), FileError> {
+        let p = self.authorize(text, Access::Write, false)?;
+        if let Some(mut overlay) = self.overlay() {
+            overlay.files.retain(|k, _| !k.starts_with(&p));
+            overlay.dirs.retain(|k, _| !k.starts_with(&p));
+            overlay.removed.push(p.clone());
+            self.plan.record(PlanEntry::Remove {
+                phase: self.phase.clone(),
+                path: p.to_string(),
+                recursive,
+            });
+            return Ok(());
+        }
+        let meta = match self.root.symlink_metadata(p.relative()) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(self.io_error(text, e)),
+        };
+        let result = if meta.is_dir() {
+            if recursive {
+                self.root.remove_dir_all(p.relative())
+            } else {
+                self.root.remove_dir(p.relative())
+            }
+        } else {
+            self.root.remove_file(p.relative())
+        };
+        result.map_err(|e| self.io_error(text, e))
+    }
+}

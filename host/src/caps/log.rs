@@ -1,0 +1,237 @@
+//! The `log` capability and the plugin's WASI stdout/stderr: console lines for the user, log
+//! lines into `tracing` under the phase's name, all counted against the phase's output limit.
+
+use crate::bindings::types::{Finding, Severity};
+use bytes::Bytes;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
+
+/// Which terminal stream a console line belongs on (kubeadm prints check warnings to stderr).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Out,
+    Err,
+}
+
+/// Where console lines go: the terminal for the CLI, a buffer in tests.
+#[derive(Clone)]
+pub struct Console(Arc<dyn Fn(Stream, &str) + Send + Sync>);
+
+impl Console {
+    /// The process's stdout and stderr.
+    pub fn stdio() -> Self {
+        Self(Arc::new(|stream, line| match stream {
+            Stream::Out => println!("{line}"),
+            Stream::Err => eprintln!("{line}"),
+        }))
+    }
+
+    /// A console that records lines, and the record.
+    pub fn buffer() -> (Self, Arc<Mutex<Vec<(Stream, String)>>>) {
+        let lines: Arc<Mutex<Vec<(Stream, String)>>> = Arc::default();
+        let sink = lines.clone();
+        let console = Self(Arc::new(move |stream, line| {
+            sink.lock().unwrap_or_else(|p| p.into_inner()).push((stream, line.to_string()));
+        }));
+        (console, lines)
+    }
+
+    pub fn out(&self, line: &str) {
+        (self.0)(Stream::Out, line);
+    }
+
+    pub fn err(&self, line: &str) {
+        (self.0)(Stream::Err, line);
+    }
+}
+
+/// A phase's output allowance, shared by console lines, log lines and stdout/stderr.
+pub struct Budget {
+    phase: String,
+    limit: usize,
+    state: Mutex<(usize, bool)>, // (used, warned)
+}
+
+impl Budget {
+    pub fn new(phase: &str, limit: usize) -> Arc<Self> {
+        Arc::new(Self {
+            phase: phase.to_string(),
+            limit,
+            state: Mutex::new((0, false)),
+        })
+    }
+
+    /// Takes `n` bytes; false (and one warning) once the limit is reached.
+    pub fn take(&self, n: usize) -> bool {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if state.0 + n <= self.limit {
+            state.0 += n;
+            return true;
+        }
+        if !state.1 {
+            state.1 = true;
+            tracing::warn!(
+                phase = %self.phase,
+                "phase exceeded its output limit of {} bytes; further output is dropped (raise limits.output)",
+                self.limit
+            );
+        }
+        false
+    }
+}
+
+/// The log capability of one phase.
+pub struct LogCap {
+    pub phase: String,
+    pub console: Console,
+    pub budget: Arc<Budget>,
+    /// Findings reported during the call, in order.
+    pub findings: Vec<Finding>,
+}
+
+impl LogCap {
+    pub fn new(phase: &str, console: Console, budget: Arc<Budget>) -> Self {
+        Self {
+            phase: phase.to_string(),
+            console,
+            budget,
+            findings: Vec::new(),
+        }
+    }
+
+    /// Prints a warning at once (`\t[WARNING name]: message`, on stderr as kubeadm does) and keeps
+    /// every finding for the end of the phase.
+    pub fn report(&mut self, finding: Finding) {
+        if !self.budget.take(finding.check.len() + finding.message.len() + 16) {
+            // Past the output limit the finding still counts; only its text is dropped.
+            self.findings.push(finding);
+            return;
+        }
+        match finding.severity {
+            Severity::Warning => self.console.err(&format!("\t[WARNING {}]: {}", finding.check, finding.message)),
+            Severity::Info => tracing::info!(phase = %self.phase, check = %finding.check, "{}", finding.message),
+            Severity::Error => {}
+        }
+        self.findings.push(finding);
+    }
+
+    pub fn print(&self, line: &str) {
+        if self.budget.take(line.len() + 1) {
+            self.console.out(line);
+        }
+    }
+
+    pub fn log(&self, level: tracing::Level, message: &str) {
+        if !self.budget.take(message.len() + 1) {
+            return;
+        }
+        let phase = self.phase.as_str();
+        match level {
+            tracing::Level::TRACE => tracing::trace!(target: "plugin", phase, "{message}"),
+            tracing::Level::DEBUG => tracing::debug!(target: "plugin", phase, "{message}"),
+            tracing::Level::INFO => tracing::info!(target: "plugin", phase, "{message}"),
+            tracing::Level::WARN => tracing::warn!(target: "plugin", phase, "{message}"),
+            tracing::Level::ERROR => tracing::error!(target: "plugin", phase, "{message}"),
+        }
+    }
+}
+
+/// A plugin's WASI stdout or stderr: complete lines go to `tracing` (debug for stdout, warn for
+/// stderr) with the phase's name; nothing reaches the terminal directly.
+#[derive(Clone)]
+pub struct PluginOutput {
+    inner: Arc<Mutex<Vec<u8>>>,
+    budget: Arc<Budget>,
+    phase: Arc<str>,
+    stderr: bool,
+}
+
+impl PluginOutput {
+    pub fn new(phase: &str, budget: Arc<Budget>, stderr: bool) -> Self {
+        Self {
+            inner: Arc::default(),
+            budget,
+            phase: phase.into(),
+            stderr,
+        }
+    }
+
+    fn accept(&self, bytes: &[u8]) {
+        if !self.budget.take(bytes.len()) {
+            return;
+        }
+        let mut pending = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        pending.extend_from_slice(bytes);
+        while let Some(end) = pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=end).collect();
+            self.emit(&line[..line.len() - 1]);
+        }
+    }
+
+    fn emit(&self, line: &[u8]) {
+        let text = String::from_utf8_lossy(line);
+        let phase = &*self.phase;
+        if self.stderr {
+            tracing::warn!(target: "plugin", phase, stream = "stderr", "{text}");
+        } else {
+            tracing::debug!(target: "plugin", phase, stream = "stdout", "{text}");
+        }
+    }
+
+    /// Emits a last line without a newline, if any.
+    pub fn finish(&self) {
+        let rest: Vec<u8> = std::mem::take(&mut *self.inner.lock().unwrap_or_else(|p| p.into_inner()));
+        if !rest.is_empty() {
+            self.emit(&rest);
+        }
+    }
+}
+
+impl IsTerminal for PluginOutput {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for PluginOutput {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.clone())
+    }
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+impl OutputStream for PluginOutput {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        self.accept(&bytes);
+        Ok(())
+    }
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+    fn check_write(&mut self) -> StreamResult<usize> {
+        Ok(64 * 1024)
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for PluginOutput {
+    async fn ready(&mut self) {}
+}
+
+impl tokio::io::AsyncWrite for PluginOutput {
+    fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        self.accept(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}

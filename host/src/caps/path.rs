@@ -1,0 +1,220 @@
+//! Node paths and their resolution under `--root`, chroot-style.
+//!
+//! A plugin names node paths (`/etc/kubernetes/pki/ca.crt`). The host resolves one component at a
+//! time from the root directory, following symbolic links itself: an absolute target restarts at
+//! the node root (never at the host's `/`), `..` never climbs above it. The result is the
+//! canonical node path, which is what grants are checked against, so neither `..` nor a symlink
+//! can reach a file outside a grant. Every file operation then goes through a `cap_std::fs::Dir`
+//! for the root, which refuses by construction anything outside it.
+
+use cap_std::fs::Dir;
+use std::io;
+use std::path::{Component, Path, PathBuf};
+
+/// Symlinks followed in one resolution before giving up (Linux's limit).
+const MAX_SYMLINKS: usize = 40;
+
+/// A normalised absolute node path: starts with `/`, no `.`/`..`/empty components, no trailing `/`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NodePath(String);
+
+impl NodePath {
+    /// Parses an absolute path, removing `.` and empty components. `..` is refused here: it is
+    /// only meaningful during resolution, where symlinks are known.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if !text.starts_with('/') {
+            return Err(format!("{text:?} is not an absolute path"));
+        }
+        if text.contains('\0') {
+            return Err(format!("{text:?} contains a NUL byte"));
+        }
+        let mut parts = Vec::new();
+        for part in text.split('/') {
+            match part {
+                "" | "." => {}
+                ".." => return Err(format!("{text:?} contains '..'")),
+                p => parts.push(p),
+            }
+        }
+        Ok(Self::from_parts(&parts))
+    }
+
+    fn from_parts(parts: &[&str]) -> Self {
+        Self(format!("/{}", parts.join("/")))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The path relative to the root, for `cap_std` (`.` for the root itself).
+    pub fn relative(&self) -> &Path {
+        let rel = self.0.trim_start_matches('/');
+        Path::new(if rel.is_empty() { "." } else { rel })
+    }
+
+    /// True when `self` is `prefix` or lies below it.
+    pub fn starts_with(&self, prefix: &NodePath) -> bool {
+        prefix.0 == "/"
+            || self.0 == prefix.0
+            || (self.0.starts_with(&prefix.0) && self.0.as_bytes()[prefix.0.len()] == b'/')
+    }
+
+    pub fn parent(&self) -> Option<NodePath> {
+        let idx = self.0.rfind('/')?;
+        (self.0 != "/").then(|| NodePath(if idx == 0 { "/".into() } else { self.0[..idx].into() }))
+    }
+
+    pub fn file_name(&self) -> &str {
+        self.0.rsplit('/').next().unwrap_or("")
+    }
+
+    pub fn join(&self, name: &str) -> NodePath {
+        if self.0 == "/" {
+            NodePath(format!("/{name}"))
+        } else {
+            NodePath(format!("{}/{name}", self.0))
+        }
+    }
+}
+
+impl std::fmt::Display for NodePath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Applies `.` and `..` lexically (never above `/`), without looking at the disk.
+pub fn normalize(text: &str) -> NodePath {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in text.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    NodePath::from_parts(&parts)
+}
+
+/// Resolves `text` (absolute, may contain `..`) to its canonical node path under `root`,
+/// following every symlink when `follow_last` is true, all but the last otherwise. Components
+/// that do not exist are kept as they are (a file about to be created resolves to its own name).
+pub fn resolve(root: &Dir, text: &str, follow_last: bool) -> io::Result<NodePath> {
+    if !text.starts_with('/') || text.contains('\0') {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{text:?} is not an absolute path"),
+        ));
+    }
+    // Work list of components still to walk, in reverse order so `pop` gives the next one.
+    let mut pending: Vec<String> = components(Path::new(text));
+    pending.reverse();
+    let mut resolved: Vec<String> = Vec::new();
+    let mut followed = 0;
+    let mut missing = false;
+    while let Some(part) = pending.pop() {
+        match part.as_str() {
+            "." => continue,
+            ".." => {
+                resolved.pop();
+                continue;
+            }
+            _ => {}
+        }
+        resolved.push(part);
+        let is_last = pending.is_empty();
+        if missing || (is_last && !follow_last) {
+            continue;
+        }
+        let here = resolved.iter().map(String::as_str).collect::<Vec<_>>();
+        let rel = NodePath::from_parts(&here);
+        match root.symlink_metadata(rel.relative()) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                followed += 1;
+                if followed > MAX_SYMLINKS {
+                    return Err(io::Error::other(format!("too many levels of symbolic links in {text}")));
+                }
+                let target = root.read_link_contents(rel.relative())?;
+                resolved.pop();
+                if target.is_absolute() {
+                    resolved.clear();
+                }
+                let mut more = components(&target);
+                more.reverse();
+                pending.extend(more);
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => missing = true,
+            Err(e) => return Err(e),
+        }
+    }
+    let parts: Vec<&str> = resolved.iter().map(String::as_str).collect();
+    Ok(NodePath::from_parts(&parts))
+}
+
+fn components(path: &Path) -> Vec<String> {
+    path.components()
+        .filter_map(|c| match c {
+            Component::Normal(s) => Some(s.to_string_lossy().into_owned()),
+            Component::ParentDir => Some("..".into()),
+            Component::CurDir | Component::RootDir | Component::Prefix(_) => None,
+        })
+        .collect()
+}
+
+/// The host path of a node path under a root directory on the host.
+pub fn host_path(root: &Path, node: &NodePath) -> PathBuf {
+    root.join(node.relative())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cap_std::ambient_authority;
+
+    fn root() -> (tempfile::TempDir, Dir) {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = Dir::open_ambient_dir(tmp.path(), ambient_authority()).expect("open");
+        (tmp, dir)
+    }
+
+    #[test]
+    fn dotdot_cannot_climb_above_root() {
+        let (_t, dir) = root();
+        let p = resolve(&dir, "/etc/../../../../shadow", true).expect("resolve");
+        assert_eq!(p.as_str(), "/shadow");
+    }
+
+    #[test]
+    fn absolute_symlink_is_rerooted() {
+        let (t, dir) = root();
+        std::fs::create_dir_all(t.path().join("etc/kubernetes")).expect("mkdir");
+        std::os::unix::fs::symlink("/etc/shadow", t.path().join("etc/kubernetes/link")).expect("ln");
+        let p = resolve(&dir, "/etc/kubernetes/link", true).expect("resolve");
+        assert_eq!(p.as_str(), "/etc/shadow");
+        let p = resolve(&dir, "/etc/kubernetes/link", false).expect("resolve");
+        assert_eq!(p.as_str(), "/etc/kubernetes/link");
+    }
+
+    #[test]
+    fn relative_symlink_chain_and_loops() {
+        let (t, dir) = root();
+        std::fs::create_dir_all(t.path().join("usr/bin")).expect("mkdir");
+        std::os::unix::fs::symlink("usr/bin", t.path().join("bin")).expect("ln");
+        assert_eq!(resolve(&dir, "/bin/ip", true).expect("r").as_str(), "/usr/bin/ip");
+        std::os::unix::fs::symlink("loop", t.path().join("loop")).expect("ln");
+        assert!(resolve(&dir, "/loop", true).is_err());
+    }
+
+    #[test]
+    fn prefix_matching_respects_component_boundaries() {
+        let grant = NodePath::parse("/etc/kubernetes").expect("p");
+        assert!(NodePath::parse("/etc/kubernetes/pki").expect("p").starts_with(&grant));
+        assert!(NodePath::parse("/etc/kubernetes").expect("p").starts_with(&grant));
+        assert!(!NodePath::parse("/etc/kubernetes-evil").expect("p").starts_with(&grant));
+        assert!(NodePath::parse("/x").expect("p").starts_with(&NodePath::parse("/").expect("p")));
+    }
+}

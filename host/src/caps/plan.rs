@@ -1,0 +1,79 @@
+//! The dry-run plan: every write, mutating command and API mutation a run would have made.
+
+use std::sync::{Arc, Mutex};
+
+/// One effect that `--dry-run` recorded instead of performing.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PlanEntry {
+    WriteFile {
+        phase: String,
+        path: String,
+        mode: u32,
+        contents: Vec<u8>,
+    },
+    CreateDir {
+        phase: String,
+        path: String,
+        mode: u32,
+    },
+    Remove {
+        phase: String,
+        path: String,
+        recursive: bool,
+    },
+    Exec {
+        phase: String,
+        command: String,
+    },
+    Api {
+        phase: String,
+        verb: String,
+        resource: String,
+        namespace: Option<String>,
+        name: String,
+    },
+}
+
+impl std::fmt::Display for PlanEntry {
+    /// kubeadm's `[dryrun]` wording, so operators recognise it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PlanEntry::WriteFile { path, mode, contents, .. } => write!(
+                f,
+                "[dryrun] Would write file {path:?} with mode {mode:04o} ({} bytes)",
+                contents.len()
+            ),
+            PlanEntry::CreateDir { path, mode, .. } => {
+                write!(f, "[dryrun] Would create directory {path:?} with mode {mode:04o}")
+            }
+            PlanEntry::Remove { path, recursive, .. } => write!(
+                f,
+                "[dryrun] Would remove {path:?}{}",
+                if *recursive { " and everything in it" } else { "" }
+            ),
+            PlanEntry::Exec { command, .. } => write!(f, "[dryrun] Would run command {command:?}"),
+            PlanEntry::Api { verb, resource, namespace, name, .. } => {
+                write!(f, "[dryrun] Would perform action {} on resource {resource:?}", verb.to_uppercase())?;
+                if let Some(ns) = namespace {
+                    write!(f, " in namespace {ns:?}")?;
+                }
+                write!(f, " named {name:?}")
+            }
+        }
+    }
+}
+
+/// A shared, append-only list of [`PlanEntry`].
+#[derive(Debug, Clone, Default)]
+pub struct Plan(Arc<Mutex<Vec<PlanEntry>>>);
+
+impl Plan {
+    pub fn record(&self, entry: PlanEntry) {
+        tracing::debug!("{entry}");
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(entry);
+    }
+
+    pub fn entries(&self) -> Vec<PlanEntry> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}

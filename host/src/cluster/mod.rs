@@ -1,0 +1,95 @@
+//! Kubernetes API backends for the `kube` capability: a real API server ([`real`]) or the built-in
+//! in-memory cluster ([`memory`]). Both take and return objects as JSON values; the capability in
+//! front of them checks the phase's rules and records dry-run mutations.
+
+pub mod memory;
+pub mod real;
+
+use serde_json::Value;
+
+/// A type of API object.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ResourceType {
+    pub group: String,
+    pub version: String,
+    pub kind: String,
+    pub plural: String,
+    pub namespaced: bool,
+}
+
+impl ResourceType {
+    /// `v1` or `group/v1`.
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.clone()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+
+    /// `configmaps` or `roles.rbac.authorization.k8s.io`, as kubectl names it.
+    pub fn qualified_plural(&self) -> String {
+        if self.group.is_empty() {
+            self.plural.clone()
+        } else {
+            format!("{}.{}", self.plural, self.group)
+        }
+    }
+}
+
+/// The API's failure kinds (mirrors `kube.error-code` of the WIT contract).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiErrorCode {
+    Denied,
+    Forbidden,
+    NotFound,
+    AlreadyExists,
+    Conflict,
+    Invalid,
+    Unavailable,
+    Other,
+}
+
+/// A failed API call.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiError {
+    pub code: ApiErrorCode,
+    pub status: u16,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(code: ApiErrorCode, status: u16, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+/// How a patch is applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PatchKind {
+    Merge,
+    StrategicMerge,
+}
+
+/// A Kubernetes API, real or simulated. `dry_run` asks the server to validate without persisting.
+pub trait Cluster: Send + Sync {
+    fn get(&self, ty: &ResourceType, namespace: Option<&str>, name: &str) -> Result<Value, ApiError>;
+    fn list(&self, ty: &ResourceType, namespace: Option<&str>, label_selector: Option<&str>) -> Result<Value, ApiError>;
+    fn create(&self, ty: &ResourceType, namespace: Option<&str>, object: Value, dry_run: bool) -> Result<Value, ApiError>;
+    fn update(&self, ty: &ResourceType, namespace: Option<&str>, object: Value, dry_run: bool) -> Result<Value, ApiError>;
+    fn patch(
+        &self,
+        ty: &ResourceType,
+        namespace: Option<&str>,
+        name: &str,
+        kind: PatchKind,
+        patch: Value,
+        dry_run: bool,
+    ) -> Result<Value, ApiError>;
+    fn delete(&self, ty: &ResourceType, namespace: Option<&str>, name: &str, dry_run: bool) -> Result<(), ApiError>;
+}

@@ -1,0 +1,218 @@
+//! Loading kubeadm's `--config`: a multi-document YAML file of `kubeadm.k8s.io/v1beta4`
+//! InitConfiguration / ClusterConfiguration / JoinConfiguration (plus component configurations
+//! such as KubeletConfiguration, passed through), merged with the command-line flags, defaulted
+//! and validated.
+
+use kubeadm_config::{
+    ClusterConfiguration, InitConfiguration, JoinConfiguration, ResolvedConfig, defaults, validate,
+};
+use std::path::{Path, PathBuf};
+
+/// A configuration that cannot be used; wasmadm exits with code 3.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    /// `message` names the file, line and field.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The command-line flags that override the file.
+#[derive(Debug, Default, Clone)]
+pub struct Flags {
+    pub node_name: Option<String>,
+    pub ignore_preflight_errors: Vec<String>,
+    pub skip_phases: Vec<String>,
+    pub control_plane: bool,
+}
+
+/// The component configurations kubeadm accepts beside its own objects.
+const COMPONENT_KINDS: [(&str, &str); 2] = [
+    ("kubelet.config.k8s.io/v1beta1", "KubeletConfiguration"),
+    ("kubeproxy.config.k8s.io/v1alpha1", "KubeProxyConfiguration"),
+];
+
+/// Splits a multi-document YAML text at `---` lines; returns each document with the 0-based line
+/// where it starts.
+fn documents(text: &str) -> Vec<(usize, String)> {
+    let mut docs = vec![(0usize, String::new())];
+    for (n, line) in text.lines().enumerate() {
+        if line.trim_end() == "---" || line.starts_with("--- ") {
+            docs.push((n + 1, String::new()));
+        } else if let Some((_, doc)) = docs.last_mut() {
+            doc.push_str(line);
+            doc.push('\n');
+        }
+    }
+    docs.retain(|(_, d)| d.lines().any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#')));
+    docs
+}
+
+fn parse_doc<T: serde::de::DeserializeOwned>(path: &Path, doc: &str, offset: usize) -> Result<T, ConfigError> {
+    serde_yaml::from_str(doc).map_err(|e| ConfigError::Invalid(super::yaml_error(path, &e, offset)))
+}
+
+/// Parses a kubeadm configuration text (`path` names it in errors). Unknown kinds and API versions
+/// are refused with the line of the document.
+pub fn parse(text: &str, path: &Path) -> Result<ResolvedConfig, ConfigError> {
+    let mut config = ResolvedConfig::default();
+    for (offset, doc) in documents(text) {
+        let head: serde_yaml::Value = serde_yaml::from_str(&doc)
+            .map_err(|e| ConfigError::Invalid(super::yaml_error(path, &e, offset)))?;
+        let api_version = head.get("apiVersion").and_then(|v| v.as_str()).unwrap_or_default();
+        let kind = head.get("kind").and_then(|v| v.as_str()).unwrap_or_default();
+        let at = format!("{}:{}", path.display(), offset + 1);
+        if api_version == kubeadm_config::API_VERSION {
+            match kind {
+                "InitConfiguration" => config.init = Some(parse_doc(path, &doc, offset)?),
+                "ClusterConfiguration" => config.cluster = Some(parse_doc(path, &doc, offset)?),
+                "JoinConfiguration" => config.join = Some(parse_doc(path, &doc, offset)?),
+                other => {
+                    return Err(ConfigError::Invalid(format!(
+                        "{at}: kind {other:?} is not supported; use InitConfiguration, \
+                         ClusterConfiguration or JoinConfiguration"
+                    )));
+                }
+            }
+        } else if let Some((_, k)) = COMPONENT_KINDS.iter().find(|(v, k)| *v == api_version && *k == kind) {
+            let value: serde_json::Value = parse_doc(path, &doc, offset)?;
+            config.components.insert(k.to_string(), value);
+        } else if api_version.starts_with("kubeadm.k8s.io/") {
+            return Err(ConfigError::Invalid(format!(
+                "{at}: apiVersion {api_version:?} is not supported; wasmadm reads {} (convert older \
+                 files with `kubeadm config migrate`)",
+                kubeadm_config::API_VERSION
+            )));
+        } else {
+            return Err(ConfigError::Invalid(format!(
+                "{at}: unknown document apiVersion {api_version:?} kind {kind:?}; expected {} objects or \
+                 a KubeletConfiguration/KubeProxyConfiguration",
+                kubeadm_config::API_VERSION
+            )));
+        }
+    }
+    Ok(config)
+}
+
+/// Reads `--config` (if any), merges `flags`, applies kubeadm's defaults for `command` and
+/// validates. `host_name` is the default node name.
+pub fn resolve(
+    file: Option<&Path>,
+    command: crate::runtime::Command,
+    flags: &Flags,
+    host_name: &str,
+) -> Result<ResolvedConfig, ConfigError> {
+    use crate::runtime::Command;
+    let mut config = match file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            parse(&text, path)?
+        }
+        None => ResolvedConfig::default(),
+    };
+    let source = file.map(|p| p.display().to_string()).unwrap_or_else(|| "flags".into());
+    let mut errors: Vec<String> = Vec::new();
+    let node_name = flags.node_name.clone().unwrap_or_else(|| host_name.to_lowercase());
+
+    match command {
+        Command::Init => {
+            if config.join.is_some() {
+                return Err(ConfigError::Invalid(format!(
+                    "{source}: a JoinConfiguration cannot be used with `init`"
+                )));
+            }
+            let init = config.init.get_or_insert_with(InitConfiguration::default);
+            if let Some(n) = &flags.node_name {
+                init.node_registration.name = n.clone();
+            }
+            init.node_registration
+                .ignore_preflight_errors
+                .extend(flags.ignore_preflight_errors.iter().cloned());
+            defaults::init_configuration(init, &node_name);
+            dedup_lowercase(&mut init.node_registration.ignore_preflight_errors);
+            errors.extend(validate::init_configuration(init).into_iter().map(|e| e.to_string()));
+            let cluster = config.cluster.get_or_insert_with(ClusterConfiguration::default);
+            defaults::cluster_configuration(cluster);
+            errors.extend(validate::cluster_configuration(cluster).into_iter().map(|e| e.to_string()));
+        }
+        Command::Join | Command::Reset => {
+            if config.init.is_some() && command == Command::Join {
+                return Err(ConfigError::Invalid(format!(
+                    "{source}: an InitConfiguration cannot be used with `join`"
+                )));
+            }
+            let join = config.join.get_or_insert_with(JoinConfiguration::default);
+            if flags.control_plane && join.control_plane.is_none() {
+                join.control_plane = Some(Default::default());
+            }
+            if let Some(n) = &flags.node_name {
+                join.node_registration.name = n.clone();
+            }
+            join.node_registration
+                .ignore_preflight_errors
+                .extend(flags.ignore_preflight_errors.iter().cloned());
+            defaults::join_configuration(join, &node_name);
+            dedup_lowercase(&mut join.node_registration.ignore_preflight_errors);
+            if command == Command::Join {
+                errors.extend(validate::join_configuration(join).into_iter().map(|e| e.to_string()));
+            } else if let Err(e) = validate::ignore_preflight_errors(
+                "ignore-preflight-errors",
+                &join.node_registration.ignore_preflight_errors,
+            ) {
+                errors.push(e.to_string());
+            }
+            if let Some(cluster) = &mut config.cluster {
+                defaults::cluster_configuration(cluster);
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigError::Invalid(format!(
+            "{source}: invalid configuration:\n\t{}",
+            errors.join("\n\t")
+        )))
+    }
+}
+
+/// kubeadm merges the flag and file lists into a lower-cased set.
+fn dedup_lowercase(list: &mut Vec<String>) {
+    let mut seen = std::collections::BTreeSet::new();
+    list.retain_mut(|s| {
+        *s = s.trim().to_lowercase();
+        !s.is_empty() && seen.insert(s.clone())
+    });
+}
+
+/// The `skipPhases` of the configuration when the flag gave none (the flag wins, as in kubeadm).
+pub fn skip_phases(config: &ResolvedConfig, flag: &[String]) -> Vec<String> {
+    if !flag.is_empty() {
+        return flag.to_vec();
+    }
+    config
+        .init
+        .as_ref()
+        .map(|i| i.skip_phases.clone())
+        .or_else(|| config.join.as_ref().map(|j| j.skip_phases.clone()))
+        .unwrap_or_default()
+}
+
+/// Skips implied by the configuration (`dns.disabled`, `proxy.disabled`), as kubeadm adds them.
+/// Unlike user-given names these are not an error when the pipeline has no such phase.
+pub fn implied_skips(config: &ResolvedConfig) -> Vec<String> {
+    let mut skip = Vec::new();
+    if let (Some(c), Some(_)) = (&config.cluster, &config.init) {
+        if c.dns.disabled {
+            skip.push("addon/coredns".into());
+        }
+        if c.proxy.disabled {
+            skip.push("addon/kube-proxy".into());
+        }
+    }
+    skip
+}

@@ -1,0 +1,611 @@
+//! The pipeline file: which phases `init`, `join` and `reset` run, in which order, from which
+//! component, with which grants, settings and limits.
+//!
+//! ```yaml
+//! apiVersion: wasmadm.io/v1alpha1
+//! kind: Pipeline
+//! init:
+//!   - name: preflight
+//!     component: builtin:preflight        # or a path to a .wasm file, with `digest:`
+//!     grants:
+//!       files: { read: [/proc, /etc/kubernetes] }
+//!       exec: [{ command: kubelet, args: [["--version"]], readOnly: true }]
+//!     limits: { memory: 64Mi, timeout: 30s, output: 1Mi }
+//! ```
+//!
+//! Everything semantic is checked while deserializing (`try_from`), so every error carries the
+//! file's line and column.
+
+use crate::builtin;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub const API_VERSION: &str = "wasmadm.io/v1alpha1";
+pub const KIND: &str = "Pipeline";
+
+/// The whole pipeline file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Pipeline {
+    pub api_version: ApiVersion,
+    pub kind: Kind,
+    /// Directories (node view, under `--root`) where `exec` looks up commands, in order.
+    #[serde(default = "default_exec_path")]
+    pub exec_path: Vec<String>,
+    #[serde(default)]
+    pub init: Phases,
+    #[serde(default)]
+    pub join: Phases,
+    #[serde(default)]
+    pub reset: Phases,
+}
+
+fn default_exec_path() -> Vec<String> {
+    ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]
+        .map(String::from)
+        .to_vec()
+}
+
+/// `apiVersion`, which must be [`API_VERSION`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ApiVersion;
+
+impl TryFrom<String> for ApiVersion {
+    type Error = String;
+    fn try_from(v: String) -> Result<Self, String> {
+        if v == API_VERSION {
+            Ok(Self)
+        } else {
+            Err(format!("apiVersion {v:?} is not supported; use {API_VERSION}"))
+        }
+    }
+}
+impl From<ApiVersion> for String {
+    fn from(_: ApiVersion) -> String {
+        API_VERSION.into()
+    }
+}
+
+/// `kind`, which must be [`KIND`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Kind;
+
+impl TryFrom<String> for Kind {
+    type Error = String;
+    fn try_from(v: String) -> Result<Self, String> {
+        if v == KIND {
+            Ok(Self)
+        } else {
+            Err(format!("kind {v:?} is not supported; use {KIND}"))
+        }
+    }
+}
+impl From<Kind> for String {
+    fn from(_: Kind) -> String {
+        KIND.into()
+    }
+}
+
+/// The ordered phases of one command; names are unique.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(try_from = "Vec<PhaseSpec>", into = "Vec<PhaseSpec>")]
+pub struct Phases(pub Vec<PhaseSpec>);
+
+impl TryFrom<Vec<PhaseSpec>> for Phases {
+    type Error = String;
+    fn try_from(list: Vec<PhaseSpec>) -> Result<Self, String> {
+        for (i, p) in list.iter().enumerate() {
+            if list[..i].iter().any(|q| q.name == p.name) {
+                return Err(format!(
+                    "phase name {:?} appears twice; every phase needs its own name",
+                    p.name.0
+                ));
+            }
+        }
+        Ok(Self(list))
+    }
+}
+impl From<Phases> for Vec<PhaseSpec> {
+    fn from(p: Phases) -> Self {
+        p.0
+    }
+}
+
+/// One phase of a command.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PhaseSpec {
+    /// The phase's name, as in `wasmadm init phase <name>` and `--skip-phases`.
+    pub name: PhaseName,
+    /// `builtin:<name>` or a path to a `.wasm` component (relative to the pipeline file).
+    pub component: ComponentRef,
+    /// `sha256:<hex>` of the component file; required for files, checked before loading.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<Digest>,
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub enabled: bool,
+    /// Run only on nodes of this role (`control-plane` or `worker`); both when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+    /// Passed to the plugin as JSON (`phase-context.settings`).
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub settings: serde_json::Value,
+    #[serde(default)]
+    pub grants: Grants,
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+fn yes() -> bool {
+    true
+}
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
+/// A node role a phase may be restricted to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    ControlPlane,
+    Worker,
+}
+
+/// A phase name: lower-case letters, digits and `-`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct PhaseName(pub String);
+
+impl TryFrom<String> for PhaseName {
+    type Error = String;
+    fn try_from(v: String) -> Result<Self, String> {
+        let ok = !v.is_empty()
+            && v.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !v.starts_with('-');
+        if ok {
+            Ok(Self(v))
+        } else {
+            Err(format!(
+                "phase name {v:?} is invalid: use lower-case letters, digits and '-' (e.g. upload-config)"
+            ))
+        }
+    }
+}
+impl From<PhaseName> for String {
+    fn from(p: PhaseName) -> String {
+        p.0
+    }
+}
+impl fmt::Display for PhaseName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Where a phase's component comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum ComponentRef {
+    /// One of the plugins embedded in the wasmadm binary.
+    Builtin(String),
+    /// A `.wasm` component file.
+    File(PathBuf),
+}
+
+impl TryFrom<String> for ComponentRef {
+    type Error = String;
+    fn try_from(v: String) -> Result<Self, String> {
+        if let Some(name) = v.strip_prefix("builtin:") {
+            if builtin::get(name).is_none() {
+                return Err(format!(
+                    "unknown built-in component {v:?}; built-ins are: {}",
+                    builtin::names().map(|n| format!("builtin:{n}")).collect::<Vec<_>>().join(", ")
+                ));
+            }
+            Ok(Self::Builtin(name.to_string()))
+        } else if v.ends_with(".wasm") {
+            Ok(Self::File(PathBuf::from(v)))
+        } else {
+            Err(format!(
+                "component {v:?} is neither `builtin:<name>` nor a path to a .wasm file"
+            ))
+        }
+    }
+}
+impl From<ComponentRef> for String {
+    fn from(c: ComponentRef) -> String {
+        match c {
+            ComponentRef::Builtin(n) => format!("builtin:{n}"),
+            ComponentRef::File(p) => p.display().to_string(),
+        }
+    }
+}
+impl fmt::Display for ComponentRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&String::from(self.clone()))
+    }
+}
+
+/// A `sha256:<64 hex>` content digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Digest(pub String);
+
+impl TryFrom<String> for Digest {
+    type Error = String;
+    fn try_from(v: String) -> Result<Self, String> {
+        match v.strip_prefix("sha256:") {
+            Some(hex) if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                Ok(Self(hex.to_ascii_lowercase()))
+            }
+            _ => Err(format!(
+                "digest {v:?} is not `sha256:` followed by 64 hex digits (get it with `sha256sum file.wasm`)"
+            )),
+        }
+    }
+}
+impl From<Digest> for String {
+    fn from(d: Digest) -> String {
+        format!("sha256:{}", d.0)
+    }
+}
+
+/// What a phase may do. Everything not listed is denied.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Grants {
+    #[serde(default, skip_serializing_if = "FileGrants::is_empty")]
+    pub files: FileGrants,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exec: Vec<ExecRule>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kube: Vec<KubeRule>,
+    /// Environment variables visible to the plugin through WASI.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<String>,
+}
+
+/// File grants: absolute node path prefixes. A write grant implies read.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileGrants {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub read: Vec<GrantPath>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub write: Vec<GrantPath>,
+}
+
+impl FileGrants {
+    pub fn is_empty(&self) -> bool {
+        self.read.is_empty() && self.write.is_empty()
+    }
+}
+
+/// An absolute path prefix in a grant (no `..`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct GrantPath(pub crate::caps::path::NodePath);
+
+impl TryFrom<String> for GrantPath {
+    type Error = String;
+    fn try_from(v: String) -> Result<Self, String> {
+        crate::caps::path::NodePath::parse(&v)
+            .map(Self)
+            .map_err(|e| format!("file grant {e}; grants are absolute node paths such as /etc/kubernetes"))
+    }
+}
+impl From<GrantPath> for String {
+    fn from(g: GrantPath) -> String {
+        g.0.to_string()
+    }
+}
+
+/// An allowed command (see `exec-rule` in `wit/types.wit`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExecRule {
+    pub command: String,
+    /// Allowed argument lists (patterns); empty allows any arguments.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<Vec<String>>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub read_only: bool,
+    /// Environment variable names the plugin may set for this command.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<String>,
+}
+
+/// An allowed set of Kubernetes API calls (see `kube-rule` in `wit/types.wit`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KubeRule {
+    pub verbs: Vec<String>,
+    #[serde(default = "core_group")]
+    pub api_groups: Vec<String>,
+    pub resources: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub namespaces: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resource_names: Vec<String>,
+}
+
+fn core_group() -> Vec<String> {
+    vec![String::new()]
+}
+
+/// Per-phase resource limits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Limits {
+    /// Linear memory the plugin may use (`64Mi`, `1Gi`).
+    #[serde(default = "default_memory")]
+    pub memory: ByteSize,
+    /// Wall-clock time for one call (`30s`, `5m`). Time spent in host calls (a slow command, an
+    /// API request) counts too.
+    #[serde(default = "default_timeout")]
+    pub timeout: Timeout,
+    /// Bytes of console output, logs and captured command output the host keeps from the phase.
+    #[serde(default = "default_output")]
+    pub output: ByteSize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            memory: default_memory(),
+            timeout: default_timeout(),
+            output: default_output(),
+        }
+    }
+}
+
+fn default_memory() -> ByteSize {
+    ByteSize(128 << 20)
+}
+fn default_timeout() -> Timeout {
+    Timeout(Duration::from_secs(300))
+}
+fn default_output() -> ByteSize {
+    ByteSize(1 << 20)
+}
+
+/// The largest memory limit a phase may ask for (the pooling allocator reserves this much address
+/// space per slot).
+pub const MAX_MEMORY: u64 = 4 << 30;
+
+/// A size such as `64Mi`, `1Gi`, `512Ki` or a number of bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "serde_json::Value", into = "String")]
+pub struct ByteSize(pub u64);
+
+impl TryFrom<serde_json::Value> for ByteSize {
+    type Error = String;
+    fn try_from(v: serde_json::Value) -> Result<Self, String> {
+        let text = match &v {
+            serde_json::Value::Number(n) => n.to_string(),
+            serde_json::Value::String(s) => s.clone(),
+            other => return Err(format!("size {other} must be a string like 64Mi")),
+        };
+        let (digits, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+        let scale: u64 = match unit {
+            "" => 1,
+            "Ki" => 1 << 10,
+            "Mi" => 1 << 20,
+            "Gi" => 1 << 30,
+            _ => return Err(format!("size {text:?}: unit must be Ki, Mi or Gi (e.g. 64Mi)")),
+        };
+        let n: u64 = digits
+            .parse()
+            .map_err(|_| format!("size {text:?} is not a number with an optional Ki/Mi/Gi unit"))?;
+        let bytes = n.checked_mul(scale).ok_or_else(|| format!("size {text:?} is too large"))?;
+        Ok(Self(bytes))
+    }
+}
+impl From<ByteSize> for String {
+    fn from(b: ByteSize) -> String {
+        match b.0 {
+            n if n % (1 << 30) == 0 && n > 0 => format!("{}Gi", n >> 30),
+            n if n % (1 << 20) == 0 && n > 0 => format!("{}Mi", n >> 20),
+            n if n % (1 << 10) == 0 && n > 0 => format!("{}Ki", n >> 10),
+            n => n.to_string(),
+        }
+    }
+}
+
+/// A wall-clock timeout such as `30s`, `5m` or `1m30s` (Go duration syntax).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Timeout(pub Duration);
+
+impl TryFrom<String> for Timeout {
+    type Error = String;
+    fn try_from(v: String) -> Result<Self, String> {
+        match kubeadm_config::validate::parse_duration(&v) {
+            Some(secs) if secs > 0.0 => Ok(Self(Duration::from_secs_f64(secs))),
+            _ => Err(format!("timeout {v:?} is not a positive duration like 30s or 5m")),
+        }
+    }
+}
+impl From<Timeout> for String {
+    fn from(t: Timeout) -> String {
+        let ms = t.0.as_millis();
+        if ms % 1000 == 0 {
+            format!("{}s", ms / 1000)
+        } else {
+            format!("{ms}ms")
+        }
+    }
+}
+
+/// A pipeline that could not be loaded; the message carries file, line and column.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("cannot read pipeline file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// `message` starts with the file name (and line, where known).
+    #[error("{message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+impl Pipeline {
+    /// The pipeline built into wasmadm (`wasmadm config print pipeline` prints it).
+    pub const DEFAULT_YAML: &'static str = include_str!("default-pipeline.yaml");
+
+    /// Parses the built-in default pipeline.
+    pub fn builtin_default() -> Result<Self, PipelineError> {
+        Self::parse(Self::DEFAULT_YAML, Path::new("<built-in default pipeline>"))
+    }
+
+    /// Reads and validates a pipeline file.
+    pub fn load(path: &Path) -> Result<Self, PipelineError> {
+        let text = std::fs::read_to_string(path).map_err(|source| PipelineError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut pipeline = Self::parse(&text, path)?;
+        // Component paths are relative to the pipeline file, not to the working directory.
+        let base = path.parent().unwrap_or(Path::new("."));
+        for phase in pipeline.all_phases_mut() {
+            if let ComponentRef::File(p) = &mut phase.component
+                && p.is_relative()
+            {
+                *p = base.join(&*p);
+            }
+        }
+        Ok(pipeline)
+    }
+
+    /// Parses pipeline YAML; `path` only names the source in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, PipelineError> {
+        let pipeline: Pipeline = serde_yaml::from_str(text).map_err(|e| PipelineError::Invalid {
+            path: path.to_path_buf(),
+            message: super::yaml_error(path, &e, 0),
+        })?;
+        for (command, phase) in pipeline.commands().flat_map(|(c, ps)| ps.0.iter().map(move |p| (c, p))) {
+            let invalid = |message: String| PipelineError::Invalid {
+                path: path.to_path_buf(),
+                message: format!(
+                    "{}:{}: {command} phase {:?}: {message}",
+                    path.display(),
+                    line_of(text, &format!("name: {}", phase.name.0)).unwrap_or(1),
+                    phase.name.0,
+                ),
+            };
+            if matches!(phase.component, ComponentRef::File(_)) && phase.digest.is_none() {
+                return Err(invalid(
+                    "a component file needs `digest: sha256:<hex>` (get it with `sha256sum`), so a \
+                     changed file is refused instead of run"
+                        .into(),
+                ));
+            }
+            if phase.limits.memory.0 > MAX_MEMORY || phase.limits.memory.0 < (1 << 20) {
+                return Err(invalid(format!(
+                    "limits.memory must be between 1Mi and {}",
+                    String::from(ByteSize(MAX_MEMORY))
+                )));
+            }
+        }
+        Ok(pipeline)
+    }
+
+    /// `(command name, phases)` for init, join and reset.
+    pub fn commands(&self) -> impl Iterator<Item = (&'static str, &Phases)> {
+        [("init", &self.init), ("join", &self.join), ("reset", &self.reset)].into_iter()
+    }
+
+    fn all_phases_mut(&mut self) -> impl Iterator<Item = &mut PhaseSpec> {
+        self.init.0.iter_mut().chain(self.join.0.iter_mut()).chain(self.reset.0.iter_mut())
+    }
+
+    /// The phases of a command.
+    pub fn phases(&self, command: crate::runtime::Command) -> &[PhaseSpec] {
+        use crate::runtime::Command;
+        match command {
+            Command::Init => &self.init.0,
+            Command::Join => &self.join.0,
+            Command::Reset => &self.reset.0,
+        }
+    }
+}
+
+/// The 1-based line of the first occurrence of `needle`.
+fn line_of(text: &str, needle: &str) -> Option<usize> {
+    text.lines().position(|l| l.contains(needle)).map(|i| i + 1)
+}
+
+impl Grants {
+    /// The grants that exactly cover what a plugin asks for, in pipeline-file form.
+    pub fn from_request(needs: &crate::bindings::types::CapabilityRequest) -> Result<Self, String> {
+        let paths = |list: &[String]| -> Result<Vec<GrantPath>, String> {
+            list.iter().map(|p| GrantPath::try_from(p.clone())).collect()
+        };
+        Ok(Self {
+            files: FileGrants {
+                read: paths(&needs.files_read)?,
+                write: paths(&needs.files_write)?,
+            },
+            exec: needs
+                .exec
+                .iter()
+                .map(|r| ExecRule {
+                    command: r.command.clone(),
+                    args: r.args.clone(),
+                    read_only: r.read_only,
+                    env: Vec::new(),
+                })
+                .collect(),
+            kube: needs
+                .kube
+                .iter()
+                .map(|r| KubeRule {
+                    verbs: r.verbs.clone(),
+                    api_groups: r.api_groups.clone(),
+                    resources: r.resources.clone(),
+                    namespaces: r.namespaces.clone(),
+                    resource_names: r.resource_names.clone(),
+                })
+                .collect(),
+            env: needs.env.clone(),
+        })
+    }
+}
+
+/// A plugin's self-description for `wasmadm plugin inspect`: what it is, its sub-phases, its
+/// settings, and the grants it asks for as a block to paste into a pipeline file.
+pub fn describe_plugin(info: &crate::bindings::PluginInfo, digest: &str) -> String {
+    let mut out = format!(
+        "name: {}\nversion: {}\nsummary: {}\ndigest: sha256:{digest}\n",
+        info.name, info.version, info.summary
+    );
+    if !info.sub_phases.is_empty() {
+        out.push_str("subPhases:\n");
+        for s in &info.sub_phases {
+            out.push_str(&format!("  - {}  # {}\n", s.name, s.summary));
+        }
+    }
+    match Grants::from_request(&info.needs) {
+        Ok(grants) if grants == Grants::default() => out.push_str("grants: {}  # asks for no capability\n"),
+        Ok(grants) => {
+            let yaml = serde_yaml::to_string(&grants).unwrap_or_default();
+            out.push_str("# The capabilities it asks for, as a pipeline `grants:` block:\ngrants:\n");
+            for line in yaml.lines() {
+                out.push_str(&format!("  {line}\n"));
+            }
+        }
+        Err(e) => out.push_str(&format!("grants: invalid request from the plugin: {e}\n")),
+    }
+    if !info.settings_example.is_empty() {
+        out.push_str("# Settings it accepts (example):\nsettings:\n");
+        for line in info.settings_example.lines() {
+            out.push_str(&format!("  {line}\n"));
+        }
+    }
+    out
+}

@@ -1,0 +1,16 @@
+//! wasmadm: kubeadm's `init`, `join` and `reset`, with every phase a sandboxed WebAssembly
+//! component.
+//!
+//! The [`runtime`] runs the phases a [`config::pipeline`] lists, each in a fresh Wasmtime store
+//! holding only the capabilities ([`caps`]) its grants allow: node files under `--root`,
+//! allow-listed commands, and the Kubernetes API ([`cluster`]: a real server or an in-memory
+//! one). The runner knows nothing of Kubernetes; the plugins know nothing of Wasmtime; the
+//! capabilities are where the two meet and the only place a grant is checked.
+
+pub mod bindings;
+pub mod builtin;
+pub mod caps;
+pub mod cluster;
+pub mod config;
+pub mod runtime;
+pub mod util;

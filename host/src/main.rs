@@ -1,0 +1,379 @@
+//! The `wasmadm` command line. Everything here is argument handling and printing; the work is in
+//! the library.
+
+use anyhow::{Context as _, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use wasmadm::caps::log::Console;
+use wasmadm::cluster::{Cluster, memory::MemoryCluster, real::RealCluster};
+use wasmadm::config::kubeadm::{self, ConfigError, Flags};
+use wasmadm::config::pipeline::{Pipeline, PipelineError, Role};
+use wasmadm::runtime::runner::load_and_describe;
+use wasmadm::runtime::{Command, RunError, RunSpec, Runner, Runtime};
+
+/// kubeadm, with every phase a sandboxed WebAssembly plugin.
+///
+/// `wasmadm init` bootstraps a control-plane node, `wasmadm join` adds a node, `wasmadm reset`
+/// undoes either. Each phase is a WebAssembly component listed in a pipeline file (the built-in
+/// default, or `--pipeline`), run with only the file, command and Kubernetes API grants that file
+/// gives it.
+#[derive(Parser)]
+#[command(name = "wasmadm", version, about, long_about, propagate_version = true)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Args)]
+struct Global {
+    /// The node's root directory: every node path (/etc/kubernetes, /proc, ...) is resolved under
+    /// it. Point it at a directory to run against a sandboxed node without root privileges.
+    #[arg(long, global = true, default_value = "/", value_name = "DIR")]
+    root: PathBuf,
+    /// The pipeline file (phases, components, grants). Default: the built-in pipeline
+    /// (`wasmadm config print pipeline` prints it).
+    #[arg(long, global = true, value_name = "FILE")]
+    pipeline: Option<PathBuf>,
+    /// Where compiled plugins are cached [default: $XDG_CACHE_HOME/wasmadm or ~/.cache/wasmadm].
+    #[arg(long, global = true, value_name = "DIR", env = "WASMADM_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Which Kubernetes API phases talk to: `memory` (wasmadm's in-memory cluster, kept in
+    /// <root>/var/lib/wasmadm/in-memory-cluster.json), `kubeconfig` (a real API server, see
+    /// --kubeconfig), or `auto`: `kubeconfig` when --root is `/`, else `memory`.
+    #[arg(long, global = true, value_enum, default_value_t = ClusterKind::Auto)]
+    cluster: ClusterKind,
+    /// The kubeconfig for `--cluster kubeconfig` (a node path, resolved under --root).
+    #[arg(long, global = true, default_value = "/etc/kubernetes/admin.conf", value_name = "FILE")]
+    kubeconfig: String,
+    /// Log verbosity, as kubeadm's --v: 0 warnings, 1-4 info, 5-8 debug, 9+ trace.
+    #[arg(short = 'v', long = "v", global = true, default_value_t = 0, value_name = "LEVEL")]
+    verbosity: u8,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ClusterKind {
+    Auto,
+    Memory,
+    Kubeconfig,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run this command in order to set up the Kubernetes control plane.
+    Init(NodeCommand),
+    /// Run this on any machine you wish to join an existing cluster.
+    Join(JoinCommand),
+    /// Performs a best effort revert of changes made to this host by 'wasmadm init' or 'wasmadm join'.
+    Reset(ResetCommand),
+    /// List the phases of a command, with their sub-phases and plugins.
+    Phase {
+        #[command(subcommand)]
+        command: PhaseCmd,
+    },
+    /// Inspect plugin components.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCmd,
+    },
+    /// Print or check configuration files.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCmd,
+    },
+}
+
+#[derive(Args, Clone)]
+struct RunFlags {
+    /// Path to a kubeadm configuration file (kubeadm.k8s.io/v1beta4).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Don't apply any changes; just output what would be done.
+    #[arg(long)]
+    dry_run: bool,
+    /// A list of checks whose errors will be shown as warnings. Example: 'IsPrivilegedUser,Swap'.
+    /// Value 'all' ignores errors from all checks.
+    #[arg(long, value_delimiter = ',', value_name = "CHECKS")]
+    ignore_preflight_errors: Vec<String>,
+    /// List of phases to be skipped (`phase` or `phase/sub-phase`).
+    #[arg(long, value_delimiter = ',', value_name = "PHASES")]
+    skip_phases: Vec<String>,
+    /// Specify the node name.
+    #[arg(long)]
+    node_name: Option<String>,
+}
+
+#[derive(Args)]
+struct NodeCommand {
+    #[command(flatten)]
+    flags: RunFlags,
+    #[command(subcommand)]
+    phase: Option<SinglePhase>,
+}
+
+#[derive(Subcommand)]
+enum SinglePhase {
+    /// Run one phase (and one sub-phase, or `all`) of the pipeline.
+    Phase {
+        /// The phase's name, e.g. `preflight` or `certs`.
+        name: String,
+        /// A sub-phase, e.g. `apiserver`, or `all`.
+        sub: Option<String>,
+        #[command(flatten)]
+        flags: RunFlags,
+    },
+}
+
+#[derive(Args)]
+struct JoinCommand {
+    /// Create a new control plane instance on this node.
+    #[arg(long)]
+    control_plane: bool,
+    #[command(flatten)]
+    node: NodeCommand,
+}
+
+#[derive(Args)]
+struct ResetCommand {
+    /// Reset the node without prompting for confirmation.
+    #[arg(short, long)]
+    force: bool,
+    #[command(flatten)]
+    node: NodeCommand,
+}
+
+#[derive(Subcommand)]
+enum PhaseCmd {
+    /// List the phases of a command.
+    List {
+        #[arg(long, value_enum, default_value_t = CommandArg::Init)]
+        command: CommandArg,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum CommandArg {
+    Init,
+    Join,
+    Reset,
+}
+
+#[derive(Subcommand)]
+enum PluginCmd {
+    /// Print what a plugin declares: name, sub-phases, settings and the capabilities it asks for
+    /// (as a pipeline `grants:` block).
+    Inspect {
+        /// A `.wasm` component, or `builtin:<name>`.
+        component: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCmd {
+    /// Print a default configuration.
+    Print {
+        #[arg(value_enum)]
+        what: PrintWhat,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum PrintWhat {
+    /// The built-in pipeline (phases, components, grants, limits).
+    Pipeline,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.global.verbosity);
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let code = exit_code(&e);
+            eprintln!("error: {e:#}");
+            if code == 1 {
+                eprintln!("To see more, run again with --v=5 or higher");
+            }
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn init_tracing(v: u8) {
+    let level = match v {
+        0 => "warn",
+        1..=4 => "info",
+        5..=8 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WASMADM_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},cranelift=warn,wasmtime=warn")));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}
+
+/// kubeadm's exit codes: 2 preflight, 3 invalid configuration, 1 anything else.
+fn exit_code(e: &anyhow::Error) -> u8 {
+    if let Some(r) = e.downcast_ref::<RunError>() {
+        return r.exit_code() as u8;
+    }
+    if e.downcast_ref::<ConfigError>().is_some() || e.downcast_ref::<PipelineError>().is_some() {
+        return 3;
+    }
+    1
+}
+
+fn load_pipeline(global: &Global) -> Result<Pipeline> {
+    Ok(match &global.pipeline {
+        Some(path) => Pipeline::load(path)?,
+        None => Pipeline::builtin_default()?,
+    })
+}
+
+fn runtime(global: &Global) -> Result<Runtime> {
+    let cache = global.cache_dir.clone().or_else(Runtime::default_cache_dir);
+    Ok(Runtime::new(cache)?)
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+fn cluster(global: &Global, dry_run: bool) -> Result<Arc<dyn Cluster>> {
+    let real = match global.cluster {
+        ClusterKind::Auto => global.root == Path::new("/"),
+        ClusterKind::Memory => false,
+        ClusterKind::Kubeconfig => true,
+    };
+    if real {
+        let path = global.root.join(global.kubeconfig.trim_start_matches('/'));
+        tracing::info!(kubeconfig = %path.display(), "using a real API server");
+        return Ok(Arc::new(RealCluster::new(path)?));
+    }
+    if dry_run {
+        return Ok(Arc::new(MemoryCluster::new()));
+    }
+    let state = global.root.join("var/lib/wasmadm/in-memory-cluster.json");
+    tracing::info!(state = %state.display(), "using the in-memory cluster");
+    Ok(Arc::new(MemoryCluster::open(&state)?))
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let global = &cli.global;
+    match cli.command {
+        Cmd::Init(node) => run_pipeline(global, Command::Init, node, false),
+        Cmd::Join(join) => run_pipeline(global, Command::Join, join.node, join.control_plane),
+        Cmd::Reset(reset) => {
+            if !reset.force && !reset.node.flags.dry_run {
+                eprintln!("[reset] Running without --force: pass --force (or --dry-run) to reset this node");
+                anyhow::bail!("reset needs --force to proceed, as there is no prompt in non-interactive use");
+            }
+            run_pipeline(global, Command::Reset, reset.node, false)
+        }
+        Cmd::Phase { command: PhaseCmd::List { command } } => phase_list(global, command),
+        Cmd::Plugin { command: PluginCmd::Inspect { component } } => plugin_inspect(global, &component),
+        Cmd::Config { command: ConfigCmd::Print { what: PrintWhat::Pipeline } } => {
+            print!("{}", Pipeline::DEFAULT_YAML);
+            Ok(())
+        }
+    }
+}
+
+fn run_pipeline(global: &Global, command: Command, node: NodeCommand, control_plane: bool) -> Result<()> {
+    let (flags, only) = match node.phase {
+        Some(SinglePhase::Phase { name, sub, flags }) => (flags, Some((name, sub))),
+        None => (node.flags, None),
+    };
+    let pipeline = load_pipeline(global)?;
+    let config = kubeadm::resolve(
+        flags.config.as_deref(),
+        command,
+        &Flags {
+            node_name: flags.node_name.clone(),
+            ignore_preflight_errors: flags.ignore_preflight_errors.clone(),
+            skip_phases: flags.skip_phases.clone(),
+            control_plane,
+        },
+        &host_name(),
+    )?;
+    let role = match command {
+        Command::Init => Role::ControlPlane,
+        _ if control_plane || config.join.as_ref().is_some_and(|j| j.control_plane.is_some()) => Role::ControlPlane,
+        _ => Role::Worker,
+    };
+    let runtime = runtime(global)?;
+    let spec = RunSpec {
+        command,
+        role,
+        root: global.root.clone(),
+        dry_run: flags.dry_run,
+        skip_phases: kubeadm::skip_phases(&config, &flags.skip_phases),
+        implied_skips: kubeadm::implied_skips(&config),
+        only,
+        cluster: Some(cluster(global, flags.dry_run)?),
+        config,
+        console: Console::stdio(),
+    };
+    Runner {
+        runtime: &runtime,
+        pipeline: &pipeline,
+    }
+    .run(&spec)?;
+    Ok(())
+}
+
+fn root_dir(global: &Global) -> Result<Arc<cap_std::fs::Dir>> {
+    let dir = cap_std::fs::Dir::open_ambient_dir(&global.root, cap_std::ambient_authority())
+        .with_context(|| format!("cannot open --root {}", global.root.display()))?;
+    Ok(Arc::new(dir))
+}
+
+fn phase_list(global: &Global, command: CommandArg) -> Result<()> {
+    let command = match command {
+        CommandArg::Init => Command::Init,
+        CommandArg::Join => Command::Join,
+        CommandArg::Reset => Command::Reset,
+    };
+    let pipeline = load_pipeline(global)?;
+    let runtime = runtime(global)?;
+    let root = root_dir(global)?;
+    println!("The {command} pipeline runs these phases, in order:\n");
+    for spec in pipeline.phases(command) {
+        let planned = load_and_describe(&runtime, root.clone(), spec)?;
+        let mut flags = Vec::new();
+        if !spec.enabled {
+            flags.push("disabled".to_string());
+        }
+        if let Some(role) = spec.role {
+            flags.push(format!("{role:?} only"));
+        }
+        let flags = if flags.is_empty() { String::new() } else { format!(" [{}]", flags.join(", ")) };
+        println!("{:<24} {}{flags}", spec.name, planned.info.summary);
+        for sub in &planned.info.sub_phases {
+            println!("  /{:<21} {}", sub.name, sub.summary);
+        }
+        println!("{:<24} plugin {} {} (sha256:{})", "", spec.component, planned.info.version, planned.plugin.digest);
+    }
+    Ok(())
+}
+
+fn plugin_inspect(global: &Global, component: &str) -> Result<()> {
+    use wasmadm::config::pipeline::{ComponentRef, PhaseSpec};
+    let runtime = runtime(global)?;
+    let root = root_dir(global)?;
+    let component_ref = ComponentRef::try_from(component.to_string()).map_err(anyhow::Error::msg)?;
+    let spec: PhaseSpec = serde_yaml::from_str(&format!("name: inspect\ncomponent: {component:?}\n"))?;
+    let spec = PhaseSpec {
+        component: component_ref,
+        ..spec
+    };
+    let planned = load_and_describe(&runtime, root, &spec)?;
+    println!("{}", wasmadm::config::pipeline::describe_plugin(&planned.info, &planned.plugin.digest));
+    Ok(())
+}

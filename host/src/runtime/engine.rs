@@ -1,0 +1,228 @@
+//! The Wasmtime engine, the linker with every host interface, the on-disk cache of compiled
+//! components, and plugin loading (digest check, compile or deserialize, type-check once).
+
+use super::sandbox::{Limiter, State};
+use crate::bindings::{Phase, PhasePre, PluginInfo};
+use sha2::{Digest as _, Sha256};
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+
+/// How often the epoch advances: the granularity of phase timeouts.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Why a plugin could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read component {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error(
+        "component {path} has digest sha256:{actual}, but the pipeline pins sha256:{expected}; \
+         it was not loaded. If the new file is trusted, update `digest:` in the pipeline file"
+    )]
+    DigestMismatch {
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
+    #[error("{name} is not a valid wasmadm plugin component: {message}")]
+    Invalid { name: String, message: String },
+    #[error("engine setup failed: {0}")]
+    Engine(String),
+}
+
+/// A compiled, type-checked plugin, ready to instantiate.
+#[derive(Clone)]
+pub struct LoadedPlugin {
+    /// A name for messages: `builtin:preflight` or the file path.
+    pub source: String,
+    /// sha256 of the component bytes, hex.
+    pub digest: String,
+    pub pre: PhasePre<State>,
+}
+
+/// The engine, linker and component cache shared by every phase of a run.
+pub struct Runtime {
+    pub engine: Engine,
+    linker: Linker<State>,
+    cache_dir: Option<PathBuf>,
+    stop_ticker: Arc<AtomicBool>,
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.stop_ticker.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Runtime {
+    /// A runtime that caches compiled components in `cache_dir` (none: compile every time).
+    pub fn new(cache_dir: Option<PathBuf>) -> Result<Self, LoadError> {
+        let engine_err = |e: wasmtime::Error| LoadError::Engine(format!("{e:#}"));
+        let mut pool = PoolingAllocationConfig::default();
+        // A run executes one phase at a time; a few slots leave room for tests and benchmarks
+        // that run phases side by side. Each slot reserves address space, not memory.
+        pool.total_component_instances(64)
+            .total_core_instances(512)
+            .total_memories(128)
+            .total_tables(512)
+            .max_memories_per_component(8)
+            .max_memory_size(crate::config::pipeline::MAX_MEMORY as usize);
+        let mut config = Config::new();
+        config
+            .wasm_component_model(true)
+            .epoch_interruption(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&config).map_err(engine_err)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(engine_err)?;
+        Phase::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s).map_err(engine_err)?;
+
+        let stop_ticker = Arc::new(AtomicBool::new(false));
+        let (ticking, stop) = (engine.clone(), stop_ticker.clone());
+        std::thread::Builder::new()
+            .name("wasmadm-epoch".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    ticking.increment_epoch();
+                }
+            })
+            .map_err(|e| LoadError::Engine(format!("cannot start the epoch thread: {e}")))?;
+        Ok(Self {
+            engine,
+            linker,
+            cache_dir,
+            stop_ticker,
+        })
+    }
+
+    /// The default cache directory: `$WASMADM_CACHE_DIR`, else `$XDG_CACHE_HOME/wasmadm`, else
+    /// `$HOME/.cache/wasmadm`.
+    pub fn default_cache_dir() -> Option<PathBuf> {
+        let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+        env("WASMADM_CACHE_DIR")
+            .or_else(|| env("XDG_CACHE_HOME").map(|p| p.join("wasmadm")))
+            .or_else(|| env("HOME").map(|p| p.join(".cache/wasmadm")))
+    }
+
+    /// Loads a component file, refusing it before any parsing when its digest differs from
+    /// `expected` (hex).
+    pub fn load_file(&self, path: &Path, expected: Option<&str>) -> Result<LoadedPlugin, LoadError> {
+        let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let digest = sha256_hex(&bytes);
+        if let Some(expected) = expected
+            && !expected.eq_ignore_ascii_case(&digest)
+        {
+            return Err(LoadError::DigestMismatch {
+                path: path.to_path_buf(),
+                expected: expected.to_string(),
+                actual: digest,
+            });
+        }
+        self.load_bytes(&path.display().to_string(), &bytes, digest)
+    }
+
+    /// Loads component bytes (a built-in plugin, or a file already read and checked).
+    pub fn load_bytes(&self, source: &str, bytes: &[u8], digest: String) -> Result<LoadedPlugin, LoadError> {
+        let invalid = |e: wasmtime::Error| LoadError::Invalid {
+            name: source.to_string(),
+            message: format!("{e:#}"),
+        };
+        let component = self.compile_cached(source, bytes, &digest).map_err(invalid)?;
+        let instance_pre = self.linker.instantiate_pre(&component).map_err(invalid)?;
+        let pre = PhasePre::new(instance_pre).map_err(invalid)?;
+        Ok(LoadedPlugin {
+            source: source.to_string(),
+            digest,
+            pre,
+        })
+    }
+
+    fn cache_path(&self, digest: &str) -> Option<PathBuf> {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        self.engine.precompile_compatibility_hash().hash(&mut hasher);
+        let compat = hasher.finish();
+        self.cache_dir.as_ref().map(|d| d.join(format!("{digest}-{compat:016x}.cwasm")))
+    }
+
+    fn compile_cached(&self, source: &str, bytes: &[u8], digest: &str) -> wasmtime::Result<Component> {
+        let cached = self.cache_path(digest);
+        if let Some(path) = &cached
+            && path.exists()
+        {
+            // SAFETY: the file is one this runtime wrote for these exact bytes (named by their
+            // digest) and for this engine's configuration (named by its compatibility hash).
+            // `deserialize_file` still checks the header and refuses a mismatched artifact.
+            match unsafe { Component::deserialize_file(&self.engine, path) } {
+                Ok(component) => {
+                    tracing::debug!(%source, cache = %path.display(), "loaded compiled component from cache");
+                    return Ok(component);
+                }
+                Err(e) => tracing::warn!(%source, cache = %path.display(), "ignoring unusable cache entry: {e:#}"),
+            }
+        }
+        let started = std::time::Instant::now();
+        let component = Component::new(&self.engine, bytes)?;
+        tracing::debug!(%source, elapsed = ?started.elapsed(), "compiled component");
+        if let Some(path) = &cached {
+            match component.serialize() {
+                Ok(artifact) => {
+                    if let Err(e) = crate::util::write_atomic(path, &artifact, 0o644) {
+                        tracing::warn!(cache = %path.display(), "cannot write component cache: {e}");
+                    }
+                }
+                Err(e) => tracing::warn!("cannot serialize component: {e:#}"),
+            }
+        }
+        Ok(component)
+    }
+
+    /// A store with the given state, memory limit and a deadline `timeout` from now.
+    pub fn store(&self, state: State, timeout: Duration) -> Store<State> {
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter as &mut dyn wasmtime::ResourceLimiter);
+        let ticks = timeout.as_millis().div_ceil(EPOCH_TICK.as_millis()).max(1) as u64;
+        store.set_epoch_deadline(ticks);
+        store.epoch_deadline_trap();
+        store
+    }
+
+    /// Calls `describe` in a sandbox with no grants at all.
+    pub fn describe(&self, plugin: &LoadedPlugin, state: State) -> Result<PluginInfo, String> {
+        let mut store = self.store(state, Duration::from_secs(10));
+        let phase = plugin.pre.instantiate(&mut store).map_err(|e| format!("{e:#}"))?;
+        phase
+            .wasmadm_plugin_plugin()
+            .call_describe(&mut store)
+            .map_err(|e| explain_trap(&e, &store.data().limiter, Duration::from_secs(10)))
+    }
+}
+
+/// sha256 of `bytes`, lower-case hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// A trap as a sentence: which limit was hit, or what the plugin did.
+pub fn explain_trap(e: &wasmtime::Error, limiter: &Limiter, timeout: Duration) -> String {
+    if let Some(trap) = e.downcast_ref::<wasmtime::Trap>()
+        && *trap == wasmtime::Trap::Interrupt
+    {
+        return format!("the plugin did not finish within its timeout of {timeout:?} and was stopped");
+    }
+    if limiter.memory_exceeded {
+        return format!(
+            "the plugin exceeded its memory limit of {} MiB and was stopped ({e})",
+            limiter.memory_bytes >> 20
+        );
+    }
+    format!("the plugin crashed: {e:#}")
+}

@@ -1,0 +1,9 @@
+//! Running plugins: the engine and component cache ([`engine`]), the per-call sandbox
+//! ([`sandbox`]) and kubeadm's phase-runner semantics ([`runner`]).
+
+pub mod engine;
+pub mod runner;
+pub mod sandbox;
+
+pub use engine::{LoadError, LoadedPlugin, Runtime};
+pub use runner::{Command, RunError, RunReport, RunSpec, Runner};

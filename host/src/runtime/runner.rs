@@ -1,0 +1,445 @@
+//! The phase runner: kubeadm's workflow semantics over the pipeline's components.
+//!
+//! Phases run in pipeline order, each in a fresh sandbox with its own grants. `--skip-phases`
+//! takes `phase` or `phase/sub-phase` (skipping a parent skips its children); unknown names are
+//! an error, as in kubeadm. Check findings are printed kubeadm-style; any error finding stops the
+//! run after the phase, with every failure listed.
+
+use super::engine::{LoadError, LoadedPlugin, Runtime, explain_trap};
+use super::sandbox::{Limiter, State};
+use crate::bindings::types::{Command as WitCommand, NodeRole, Severity};
+use crate::bindings::{PhaseContext, PhaseError, PluginInfo};
+use crate::builtin;
+use crate::caps::exec::{ExecCap, ExecEnv};
+use crate::caps::fs::{FsCap, Overlay};
+use crate::caps::kube::KubeCap;
+use crate::caps::log::{Budget, Console, LogCap, PluginOutput};
+use crate::caps::plan::Plan;
+use crate::cluster::Cluster;
+use crate::config::pipeline::{ComponentRef, Grants, PhaseSpec, Pipeline, Role};
+use cap_std::fs::Dir;
+use kubeadm_config::ResolvedConfig;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use wasmtime_wasi::WasiCtxBuilder;
+
+/// A wasmadm command that runs a pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    Init,
+    Join,
+    Reset,
+}
+
+impl std::fmt::Display for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Command::Init => "init",
+            Command::Join => "join",
+            Command::Reset => "reset",
+        })
+    }
+}
+
+/// Why a run stopped. [`RunError::exit_code`] maps it to kubeadm's exit codes.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Checks reported errors (already printed, kubeadm-style).
+    #[error("error execution phase {phase}: {phase} checks failed")]
+    ChecksFailed { phase: String, failures: Vec<(String, String)> },
+    /// The configuration was refused by a phase.
+    #[error("error execution phase {phase}: invalid configuration: {message}")]
+    InvalidConfig { phase: String, message: String },
+    /// A phase failed, was denied a capability it needed, or broke a limit.
+    #[error("error execution phase {phase}: {message}")]
+    PhaseFailed { phase: String, message: String },
+    /// A name in `--skip-phases` or `phase <name>` that the pipeline does not have.
+    #[error("invalid phase name {name:?}: {hint}")]
+    InvalidPhaseName { name: String, hint: String },
+    #[error("phase {phase}: {source}")]
+    Load {
+        phase: String,
+        #[source]
+        source: LoadError,
+    },
+    #[error("root directory {path}: {message}")]
+    Root { path: PathBuf, message: String },
+}
+
+impl RunError {
+    /// kubeadm's convention: 2 for failed preflight checks, 3 for invalid configuration, 1 else.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            RunError::ChecksFailed { .. } => 2,
+            RunError::InvalidConfig { .. } | RunError::InvalidPhaseName { .. } => 3,
+            _ => 1,
+        }
+    }
+}
+
+/// What to run and against what.
+pub struct RunSpec {
+    pub command: Command,
+    pub role: Role,
+    /// The node's root directory (`/` on a real node).
+    pub root: PathBuf,
+    pub dry_run: bool,
+    /// `--skip-phases` (already merged with the configuration's `skipPhases`).
+    pub skip_phases: Vec<String>,
+    /// Skips implied by the configuration (`dns.disabled`); ignored when the phase is absent.
+    pub implied_skips: Vec<String>,
+    /// `wasmadm init phase <name> [<sub>]`: run only this phase (and sub-phase, or `all`).
+    pub only: Option<(String, Option<String>)>,
+    pub config: ResolvedConfig,
+    pub cluster: Option<Arc<dyn Cluster>>,
+    pub console: Console,
+}
+
+/// A phase of the run with its plugin loaded and described.
+pub struct PlannedPhase {
+    pub spec: PhaseSpec,
+    pub plugin: LoadedPlugin,
+    pub info: PluginInfo,
+}
+
+/// What a finished run leaves: the dry-run plan and every phase's outputs.
+#[derive(Default)]
+pub struct RunReport {
+    pub phases_run: Vec<String>,
+    pub plan: Plan,
+    pub outputs: Vec<(String, String)>,
+}
+
+/// Runs pipelines on a [`Runtime`].
+pub struct Runner<'a> {
+    pub runtime: &'a Runtime,
+    pub pipeline: &'a Pipeline,
+}
+
+/// A sandbox with no grants and no output, for `describe`.
+fn bare_state(root: Arc<Dir>) -> State {
+    let budget = Budget::new("describe", 64 << 10);
+    let plan = Plan::default();
+    State {
+        wasi: WasiCtxBuilder::new().allow_tcp(false).allow_udp(false).build(),
+        table: Default::default(),
+        limiter: Limiter {
+            memory_bytes: 64 << 20,
+            memory_exceeded: false,
+        },
+        files: FsCap::new("describe", root.clone(), vec![], vec![], None, plan.clone()),
+        exec: ExecCap::new(
+            "describe",
+            ExecEnv {
+                root,
+                root_path: PathBuf::from("/nonexistent"),
+                exec_path: vec![],
+                dry_run: true,
+                plan: plan.clone(),
+            },
+            vec![],
+            Duration::from_secs(1),
+            0,
+        ),
+        kube: KubeCap::new("describe", vec![], None, true, plan),
+        log: LogCap::new("describe", Console::buffer().0, budget.clone()),
+        stdout: PluginOutput::new("describe", budget.clone(), false),
+        stderr: PluginOutput::new("describe", budget, true),
+    }
+}
+
+/// Loads a plugin and asks it to describe itself, with no grants.
+pub fn load_and_describe(runtime: &Runtime, root: Arc<Dir>, spec: &PhaseSpec) -> Result<PlannedPhase, RunError> {
+    let load_err = |source| RunError::Load {
+        phase: spec.name.0.clone(),
+        source,
+    };
+    let plugin = match &spec.component {
+        ComponentRef::Builtin(name) => {
+            let b = builtin::get(name).ok_or_else(|| {
+                load_err(LoadError::Invalid {
+                    name: format!("builtin:{name}"),
+                    message: "no such built-in plugin".into(),
+                })
+            })?;
+            runtime.load_bytes(&format!("builtin:{name}"), b.wasm, b.digest())
+        }
+        ComponentRef::File(path) => runtime.load_file(path, spec.digest.as_ref().map(|d| d.0.as_str())),
+    }
+    .map_err(load_err)?;
+    let info = runtime.describe(&plugin, bare_state(root)).map_err(|message| RunError::PhaseFailed {
+        phase: spec.name.0.clone(),
+        message: format!("{} failed to describe itself: {message}", plugin.source),
+    })?;
+    Ok(PlannedPhase {
+        spec: spec.clone(),
+        plugin,
+        info,
+    })
+}
+
+fn open_root(root: &std::path::Path) -> Result<Arc<Dir>, RunError> {
+    Dir::open_ambient_dir(root, cap_std::ambient_authority())
+        .map(Arc::new)
+        .map_err(|e| RunError::Root {
+            path: root.to_path_buf(),
+            message: format!("{e} (give an existing directory with --root)"),
+        })
+}
+
+impl Runner<'_> {
+    /// Loads and describes every enabled phase of `command` for `role`.
+    pub fn plan(&self, command: Command, role: Role, root: Arc<Dir>) -> Result<Vec<PlannedPhase>, RunError> {
+        self.pipeline
+            .phases(command)
+            .iter()
+            .filter(|p| p.enabled && p.role.is_none_or(|r| r == role))
+            .map(|spec| load_and_describe(self.runtime, root.clone(), spec))
+            .collect()
+    }
+
+    /// Runs the pipeline of `spec.command`.
+    pub fn run(&self, spec: &RunSpec) -> Result<RunReport, RunError> {
+        let root = open_root(&spec.root)?;
+        let phases = self.plan(spec.command, spec.role, root.clone())?;
+        let known = |entry: &String| {
+            let name = entry.split('/').next().unwrap_or_default();
+            phases.iter().any(|p| p.spec.name.0 == name)
+        };
+        let mut skip = spec.skip_phases.clone();
+        skip.extend(spec.implied_skips.iter().filter(|e| known(e)).cloned());
+        let selection = select(&phases, &skip, spec.only.as_ref())?;
+
+        let overlay = spec.dry_run.then(|| Arc::new(Mutex::new(Overlay::default())));
+        let mut report = RunReport::default();
+        for (phase, subs) in phases.iter().zip(selection) {
+            let Some(sub_phases) = subs else {
+                tracing::info!(phase = %phase.spec.name, "skipping phase");
+                continue;
+            };
+            self.run_phase(spec, phase, sub_phases, root.clone(), overlay.clone(), &mut report)?;
+            report.phases_run.push(phase.spec.name.0.clone());
+        }
+        if spec.dry_run {
+            for entry in report.plan.entries() {
+                spec.console.out(&entry.to_string());
+            }
+        }
+        Ok(report)
+    }
+
+    fn run_phase(
+        &self,
+        spec: &RunSpec,
+        phase: &PlannedPhase,
+        sub_phases: Vec<String>,
+        root: Arc<Dir>,
+        overlay: Option<Arc<Mutex<Overlay>>>,
+        report: &mut RunReport,
+    ) -> Result<(), RunError> {
+        let name = phase.spec.name.0.clone();
+        let failed = |message: String| RunError::PhaseFailed {
+            phase: name.clone(),
+            message,
+        };
+        let config = serde_json::to_string(&spec.config).map_err(|e| failed(e.to_string()))?;
+        let context = PhaseContext {
+            command: match spec.command {
+                Command::Init => WitCommand::Init,
+                Command::Join => WitCommand::Join,
+                Command::Reset => WitCommand::Reset,
+            },
+            phase: name.clone(),
+            sub_phases,
+            role: match spec.role {
+                Role::ControlPlane => NodeRole::ControlPlane,
+                Role::Worker => NodeRole::Worker,
+            },
+            dry_run: spec.dry_run,
+            config,
+            settings: phase.spec.settings.to_string(),
+            inputs: report.outputs.clone(),
+        };
+        let limits = &phase.spec.limits;
+        let state = self.sandbox(spec, &phase.spec, root, overlay, &report.plan);
+        let (stdout, stderr) = (state.stdout.clone(), state.stderr.clone());
+        let mut store = self.runtime.store(state, limits.timeout.0);
+        tracing::debug!(phase = %name, plugin = %phase.plugin.source, "running phase");
+        let result = phase
+            .plugin
+            .pre
+            .instantiate(&mut store)
+            .and_then(|instance| instance.wasmadm_plugin_plugin().call_run(&mut store, &context));
+        stdout.finish();
+        stderr.finish();
+        let outcome = result.map_err(|e| failed(explain_trap(&e, &store.data().limiter, limits.timeout.0)))?;
+        let phase_report = match outcome {
+            Ok(r) => r,
+            Err(PhaseError::InvalidConfig(message)) => {
+                return Err(RunError::InvalidConfig { phase: name, message });
+            }
+            Err(PhaseError::Denied(message) | PhaseError::Failed(message)) => return Err(failed(message)),
+        };
+
+        // Findings returned at the end are handled exactly like those reported during the call.
+        let log = &mut store.data_mut().log;
+        for f in phase_report.findings {
+            log.report(f);
+        }
+        let failures: Vec<(String, String)> = log
+            .findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error)
+            .map(|f| (f.check.clone(), f.message.clone()))
+            .collect();
+        if !failures.is_empty() {
+            spec.console.err(&format!("[{name}] Some fatal errors occurred:"));
+            for (check, message) in &failures {
+                spec.console.err(&format!("\t[ERROR {check}]: {message}"));
+            }
+            spec.console.err(&format!(
+                "[{name}] If you know what you are doing, you can make a check non-fatal with \
+                 `--ignore-preflight-errors=...`"
+            ));
+            return Err(RunError::ChecksFailed { phase: name, failures });
+        }
+        report
+            .outputs
+            .extend(phase_report.outputs.into_iter().map(|(k, v)| (format!("{name}.{k}"), v)));
+        Ok(())
+    }
+
+    /// The sandbox of one phase: its grants, nothing else.
+    fn sandbox(
+        &self,
+        spec: &RunSpec,
+        phase: &PhaseSpec,
+        root: Arc<Dir>,
+        overlay: Option<Arc<Mutex<Overlay>>>,
+        plan: &Plan,
+    ) -> State {
+        let name = phase.name.0.as_str();
+        let Grants { files, exec, kube, env } = &phase.grants;
+        let budget = Budget::new(name, phase.limits.output.0 as usize);
+        let stdout = PluginOutput::new(name, budget.clone(), false);
+        let stderr = PluginOutput::new(name, budget.clone(), true);
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.stdout(stdout.clone()).stderr(stderr.clone()).allow_tcp(false).allow_udp(false);
+        for key in env {
+            if let Ok(value) = std::env::var(key) {
+                wasi.env(key, value);
+            }
+        }
+        State {
+            wasi: wasi.build(),
+            table: Default::default(),
+            limiter: Limiter {
+                memory_bytes: phase.limits.memory.0 as usize,
+                memory_exceeded: false,
+            },
+            files: FsCap::new(
+                name,
+                root.clone(),
+                files.read.iter().map(|g| g.0.clone()).collect(),
+                files.write.iter().map(|g| g.0.clone()).collect(),
+                overlay,
+                plan.clone(),
+            ),
+            exec: ExecCap::new(
+                name,
+                ExecEnv {
+                    root,
+                    root_path: spec.root.clone(),
+                    exec_path: self.pipeline.exec_path.clone(),
+                    dry_run: spec.dry_run,
+                    plan: plan.clone(),
+                },
+                exec.clone(),
+                phase.limits.timeout.0,
+                phase.limits.output.0 as usize,
+            ),
+            kube: KubeCap::new(name, kube.clone(), spec.cluster.clone(), spec.dry_run, plan.clone()),
+            log: LogCap::new(name, spec.console.clone(), budget),
+            stdout,
+            stderr,
+        }
+    }
+}
+
+/// For each phase, `None` when skipped, else the sub-phases to run.
+fn select(
+    phases: &[PlannedPhase],
+    skip: &[String],
+    only: Option<&(String, Option<String>)>,
+) -> Result<Vec<Option<Vec<String>>>, RunError> {
+    let all_names = || {
+        phases
+            .iter()
+            .flat_map(|p| {
+                std::iter::once(p.spec.name.0.clone())
+                    .chain(p.info.sub_phases.iter().map(move |s| format!("{}/{}", p.spec.name.0, s.name)))
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let find = |name: &str| phases.iter().position(|p| p.spec.name.0 == name);
+    let has_sub = |i: usize, sub: &str| phases[i].info.sub_phases.iter().any(|s| s.name == sub);
+
+    let mut selection: Vec<Option<Vec<String>>> = phases
+        .iter()
+        .map(|p| Some(p.info.sub_phases.iter().map(|s| s.name.clone()).collect()))
+        .collect();
+
+    if let Some((name, sub)) = only {
+        let i = find(name).ok_or_else(|| RunError::InvalidPhaseName {
+            name: name.clone(),
+            hint: format!("this pipeline's phases are: {}", all_names()),
+        })?;
+        let subs: Vec<&str> = phases[i].info.sub_phases.iter().map(|s| s.name.as_str()).collect();
+        let chosen = match sub.as_deref() {
+            None if !subs.is_empty() => {
+                return Err(RunError::InvalidPhaseName {
+                    name: name.clone(),
+                    hint: format!("phase {name} has sub-phases: run one of {}, or all", subs.join(", ")),
+                });
+            }
+            None | Some("all") => subs.iter().map(|s| s.to_string()).collect(),
+            Some(s) if has_sub(i, s) => vec![s.to_string()],
+            Some(s) => {
+                return Err(RunError::InvalidPhaseName {
+                    name: format!("{name}/{s}"),
+                    hint: format!("phase {name} has sub-phases: {}", subs.join(", ")),
+                });
+            }
+        };
+        for (j, slot) in selection.iter_mut().enumerate() {
+            *slot = (j == i).then(|| chosen.clone());
+        }
+    }
+
+    for entry in skip.iter().map(|s| s.trim().to_lowercase()).filter(|s| !s.is_empty()) {
+        let (name, sub) = match entry.split_once('/') {
+            Some((n, s)) => (n, Some(s)),
+            None => (entry.as_str(), None),
+        };
+        let invalid = || RunError::InvalidPhaseName {
+            name: entry.clone(),
+            hint: format!("--skip-phases takes names from: {}", all_names()),
+        };
+        let i = find(name).ok_or_else(invalid)?;
+        match sub {
+            None => selection[i] = None,
+            Some(s) if has_sub(i, s) => {
+                if let Some(list) = &mut selection[i] {
+                    list.retain(|x| x != s);
+                    if list.is_empty() {
+                        selection[i] = None;
+                    }
+                }
+            }
+            Some(_) => return Err(invalid()),
+        }
+    }
+    Ok(selection)
+}

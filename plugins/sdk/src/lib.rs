@@ -1,0 +1,130 @@
+//! Guest-side SDK for wasmadm phase plugins.
+//!
+//! A plugin is a `cdylib` crate built for `wasm32-wasip2` that implements [`Plugin`] and calls
+//! [`export_plugin!`]. Everything the host offers is in the generated bindings ([`files`],
+//! [`exec`], [`kube`], [`log`]); this crate adds typed access to the context ([`Context`]), a
+//! findings collector ([`Findings`]) and small file helpers.
+//!
+//! ```ignore
+//! use wasmadm_plugin_sdk::{export_plugin, types::*, Context, Findings, Plugin};
+//!
+//! struct Hello;
+//! impl Plugin for Hello {
+//!     fn describe() -> PluginInfo { wasmadm_plugin_sdk::info("hello", "Says hello") }
+//!     fn run(context: PhaseContext) -> Result<PhaseReport, PhaseError> {
+//!         let ctx = Context::new(&context)?;
+//!         wasmadm_plugin_sdk::print(&format!("[hello] node {}", ctx.node_name()));
+//!         Ok(Findings::default().into_report())
+//!     }
+//! }
+//! export_plugin!(Hello);
+//! ```
+
+pub mod bindings {
+    //! Bindings generated from the `wasmadm:plugin` WIT package (`wit/` at the repository root).
+    wit_bindgen::generate!({
+        world: "phase",
+        path: "../../wit",
+        pub_export_macro: true,
+        export_macro_name: "export_plugin",
+        default_bindings_module: "wasmadm_plugin_sdk::bindings",
+    });
+}
+
+mod context;
+mod findings;
+pub mod fs;
+
+pub use bindings::export_plugin;
+pub use bindings::exports::wasmadm::plugin::plugin::Guest as Plugin;
+pub use bindings::wasmadm::plugin::{exec, files, kube, log, types};
+pub use context::Context;
+pub use findings::Findings;
+pub use kubeadm_config as config;
+
+use types::{CapabilityRequest, PhaseError, PluginInfo};
+
+/// Prints a console line as kubeadm would (e.g. `[preflight] Running pre-flight checks`).
+pub fn print(line: &str) {
+    log::print(line);
+}
+
+/// Logs a diagnostic line at `debug` level (shown with `-v 5`).
+pub fn debug(message: &str) {
+    log::log(log::Level::Debug, message);
+}
+
+/// A [`PluginInfo`] with no sub-phases, no capability needs and no settings: fill in the rest.
+pub fn info(name: &str, summary: &str) -> PluginInfo {
+    PluginInfo {
+        name: name.to_string(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        summary: summary.to_string(),
+        sub_phases: Vec::new(),
+        needs: CapabilityRequest {
+            files_read: Vec::new(),
+            files_write: Vec::new(),
+            exec: Vec::new(),
+            kube: Vec::new(),
+            env: Vec::new(),
+        },
+        settings_example: String::new(),
+    }
+}
+
+impl From<files::FileError> for PhaseError {
+    fn from(e: files::FileError) -> Self {
+        match e.code {
+            files::ErrorCode::Denied => PhaseError::Denied(e.message),
+            _ => PhaseError::Failed(format!("{}: {}", e.path, e.message)),
+        }
+    }
+}
+
+impl From<exec::ExecError> for PhaseError {
+    fn from(e: exec::ExecError) -> Self {
+        match e {
+            exec::ExecError::Denied(m) => PhaseError::Denied(m),
+            exec::ExecError::NotFound(m) | exec::ExecError::TimedOut(m) | exec::ExecError::Failed(m) => {
+                PhaseError::Failed(m)
+            }
+        }
+    }
+}
+
+impl From<kube::ApiError> for PhaseError {
+    fn from(e: kube::ApiError) -> Self {
+        match e.code {
+            kube::ErrorCode::Denied => PhaseError::Denied(e.message),
+            _ => PhaseError::Failed(e.message),
+        }
+    }
+}
+
+/// The human message of a capability error (the generated `Display` is `Debug`-shaped).
+pub trait ErrorText {
+    fn text(&self) -> String;
+}
+
+impl ErrorText for files::FileError {
+    fn text(&self) -> String {
+        self.message.clone()
+    }
+}
+
+impl ErrorText for exec::ExecError {
+    fn text(&self) -> String {
+        match self {
+            exec::ExecError::Denied(m)
+            | exec::ExecError::NotFound(m)
+            | exec::ExecError::TimedOut(m)
+            | exec::ExecError::Failed(m) => m.clone(),
+        }
+    }
+}
+
+impl ErrorText for kube::ApiError {
+    fn text(&self) -> String {
+        self.message.clone()
+    }
+}

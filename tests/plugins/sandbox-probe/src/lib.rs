@@ -1,0 +1,118 @@
+//! A test-only plugin that does, on request, what a hostile or broken plugin would: escape its
+//! file grants, run commands it may not, call the API outside its rules, loop forever, allocate
+//! without bound, flood its output, panic. The sandbox tests run it and check that the host
+//! refuses or stops each attempt, with a message that names the missing grant or broken limit.
+//!
+//! Settings: `{"action": "<name>", "path": "...", ...}`. A refused capability call is returned
+//! as `phase-error::denied` carrying the host's message; a call that succeeds publishes its result
+//! in the outputs (so a test can tell an escape from a refusal).
+
+use serde_json::Value;
+use wasmadm_plugin_sdk::types::{PhaseContext, PhaseError, PhaseReport, PluginInfo};
+use wasmadm_plugin_sdk::{ErrorText, Findings, Plugin, exec, export_plugin, files, kube, log};
+
+struct Probe;
+
+fn setting<'a>(s: &'a Value, key: &str) -> &'a str {
+    s.get(key).and_then(Value::as_str).unwrap_or_default()
+}
+
+fn denied(text: String) -> PhaseError {
+    PhaseError::Denied(text)
+}
+
+impl Plugin for Probe {
+    fn describe() -> PluginInfo {
+        wasmadm_plugin_sdk::info("sandbox-probe", "Test plugin that attacks the sandbox")
+    }
+
+    fn run(context: PhaseContext) -> Result<PhaseReport, PhaseError> {
+        let s: Value = serde_json::from_str(&context.settings).unwrap_or(Value::Null);
+        let path = setting(&s, "path");
+        let mut report = Findings::default();
+        match setting(&s, "action") {
+            "read" => {
+                let bytes = files::read(path).map_err(|e| denied(e.text()))?;
+                report.output("content", String::from_utf8_lossy(&bytes));
+            }
+            "write" => {
+                let mode = s.get("mode").and_then(Value::as_u64).unwrap_or(0o600) as u32;
+                files::write(path, setting(&s, "content").as_bytes(), mode).map_err(|e| denied(e.text()))?;
+                report.output("written", path);
+            }
+            "list" => {
+                let names = files::list_dir(path).map_err(|e| denied(e.text()))?;
+                report.output("names", names.join(","));
+            }
+            "exec" => {
+                let args: Vec<String> = s["args"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
+                    .unwrap_or_default();
+                let out = exec::run(&exec::Command {
+                    program: setting(&s, "program").into(),
+                    args,
+                    env: Vec::new(),
+                    stdin: None,
+                })
+                .map_err(|e| denied(e.text()))?;
+                report.output("stdout", String::from_utf8_lossy(&out.stdout));
+                report.output("status", format!("{:?}", out.status));
+                report.output("recorded", out.recorded.to_string());
+            }
+            "kube-get" | "kube-create" => {
+                let ty = kube::ResourceType {
+                    group: String::new(),
+                    version: "v1".into(),
+                    kind: setting(&s, "kind").into(),
+                    plural: setting(&s, "plural").into(),
+                    namespaced: true,
+                };
+                let client = kube::cluster().map_err(|e| denied(e.text()))?;
+                let ns = Some(setting(&s, "namespace"));
+                let name = setting(&s, "name");
+                let result = if setting(&s, "action") == "kube-get" {
+                    client.get(&ty, ns, name)
+                } else {
+                    client.create(&ty, ns, &format!(r#"{{"metadata":{{"name":"{name}"}}}}"#))
+                };
+                report.output("object", result.map_err(|e| denied(e.text()))?);
+            }
+            "env" => {
+                let vars: Vec<String> = std::env::vars().map(|(k, v)| format!("{k}={v}")).collect();
+                report.output("env", vars.join(";"));
+            }
+            "loop" => {
+                let mut n: u64 = 0;
+                loop {
+                    n = std::hint::black_box(n.wrapping_add(1));
+                }
+            }
+            "memory" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    let mut chunk = vec![0u8; 1 << 20];
+                    chunk[0] = 1;
+                    hoard.push(std::hint::black_box(chunk));
+                }
+            }
+            "flood" => {
+                let line = "x".repeat(1000);
+                for _ in 0..100_000 {
+                    println!("{line}");
+                    log::print(&line);
+                }
+                report.output("flooded", "yes");
+            }
+            "panic" => panic!("the probe panicked on purpose"),
+            "warn" => {
+                report.warning("ProbeWarning", "a warning");
+                report.error("ProbeError", "an error");
+            }
+            other => return Err(PhaseError::InvalidConfig(format!("unknown action {other:?}"))),
+        }
+        Ok(report.into_report())
+    }
+}
+
+export_plugin!(Probe);
