@@ -1,1 +1,136 @@
+//! Helpers for wasmadm's integration tests: fixture node roots, pipelines around test plugins,
+//! and runs whose console output is captured.
 
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use wasmadm::caps::log::{Console, Stream};
+use wasmadm::cluster::Cluster;
+use wasmadm::config::kubeadm::{self, Flags};
+use wasmadm::config::pipeline::{Pipeline, Role};
+use wasmadm::runtime::{Command, RunError, RunReport, RunSpec, Runner, Runtime};
+
+/// The sandbox-probe component built for these tests.
+pub const PROBE_WASM: &str = env!("SANDBOX_PROBE_WASM");
+
+/// `tests/fixtures/<name>`.
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)
+}
+
+/// A fresh copy of a fixture node root (`tests/fixtures/nodes/<name>`) in a temporary directory.
+pub fn node(name: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    copy_dir(&fixture("nodes").join(name), dir.path());
+    dir
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read fixture") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        let ft = entry.file_type().expect("type");
+        if ft.is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else if ft.is_symlink() {
+            let link = std::fs::read_link(entry.path()).expect("link");
+            std::os::unix::fs::symlink(link, &target).expect("symlink");
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// sha256 of a file, hex.
+pub fn sha256_file(path: &str) -> String {
+    wasmadm::runtime::engine::sha256_hex(&std::fs::read(path).expect("read wasm"))
+}
+
+/// One runtime for a whole test binary: engines are meant to be shared, and the pooling
+/// allocator reserves address space per engine.
+pub fn runtime() -> &'static Runtime {
+    static RUNTIME: std::sync::OnceLock<Runtime> = std::sync::OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        let cache = std::env::temp_dir().join("wasmadm-test-cache");
+        Runtime::new(Some(cache)).expect("runtime")
+    })
+}
+
+/// What a run printed and returned.
+pub struct Outcome {
+    pub result: Result<RunReport, RunError>,
+    pub stdout: Vec<String>,
+    pub stderr: Vec<String>,
+}
+
+impl Outcome {
+    /// The error's text (panics when the run succeeded).
+    pub fn error(&self) -> String {
+        match &self.result {
+            Ok(_) => panic!("the run succeeded; stdout: {:?}; stderr: {:?}", self.stdout, self.stderr),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    /// An output value published by a phase (`<phase>.<key>`).
+    pub fn output(&self, key: &str) -> Option<String> {
+        let report = self.result.as_ref().ok()?;
+        report.outputs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+    }
+}
+
+/// Options of a test run.
+pub struct Run<'a> {
+    pub pipeline: &'a Pipeline,
+    pub command: Command,
+    pub root: &'a Path,
+    pub config: Option<&'a Path>,
+    pub flags: Flags,
+    pub dry_run: bool,
+    pub only: Option<(String, Option<String>)>,
+    pub cluster: Option<Arc<dyn Cluster>>,
+}
+
+impl<'a> Run<'a> {
+    pub fn new(pipeline: &'a Pipeline, root: &'a Path) -> Self {
+        Self {
+            pipeline,
+            command: Command::Init,
+            root,
+            config: None,
+            flags: Flags::default(),
+            dry_run: false,
+            only: None,
+            cluster: None,
+        }
+    }
+
+    pub fn go(self) -> Outcome {
+        let config = kubeadm::resolve(self.config, self.command, &self.flags, "n1").expect("config");
+        let (console, lines) = Console::buffer();
+        let spec = RunSpec {
+            command: self.command,
+            role: if self.command == Command::Init || self.flags.control_plane { Role::ControlPlane } else { Role::Worker },
+            root: self.root.to_path_buf(),
+            dry_run: self.dry_run,
+            skip_phases: kubeadm::skip_phases(&config, &self.flags.skip_phases),
+            implied_skips: kubeadm::implied_skips(&config),
+            only: self.only,
+            config,
+            cluster: self.cluster,
+            console,
+        };
+        let result = Runner {
+            runtime: runtime(),
+            pipeline: self.pipeline,
+        }
+        .run(&spec);
+        let lines = lines.lock().expect("lines").clone();
+        let pick = |s: Stream| lines.iter().filter(|(t, _)| *t == s).map(|(_, l)| l.clone()).collect();
+        Outcome {
+            result,
+            stdout: pick(Stream::Out),
+            stderr: pick(Stream::Err),
+        }
+    }
+}
