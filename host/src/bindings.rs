@@ -8,5 +8,5 @@ wasmtime::component::bindgen!({
     },
 });
 
-pub use exports::wasmadm::plugin::plugin::{PhaseContext, PhaseError, PhaseReport, PluginInfo};
-pub use wasmadm::plugin::types;
+pub use self::exports::wasmadm::plugin::plugin::{PhaseContext, PhaseError, PhaseReport, PluginInfo};
+pub use self::wasmadm::plugin::types;

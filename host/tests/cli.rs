@@ -1,0 +1,142 @@
+//! The `wasmadm` binary as a user runs it: exit codes, messages, the built-in pipeline, the
+//! component cache.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A copy of the healthy fixture node.
+fn node() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tmp");
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(repo().join("tests/fixtures/nodes/healthy/."))
+        .arg(dir.path())
+        .status()
+        .expect("cp");
+    assert!(status.success());
+    dir
+}
+
+fn wasmadm(cache: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wasmadm"))
+        .args(args)
+        .env("WASMADM_CACHE_DIR", cache)
+        .output()
+        .expect("run wasmadm")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn init_of_a_healthy_sandbox_node_succeeds_and_warm_start_uses_the_cache() {
+    let root = node();
+    let cache = tempfile::tempdir().expect("cache");
+    let config = repo().join("examples/init-config.yaml");
+    let args = ["--root", root.path().to_str().expect("utf8"), "init", "--config", config.to_str().expect("utf8")];
+    let out = wasmadm(cache.path(), &args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).starts_with("[preflight] Running pre-flight checks\n"));
+    let cached: Vec<_> = std::fs::read_dir(cache.path())
+        .expect("cache dir")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
+        .collect();
+    assert_eq!(cached.len(), 1, "one compiled plugin cached");
+    let modified = cached[0].metadata().expect("meta").modified().expect("mtime");
+    let out = wasmadm(cache.path(), &args);
+    assert!(out.status.success());
+    let again = std::fs::metadata(cached[0].path()).expect("meta").modified().expect("mtime");
+    assert_eq!(modified, again, "warm start must not recompile");
+}
+
+#[test]
+fn failed_preflight_exits_2() {
+    let root = node();
+    std::fs::write(root.path().join("proc/meminfo"), "MemTotal: 1000 kB\n").expect("write");
+    let cache = tempfile::tempdir().expect("cache");
+    let out = wasmadm(cache.path(), &["--root", root.path().to_str().expect("utf8"), "init"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("\t[ERROR Mem]: the system RAM (0 MB) is less than the minimum 1700 MB"), "{err}");
+    assert!(err.contains("error: error execution phase preflight: preflight checks failed"), "{err}");
+}
+
+#[test]
+fn invalid_config_exits_3_with_file_and_line() {
+    let root = node();
+    let cache = tempfile::tempdir().expect("cache");
+    let config = root.path().join("bad.yaml");
+    std::fs::write(&config, "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nnodeRegistrations: {}\n")
+        .expect("write");
+    let out = wasmadm(
+        cache.path(),
+        &["--root", root.path().to_str().expect("utf8"), "init", "--config", config.to_str().expect("utf8")],
+    );
+    assert_eq!(out.status.code(), Some(3));
+    let err = text(&out.stderr);
+    assert!(err.contains("bad.yaml:3:1: unknown field `nodeRegistrations`"), "{err}");
+}
+
+#[test]
+fn unknown_skip_phase_exits_3() {
+    let root = node();
+    let cache = tempfile::tempdir().expect("cache");
+    let out = wasmadm(cache.path(), &["--root", root.path().to_str().expect("utf8"), "init", "--skip-phases", "bogus"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(text(&out.stderr).contains("invalid phase name \"bogus\""));
+}
+
+#[test]
+fn config_print_pipeline_is_the_pipeline_that_runs() {
+    let cache = tempfile::tempdir().expect("cache");
+    let out = wasmadm(cache.path(), &["config", "print", "pipeline"]);
+    assert!(out.status.success());
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("pipeline.yaml");
+    std::fs::write(&file, &out.stdout).expect("write");
+    let root = node();
+    let out = wasmadm(
+        cache.path(),
+        &["--root", root.path().to_str().expect("utf8"), "--pipeline", file.to_str().expect("utf8"), "init"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+#[test]
+fn plugin_inspect_prints_what_a_plugin_asks_for() {
+    let cache = tempfile::tempdir().expect("cache");
+    let out = wasmadm(cache.path(), &["plugin", "inspect", "builtin:preflight"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    assert!(shown.contains("name: preflight"), "{shown}");
+    assert!(shown.contains("digest: sha256:"), "{shown}");
+    assert!(shown.contains("- command: kubelet"), "{shown}");
+    assert!(shown.contains("- /etc/kubernetes"), "{shown}");
+    assert!(shown.contains("settings:"), "{shown}");
+}
+
+#[test]
+fn phase_list_names_each_phase_and_its_plugin() {
+    let cache = tempfile::tempdir().expect("cache");
+    let out = wasmadm(cache.path(), &["--root", "/", "phase", "list"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    assert!(shown.contains("preflight"), "{shown}");
+    assert!(shown.contains("Run pre-flight checks"), "{shown}");
+    assert!(shown.contains("plugin builtin:preflight"), "{shown}");
+}
+
+#[test]
+fn dry_run_init_phase_runs_one_phase() {
+    let root = node();
+    let cache = tempfile::tempdir().expect("cache");
+    let out = wasmadm(cache.path(), &["--root", root.path().to_str().expect("utf8"), "init", "phase", "preflight", "--dry-run"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("[preflight] Would pull the required images (like 'kubeadm config images pull')"));
+}
