@@ -47,10 +47,21 @@ struct Global {
     #[arg(long, global = true, value_enum, default_value_t = ClusterKind::Auto)]
     cluster: ClusterKind,
     /// The kubeconfig for `--cluster kubeconfig` (a node path, resolved under --root).
-    #[arg(long, global = true, default_value = "/etc/kubernetes/admin.conf", value_name = "FILE")]
+    #[arg(
+        long,
+        global = true,
+        default_value = "/etc/kubernetes/admin.conf",
+        value_name = "FILE"
+    )]
     kubeconfig: String,
     /// Log verbosity, as kubeadm's --v: 0 warnings, 1-4 info, 5-8 debug, 9+ trace.
-    #[arg(short = 'v', long = "v", global = true, default_value_t = 0, value_name = "LEVEL")]
+    #[arg(
+        short = 'v',
+        long = "v",
+        global = true,
+        default_value_t = 0,
+        value_name = "LEVEL"
+    )]
     verbosity: u8,
 }
 
@@ -209,9 +220,14 @@ fn init_tracing(v: u8) {
         5..=8 => "debug",
         _ => "trace",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("WASMADM_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},cranelift=warn,wasmtime=warn")));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WASMADM_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("{level},cranelift=warn,wasmtime=warn"))
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
 }
 
 /// kubeadm's exit codes: 2 preflight, 3 invalid configuration, 1 anything else.
@@ -276,9 +292,17 @@ fn run(cli: Cli) -> Result<()> {
             }
             run_pipeline(global, Command::Reset, reset.node, false)
         }
-        Cmd::Phase { command: PhaseCmd::List { command } } => phase_list(global, command),
-        Cmd::Plugin { command: PluginCmd::Inspect { component } } => plugin_inspect(global, &component),
-        Cmd::Config { command: ConfigCmd::Print { what: PrintWhat::Pipeline } } => {
+        Cmd::Phase {
+            command: PhaseCmd::List { command },
+        } => phase_list(global, command),
+        Cmd::Plugin {
+            command: PluginCmd::Inspect { component },
+        } => plugin_inspect(global, &component),
+        Cmd::Config {
+            command: ConfigCmd::Print {
+                what: PrintWhat::Pipeline,
+            },
+        } => {
             print!("{}", Pipeline::DEFAULT_YAML);
             Ok(())
         }
@@ -304,7 +328,9 @@ fn run_pipeline(global: &Global, command: Command, node: NodeCommand, control_pl
     )?;
     let role = match command {
         Command::Init => Role::ControlPlane,
-        _ if control_plane || config.join.as_ref().is_some_and(|j| j.control_plane.is_some()) => Role::ControlPlane,
+        _ if control_plane || config.join.as_ref().is_some_and(|j| j.control_plane.is_some()) => {
+            Role::ControlPlane
+        }
         _ => Role::Worker,
     };
     let runtime = runtime(global)?;
@@ -353,12 +379,19 @@ fn phase_list(global: &Global, command: CommandArg) -> Result<()> {
         if let Some(role) = spec.role {
             flags.push(format!("{role:?} only"));
         }
-        let flags = if flags.is_empty() { String::new() } else { format!(" [{}]", flags.join(", ")) };
+        let flags = if flags.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", flags.join(", "))
+        };
         println!("{:<24} {}{flags}", spec.name, planned.info.summary);
         for sub in &planned.info.sub_phases {
             println!("  /{:<21} {}", sub.name, sub.summary);
         }
-        println!("{:<24} plugin {} {} (sha256:{})", "", spec.component, planned.info.version, planned.plugin.digest);
+        println!(
+            "{:<24} plugin {} {} (sha256:{})",
+            "", spec.component, planned.info.version, planned.plugin.digest
+        );
     }
     Ok(())
 }
@@ -374,6 +407,9 @@ fn plugin_inspect(global: &Global, component: &str) -> Result<()> {
         ..spec
     };
     let planned = load_and_describe(&runtime, root, &spec)?;
-    println!("{}", wasmadm::config::pipeline::describe_plugin(&planned.info, &planned.plugin.digest));
+    println!(
+        "{}",
+        wasmadm::config::pipeline::describe_plugin(&planned.info, &planned.plugin.digest)
+    );
     Ok(())
 }

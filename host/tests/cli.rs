@@ -38,7 +38,13 @@ fn init_of_a_healthy_sandbox_node_succeeds_and_warm_start_uses_the_cache() {
     let root = node();
     let cache = tempfile::tempdir().expect("cache");
     let config = repo().join("examples/init-config.yaml");
-    let args = ["--root", root.path().to_str().expect("utf8"), "init", "--config", config.to_str().expect("utf8")];
+    let args = [
+        "--root",
+        root.path().to_str().expect("utf8"),
+        "init",
+        "--config",
+        config.to_str().expect("utf8"),
+    ];
     let out = wasmadm(cache.path(), &args);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).starts_with("[preflight] Running pre-flight checks\n"));
@@ -51,7 +57,10 @@ fn init_of_a_healthy_sandbox_node_succeeds_and_warm_start_uses_the_cache() {
     let modified = cached[0].metadata().expect("meta").modified().expect("mtime");
     let out = wasmadm(cache.path(), &args);
     assert!(out.status.success());
-    let again = std::fs::metadata(cached[0].path()).expect("meta").modified().expect("mtime");
+    let again = std::fs::metadata(cached[0].path())
+        .expect("meta")
+        .modified()
+        .expect("mtime");
     assert_eq!(modified, again, "warm start must not recompile");
 }
 
@@ -60,11 +69,20 @@ fn failed_preflight_exits_2() {
     let root = node();
     std::fs::write(root.path().join("proc/meminfo"), "MemTotal: 1000 kB\n").expect("write");
     let cache = tempfile::tempdir().expect("cache");
-    let out = wasmadm(cache.path(), &["--root", root.path().to_str().expect("utf8"), "init"]);
+    let out = wasmadm(
+        cache.path(),
+        &["--root", root.path().to_str().expect("utf8"), "init"],
+    );
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
-    assert!(err.contains("\t[ERROR Mem]: the system RAM (0 MB) is less than the minimum 1700 MB"), "{err}");
-    assert!(err.contains("error: error execution phase preflight: preflight checks failed"), "{err}");
+    assert!(
+        err.contains("\t[ERROR Mem]: the system RAM (0 MB) is less than the minimum 1700 MB"),
+        "{err}"
+    );
+    assert!(
+        err.contains("error: error execution phase preflight: preflight checks failed"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -72,22 +90,43 @@ fn invalid_config_exits_3_with_file_and_line() {
     let root = node();
     let cache = tempfile::tempdir().expect("cache");
     let config = root.path().join("bad.yaml");
-    std::fs::write(&config, "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nnodeRegistrations: {}\n")
-        .expect("write");
+    std::fs::write(
+        &config,
+        "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nnodeRegistrations: {}\n",
+    )
+    .expect("write");
     let out = wasmadm(
         cache.path(),
-        &["--root", root.path().to_str().expect("utf8"), "init", "--config", config.to_str().expect("utf8")],
+        &[
+            "--root",
+            root.path().to_str().expect("utf8"),
+            "init",
+            "--config",
+            config.to_str().expect("utf8"),
+        ],
     );
     assert_eq!(out.status.code(), Some(3));
     let err = text(&out.stderr);
-    assert!(err.contains("bad.yaml:3:1: unknown field `nodeRegistrations`"), "{err}");
+    assert!(
+        err.contains("bad.yaml:3:1: unknown field `nodeRegistrations`"),
+        "{err}"
+    );
 }
 
 #[test]
 fn unknown_skip_phase_exits_3() {
     let root = node();
     let cache = tempfile::tempdir().expect("cache");
-    let out = wasmadm(cache.path(), &["--root", root.path().to_str().expect("utf8"), "init", "--skip-phases", "bogus"]);
+    let out = wasmadm(
+        cache.path(),
+        &[
+            "--root",
+            root.path().to_str().expect("utf8"),
+            "init",
+            "--skip-phases",
+            "bogus",
+        ],
+    );
     assert_eq!(out.status.code(), Some(3));
     assert!(text(&out.stderr).contains("invalid phase name \"bogus\""));
 }
@@ -103,7 +142,13 @@ fn config_print_pipeline_is_the_pipeline_that_runs() {
     let root = node();
     let out = wasmadm(
         cache.path(),
-        &["--root", root.path().to_str().expect("utf8"), "--pipeline", file.to_str().expect("utf8"), "init"],
+        &[
+            "--root",
+            root.path().to_str().expect("utf8"),
+            "--pipeline",
+            file.to_str().expect("utf8"),
+            "init",
+        ],
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
@@ -136,7 +181,20 @@ fn phase_list_names_each_phase_and_its_plugin() {
 fn dry_run_init_phase_runs_one_phase() {
     let root = node();
     let cache = tempfile::tempdir().expect("cache");
-    let out = wasmadm(cache.path(), &["--root", root.path().to_str().expect("utf8"), "init", "phase", "preflight", "--dry-run"]);
+    let out = wasmadm(
+        cache.path(),
+        &[
+            "--root",
+            root.path().to_str().expect("utf8"),
+            "init",
+            "phase",
+            "preflight",
+            "--dry-run",
+        ],
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("[preflight] Would pull the required images (like 'kubeadm config images pull')"));
+    assert!(
+        text(&out.stdout)
+            .contains("[preflight] Would pull the required images (like 'kubeadm config images pull')")
+    );
 }

@@ -67,7 +67,10 @@ impl Outcome {
     /// The error's text (panics when the run succeeded).
     pub fn error(&self) -> String {
         match &self.result {
-            Ok(_) => panic!("the run succeeded; stdout: {:?}; stderr: {:?}", self.stdout, self.stderr),
+            Ok(_) => panic!(
+                "the run succeeded; stdout: {:?}; stderr: {:?}",
+                self.stdout, self.stderr
+            ),
             Err(e) => e.to_string(),
         }
     }
@@ -75,7 +78,11 @@ impl Outcome {
     /// An output value published by a phase (`<phase>.<key>`).
     pub fn output(&self, key: &str) -> Option<String> {
         let report = self.result.as_ref().ok()?;
-        report.outputs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+        report
+            .outputs
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
     }
 }
 
@@ -110,7 +117,11 @@ impl<'a> Run<'a> {
         let (console, lines) = Console::buffer();
         let spec = RunSpec {
             command: self.command,
-            role: if self.command == Command::Init || self.flags.control_plane { Role::ControlPlane } else { Role::Worker },
+            role: if self.command == Command::Init || self.flags.control_plane {
+                Role::ControlPlane
+            } else {
+                Role::Worker
+            },
             root: self.root.to_path_buf(),
             dry_run: self.dry_run,
             skip_phases: kubeadm::skip_phases(&config, &self.flags.skip_phases),
@@ -126,7 +137,13 @@ impl<'a> Run<'a> {
         }
         .run(&spec);
         let lines = lines.lock().expect("lines").clone();
-        let pick = |s: Stream| lines.iter().filter(|(t, _)| *t == s).map(|(_, l)| l.clone()).collect();
+        let pick = |s: Stream| {
+            lines
+                .iter()
+                .filter(|(t, _)| *t == s)
+                .map(|(_, l)| l.clone())
+                .collect()
+        };
         Outcome {
             result,
             stdout: pick(Stream::Out),

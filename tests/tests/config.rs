@@ -7,7 +7,9 @@ use wasmadm::runtime::{Command, RunError};
 use wasmadm_tests::{Run, node};
 
 fn pipeline_error(yaml: &str) -> String {
-    Pipeline::parse(yaml, Path::new("my-pipeline.yaml")).expect_err("must be refused").to_string()
+    Pipeline::parse(yaml, Path::new("my-pipeline.yaml"))
+        .expect_err("must be refused")
+        .to_string()
 }
 
 const HEAD: &str = "apiVersion: wasmadm.io/v1alpha1\nkind: Pipeline\n";
@@ -22,35 +24,56 @@ fn default_pipeline_parses_and_round_trips() {
 
 #[test]
 fn unknown_field_names_file_and_line() {
-    let err = pipeline_error(&format!("{HEAD}init:\n  - name: preflight\n    component: builtin:preflight\n    grant: {{}}\n"));
+    let err = pipeline_error(&format!(
+        "{HEAD}init:\n  - name: preflight\n    component: builtin:preflight\n    grant: {{}}\n"
+    ));
     assert!(err.starts_with("my-pipeline.yaml:6:5: "), "{err}");
     assert!(err.contains("unknown field `grant`"), "{err}");
 }
 
 #[test]
 fn bad_yaml_names_file_and_line() {
-    let err = pipeline_error(&format!("{HEAD}init:\n  - name: preflight\n    component: [unclosed\n"));
+    let err = pipeline_error(&format!(
+        "{HEAD}init:\n  - name: preflight\n    component: [unclosed\n"
+    ));
     assert!(err.starts_with("my-pipeline.yaml:"), "{err}");
     assert!(err.contains(":6:") || err.contains(":5:"), "{err}");
 }
 
 #[test]
 fn unknown_builtin_is_refused_with_the_list() {
-    let err = pipeline_error(&format!("{HEAD}init:\n  - name: preflight\n    component: builtin:preflite\n"));
+    let err = pipeline_error(&format!(
+        "{HEAD}init:\n  - name: preflight\n    component: builtin:preflite\n"
+    ));
     assert!(err.starts_with("my-pipeline.yaml:4:5: init[0]: "), "{err}");
-    assert!(err.contains("unknown built-in component \"builtin:preflite\"; built-ins are: builtin:preflight"), "{err}");
+    assert!(
+        err.contains("unknown built-in component \"builtin:preflite\"; built-ins are: builtin:preflight"),
+        "{err}"
+    );
 }
 
 #[test]
 fn component_file_without_digest_is_refused() {
-    let err = pipeline_error(&format!("{HEAD}init:\n  - name: vendor\n    component: ./vendor.wasm\n"));
-    assert!(err.contains("my-pipeline.yaml:4: init phase \"vendor\": a component file needs `digest: sha256:<hex>`"), "{err}");
+    let err = pipeline_error(&format!(
+        "{HEAD}init:\n  - name: vendor\n    component: ./vendor.wasm\n"
+    ));
+    assert!(
+        err.contains(
+            "my-pipeline.yaml:4: init phase \"vendor\": a component file needs `digest: sha256:<hex>`"
+        ),
+        "{err}"
+    );
 }
 
 #[test]
 fn bad_digest_grant_and_limits_are_refused() {
-    let err = pipeline_error(&format!("{HEAD}init:\n  - name: v\n    component: ./v.wasm\n    digest: md5:abc\n"));
-    assert!(err.contains("is not `sha256:` followed by 64 hex digits"), "{err}");
+    let err = pipeline_error(&format!(
+        "{HEAD}init:\n  - name: v\n    component: ./v.wasm\n    digest: md5:abc\n"
+    ));
+    assert!(
+        err.contains("is not `sha256:` followed by 64 hex digits"),
+        "{err}"
+    );
     let err = pipeline_error(&format!(
         "{HEAD}init:\n  - name: p\n    component: builtin:preflight\n    grants: {{files: {{read: [etc]}}}}\n"
     ));
@@ -95,7 +118,11 @@ fn skipping_a_phase_skips_it() {
     let mut run = Run::new(&pipeline, root.path());
     run.flags.skip_phases = vec!["Preflight".into()];
     let out = run.go();
-    assert!(out.result.as_ref().is_ok_and(|r| r.phases_run.is_empty()), "{:?}", out.stderr);
+    assert!(
+        out.result.as_ref().is_ok_and(|r| r.phases_run.is_empty()),
+        "{:?}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -105,11 +132,16 @@ fn phase_with_unknown_name_is_refused_for_init_phase() {
     let mut run = Run::new(&pipeline, root.path());
     run.only = Some(("certs".into(), None));
     let err = run.go().error();
-    assert!(err.contains("invalid phase name \"certs\": this pipeline's phases are: preflight"), "{err}");
+    assert!(
+        err.contains("invalid phase name \"certs\": this pipeline's phases are: preflight"),
+        "{err}"
+    );
 }
 
 fn kubeadm_error(yaml: &str) -> String {
-    kubeadm::parse(yaml, Path::new("kubeadm.yaml")).expect_err("must be refused").to_string()
+    kubeadm::parse(yaml, Path::new("kubeadm.yaml"))
+        .expect_err("must be refused")
+        .to_string()
 }
 
 #[test]
@@ -121,10 +153,16 @@ fn kubeadm_config_errors_name_file_line_and_field() {
     assert!(err.contains("unknown field `podSubnett`"), "{err}");
 
     let err = kubeadm_error("apiVersion: kubeadm.k8s.io/v1beta3\nkind: InitConfiguration\n");
-    assert!(err.contains("kubeadm.yaml:1: apiVersion \"kubeadm.k8s.io/v1beta3\" is not supported"), "{err}");
+    assert!(
+        err.contains("kubeadm.yaml:1: apiVersion \"kubeadm.k8s.io/v1beta3\" is not supported"),
+        "{err}"
+    );
 
     let err = kubeadm_error("apiVersion: kubeadm.k8s.io/v1beta4\nkind: Initconfiguration\n");
-    assert!(err.contains("kind \"Initconfiguration\" is not supported"), "{err}");
+    assert!(
+        err.contains("kind \"Initconfiguration\" is not supported"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -138,17 +176,32 @@ fn kubeadm_config_values_are_validated() {
          encryptionAlgorithm: RSA-1024\n",
     )
     .expect("write");
-    let err = kubeadm::resolve(Some(&file), Command::Init, &Default::default(), "n1").expect_err("invalid").to_string();
-    assert!(err.contains("localAPIEndpoint.advertiseAddress: \"10.0.0.300\" is not a valid IP address"), "{err}");
-    assert!(err.contains("networking.serviceSubnet: \"10.96.0.0/40\" is not a valid CIDR"), "{err}");
-    assert!(err.contains("encryptionAlgorithm: \"RSA-1024\" is not supported; use one of RSA-2048"), "{err}");
+    let err = kubeadm::resolve(Some(&file), Command::Init, &Default::default(), "n1")
+        .expect_err("invalid")
+        .to_string();
+    assert!(
+        err.contains("localAPIEndpoint.advertiseAddress: \"10.0.0.300\" is not a valid IP address"),
+        "{err}"
+    );
+    assert!(
+        err.contains("networking.serviceSubnet: \"10.96.0.0/40\" is not a valid CIDR"),
+        "{err}"
+    );
+    assert!(
+        err.contains("encryptionAlgorithm: \"RSA-1024\" is not supported; use one of RSA-2048"),
+        "{err}"
+    );
 }
 
 #[test]
 fn reference_configs_are_accepted_with_kubeadms_defaults() {
     let reference = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/reference/kubeadm-v1.36");
     let init = reference.join("init-config.yaml");
-    let file = if init.exists() { init } else { wasmadm_tests::fixture("init-config.yaml") };
+    let file = if init.exists() {
+        init
+    } else {
+        wasmadm_tests::fixture("init-config.yaml")
+    };
     let c = kubeadm::resolve(Some(&file), Command::Init, &Default::default(), "host").expect("valid");
     let i = c.init.expect("init");
     let cl = c.cluster.expect("cluster");
@@ -159,5 +212,8 @@ fn reference_configs_are_accepted_with_kubeadms_defaults() {
     assert_eq!(cl.certificates_dir, "/etc/kubernetes/pki");
     assert_eq!(cl.etcd.local.expect("local etcd").data_dir, "/var/lib/etcd");
     assert_eq!(i.bootstrap_tokens[0].ttl.as_deref(), Some("24h0m0s"));
-    assert_eq!(i.node_registration.taints.expect("taints")[0].key, "node-role.kubernetes.io/control-plane");
+    assert_eq!(
+        i.node_registration.taints.expect("taints")[0].key,
+        "node-role.kubernetes.io/control-plane"
+    );
 }

@@ -28,7 +28,11 @@ fn init(root: &Path, ignore: &[&str]) -> Outcome {
 fn failures(out: &Outcome) -> Vec<(String, String)> {
     match &out.result {
         Err(RunError::ChecksFailed { failures, .. }) => failures.clone(),
-        other => panic!("expected failed checks, got {:?}; stderr {:?}", other.as_ref().err(), out.stderr),
+        other => panic!(
+            "expected failed checks, got {:?}; stderr {:?}",
+            other.as_ref().err(),
+            out.stderr
+        ),
     }
 }
 
@@ -51,7 +55,11 @@ fn healthy_node_passes_without_warnings() {
 fn every_failing_check_is_reported_with_kubeadms_name() {
     let root = node("healthy");
     let r = root.path();
-    write(r, "/proc/self/status", "Uid:\t0\t0\t0\t0\nCpus_allowed_list:\t0\n");
+    write(
+        r,
+        "/proc/self/status",
+        "Uid:\t0\t0\t0\t0\nCpus_allowed_list:\t0\n",
+    );
     write(r, "/proc/meminfo", "MemTotal:        1024000 kB\n");
     // A listener on 6443 (0x192B) and on 2379 (0x094B), IPv4 and IPv6 tables.
     write(
@@ -70,7 +78,8 @@ fn every_failing_check_is_reported_with_kubeadms_name() {
     std::fs::remove_file(r.join("usr/bin/losetup")).expect("rm");
     std::fs::set_permissions(r.join("usr/bin/cp"), std::fs::Permissions::from_mode(0o644)).expect("chmod");
     write(r, "/usr/bin/kubelet", "#!/bin/sh\necho 'Kubernetes v1.30.1'\n");
-    std::fs::set_permissions(r.join("usr/bin/kubelet"), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::set_permissions(r.join("usr/bin/kubelet"), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod");
     std::fs::remove_file(r.join("var/run/containerd/containerd.sock")).expect("rm");
 
     let out = init(r, &[]);
@@ -93,15 +102,29 @@ fn every_failing_check_is_reported_with_kubeadms_name() {
             "DirAvailable--var-lib-etcd",
         ]
     );
-    let message = |n: &str| got.iter().find(|(k, _)| k == n).map(|(_, m)| m.as_str()).unwrap_or_default();
-    assert_eq!(message("NumCPU"), "the number of available CPUs 1 is less than the required 2");
-    assert_eq!(message("Mem"), "the system RAM (1000 MB) is less than the minimum 1700 MB");
+    let message = |n: &str| {
+        got.iter()
+            .find(|(k, _)| k == n)
+            .map(|(_, m)| m.as_str())
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        message("NumCPU"),
+        "the number of available CPUs 1 is less than the required 2"
+    );
+    assert_eq!(
+        message("Mem"),
+        "the system RAM (1000 MB) is less than the minimum 1700 MB"
+    );
     assert_eq!(message("Port-6443"), "Port 6443 is in use");
     assert_eq!(
         message("FileAvailable--etc-kubernetes-manifests-kube-apiserver.yaml"),
         "/etc/kubernetes/manifests/kube-apiserver.yaml already exists"
     );
-    assert_eq!(message("FileExisting-losetup"), "losetup not found in system path");
+    assert_eq!(
+        message("FileExisting-losetup"),
+        "losetup not found in system path"
+    );
     assert_eq!(message("FileExisting-cp"), "cp not found in system path");
     assert_eq!(
         message("KubeletVersion"),
@@ -111,13 +134,21 @@ fn every_failing_check_is_reported_with_kubeadms_name() {
         message("FileContent--proc-sys-net-ipv4-ip_forward"),
         "/proc/sys/net/ipv4/ip_forward contents are not set to 1"
     );
-    assert_eq!(message("DirAvailable--var-lib-etcd"), "/var/lib/etcd is not empty");
+    assert_eq!(
+        message("DirAvailable--var-lib-etcd"),
+        "/var/lib/etcd is not empty"
+    );
     assert!(message("CRI").contains("dial unix /var/run/containerd/containerd.sock: connect: no such file"));
     // kubeadm's layout of the failure block.
-    assert_eq!(out.stderr.first().map(String::as_str), Some("[preflight] Some fatal errors occurred:"));
+    assert_eq!(
+        out.stderr.first().map(String::as_str),
+        Some("[preflight] Some fatal errors occurred:")
+    );
     assert_eq!(
         out.stderr.last().map(String::as_str),
-        Some("[preflight] If you know what you are doing, you can make a check non-fatal with `--ignore-preflight-errors=...`")
+        Some(
+            "[preflight] If you know what you are doing, you can make a check non-fatal with `--ignore-preflight-errors=...`"
+        )
     );
     assert_eq!(out.result.as_ref().err().map(RunError::exit_code), Some(2));
     // A failed preflight does not go on to pull images.
@@ -128,10 +159,18 @@ fn every_failing_check_is_reported_with_kubeadms_name() {
 fn warnings_do_not_fail_the_run() {
     let root = node("healthy");
     let r = root.path();
-    write(r, "/proc/swaps", "Filename Type Size Used Priority\n/swapfile file 1024 0 -2\n");
+    write(
+        r,
+        "/proc/swaps",
+        "Filename Type Size Used Priority\n/swapfile file 1024 0 -2\n",
+    );
     write(r, "/proc/sys/kernel/osrelease", "4.19.0\n");
     write(r, "/etc/hosts", "127.0.0.1 localhost\n");
-    write(r, "/usr/bin/systemctl", "#!/bin/sh\ncase \"$1 $2\" in\n\"is-active firewalld\") echo active;;\n\"is-enabled kubelet\") exit 1;;\nesac\nexit 0\n");
+    write(
+        r,
+        "/usr/bin/systemctl",
+        "#!/bin/sh\ncase \"$1 $2\" in\n\"is-active firewalld\") echo active;;\n\"is-enabled kubelet\") exit 1;;\nesac\nexit 0\n",
+    );
     let out = init(r, &[]);
     assert!(out.result.is_ok(), "{:?}", out.stderr);
     let expected = [
@@ -141,7 +180,11 @@ fn warnings_do_not_fail_the_run() {
         "\t[WARNING Hostname]: hostname \"n1\" could not be reached",
     ];
     for line in expected {
-        assert!(out.stderr.iter().any(|l| l == line), "missing {line:?} in {:#?}", out.stderr);
+        assert!(
+            out.stderr.iter().any(|l| l == line),
+            "missing {line:?} in {:#?}",
+            out.stderr
+        );
     }
     assert!(
         out.stderr.iter().any(|l| l == "\t[WARNING Service-kubelet]: kubelet service is not enabled, please run 'systemctl enable kubelet.service'"),
@@ -157,7 +200,8 @@ fn no_init_system_is_a_warning_as_in_kubeadm() {
     let out = init(root.path(), &[]);
     assert!(out.result.is_ok(), "{:?}", out.stderr);
     for check in ["Firewalld", "Service-kubelet"] {
-        let line = format!("\t[WARNING {check}]: no supported init system detected, skipping checking for services");
+        let line =
+            format!("\t[WARNING {check}]: no supported init system detected, skipping checking for services");
         assert!(out.stderr.contains(&line), "{:#?}", out.stderr);
     }
 }
@@ -165,20 +209,43 @@ fn no_init_system_is_a_warning_as_in_kubeadm() {
 #[test]
 fn root_check_runs_first_and_alone() {
     let root = node("healthy");
-    write(root.path(), "/proc/self/status", "Uid:\t1000\t1000\t1000\t1000\nCpus_allowed_list:\t0\n");
+    write(
+        root.path(),
+        "/proc/self/status",
+        "Uid:\t1000\t1000\t1000\t1000\nCpus_allowed_list:\t0\n",
+    );
     let out = init(root.path(), &[]);
-    assert_eq!(failures(&out), vec![("IsPrivilegedUser".to_string(), "user is not running as root".to_string())]);
+    assert_eq!(
+        failures(&out),
+        vec![(
+            "IsPrivilegedUser".to_string(),
+            "user is not running as root".to_string()
+        )]
+    );
 }
 
 #[test]
 fn ignored_errors_become_warnings_case_insensitively() {
     let root = node("healthy");
-    write(root.path(), "/proc/self/status", "Uid:\t0\t0\t0\t0\nCpus_allowed_list:\t0\n");
+    write(
+        root.path(),
+        "/proc/self/status",
+        "Uid:\t0\t0\t0\t0\nCpus_allowed_list:\t0\n",
+    );
     write(root.path(), "/proc/sys/net/ipv4/ip_forward", "0\n");
-    let out = init(root.path(), &["numcpu", "FILECONTENT--proc-sys-net-ipv4-ip_forward"]);
+    let out = init(
+        root.path(),
+        &["numcpu", "FILECONTENT--proc-sys-net-ipv4-ip_forward"],
+    );
     assert!(out.result.is_ok(), "{:?}", out.stderr);
-    assert!(out.stderr.contains(&"\t[WARNING NumCPU]: the number of available CPUs 1 is less than the required 2".to_string()));
-    assert!(out.stderr.iter().any(|l| l.starts_with("\t[WARNING FileContent--proc-sys-net-ipv4-ip_forward]")));
+    assert!(out.stderr.contains(
+        &"\t[WARNING NumCPU]: the number of available CPUs 1 is less than the required 2".to_string()
+    ));
+    assert!(
+        out.stderr
+            .iter()
+            .any(|l| l.starts_with("\t[WARNING FileContent--proc-sys-net-ipv4-ip_forward]"))
+    );
 }
 
 #[test]
@@ -215,7 +282,11 @@ fn all_combined_with_names_is_a_config_error() {
         "n1",
     )
     .expect_err("invalid");
-    assert!(err.to_string().contains("don't specify individual checks if 'all' is used"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("don't specify individual checks if 'all' is used"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -230,7 +301,13 @@ fn join_checks_use_kubeadms_join_list() {
     run.config = Some(&config);
     let out = run.go();
     let names: Vec<String> = failures(&out).into_iter().map(|(n, _)| n).collect();
-    assert_eq!(names, ["FileAvailable--etc-kubernetes-kubelet.conf", "FileAvailable--etc-kubernetes-pki-ca.crt"]);
+    assert_eq!(
+        names,
+        [
+            "FileAvailable--etc-kubernetes-kubelet.conf",
+            "FileAvailable--etc-kubernetes-pki-ca.crt"
+        ]
+    );
 }
 
 #[test]
@@ -255,7 +332,11 @@ fn proxy_settings_are_read_only_from_granted_env() {
     // environment is not changed for the other tests.)
     if std::env::var_os("WASMADM_PROXY_CHILD").is_none() {
         let status = std::process::Command::new(std::env::current_exe().expect("exe"))
-            .args(["--exact", "proxy_settings_are_read_only_from_granted_env", "--nocapture"])
+            .args([
+                "--exact",
+                "proxy_settings_are_read_only_from_granted_env",
+                "--nocapture",
+            ])
             .env("WASMADM_PROXY_CHILD", "1")
             .env("HTTPS_PROXY", "http://proxy.example:3128")
             .env("NO_PROXY", "10.96.0.0/12")
@@ -273,5 +354,9 @@ fn proxy_settings_are_read_only_from_granted_env() {
         "{:#?}",
         out.stderr
     );
-    assert!(!out.stderr.iter().any(|l| l.contains("HTTPProxyCIDR")), "service CIDR is in NO_PROXY: {:#?}", out.stderr);
+    assert!(
+        !out.stderr.iter().any(|l| l.contains("HTTPProxyCIDR")),
+        "service CIDR is in NO_PROXY: {:#?}",
+        out.stderr
+    );
 }

@@ -28,9 +28,16 @@ const READ_KUBERNETES: &str = "{files: {read: [/etc/kubernetes]}}";
 fn dotdot_traversal_is_refused() {
     let root = node("healthy");
     std::fs::write(root.path().join("etc/shadow"), "secret").expect("write");
-    let p = probe("{action: read, path: /etc/kubernetes/../shadow}", READ_KUBERNETES, "{}");
+    let p = probe(
+        "{action: read, path: /etc/kubernetes/../shadow}",
+        READ_KUBERNETES,
+        "{}",
+    );
     let err = run(&p, root.path()).error();
-    assert!(err.contains("has no read grant for /etc/kubernetes/../shadow"), "{err}");
+    assert!(
+        err.contains("has no read grant for /etc/kubernetes/../shadow"),
+        "{err}"
+    );
     assert!(err.contains("/etc/kubernetes"), "names the grants: {err}");
     assert!(!err.contains("secret"));
 }
@@ -40,7 +47,11 @@ fn absolute_symlink_out_of_a_grant_is_refused() {
     let root = node("healthy");
     std::fs::write(root.path().join("etc/shadow"), "secret").expect("write");
     std::os::unix::fs::symlink("/etc/shadow", root.path().join("etc/kubernetes/evil")).expect("ln");
-    let p = probe("{action: read, path: /etc/kubernetes/evil}", READ_KUBERNETES, "{}");
+    let p = probe(
+        "{action: read, path: /etc/kubernetes/evil}",
+        READ_KUBERNETES,
+        "{}",
+    );
     let err = run(&p, root.path()).error();
     assert!(err.contains("resolves to /etc/shadow"), "{err}");
 }
@@ -50,8 +61,11 @@ fn relative_symlink_cannot_leave_the_root() {
     let root = node("healthy");
     // Climbs far above the root: resolution stops at the node's `/`, so it lands on /etc/hosts of
     // the node, which is outside the grant.
-    std::os::unix::fs::symlink("../../../../../../../../etc/hosts", root.path().join("etc/kubernetes/up"))
-        .expect("ln");
+    std::os::unix::fs::symlink(
+        "../../../../../../../../etc/hosts",
+        root.path().join("etc/kubernetes/up"),
+    )
+    .expect("ln");
     let p = probe("{action: read, path: /etc/kubernetes/up}", READ_KUBERNETES, "{}");
     let err = run(&p, root.path()).error();
     assert!(err.contains("resolves to /etc/hosts"), "{err}");
@@ -61,8 +75,16 @@ fn relative_symlink_cannot_leave_the_root() {
 fn symlink_inside_the_grant_is_followed() {
     let root = node("healthy");
     std::fs::write(root.path().join("etc/kubernetes/real.conf"), "data").expect("write");
-    std::os::unix::fs::symlink("/etc/kubernetes/real.conf", root.path().join("etc/kubernetes/link")).expect("ln");
-    let p = probe("{action: read, path: /etc/kubernetes/link}", READ_KUBERNETES, "{}");
+    std::os::unix::fs::symlink(
+        "/etc/kubernetes/real.conf",
+        root.path().join("etc/kubernetes/link"),
+    )
+    .expect("ln");
+    let p = probe(
+        "{action: read, path: /etc/kubernetes/link}",
+        READ_KUBERNETES,
+        "{}",
+    );
     let out = run(&p, root.path());
     assert_eq!(out.output("probe.content").as_deref(), Some("data"));
 }
@@ -70,9 +92,16 @@ fn symlink_inside_the_grant_is_followed() {
 #[test]
 fn write_to_a_read_only_grant_is_refused_and_leaves_nothing() {
     let root = node("healthy");
-    let p = probe("{action: write, path: /etc/kubernetes/x.conf, content: hi}", READ_KUBERNETES, "{}");
+    let p = probe(
+        "{action: write, path: /etc/kubernetes/x.conf, content: hi}",
+        READ_KUBERNETES,
+        "{}",
+    );
     let err = run(&p, root.path()).error();
-    assert!(err.contains("has no write grant for /etc/kubernetes/x.conf"), "{err}");
+    assert!(
+        err.contains("has no write grant for /etc/kubernetes/x.conf"),
+        "{err}"
+    );
     assert!(!root.path().join("etc/kubernetes/x.conf").exists());
 }
 
@@ -89,7 +118,10 @@ fn granted_write_is_atomic_with_the_mode_asked_for() {
     let file = root.path().join("etc/kubernetes/pki/new.key");
     assert_eq!(std::fs::read_to_string(&file).expect("read"), "key");
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(&file).expect("meta").permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&file).expect("meta").permissions().mode() & 0o777,
+        0o600
+    );
     let leftovers: Vec<_> = std::fs::read_dir(root.path().join("etc/kubernetes/pki"))
         .expect("dir")
         .filter_map(|e| e.ok())
@@ -113,7 +145,9 @@ fn dry_run_records_writes_and_touches_nothing() {
     assert!(out.result.is_ok(), "{}", out.error());
     assert!(!root.path().join("etc/kubernetes/pki/new.key").exists());
     assert!(
-        out.stdout.iter().any(|l| l.contains("[dryrun] Would write file \"/etc/kubernetes/pki/new.key\" with mode 0600")),
+        out.stdout
+            .iter()
+            .any(|l| l.contains("[dryrun] Would write file \"/etc/kubernetes/pki/new.key\" with mode 0600")),
         "{:?}",
         out.stdout
     );
@@ -128,7 +162,10 @@ fn exec_off_the_allow_list_is_refused() {
         "{}",
     );
     let err = run(&p, root.path()).error();
-    assert!(err.contains("\"kubelet\" is not on its allow-list (systemctl)"), "{err}");
+    assert!(
+        err.contains("\"kubelet\" is not on its allow-list (systemctl)"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -152,7 +189,12 @@ fn allowed_exec_runs_the_command_under_the_root() {
         "{}",
     );
     let out = run(&p, root.path());
-    assert_eq!(out.output("probe.stdout").as_deref(), Some("Kubernetes v1.36.2\n"), "{:?}", out.stderr);
+    assert_eq!(
+        out.output("probe.stdout").as_deref(),
+        Some("Kubernetes v1.36.2\n"),
+        "{:?}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -167,7 +209,13 @@ fn mutating_exec_is_recorded_in_dry_run() {
     r.dry_run = true;
     let out = r.go();
     assert_eq!(out.output("probe.recorded").as_deref(), Some("true"));
-    assert!(out.stdout.iter().any(|l| l == "[dryrun] Would run command \"systemctl restart kubelet\""), "{:?}", out.stdout);
+    assert!(
+        out.stdout
+            .iter()
+            .any(|l| l == "[dryrun] Would run command \"systemctl restart kubelet\""),
+        "{:?}",
+        out.stdout
+    );
 }
 
 #[test]
@@ -181,13 +229,20 @@ fn kube_call_outside_the_rules_is_refused() {
     let mut r = Run::new(&p, root.path());
     r.cluster = Some(Arc::new(MemoryCluster::new()));
     let err = r.go().error();
-    assert!(err.contains("may not get secrets \"s\" in namespace \"kube-system\""), "{err}");
+    assert!(
+        err.contains("may not get secrets \"s\" in namespace \"kube-system\""),
+        "{err}"
+    );
 }
 
 #[test]
 fn kube_without_any_rule_is_refused() {
     let root = node("healthy");
-    let p = probe("{action: kube-get, kind: ConfigMap, plural: configmaps, namespace: default, name: x}", "{}", "{}");
+    let p = probe(
+        "{action: kube-get, kind: ConfigMap, plural: configmaps, namespace: default, name: x}",
+        "{}",
+        "{}",
+    );
     let mut r = Run::new(&p, root.path());
     r.cluster = Some(Arc::new(MemoryCluster::new()));
     let err = r.go().error();
@@ -229,7 +284,10 @@ fn infinite_loop_is_stopped_at_its_timeout() {
     let p = probe("{action: loop}", "{}", "{timeout: 300ms}");
     let started = std::time::Instant::now();
     let err = run(&p, root.path()).error();
-    assert!(err.contains("did not finish within its timeout of 300ms and was stopped"), "{err}");
+    assert!(
+        err.contains("did not finish within its timeout of 300ms and was stopped"),
+        "{err}"
+    );
     // Not a benchmark: only proof that the loop was interrupted rather than left running.
     assert!(started.elapsed() < std::time::Duration::from_secs(30));
 }
@@ -246,7 +304,10 @@ fn memory_bomb_is_stopped_at_its_cap() {
 fn panicking_plugin_fails_its_phase_only() {
     let root = node("healthy");
     let err = run(&probe("{action: panic}", "{}", "{}"), root.path()).error();
-    assert!(err.contains("error execution phase probe: the plugin crashed"), "{err}");
+    assert!(
+        err.contains("error execution phase probe: the plugin crashed"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -267,19 +328,29 @@ fn check_findings_are_printed_like_kubeadm_and_fail_the_run() {
     assert_eq!(out.stderr[0], "\t[WARNING ProbeWarning]: a warning");
     assert_eq!(out.stderr[1], "[probe] Some fatal errors occurred:");
     assert_eq!(out.stderr[2], "\t[ERROR ProbeError]: an error");
-    assert!(matches!(out.result, Err(wasmadm::runtime::RunError::ChecksFailed { .. })));
+    assert!(matches!(
+        out.result,
+        Err(wasmadm::runtime::RunError::ChecksFailed { .. })
+    ));
 }
 
 #[test]
 fn host_survives_hostile_plugins() {
     let root = node("healthy");
     for action in ["loop", "memory", "panic"] {
-        let p = probe(&format!("{{action: {action}}}"), "{}", "{timeout: 200ms, memory: 16Mi}");
+        let p = probe(
+            &format!("{{action: {action}}}"),
+            "{}",
+            "{timeout: 200ms, memory: 16Mi}",
+        );
         assert!(run(&p, root.path()).result.is_err());
     }
     std::fs::write(root.path().join("etc/kubernetes/ok"), "fine").expect("write");
     let p = probe("{action: read, path: /etc/kubernetes/ok}", READ_KUBERNETES, "{}");
-    assert_eq!(run(&p, root.path()).output("probe.content").as_deref(), Some("fine"));
+    assert_eq!(
+        run(&p, root.path()).output("probe.content").as_deref(),
+        Some("fine")
+    );
 }
 
 #[test]

@@ -93,8 +93,10 @@ pub fn cluster_configuration(c: &mut ClusterConfiguration) {
     set_if_empty(&mut c.image_repository, DEFAULT_IMAGE_REPOSITORY);
     set_if_empty(&mut c.cluster_name, DEFAULT_CLUSTER_NAME);
     set_if_empty(&mut c.encryption_algorithm, DEFAULT_ENCRYPTION_ALGORITHM);
-    c.certificate_validity_period.get_or_insert_with(|| "8760h0m0s".into());
-    c.ca_certificate_validity_period.get_or_insert_with(|| "87600h0m0s".into());
+    c.certificate_validity_period
+        .get_or_insert_with(|| "8760h0m0s".into());
+    c.ca_certificate_validity_period
+        .get_or_insert_with(|| "87600h0m0s".into());
     if c.etcd.external.is_none() {
         let local = c.etcd.local.get_or_insert_with(LocalEtcd::default);
         set_if_empty(&mut local.data_dir, DEFAULT_ETCD_DATA_DIR);

@@ -103,7 +103,11 @@ pub struct Timeouts {
     pub control_plane_component_health_check: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kubelet_health_check: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none", rename = "kubernetesAPICall")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        rename = "kubernetesAPICall"
+    )]
     pub kubernetes_api_call: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "etcdAPICall")]
     pub etcd_api_call: Option<String>,

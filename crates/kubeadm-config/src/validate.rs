@@ -21,8 +21,7 @@ fn err(field: &str, message: impl Into<String>) -> FieldError {
 }
 
 /// The encryption algorithms v1beta4 accepts.
-pub const ENCRYPTION_ALGORITHMS: [&str; 5] =
-    ["RSA-2048", "RSA-3072", "RSA-4096", "ECDSA-P256", "ECDSA-P384"];
+pub const ENCRYPTION_ALGORITHMS: [&str; 5] = ["RSA-2048", "RSA-3072", "RSA-4096", "ECDSA-P256", "ECDSA-P384"];
 
 /// Parses a Go duration (`1h30m`, `4m0s`, `500ms`) into seconds.
 pub fn parse_duration(text: &str) -> Option<f64> {
@@ -89,7 +88,10 @@ fn check_duration(field: &str, value: &Option<String>, errors: &mut Vec<FieldErr
 
 fn check_timeouts(prefix: &str, t: &Timeouts, errors: &mut Vec<FieldError>) {
     let fields = [
-        ("controlPlaneComponentHealthCheck", &t.control_plane_component_health_check),
+        (
+            "controlPlaneComponentHealthCheck",
+            &t.control_plane_component_health_check,
+        ),
         ("kubeletHealthCheck", &t.kubelet_health_check),
         ("kubernetesAPICall", &t.kubernetes_api_call),
         ("etcdAPICall", &t.etcd_api_call),
@@ -118,9 +120,10 @@ pub fn ignore_preflight_errors(field: &str, values: &[String]) -> Result<(), Fie
 }
 
 fn check_node_registration(prefix: &str, n: &NodeRegistration, errors: &mut Vec<FieldError>) {
-    if let Err(e) =
-        ignore_preflight_errors(&format!("{prefix}.ignorePreflightErrors"), &n.ignore_preflight_errors)
-    {
+    if let Err(e) = ignore_preflight_errors(
+        &format!("{prefix}.ignorePreflightErrors"),
+        &n.ignore_preflight_errors,
+    ) {
         errors.push(e);
     }
     if !n.name.is_empty() && !is_dns1123_subdomain(&n.name) {
@@ -137,7 +140,10 @@ fn check_node_registration(prefix: &str, n: &NodeRegistration, errors: &mut Vec<
         if !["NoSchedule", "PreferNoSchedule", "NoExecute"].contains(&t.effect.as_str()) {
             errors.push(err(
                 &format!("{prefix}.taints[{i}].effect"),
-                format!("{:?} is not one of NoSchedule, PreferNoSchedule, NoExecute", t.effect),
+                format!(
+                    "{:?} is not one of NoSchedule, PreferNoSchedule, NoExecute",
+                    t.effect
+                ),
             ));
         }
     }
@@ -150,7 +156,9 @@ pub fn is_dns1123_subdomain(name: &str) -> bool {
         && name.split('.').all(|label| {
             !label.is_empty()
                 && label.len() <= 63
-                && label.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
                 && !label.starts_with('-')
                 && !label.ends_with('-')
         })
@@ -195,21 +203,26 @@ pub fn init_configuration(c: &InitConfiguration) -> Vec<FieldError> {
 }
 
 fn hex_decode_len(text: &str) -> Option<usize> {
-    text.bytes().all(|b| b.is_ascii_hexdigit()).then_some(text.len() / 2)
+    text.bytes()
+        .all(|b| b.is_ascii_hexdigit())
+        .then_some(text.len() / 2)
 }
 
 /// `[a-z0-9]{6}.[a-z0-9]{16}`.
 pub fn is_bootstrap_token(token: &str) -> bool {
-    let ok = |s: &str, n: usize| {
-        s.len() == n && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-    };
+    let ok =
+        |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
     matches!(token.split_once('.'), Some((id, secret)) if ok(id, 6) && ok(secret, 16))
 }
 
 /// Validates a ClusterConfiguration (defaults applied).
 pub fn cluster_configuration(c: &ClusterConfiguration) -> Vec<FieldError> {
     let mut errors = Vec::new();
-    check_cidrs("networking.serviceSubnet", &c.networking.service_subnet, &mut errors);
+    check_cidrs(
+        "networking.serviceSubnet",
+        &c.networking.service_subnet,
+        &mut errors,
+    );
     check_cidrs("networking.podSubnet", &c.networking.pod_subnet, &mut errors);
     if !ENCRYPTION_ALGORITHMS.contains(&c.encryption_algorithm.as_str()) {
         errors.push(err(
@@ -221,14 +234,20 @@ pub fn cluster_configuration(c: &ClusterConfiguration) -> Vec<FieldError> {
             ),
         ));
     }
-    check_duration("certificateValidityPeriod", &c.certificate_validity_period, &mut errors);
-    check_duration("caCertificateValidityPeriod", &c.ca_certificate_validity_period, &mut errors);
+    check_duration(
+        "certificateValidityPeriod",
+        &c.certificate_validity_period,
+        &mut errors,
+    );
+    check_duration(
+        "caCertificateValidityPeriod",
+        &c.ca_certificate_validity_period,
+        &mut errors,
+    );
     if c.etcd.local.is_some() && c.etcd.external.is_some() {
         errors.push(err("etcd", "set either etcd.local or etcd.external, not both"));
     }
-    if !c.kubernetes_version.starts_with('v')
-        || c.kubernetes_version[1..].split('.').take(3).count() < 2
-    {
+    if !c.kubernetes_version.starts_with('v') || c.kubernetes_version[1..].split('.').take(3).count() < 2 {
         errors.push(err(
             "kubernetesVersion",
             format!(
@@ -246,7 +265,11 @@ pub fn join_configuration(c: &JoinConfiguration) -> Vec<FieldError> {
     check_node_registration("nodeRegistration", &c.node_registration, &mut errors);
     check_timeouts("timeouts", &c.timeouts, &mut errors);
     if let Some(cp) = &c.control_plane {
-        check_endpoint("controlPlane.localAPIEndpoint", &cp.local_api_endpoint, &mut errors);
+        check_endpoint(
+            "controlPlane.localAPIEndpoint",
+            &cp.local_api_endpoint,
+            &mut errors,
+        );
     }
     match (&c.discovery.bootstrap_token, &c.discovery.file) {
         (Some(_), Some(_)) => errors.push(err(

@@ -27,42 +27,60 @@ pub fn build_components(packages: &[&str]) -> Vec<(String, PathBuf)> {
     for dir in ["wit", "plugins", "crates", "tests/plugins"] {
         println!("cargo:rerun-if-changed={}", workspace.join(dir).display());
     }
-    println!("cargo:rerun-if-changed={}", workspace.join("Cargo.lock").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        workspace.join("Cargo.lock").display()
+    );
 
+    // Plugin crates are plain libraries (so the workspace builds and tests them natively); the
+    // component is made here with `cargo rustc --crate-type cdylib`, one package per call.
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(&workspace)
-        .args(["build", "--release", "--target", TARGET, "--target-dir"])
-        .arg(&target_dir);
     for package in packages {
-        cmd.args(["-p", package]);
-    }
-    // The outer cargo's settings are for the host target: flags, wrappers (clippy-driver) and
-    // profile choices must not leak into the guest build.
-    for var in [
-        "RUSTFLAGS",
-        "CARGO_ENCODED_RUSTFLAGS",
-        "RUSTC_WRAPPER",
-        "RUSTC_WORKSPACE_WRAPPER",
-        "CARGO_TARGET_DIR",
-        "CARGO_BUILD_TARGET",
-        "CARGO_PRIMARY_PACKAGE",
-    ] {
-        cmd.env_remove(var);
-    }
-    let status = cmd.status().unwrap_or_else(|e| panic!("cannot run cargo for the plugins: {e}"));
-    if !status.success() {
-        panic!(
-            "building the wasm plugins failed ({status}). If the message above says the target is \
-             missing, run `rustup target add {TARGET}`."
-        );
+        let mut cmd = Command::new(&cargo);
+        cmd.current_dir(&workspace)
+            .args([
+                "rustc",
+                "--release",
+                "--lib",
+                "--crate-type",
+                "cdylib",
+                "--target",
+                TARGET,
+            ])
+            .args(["-p", package, "--target-dir"])
+            .arg(&target_dir);
+        // The outer cargo's settings are for the host target: flags, wrappers (clippy-driver)
+        // and profile choices must not leak into the guest build.
+        for var in [
+            "RUSTFLAGS",
+            "CARGO_ENCODED_RUSTFLAGS",
+            "RUSTC_WRAPPER",
+            "RUSTC_WORKSPACE_WRAPPER",
+            "CARGO_TARGET_DIR",
+            "CARGO_BUILD_TARGET",
+            "CARGO_PRIMARY_PACKAGE",
+        ] {
+            cmd.env_remove(var);
+        }
+        let status = cmd
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run cargo for plugin {package}: {e}"));
+        if !status.success() {
+            panic!(
+                "building plugin {package} failed ({status}). If the message above says the target is \
+                 missing, run `rustup target add {TARGET}`."
+            );
+        }
     }
 
     packages
         .iter()
         .map(|package| {
             let artifact = package.replace('-', "_");
-            let built = target_dir.join(TARGET).join("release").join(format!("{artifact}.wasm"));
+            let built = target_dir
+                .join(TARGET)
+                .join("release")
+                .join(format!("{artifact}.wasm"));
             let dest = out_dir.join(format!("{package}.wasm"));
             std::fs::copy(&built, &dest)
                 .unwrap_or_else(|e| panic!("plugin {package}: cannot copy {}: {e}", built.display()));

@@ -6,8 +6,8 @@ use super::plan::{Plan, PlanEntry};
 use crate::bindings::wasmadm::plugin::exec::{Command as ExecCommand, ExecError, Output};
 use crate::config::pipeline::ExecRule;
 use cap_std::fs::Dir;
-use std::io::Read;
 use cap_std::fs::PermissionsExt;
+use std::io::Read;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -36,7 +36,13 @@ pub struct ExecEnv {
 }
 
 impl ExecCap {
-    pub fn new(phase: &str, env: ExecEnv, rules: Vec<ExecRule>, timeout: Duration, max_output: usize) -> Self {
+    pub fn new(
+        phase: &str,
+        env: ExecEnv,
+        rules: Vec<ExecRule>,
+        timeout: Duration,
+        max_output: usize,
+    ) -> Self {
         Self {
             phase: phase.to_string(),
             root: env.root,
@@ -62,7 +68,11 @@ impl ExecCap {
                 self.phase,
                 shown,
                 cmd.program,
-                if allowed.is_empty() { "empty".to_string() } else { allowed.join(", ") }
+                if allowed.is_empty() {
+                    "empty".to_string()
+                } else {
+                    allowed.join(", ")
+                }
             )));
         }
         let rule = candidates
@@ -139,7 +149,11 @@ impl ExecCap {
             .env("PATH", search_path.join(":"))
             .envs(cmd.env.iter().map(|(k, v)| (k, v)))
             .current_dir(&self.root_path)
-            .stdin(if cmd.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdin(if cmd.stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -169,7 +183,12 @@ impl ExecCap {
                     )));
                 }
                 Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-                Err(e) => return Err(ExecError::Failed(format!("waiting for {}: {e}", command_line(&cmd)))),
+                Err(e) => {
+                    return Err(ExecError::Failed(format!(
+                        "waiting for {}: {e}",
+                        command_line(&cmd)
+                    )));
+                }
             }
         };
         let (stdout, t1) = stdout.map(join_capture).unwrap_or_default();
@@ -246,7 +265,10 @@ mod tests {
         assert!(args_match(&v(&["--version"]), &v(&["--version"])));
         assert!(!args_match(&v(&["--version"]), &v(&["--version", "x"])));
         assert!(!args_match(&v(&["--version"]), &v(&[])));
-        assert!(args_match(&v(&["is-enabled", "*"]), &v(&["is-enabled", "kubelet"])));
+        assert!(args_match(
+            &v(&["is-enabled", "*"]),
+            &v(&["is-enabled", "kubelet"])
+        ));
         assert!(!args_match(&v(&["is-enabled", "*"]), &v(&["is-enabled"])));
         assert!(args_match(&v(&["restart", "**"]), &v(&["restart", "a", "b"])));
         assert!(args_match(&v(&["**"]), &v(&[])));

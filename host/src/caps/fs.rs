@@ -8,10 +8,10 @@
 use super::path::{self, NodePath};
 use super::plan::{Plan, PlanEntry};
 use crate::bindings::wasmadm::plugin::files::{EntryKind, ErrorCode, FileError, Metadata};
+use cap_std::fs::PermissionsExt as _;
 use cap_std::fs::{Dir, OpenOptions, Permissions};
 use std::collections::BTreeMap;
 use std::io::{self, Write};
-use cap_std::fs::PermissionsExt as _;
 use std::os::unix::fs::PermissionsExt;
 use std::sync::{Arc, Mutex};
 
@@ -154,7 +154,9 @@ impl FsCap {
     }
 
     fn overlay(&self) -> Option<std::sync::MutexGuard<'_, Overlay>> {
-        self.dry_run.as_ref().map(|o| o.lock().unwrap_or_else(|p| p.into_inner()))
+        self.dry_run
+            .as_ref()
+            .map(|o| o.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     pub fn read(&self, text: &str) -> Result<Vec<u8>, FileError> {
@@ -167,7 +169,10 @@ impl FsCap {
                 return Err(self.io_error(text, io::ErrorKind::NotFound.into()));
             }
         }
-        let meta = self.root.metadata(p.relative()).map_err(|e| self.io_error(text, e))?;
+        let meta = self
+            .root
+            .metadata(p.relative())
+            .map_err(|e| self.io_error(text, e))?;
         if meta.is_dir() {
             return Err(self.error(ErrorCode::IsADirectory, text, format!("{text} is a directory")));
         }
@@ -207,7 +212,10 @@ impl FsCap {
                 return Err(self.io_error(text, io::ErrorKind::NotFound.into()));
             }
         }
-        let meta = self.root.metadata(p.relative()).map_err(|e| self.io_error(text, e))?;
+        let meta = self
+            .root
+            .metadata(p.relative())
+            .map_err(|e| self.io_error(text, e))?;
         let ft = meta.file_type();
         let kind = if ft.is_file() {
             EntryKind::File
@@ -237,7 +245,12 @@ impl FsCap {
         };
         if let Some(overlay) = self.overlay() {
             names.retain(|n| !overlay.is_removed(&p.join(n)));
-            for child in overlay.files.keys().map(|k| k as &NodePath).chain(overlay.dirs.keys()) {
+            for child in overlay
+                .files
+                .keys()
+                .map(|k| k as &NodePath)
+                .chain(overlay.dirs.keys())
+            {
                 if child.parent().as_ref() == Some(&p) {
                     names.push(child.file_name().to_string());
                 }
@@ -261,8 +274,12 @@ impl FsCap {
             });
             return Ok(());
         }
-        let parent = p.parent().ok_or_else(|| self.error(ErrorCode::IsADirectory, text, "cannot write /"))?;
-        self.root.create_dir_all(parent.relative()).map_err(|e| self.io_error(parent.as_str(), e))?;
+        let parent = p
+            .parent()
+            .ok_or_else(|| self.error(ErrorCode::IsADirectory, text, "cannot write /"))?;
+        self.root
+            .create_dir_all(parent.relative())
+            .map_err(|e| self.io_error(parent.as_str(), e))?;
         let tmp_name = format!(".{}.wasmadm-{}.tmp", p.file_name(), std::process::id());
         let tmp = parent.join(&tmp_name);
         let result = (|| -> io::Result<()> {
@@ -299,9 +316,14 @@ impl FsCap {
         if self.root.is_dir(p.relative()) {
             return Ok(());
         }
-        self.root.create_dir_all(p.relative()).map_err(|e| self.io_error(text, e))?;
         self.root
-            .set_permissions(p.relative(), Permissions::from_std(std::fs::Permissions::from_mode(mode)))
+            .create_dir_all(p.relative())
+            .map_err(|e| self.io_error(text, e))?;
+        self.root
+            .set_permissions(
+                p.relative(),
+                Permissions::from_std(std::fs::Permissions::from_mode(mode)),
+            )
             .map_err(|e| self.io_error(text, e))
     }
 

@@ -28,7 +28,13 @@ fn has(list: &[String], item: &str) -> bool {
 }
 
 impl KubeCap {
-    pub fn new(phase: &str, rules: Vec<KubeRule>, cluster: Option<Arc<dyn Cluster>>, dry_run: bool, plan: Plan) -> Self {
+    pub fn new(
+        phase: &str,
+        rules: Vec<KubeRule>,
+        cluster: Option<Arc<dyn Cluster>>,
+        dry_run: bool,
+        plan: Plan,
+    ) -> Self {
         Self {
             phase: phase.to_string(),
             rules,
@@ -52,13 +58,23 @@ impl KubeCap {
             ));
         }
         let cluster = self.cluster.clone().ok_or_else(|| {
-            ApiError::new(ApiErrorCode::Unavailable, 0, "no cluster is configured for this run (see --cluster)")
+            ApiError::new(
+                ApiErrorCode::Unavailable,
+                0,
+                "no cluster is configured for this run (see --cluster)",
+            )
         })?;
         Ok(ClientHandle { cluster })
     }
 
     /// Checks one call against the rules.
-    pub fn authorize(&self, verb: &str, ty: &ResourceType, namespace: Option<&str>, name: Option<&str>) -> Result<(), ApiError> {
+    pub fn authorize(
+        &self,
+        verb: &str,
+        ty: &ResourceType,
+        namespace: Option<&str>,
+        name: Option<&str>,
+    ) -> Result<(), ApiError> {
         let allowed = self.rules.iter().any(|r| {
             has(&r.verbs, verb)
                 && has(&r.api_groups, &ty.group)
@@ -68,12 +84,17 @@ impl KubeCap {
                     (true, Some(ns)) if !ns.is_empty() => has(&r.namespaces, ns),
                     (true, _) => r.namespaces.iter().any(|n| n == "*"),
                 }
-                && (r.resource_names.is_empty() || name.is_some_and(|n| r.resource_names.iter().any(|x| x == n)))
+                && (r.resource_names.is_empty()
+                    || name.is_some_and(|n| r.resource_names.iter().any(|x| x == n)))
         });
         if allowed {
             return Ok(());
         }
-        let group = if ty.group.is_empty() { "\"\" (core)".to_string() } else { format!("{:?}", ty.group) };
+        let group = if ty.group.is_empty() {
+            "\"\" (core)".to_string()
+        } else {
+            format!("{:?}", ty.group)
+        };
         let mut what = format!("{verb} {}", ty.plural);
         if let Some(n) = name {
             what.push_str(&format!(" {n:?}"));
@@ -106,25 +127,55 @@ impl KubeCap {
         }
     }
 
-    pub fn get(&self, c: &ClientHandle, ty: &ResourceType, ns: Option<&str>, name: &str) -> Result<Value, ApiError> {
+    pub fn get(
+        &self,
+        c: &ClientHandle,
+        ty: &ResourceType,
+        ns: Option<&str>,
+        name: &str,
+    ) -> Result<Value, ApiError> {
         self.authorize("get", ty, ns, Some(name))?;
         c.cluster.get(ty, ns, name)
     }
 
-    pub fn list(&self, c: &ClientHandle, ty: &ResourceType, ns: Option<&str>, selector: Option<&str>) -> Result<Value, ApiError> {
+    pub fn list(
+        &self,
+        c: &ClientHandle,
+        ty: &ResourceType,
+        ns: Option<&str>,
+        selector: Option<&str>,
+    ) -> Result<Value, ApiError> {
         self.authorize("list", ty, ns, None)?;
         c.cluster.list(ty, ns, selector)
     }
 
-    pub fn create(&self, c: &ClientHandle, ty: &ResourceType, ns: Option<&str>, object: Value) -> Result<Value, ApiError> {
-        let name = object["metadata"]["name"].as_str().unwrap_or_default().to_string();
+    pub fn create(
+        &self,
+        c: &ClientHandle,
+        ty: &ResourceType,
+        ns: Option<&str>,
+        object: Value,
+    ) -> Result<Value, ApiError> {
+        let name = object["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         self.authorize("create", ty, ns, Some(&name))?;
         self.record("create", ty, ns, &name);
         c.cluster.create(ty, ns, object, self.dry_run)
     }
 
-    pub fn update(&self, c: &ClientHandle, ty: &ResourceType, ns: Option<&str>, object: Value) -> Result<Value, ApiError> {
-        let name = object["metadata"]["name"].as_str().unwrap_or_default().to_string();
+    pub fn update(
+        &self,
+        c: &ClientHandle,
+        ty: &ResourceType,
+        ns: Option<&str>,
+        object: Value,
+    ) -> Result<Value, ApiError> {
+        let name = object["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         self.authorize("update", ty, ns, Some(&name))?;
         self.record("update", ty, ns, &name);
         c.cluster.update(ty, ns, object, self.dry_run)
@@ -144,7 +195,13 @@ impl KubeCap {
         c.cluster.patch(ty, ns, name, kind, patch, self.dry_run)
     }
 
-    pub fn delete(&self, c: &ClientHandle, ty: &ResourceType, ns: Option<&str>, name: &str) -> Result<(), ApiError> {
+    pub fn delete(
+        &self,
+        c: &ClientHandle,
+        ty: &ResourceType,
+        ns: Option<&str>,
+        name: &str,
+    ) -> Result<(), ApiError> {
         self.authorize("delete", ty, ns, Some(name))?;
         self.record("delete", ty, ns, name);
         c.cluster.delete(ty, ns, name, self.dry_run)
@@ -188,14 +245,37 @@ mod tests {
             false,
             Plan::default(),
         );
-        assert!(cap.authorize("get", &ty("configmaps", true), Some("kube-system"), Some("a")).is_ok());
-        assert!(cap.authorize("delete", &ty("configmaps", true), Some("kube-system"), Some("a")).is_err());
-        assert!(cap.authorize("get", &ty("configmaps", true), Some("default"), Some("a")).is_err());
-        assert!(cap.authorize("get", &ty("secrets", true), Some("kube-system"), Some("a")).is_err());
-        assert!(cap.authorize("list", &ty("configmaps", true), None, None).is_err());
-        assert!(cap.authorize("get", &ty("nodes", false), None, Some("n1")).is_ok());
-        assert!(cap.authorize("get", &ty("nodes", false), None, Some("n2")).is_err());
-        let denied = cap.authorize("get", &ty("secrets", true), Some("kube-system"), Some("s")).expect_err("denied");
+        assert!(
+            cap.authorize("get", &ty("configmaps", true), Some("kube-system"), Some("a"))
+                .is_ok()
+        );
+        assert!(
+            cap.authorize("delete", &ty("configmaps", true), Some("kube-system"), Some("a"))
+                .is_err()
+        );
+        assert!(
+            cap.authorize("get", &ty("configmaps", true), Some("default"), Some("a"))
+                .is_err()
+        );
+        assert!(
+            cap.authorize("get", &ty("secrets", true), Some("kube-system"), Some("a"))
+                .is_err()
+        );
+        assert!(
+            cap.authorize("list", &ty("configmaps", true), None, None)
+                .is_err()
+        );
+        assert!(
+            cap.authorize("get", &ty("nodes", false), None, Some("n1"))
+                .is_ok()
+        );
+        assert!(
+            cap.authorize("get", &ty("nodes", false), None, Some("n2"))
+                .is_err()
+        );
+        let denied = cap
+            .authorize("get", &ty("secrets", true), Some("kube-system"), Some("s"))
+            .expect_err("denied");
         assert_eq!(denied.code, ApiErrorCode::Denied);
         assert!(denied.message.contains("secrets"), "{}", denied.message);
     }

@@ -16,9 +16,14 @@ pub enum Stream {
     Err,
 }
 
+type Sink = Arc<dyn Fn(Stream, &str) + Send + Sync>;
+
+/// Lines a [`Console::buffer`] recorded, with their stream.
+pub type Recorded = Arc<Mutex<Vec<(Stream, String)>>>;
+
 /// Where console lines go: the terminal for the CLI, a buffer in tests.
 #[derive(Clone)]
-pub struct Console(Arc<dyn Fn(Stream, &str) + Send + Sync>);
+pub struct Console(Sink);
 
 impl Console {
     /// The process's stdout and stderr.
@@ -30,11 +35,13 @@ impl Console {
     }
 
     /// A console that records lines, and the record.
-    pub fn buffer() -> (Self, Arc<Mutex<Vec<(Stream, String)>>>) {
-        let lines: Arc<Mutex<Vec<(Stream, String)>>> = Arc::default();
+    pub fn buffer() -> (Self, Recorded) {
+        let lines: Recorded = Arc::default();
         let sink = lines.clone();
         let console = Self(Arc::new(move |stream, line| {
-            sink.lock().unwrap_or_else(|p| p.into_inner()).push((stream, line.to_string()));
+            sink.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((stream, line.to_string()));
         }));
         (console, lines)
     }
@@ -111,8 +118,12 @@ impl LogCap {
             return;
         }
         match finding.severity {
-            Severity::Warning => self.console.err(&format!("\t[WARNING {}]: {}", finding.check, finding.message)),
-            Severity::Info => tracing::info!(phase = %self.phase, check = %finding.check, "{}", finding.message),
+            Severity::Warning => self
+                .console
+                .err(&format!("\t[WARNING {}]: {}", finding.check, finding.message)),
+            Severity::Info => {
+                tracing::info!(phase = %self.phase, check = %finding.check, "{}", finding.message)
+            }
             Severity::Error => {}
         }
         self.findings.push(finding);

@@ -62,7 +62,13 @@ impl NodePath {
 
     pub fn parent(&self) -> Option<NodePath> {
         let idx = self.0.rfind('/')?;
-        (self.0 != "/").then(|| NodePath(if idx == 0 { "/".into() } else { self.0[..idx].into() }))
+        (self.0 != "/").then(|| {
+            NodePath(if idx == 0 {
+                "/".into()
+            } else {
+                self.0[..idx].into()
+            })
+        })
     }
 
     pub fn file_name(&self) -> &str {
@@ -135,7 +141,9 @@ pub fn resolve(root: &Dir, text: &str, follow_last: bool) -> io::Result<NodePath
             Ok(meta) if meta.file_type().is_symlink() => {
                 followed += 1;
                 if followed > MAX_SYMLINKS {
-                    return Err(io::Error::other(format!("too many levels of symbolic links in {text}")));
+                    return Err(io::Error::other(format!(
+                        "too many levels of symbolic links in {text}"
+                    )));
                 }
                 let target = root.read_link_contents(rel.relative())?;
                 resolved.pop();
@@ -212,9 +220,21 @@ mod tests {
     #[test]
     fn prefix_matching_respects_component_boundaries() {
         let grant = NodePath::parse("/etc/kubernetes").expect("p");
-        assert!(NodePath::parse("/etc/kubernetes/pki").expect("p").starts_with(&grant));
+        assert!(
+            NodePath::parse("/etc/kubernetes/pki")
+                .expect("p")
+                .starts_with(&grant)
+        );
         assert!(NodePath::parse("/etc/kubernetes").expect("p").starts_with(&grant));
-        assert!(!NodePath::parse("/etc/kubernetes-evil").expect("p").starts_with(&grant));
-        assert!(NodePath::parse("/x").expect("p").starts_with(&NodePath::parse("/").expect("p")));
+        assert!(
+            !NodePath::parse("/etc/kubernetes-evil")
+                .expect("p")
+                .starts_with(&grant)
+        );
+        assert!(
+            NodePath::parse("/x")
+                .expect("p")
+                .starts_with(&NodePath::parse("/").expect("p"))
+        );
     }
 }

@@ -38,7 +38,9 @@ impl std::fmt::Display for PlanEntry {
     /// kubeadm's `[dryrun]` wording, so operators recognise it.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            PlanEntry::WriteFile { path, mode, contents, .. } => write!(
+            PlanEntry::WriteFile {
+                path, mode, contents, ..
+            } => write!(
                 f,
                 "[dryrun] Would write file {path:?} with mode {mode:04o} ({} bytes)",
                 contents.len()
@@ -52,8 +54,18 @@ impl std::fmt::Display for PlanEntry {
                 if *recursive { " and everything in it" } else { "" }
             ),
             PlanEntry::Exec { command, .. } => write!(f, "[dryrun] Would run command {command:?}"),
-            PlanEntry::Api { verb, resource, namespace, name, .. } => {
-                write!(f, "[dryrun] Would perform action {} on resource {resource:?}", verb.to_uppercase())?;
+            PlanEntry::Api {
+                verb,
+                resource,
+                namespace,
+                name,
+                ..
+            } => {
+                write!(
+                    f,
+                    "[dryrun] Would perform action {} on resource {resource:?}",
+                    verb.to_uppercase()
+                )?;
                 if let Some(ns) = namespace {
                     write!(f, " in namespace {ns:?}")?;
                 }

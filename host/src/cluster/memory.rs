@@ -57,15 +57,21 @@ impl MemoryCluster {
         let mut store = Store::default();
         match std::fs::read(path) {
             Ok(bytes) => {
-                let state: Value = serde_json::from_slice(&bytes)
-                    .map_err(|e| err(format!("not valid JSON ({e}); move it away to start from an empty cluster")))?;
+                let state: Value = serde_json::from_slice(&bytes).map_err(|e| {
+                    err(format!(
+                        "not valid JSON ({e}); move it away to start from an empty cluster"
+                    ))
+                })?;
                 store.revision = state["revision"].as_u64().unwrap_or(0);
                 for entry in state["objects"].as_array().into_iter().flatten() {
                     let key = (
                         entry["group"].as_str().unwrap_or_default().to_string(),
                         entry["plural"].as_str().unwrap_or_default().to_string(),
                         entry["namespace"].as_str().unwrap_or_default().to_string(),
-                        entry["object"]["metadata"]["name"].as_str().unwrap_or_default().to_string(),
+                        entry["object"]["metadata"]["name"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_string(),
                     );
                     store.objects.insert(key, entry["object"].clone());
                 }
@@ -133,7 +139,11 @@ fn not_found(ty: &ResourceType, name: &str) -> ApiError {
 }
 
 /// Checks the object's shape and fills `apiVersion`, `kind` and `metadata.namespace`.
-fn normalize(ty: &ResourceType, namespace: Option<&str>, mut object: Value) -> Result<(Value, String), ApiError> {
+fn normalize(
+    ty: &ResourceType,
+    namespace: Option<&str>,
+    mut object: Value,
+) -> Result<(Value, String), ApiError> {
     let invalid = |m: String| ApiError::new(ApiErrorCode::Invalid, 422, m);
     let obj = object
         .as_object_mut()
@@ -141,7 +151,10 @@ fn normalize(ty: &ResourceType, namespace: Option<&str>, mut object: Value) -> R
     if let Some(v) = obj.get("apiVersion").and_then(Value::as_str)
         && v != ty.api_version()
     {
-        return Err(invalid(format!("apiVersion {v:?} does not match {}", ty.api_version())));
+        return Err(invalid(format!(
+            "apiVersion {v:?} does not match {}",
+            ty.api_version()
+        )));
     }
     if let Some(k) = obj.get("kind").and_then(Value::as_str)
         && k != ty.kind
@@ -162,7 +175,10 @@ fn normalize(ty: &ResourceType, namespace: Option<&str>, mut object: Value) -> R
         .ok_or_else(|| invalid(format!("{}: metadata.name is required", ty.kind)))?
         .to_string();
     if !kubeadm_config::validate::is_dns1123_subdomain(&name) && !name.contains(':') {
-        return Err(invalid(format!("{}: metadata.name {name:?} is not a valid name", ty.kind)));
+        return Err(invalid(format!(
+            "{}: metadata.name {name:?} is not a valid name",
+            ty.kind
+        )));
     }
     if ty.namespaced {
         let ns = namespace.unwrap_or_default();
@@ -204,7 +220,14 @@ fn uid(revision: u64) -> String {
         .unwrap_or_default();
     let x = nanos ^ ((revision as u128) << 64) ^ (std::process::id() as u128);
     let h = format!("{x:032x}");
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 /// The current time as `2006-01-02T15:04:05Z`.
@@ -239,27 +262,40 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
 
 /// Equality-based label selectors: `a=b`, `a==b`, `a!=b`, `a`, `!a`, comma-separated.
 fn selector_matches(selector: &str, labels: &Value) -> bool {
-    selector.split(',').map(str::trim).filter(|s| !s.is_empty()).all(|term| {
-        let get = |k: &str| labels.get(k.trim()).and_then(Value::as_str);
-        if let Some((k, v)) = term.split_once("!=") {
-            get(k) != Some(v.trim())
-        } else if let Some((k, v)) = term.split_once("==").or_else(|| term.split_once('=')) {
-            get(k) == Some(v.trim())
-        } else if let Some(k) = term.strip_prefix('!') {
-            get(k).is_none()
-        } else {
-            labels.get(term).is_some()
-        }
-    })
+    selector
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .all(|term| {
+            let get = |k: &str| labels.get(k.trim()).and_then(Value::as_str);
+            if let Some((k, v)) = term.split_once("!=") {
+                get(k) != Some(v.trim())
+            } else if let Some((k, v)) = term.split_once("==").or_else(|| term.split_once('=')) {
+                get(k) == Some(v.trim())
+            } else if let Some(k) = term.strip_prefix('!') {
+                get(k).is_none()
+            } else {
+                labels.get(term).is_some()
+            }
+        })
 }
 
 impl Cluster for MemoryCluster {
     fn get(&self, ty: &ResourceType, namespace: Option<&str>, name: &str) -> Result<Value, ApiError> {
         let k = key(ty, namespace, name)?;
-        self.lock().objects.get(&k).cloned().ok_or_else(|| not_found(ty, name))
+        self.lock()
+            .objects
+            .get(&k)
+            .cloned()
+            .ok_or_else(|| not_found(ty, name))
     }
 
-    fn list(&self, ty: &ResourceType, namespace: Option<&str>, label_selector: Option<&str>) -> Result<Value, ApiError> {
+    fn list(
+        &self,
+        ty: &ResourceType,
+        namespace: Option<&str>,
+        label_selector: Option<&str>,
+    ) -> Result<Value, ApiError> {
         let store = self.lock();
         let items: Vec<Value> = store
             .objects
@@ -279,7 +315,13 @@ impl Cluster for MemoryCluster {
         }))
     }
 
-    fn create(&self, ty: &ResourceType, namespace: Option<&str>, object: Value, dry_run: bool) -> Result<Value, ApiError> {
+    fn create(
+        &self,
+        ty: &ResourceType,
+        namespace: Option<&str>,
+        object: Value,
+        dry_run: bool,
+    ) -> Result<Value, ApiError> {
         let (mut object, name) = normalize(ty, namespace, object)?;
         let k = key(ty, namespace, &name)?;
         let mut store = self.lock();
@@ -300,11 +342,21 @@ impl Cluster for MemoryCluster {
         Ok(object)
     }
 
-    fn update(&self, ty: &ResourceType, namespace: Option<&str>, object: Value, dry_run: bool) -> Result<Value, ApiError> {
+    fn update(
+        &self,
+        ty: &ResourceType,
+        namespace: Option<&str>,
+        object: Value,
+        dry_run: bool,
+    ) -> Result<Value, ApiError> {
         let (mut object, name) = normalize(ty, namespace, object)?;
         let k = key(ty, namespace, &name)?;
         let mut store = self.lock();
-        let old = store.objects.get(&k).cloned().ok_or_else(|| not_found(ty, &name))?;
+        let old = store
+            .objects
+            .get(&k)
+            .cloned()
+            .ok_or_else(|| not_found(ty, &name))?;
         if let Some(rv) = object["metadata"]["resourceVersion"].as_str()
             && !rv.is_empty()
             && Some(rv) != old["metadata"]["resourceVersion"].as_str()
@@ -339,16 +391,28 @@ impl Cluster for MemoryCluster {
         dry_run: bool,
     ) -> Result<Value, ApiError> {
         if !patch.is_object() {
-            return Err(ApiError::new(ApiErrorCode::Invalid, 400, "a merge patch must be a JSON object"));
+            return Err(ApiError::new(
+                ApiErrorCode::Invalid,
+                400,
+                "a merge patch must be a JSON object",
+            ));
         }
         let k = key(ty, namespace, name)?;
         let mut store = self.lock();
-        let old = store.objects.get(&k).cloned().ok_or_else(|| not_found(ty, name))?;
+        let old = store
+            .objects
+            .get(&k)
+            .cloned()
+            .ok_or_else(|| not_found(ty, name))?;
         let mut object = old.clone();
         merge_patch(&mut object, &patch);
         let (mut object, new_name) = normalize(ty, namespace, object)?;
         if new_name != name {
-            return Err(ApiError::new(ApiErrorCode::Invalid, 422, "a patch cannot change metadata.name"));
+            return Err(ApiError::new(
+                ApiErrorCode::Invalid,
+                422,
+                "a patch cannot change metadata.name",
+            ));
         }
         let revision = store.revision + 1;
         stamp(&mut object, revision, Some(&old));
@@ -360,7 +424,13 @@ impl Cluster for MemoryCluster {
         Ok(object)
     }
 
-    fn delete(&self, ty: &ResourceType, namespace: Option<&str>, name: &str, dry_run: bool) -> Result<(), ApiError> {
+    fn delete(
+        &self,
+        ty: &ResourceType,
+        namespace: Option<&str>,
+        name: &str,
+        dry_run: bool,
+    ) -> Result<(), ApiError> {
         let k = key(ty, namespace, name)?;
         let mut store = self.lock();
         if !store.objects.contains_key(&k) {
@@ -394,7 +464,12 @@ mod tests {
         let c = MemoryCluster::new();
         let ns = Some("kube-system");
         let made = c
-            .create(&cm(), ns, json!({"metadata": {"name": "a", "labels": {"x": "1"}}, "data": {"k": "v"}}), false)
+            .create(
+                &cm(),
+                ns,
+                json!({"metadata": {"name": "a", "labels": {"x": "1"}}, "data": {"k": "v"}}),
+                false,
+            )
             .expect("create");
         assert_eq!(made["metadata"]["namespace"], "kube-system");
         assert_eq!(made["kind"], "ConfigMap");
@@ -402,14 +477,28 @@ mod tests {
         assert_eq!(again.expect_err("dup").code, ApiErrorCode::AlreadyExists);
 
         let mut stale = made.clone();
-        c.patch(&cm(), ns, "a", PatchKind::Merge, json!({"data": {"k": "w"}}), false).expect("patch");
+        c.patch(
+            &cm(),
+            ns,
+            "a",
+            PatchKind::Merge,
+            json!({"data": {"k": "w"}}),
+            false,
+        )
+        .expect("patch");
         stale["data"]["k"] = "z".into();
-        assert_eq!(c.update(&cm(), ns, stale, false).expect_err("stale").code, ApiErrorCode::Conflict);
+        assert_eq!(
+            c.update(&cm(), ns, stale, false).expect_err("stale").code,
+            ApiErrorCode::Conflict
+        );
 
         let got = c.get(&cm(), ns, "a").expect("get");
         assert_eq!(got["data"]["k"], "w");
         assert_eq!(got["metadata"]["uid"], made["metadata"]["uid"]);
-        assert_ne!(got["metadata"]["resourceVersion"], made["metadata"]["resourceVersion"]);
+        assert_ne!(
+            got["metadata"]["resourceVersion"],
+            made["metadata"]["resourceVersion"]
+        );
 
         let list = c.list(&cm(), ns, Some("x=1")).expect("list");
         assert_eq!(list["items"].as_array().map(Vec::len), Some(1));
@@ -417,7 +506,10 @@ mod tests {
         assert_eq!(list["items"].as_array().map(Vec::len), Some(0));
 
         c.delete(&cm(), ns, "a", false).expect("delete");
-        assert_eq!(c.get(&cm(), ns, "a").expect_err("gone").code, ApiErrorCode::NotFound);
+        assert_eq!(
+            c.get(&cm(), ns, "a").expect_err("gone").code,
+            ApiErrorCode::NotFound
+        );
     }
 
     #[test]
@@ -425,9 +517,16 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let file = dir.path().join("cluster.json");
         let c = MemoryCluster::open(&file).expect("open");
-        c.create(&cm(), Some("default"), json!({"metadata": {"name": "dry"}}), true).expect("dry");
+        c.create(&cm(), Some("default"), json!({"metadata": {"name": "dry"}}), true)
+            .expect("dry");
         assert!(c.get(&cm(), Some("default"), "dry").is_err());
-        c.create(&cm(), Some("default"), json!({"metadata": {"name": "kept"}}), false).expect("create");
+        c.create(
+            &cm(),
+            Some("default"),
+            json!({"metadata": {"name": "kept"}}),
+            false,
+        )
+        .expect("create");
         let reopened = MemoryCluster::open(&file).expect("reopen");
         assert!(reopened.get(&cm(), Some("default"), "kept").is_ok());
     }

@@ -79,9 +79,26 @@ pub enum PatchKind {
 /// A Kubernetes API, real or simulated. `dry_run` asks the server to validate without persisting.
 pub trait Cluster: Send + Sync {
     fn get(&self, ty: &ResourceType, namespace: Option<&str>, name: &str) -> Result<Value, ApiError>;
-    fn list(&self, ty: &ResourceType, namespace: Option<&str>, label_selector: Option<&str>) -> Result<Value, ApiError>;
-    fn create(&self, ty: &ResourceType, namespace: Option<&str>, object: Value, dry_run: bool) -> Result<Value, ApiError>;
-    fn update(&self, ty: &ResourceType, namespace: Option<&str>, object: Value, dry_run: bool) -> Result<Value, ApiError>;
+    fn list(
+        &self,
+        ty: &ResourceType,
+        namespace: Option<&str>,
+        label_selector: Option<&str>,
+    ) -> Result<Value, ApiError>;
+    fn create(
+        &self,
+        ty: &ResourceType,
+        namespace: Option<&str>,
+        object: Value,
+        dry_run: bool,
+    ) -> Result<Value, ApiError>;
+    fn update(
+        &self,
+        ty: &ResourceType,
+        namespace: Option<&str>,
+        object: Value,
+        dry_run: bool,
+    ) -> Result<Value, ApiError>;
     fn patch(
         &self,
         ty: &ResourceType,
@@ -91,5 +108,11 @@ pub trait Cluster: Send + Sync {
         patch: Value,
         dry_run: bool,
     ) -> Result<Value, ApiError>;
-    fn delete(&self, ty: &ResourceType, namespace: Option<&str>, name: &str, dry_run: bool) -> Result<(), ApiError>;
+    fn delete(
+        &self,
+        ty: &ResourceType,
+        namespace: Option<&str>,
+        name: &str,
+        dry_run: bool,
+    ) -> Result<(), ApiError>;
 }

@@ -42,8 +42,9 @@ impl RealCluster {
                     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
                         .await
                         .map_err(|e| unavailable(format!("kubeconfig {}: {e}", path.display())))?;
-                    kube::Client::try_from(config)
-                        .map_err(|e| unavailable(format!("cannot create a client from {}: {e}", path.display())))
+                    kube::Client::try_from(config).map_err(|e| {
+                        unavailable(format!("cannot create a client from {}: {e}", path.display()))
+                    })
                 })
             })
             .clone()
@@ -101,17 +102,29 @@ fn post_params(dry_run: bool) -> PostParams {
 impl Cluster for RealCluster {
     fn get(&self, ty: &ResourceType, namespace: Option<&str>, name: &str) -> Result<Value, ApiError> {
         let api = self.api(ty, namespace)?;
-        self.runtime.block_on(api.get(name)).map_err(convert).and_then(to_value)
+        self.runtime
+            .block_on(api.get(name))
+            .map_err(convert)
+            .and_then(to_value)
     }
 
-    fn list(&self, ty: &ResourceType, namespace: Option<&str>, label_selector: Option<&str>) -> Result<Value, ApiError> {
+    fn list(
+        &self,
+        ty: &ResourceType,
+        namespace: Option<&str>,
+        label_selector: Option<&str>,
+    ) -> Result<Value, ApiError> {
         let api = self.api(ty, namespace)?;
         let mut params = ListParams::default();
         if let Some(s) = label_selector {
             params = params.labels(s);
         }
         let list = self.runtime.block_on(api.list(&params)).map_err(convert)?;
-        let items = list.items.into_iter().map(to_value).collect::<Result<Vec<_>, _>>()?;
+        let items = list
+            .items
+            .into_iter()
+            .map(to_value)
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(serde_json::json!({
             "apiVersion": ty.api_version(),
             "kind": format!("{}List", ty.kind),
@@ -120,7 +133,13 @@ impl Cluster for RealCluster {
         }))
     }
 
-    fn create(&self, ty: &ResourceType, namespace: Option<&str>, object: Value, dry_run: bool) -> Result<Value, ApiError> {
+    fn create(
+        &self,
+        ty: &ResourceType,
+        namespace: Option<&str>,
+        object: Value,
+        dry_run: bool,
+    ) -> Result<Value, ApiError> {
         let api = self.api(ty, namespace)?;
         let object = from_value(object)?;
         self.runtime
@@ -129,7 +148,13 @@ impl Cluster for RealCluster {
             .and_then(to_value)
     }
 
-    fn update(&self, ty: &ResourceType, namespace: Option<&str>, object: Value, dry_run: bool) -> Result<Value, ApiError> {
+    fn update(
+        &self,
+        ty: &ResourceType,
+        namespace: Option<&str>,
+        object: Value,
+        dry_run: bool,
+    ) -> Result<Value, ApiError> {
         let api = self.api(ty, namespace)?;
         let object = from_value(object)?;
         let name = object.metadata.name.clone().unwrap_or_default();
@@ -149,9 +174,11 @@ impl Cluster for RealCluster {
         dry_run: bool,
     ) -> Result<Value, ApiError> {
         let api = self.api(ty, namespace)?;
-        let mut params = PatchParams::default();
-        params.dry_run = dry_run;
-        params.field_manager = Some("wasmadm".into());
+        let params = PatchParams {
+            dry_run,
+            field_manager: Some("wasmadm".into()),
+            ..PatchParams::default()
+        };
         let patch = match kind {
             PatchKind::Merge => Patch::Merge(patch),
             PatchKind::StrategicMerge => Patch::Strategic(patch),
@@ -162,12 +189,21 @@ impl Cluster for RealCluster {
             .and_then(to_value)
     }
 
-    fn delete(&self, ty: &ResourceType, namespace: Option<&str>, name: &str, dry_run: bool) -> Result<(), ApiError> {
+    fn delete(
+        &self,
+        ty: &ResourceType,
+        namespace: Option<&str>,
+        name: &str,
+        dry_run: bool,
+    ) -> Result<(), ApiError> {
         let api = self.api(ty, namespace)?;
         let params = DeleteParams {
             dry_run,
             ..DeleteParams::default()
         };
-        self.runtime.block_on(api.delete(name, &params)).map(|_| ()).map_err(convert)
+        self.runtime
+            .block_on(api.delete(name, &params))
+            .map(|_| ())
+            .map_err(convert)
     }
 }

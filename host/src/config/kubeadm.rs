@@ -45,11 +45,18 @@ fn documents(text: &str) -> Vec<(usize, String)> {
             doc.push('\n');
         }
     }
-    docs.retain(|(_, d)| d.lines().any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#')));
+    docs.retain(|(_, d)| {
+        d.lines()
+            .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+    });
     docs
 }
 
-fn parse_doc<T: serde::de::DeserializeOwned>(path: &Path, doc: &str, offset: usize) -> Result<T, ConfigError> {
+fn parse_doc<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    doc: &str,
+    offset: usize,
+) -> Result<T, ConfigError> {
     serde_yaml::from_str(doc).map_err(|e| ConfigError::Invalid(super::yaml_error(path, &e, offset)))
 }
 
@@ -60,7 +67,10 @@ pub fn parse(text: &str, path: &Path) -> Result<ResolvedConfig, ConfigError> {
     for (offset, doc) in documents(text) {
         let head: serde_yaml::Value = serde_yaml::from_str(&doc)
             .map_err(|e| ConfigError::Invalid(super::yaml_error(path, &e, offset)))?;
-        let api_version = head.get("apiVersion").and_then(|v| v.as_str()).unwrap_or_default();
+        let api_version = head
+            .get("apiVersion")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default();
         let kind = head.get("kind").and_then(|v| v.as_str()).unwrap_or_default();
         let at = format!("{}:{}", path.display(), offset + 1);
         if api_version == kubeadm_config::API_VERSION {
@@ -75,7 +85,10 @@ pub fn parse(text: &str, path: &Path) -> Result<ResolvedConfig, ConfigError> {
                     )));
                 }
             }
-        } else if let Some((_, k)) = COMPONENT_KINDS.iter().find(|(v, k)| *v == api_version && *k == kind) {
+        } else if let Some((_, k)) = COMPONENT_KINDS
+            .iter()
+            .find(|(v, k)| *v == api_version && *k == kind)
+        {
             let value: serde_json::Value = parse_doc(path, &doc, offset)?;
             config.components.insert(k.to_string(), value);
         } else if api_version.starts_with("kubeadm.k8s.io/") {
@@ -114,9 +127,14 @@ pub fn resolve(
         }
         None => ResolvedConfig::default(),
     };
-    let source = file.map(|p| p.display().to_string()).unwrap_or_else(|| "flags".into());
+    let source = file
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "flags".into());
     let mut errors: Vec<String> = Vec::new();
-    let node_name = flags.node_name.clone().unwrap_or_else(|| host_name.to_lowercase());
+    let node_name = flags
+        .node_name
+        .clone()
+        .unwrap_or_else(|| host_name.to_lowercase());
 
     match command {
         Command::Init => {
@@ -134,10 +152,18 @@ pub fn resolve(
                 .extend(flags.ignore_preflight_errors.iter().cloned());
             defaults::init_configuration(init, &node_name);
             dedup_lowercase(&mut init.node_registration.ignore_preflight_errors);
-            errors.extend(validate::init_configuration(init).into_iter().map(|e| e.to_string()));
+            errors.extend(
+                validate::init_configuration(init)
+                    .into_iter()
+                    .map(|e| e.to_string()),
+            );
             let cluster = config.cluster.get_or_insert_with(ClusterConfiguration::default);
             defaults::cluster_configuration(cluster);
-            errors.extend(validate::cluster_configuration(cluster).into_iter().map(|e| e.to_string()));
+            errors.extend(
+                validate::cluster_configuration(cluster)
+                    .into_iter()
+                    .map(|e| e.to_string()),
+            );
         }
         Command::Join | Command::Reset => {
             if config.init.is_some() && command == Command::Join {
@@ -158,7 +184,11 @@ pub fn resolve(
             defaults::join_configuration(join, &node_name);
             dedup_lowercase(&mut join.node_registration.ignore_preflight_errors);
             if command == Command::Join {
-                errors.extend(validate::join_configuration(join).into_iter().map(|e| e.to_string()));
+                errors.extend(
+                    validate::join_configuration(join)
+                        .into_iter()
+                        .map(|e| e.to_string()),
+                );
             } else if let Err(e) = validate::ignore_preflight_errors(
                 "ignore-preflight-errors",
                 &join.node_registration.ignore_preflight_errors,

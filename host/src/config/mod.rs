@@ -14,7 +14,12 @@ pub fn yaml_error(path: &std::path::Path, e: &serde_yaml::Error, line_offset: us
             if let Some(i) = message.find(&suffix) {
                 message.replace_range(i..i + suffix.len(), "");
             }
-            format!("{}:{}:{}: {message}", path.display(), loc.line() + line_offset, loc.column())
+            format!(
+                "{}:{}:{}: {message}",
+                path.display(),
+                loc.line() + line_offset,
+                loc.column()
+            )
         }
         None => format!("{}: {message}", path.display()),
     }

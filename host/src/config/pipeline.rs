@@ -43,9 +43,16 @@ pub struct Pipeline {
 }
 
 fn default_exec_path() -> Vec<String> {
-    ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]
-        .map(String::from)
-        .to_vec()
+    [
+        "/usr/local/sbin",
+        "/usr/local/bin",
+        "/usr/sbin",
+        "/usr/bin",
+        "/sbin",
+        "/bin",
+    ]
+    .map(String::from)
+    .to_vec()
 }
 
 /// `apiVersion`, which must be [`API_VERSION`].
@@ -164,7 +171,8 @@ impl TryFrom<String> for PhaseName {
     type Error = String;
     fn try_from(v: String) -> Result<Self, String> {
         let ok = !v.is_empty()
-            && v.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && v.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
             && !v.starts_with('-');
         if ok {
             Ok(Self(v))
@@ -203,7 +211,10 @@ impl TryFrom<String> for ComponentRef {
             if builtin::get(name).is_none() {
                 return Err(format!(
                     "unknown built-in component {v:?}; built-ins are: {}",
-                    builtin::names().map(|n| format!("builtin:{n}")).collect::<Vec<_>>().join(", ")
+                    builtin::names()
+                        .map(|n| format!("builtin:{n}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ));
             }
             Ok(Self::Builtin(name.to_string()))
@@ -401,16 +412,18 @@ impl TryFrom<serde_json::Value> for ByteSize {
         let n: u64 = digits
             .parse()
             .map_err(|_| format!("size {text:?} is not a number with an optional Ki/Mi/Gi unit"))?;
-        let bytes = n.checked_mul(scale).ok_or_else(|| format!("size {text:?} is too large"))?;
+        let bytes = n
+            .checked_mul(scale)
+            .ok_or_else(|| format!("size {text:?} is too large"))?;
         Ok(Self(bytes))
     }
 }
 impl From<ByteSize> for String {
     fn from(b: ByteSize) -> String {
         match b.0 {
-            n if n % (1 << 30) == 0 && n > 0 => format!("{}Gi", n >> 30),
-            n if n % (1 << 20) == 0 && n > 0 => format!("{}Mi", n >> 20),
-            n if n % (1 << 10) == 0 && n > 0 => format!("{}Ki", n >> 10),
+            n if n.is_multiple_of(1 << 30) && n > 0 => format!("{}Gi", n >> 30),
+            n if n.is_multiple_of(1 << 20) && n > 0 => format!("{}Mi", n >> 20),
+            n if n.is_multiple_of(1 << 10) && n > 0 => format!("{}Ki", n >> 10),
             n => n.to_string(),
         }
     }
@@ -433,7 +446,7 @@ impl TryFrom<String> for Timeout {
 impl From<Timeout> for String {
     fn from(t: Timeout) -> String {
         let ms = t.0.as_millis();
-        if ms % 1000 == 0 {
+        if ms.is_multiple_of(1000) {
             format!("{}s", ms / 1000)
         } else {
             format!("{ms}ms")
@@ -445,10 +458,7 @@ impl From<Timeout> for String {
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
     #[error("cannot read pipeline file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     /// `message` starts with the file name (and line, where known).
     #[error("{message}")]
     Invalid { path: PathBuf, message: String },
@@ -488,7 +498,10 @@ impl Pipeline {
             path: path.to_path_buf(),
             message: super::yaml_error(path, &e, 0),
         })?;
-        for (command, phase) in pipeline.commands().flat_map(|(c, ps)| ps.0.iter().map(move |p| (c, p))) {
+        for (command, phase) in pipeline
+            .commands()
+            .flat_map(|(c, ps)| ps.0.iter().map(move |p| (c, p)))
+        {
             let invalid = |message: String| PipelineError::Invalid {
                 path: path.to_path_buf(),
                 message: format!(
@@ -521,7 +534,11 @@ impl Pipeline {
     }
 
     fn all_phases_mut(&mut self) -> impl Iterator<Item = &mut PhaseSpec> {
-        self.init.0.iter_mut().chain(self.join.0.iter_mut()).chain(self.reset.0.iter_mut())
+        self.init
+            .0
+            .iter_mut()
+            .chain(self.join.0.iter_mut())
+            .chain(self.reset.0.iter_mut())
     }
 
     /// The phases of a command.

@@ -150,7 +150,9 @@ impl Runtime {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         self.engine.precompile_compatibility_hash().hash(&mut hasher);
         let compat = hasher.finish();
-        self.cache_dir.as_ref().map(|d| d.join(format!("{digest}-{compat:016x}.cwasm")))
+        self.cache_dir
+            .as_ref()
+            .map(|d| d.join(format!("{digest}-{compat:016x}.cwasm")))
     }
 
     fn compile_cached(&self, source: &str, bytes: &[u8], digest: &str) -> wasmtime::Result<Component> {
@@ -166,7 +168,9 @@ impl Runtime {
                     tracing::debug!(%source, cache = %path.display(), "loaded compiled component from cache");
                     return Ok(component);
                 }
-                Err(e) => tracing::warn!(%source, cache = %path.display(), "ignoring unusable cache entry: {e:#}"),
+                Err(e) => {
+                    tracing::warn!(%source, cache = %path.display(), "ignoring unusable cache entry: {e:#}")
+                }
             }
         }
         let started = std::time::Instant::now();

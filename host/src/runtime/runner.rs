@@ -47,7 +47,10 @@ impl std::fmt::Display for Command {
 pub enum RunError {
     /// Checks reported errors (already printed, kubeadm-style).
     #[error("error execution phase {phase}: {phase} checks failed")]
-    ChecksFailed { phase: String, failures: Vec<(String, String)> },
+    ChecksFailed {
+        phase: String,
+        failures: Vec<(String, String)>,
+    },
     /// The configuration was refused by a phase.
     #[error("error execution phase {phase}: invalid configuration: {message}")]
     InvalidConfig { phase: String, message: String },
@@ -150,7 +153,11 @@ fn bare_state(root: Arc<Dir>) -> State {
 }
 
 /// Loads a plugin and asks it to describe itself, with no grants.
-pub fn load_and_describe(runtime: &Runtime, root: Arc<Dir>, spec: &PhaseSpec) -> Result<PlannedPhase, RunError> {
+pub fn load_and_describe(
+    runtime: &Runtime,
+    root: Arc<Dir>,
+    spec: &PhaseSpec,
+) -> Result<PlannedPhase, RunError> {
     let load_err = |source| RunError::Load {
         phase: spec.name.0.clone(),
         source,
@@ -168,10 +175,12 @@ pub fn load_and_describe(runtime: &Runtime, root: Arc<Dir>, spec: &PhaseSpec) ->
         ComponentRef::File(path) => runtime.load_file(path, spec.digest.as_ref().map(|d| d.0.as_str())),
     }
     .map_err(load_err)?;
-    let info = runtime.describe(&plugin, bare_state(root)).map_err(|message| RunError::PhaseFailed {
-        phase: spec.name.0.clone(),
-        message: format!("{} failed to describe itself: {message}", plugin.source),
-    })?;
+    let info = runtime
+        .describe(&plugin, bare_state(root))
+        .map_err(|message| RunError::PhaseFailed {
+            phase: spec.name.0.clone(),
+            message: format!("{} failed to describe itself: {message}", plugin.source),
+        })?;
     Ok(PlannedPhase {
         spec: spec.clone(),
         plugin,
@@ -218,7 +227,14 @@ impl Runner<'_> {
                 tracing::info!(phase = %phase.spec.name, "skipping phase");
                 continue;
             };
-            self.run_phase(spec, phase, sub_phases, root.clone(), overlay.clone(), &mut report)?;
+            self.run_phase(
+                spec,
+                phase,
+                sub_phases,
+                root.clone(),
+                overlay.clone(),
+                &mut report,
+            )?;
             report.phases_run.push(phase.spec.name.0.clone());
         }
         if spec.dry_run {
@@ -273,7 +289,8 @@ impl Runner<'_> {
             .and_then(|instance| instance.wasmadm_plugin_plugin().call_run(&mut store, &context));
         stdout.finish();
         stderr.finish();
-        let outcome = result.map_err(|e| failed(explain_trap(&e, &store.data().limiter, limits.timeout.0)))?;
+        let outcome =
+            result.map_err(|e| failed(explain_trap(&e, &store.data().limiter, limits.timeout.0)))?;
         let phase_report = match outcome {
             Ok(r) => r,
             Err(PhaseError::InvalidConfig(message)) => {
@@ -302,11 +319,17 @@ impl Runner<'_> {
                 "[{name}] If you know what you are doing, you can make a check non-fatal with \
                  `--ignore-preflight-errors=...`"
             ));
-            return Err(RunError::ChecksFailed { phase: name, failures });
+            return Err(RunError::ChecksFailed {
+                phase: name,
+                failures,
+            });
         }
-        report
-            .outputs
-            .extend(phase_report.outputs.into_iter().map(|(k, v)| (format!("{name}.{k}"), v)));
+        report.outputs.extend(
+            phase_report
+                .outputs
+                .into_iter()
+                .map(|(k, v)| (format!("{name}.{k}"), v)),
+        );
         Ok(())
     }
 
@@ -320,12 +343,20 @@ impl Runner<'_> {
         plan: &Plan,
     ) -> State {
         let name = phase.name.0.as_str();
-        let Grants { files, exec, kube, env } = &phase.grants;
+        let Grants {
+            files,
+            exec,
+            kube,
+            env,
+        } = &phase.grants;
         let budget = Budget::new(name, phase.limits.output.0 as usize);
         let stdout = PluginOutput::new(name, budget.clone(), false);
         let stderr = PluginOutput::new(name, budget.clone(), true);
         let mut wasi = WasiCtxBuilder::new();
-        wasi.stdout(stdout.clone()).stderr(stderr.clone()).allow_tcp(false).allow_udp(false);
+        wasi.stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false);
         for key in env {
             if let Ok(value) = std::env::var(key) {
                 wasi.env(key, value);
@@ -359,7 +390,13 @@ impl Runner<'_> {
                 phase.limits.timeout.0,
                 phase.limits.output.0 as usize,
             ),
-            kube: KubeCap::new(name, kube.clone(), spec.cluster.clone(), spec.dry_run, plan.clone()),
+            kube: KubeCap::new(
+                name,
+                kube.clone(),
+                spec.cluster.clone(),
+                spec.dry_run,
+                plan.clone(),
+            ),
             log: LogCap::new(name, spec.console.clone(), budget),
             stdout,
             stderr,
@@ -377,8 +414,12 @@ fn select(
         phases
             .iter()
             .flat_map(|p| {
-                std::iter::once(p.spec.name.0.clone())
-                    .chain(p.info.sub_phases.iter().map(move |s| format!("{}/{}", p.spec.name.0, s.name)))
+                std::iter::once(p.spec.name.0.clone()).chain(
+                    p.info
+                        .sub_phases
+                        .iter()
+                        .map(move |s| format!("{}/{}", p.spec.name.0, s.name)),
+                )
             })
             .collect::<Vec<_>>()
             .join(", ")
@@ -396,12 +437,20 @@ fn select(
             name: name.clone(),
             hint: format!("this pipeline's phases are: {}", all_names()),
         })?;
-        let subs: Vec<&str> = phases[i].info.sub_phases.iter().map(|s| s.name.as_str()).collect();
+        let subs: Vec<&str> = phases[i]
+            .info
+            .sub_phases
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect();
         let chosen = match sub.as_deref() {
             None if !subs.is_empty() => {
                 return Err(RunError::InvalidPhaseName {
                     name: name.clone(),
-                    hint: format!("phase {name} has sub-phases: run one of {}, or all", subs.join(", ")),
+                    hint: format!(
+                        "phase {name} has sub-phases: run one of {}, or all",
+                        subs.join(", ")
+                    ),
                 });
             }
             None | Some("all") => subs.iter().map(|s| s.to_string()).collect(),
@@ -418,7 +467,11 @@ fn select(
         }
     }
 
-    for entry in skip.iter().map(|s| s.trim().to_lowercase()).filter(|s| !s.is_empty()) {
+    for entry in skip
+        .iter()
+        .map(|s| s.trim().to_lowercase())
+        .filter(|s| !s.is_empty())
+    {
         let (name, sub) = match entry.split_once('/') {
             Some((n, s)) => (n, Some(s)),
             None => (entry.as_str(), None),

@@ -19,7 +19,12 @@ pub struct Limiter {
 }
 
 impl ResourceLimiter for Limiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired > self.memory_bytes {
             self.memory_exceeded = true;
             return Ok(false);
@@ -27,7 +32,12 @@ impl ResourceLimiter for Limiter {
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= 1_000_000)
     }
 }
@@ -173,7 +183,10 @@ impl kube::HostClient for State {
         name: String,
     ) -> Result<String, kube::ApiError> {
         let c = self.client(&me)?;
-        self.kube.get(c, &resource_type(ty), namespace.as_deref(), &name).map(to_text).map_err(to_wit)
+        self.kube
+            .get(c, &resource_type(ty), namespace.as_deref(), &name)
+            .map(to_text)
+            .map_err(to_wit)
     }
 
     fn list(
@@ -185,7 +198,12 @@ impl kube::HostClient for State {
     ) -> Result<String, kube::ApiError> {
         let c = self.client(&me)?;
         self.kube
-            .list(c, &resource_type(ty), namespace.as_deref(), label_selector.as_deref())
+            .list(
+                c,
+                &resource_type(ty),
+                namespace.as_deref(),
+                label_selector.as_deref(),
+            )
             .map(to_text)
             .map_err(to_wit)
     }
@@ -199,7 +217,10 @@ impl kube::HostClient for State {
     ) -> Result<String, kube::ApiError> {
         let object = parse_object(&object)?;
         let c = self.client(&me)?;
-        self.kube.create(c, &resource_type(ty), namespace.as_deref(), object).map(to_text).map_err(to_wit)
+        self.kube
+            .create(c, &resource_type(ty), namespace.as_deref(), object)
+            .map(to_text)
+            .map_err(to_wit)
     }
 
     fn update(
@@ -211,7 +232,10 @@ impl kube::HostClient for State {
     ) -> Result<String, kube::ApiError> {
         let object = parse_object(&object)?;
         let c = self.client(&me)?;
-        self.kube.update(c, &resource_type(ty), namespace.as_deref(), object).map(to_text).map_err(to_wit)
+        self.kube
+            .update(c, &resource_type(ty), namespace.as_deref(), object)
+            .map(to_text)
+            .map_err(to_wit)
     }
 
     fn patch(
@@ -243,7 +267,9 @@ impl kube::HostClient for State {
         name: String,
     ) -> Result<(), kube::ApiError> {
         let c = self.client(&me)?;
-        self.kube.delete(c, &resource_type(ty), namespace.as_deref(), &name).map_err(to_wit)
+        self.kube
+            .delete(c, &resource_type(ty), namespace.as_deref(), &name)
+            .map_err(to_wit)
     }
 
     fn drop(&mut self, me: Resource<ClientHandle>) -> wasmtime::Result<()> {

@@ -33,7 +33,11 @@ pub fn parse_version(text: &str) -> Option<(u64, u64, u64)> {
     let text = text.trim().trim_start_matches('v');
     let core = text.split(['-', '+']).next()?;
     let mut parts = core.split('.').map(|p| p.parse::<u64>().ok());
-    Some((parts.next()??, parts.next()??, parts.next().flatten().unwrap_or(0)))
+    Some((
+        parts.next()??,
+        parts.next()??,
+        parts.next().flatten().unwrap_or(0),
+    ))
 }
 
 /// The checks of one run, writing into one [`Findings`].
@@ -76,10 +80,13 @@ impl Checks<'_> {
             .and_then(|v| v.parse::<u64>().ok());
         match uid {
             Some(0) => {}
-            Some(_) => self.findings.error("IsPrivilegedUser", "user is not running as root"),
-            None => self
+            Some(_) => self
                 .findings
-                .error("IsPrivilegedUser", "cannot tell the user id: /proc/self/status has no Uid line"),
+                .error("IsPrivilegedUser", "user is not running as root"),
+            None => self.findings.error(
+                "IsPrivilegedUser",
+                "cannot tell the user id: /proc/self/status has no Uid line",
+            ),
         }
         Ok(())
     }
@@ -100,20 +107,35 @@ impl Checks<'_> {
         for port in [bind_port, SCHEDULER_PORT, CONTROLLER_MANAGER_PORT] {
             self.port(&listening, port);
         }
-        for manifest in ["kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd"] {
+        for manifest in [
+            "kube-apiserver",
+            "kube-controller-manager",
+            "kube-scheduler",
+            "etcd",
+        ] {
             self.file_available(&format!("{MANIFESTS}/{manifest}.yaml"))?;
         }
         let advertise = init.local_api_endpoint.advertise_address.clone();
         if !advertise.is_empty() {
             self.http_proxy(&advertise);
         }
-        for cidr in cluster.networking.service_subnet.split(',').chain(cluster.networking.pod_subnet.split(',')) {
+        for cidr in cluster
+            .networking
+            .service_subnet
+            .split(',')
+            .chain(cluster.networking.pod_subnet.split(','))
+        {
             self.http_proxy_cidr(cidr.trim());
         }
         self.common(&cluster.kubernetes_version, &listening)?;
 
         let mut families: Vec<IpAddr> = Vec::new();
-        for cidr in cluster.networking.service_subnet.split(',').chain(cluster.networking.pod_subnet.split(',')) {
+        for cidr in cluster
+            .networking
+            .service_subnet
+            .split(',')
+            .chain(cluster.networking.pod_subnet.split(','))
+        {
             if let Some((ip, _)) = netutil::parse_cidr(cidr) {
                 families.push(ip);
             }
@@ -126,11 +148,15 @@ impl Checks<'_> {
         if let Some(external) = &cluster.etcd.external {
             self.findings.info(
                 "ExternalEtcdVersion",
-                format!("not checked: plugins have no network access to {:?}", external.endpoints),
+                format!(
+                    "not checked: plugins have no network access to {:?}",
+                    external.endpoints
+                ),
             );
             for file in [&external.ca_file, &external.cert_file, &external.key_file] {
                 if !file.is_empty() && !self.exists(file)? {
-                    self.findings.error("ExternalEtcdClientCertificates", format!("{file} doesn't exist"));
+                    self.findings
+                        .error("ExternalEtcdClientCertificates", format!("{file} doesn't exist"));
                 }
             }
         } else if let Some(local) = &cluster.etcd.local {
@@ -219,7 +245,8 @@ impl Checks<'_> {
 
     fn mem(&mut self) -> Result {
         let Some(meminfo) = self.read("/proc/meminfo")? else {
-            self.findings.error("Mem", "failed to get system info: /proc/meminfo does not exist");
+            self.findings
+                .error("Mem", "failed to get system info: /proc/meminfo does not exist");
             return Ok(());
         };
         let kib = meminfo
@@ -236,17 +263,22 @@ impl Checks<'_> {
                 ),
             ),
             Some(_) => {}
-            None => self.findings.error("Mem", "failed to get system info: no MemTotal in /proc/meminfo"),
+            None => self
+                .findings
+                .error("Mem", "failed to get system info: no MemTotal in /proc/meminfo"),
         }
         Ok(())
     }
 
     fn kubernetes_version(&mut self, version: &str) {
-        let Some((kmaj, kmin, _)) = parse_version(KUBEADM_VERSION) else { return };
+        let Some((kmaj, kmin, _)) = parse_version(KUBEADM_VERSION) else {
+            return;
+        };
         match parse_version(version) {
-            None => self
-                .findings
-                .error("KubernetesVersion", format!("couldn't parse Kubernetes version {version:?}")),
+            None => self.findings.error(
+                "KubernetesVersion",
+                format!("couldn't parse Kubernetes version {version:?}"),
+            ),
             Some((maj, min, _)) if (maj, min) > (kmaj, kmin) => self.findings.warning(
                 "KubernetesVersion",
                 format!(
@@ -293,9 +325,9 @@ impl Checks<'_> {
         if !exists {
             return Ok(());
         }
-        let active = self.systemctl(&["is-active", "firewalld"])?.is_some_and(|o| {
-            matches!(String::from_utf8_lossy(&o.stdout).trim(), "active" | "activating")
-        });
+        let active = self
+            .systemctl(&["is-active", "firewalld"])?
+            .is_some_and(|o| matches!(String::from_utf8_lossy(&o.stdout).trim(), "active" | "activating"));
         if active {
             let list = ports.iter().map(u16::to_string).collect::<Vec<_>>().join(" ");
             self.findings.warning(
@@ -312,8 +344,10 @@ impl Checks<'_> {
     fn service_kubelet(&mut self) -> Result {
         const CHECK: &str = "Service-kubelet";
         if let InitSystem::None = self.init_system()? {
-            self.findings
-                .warning(CHECK, "no supported init system detected, skipping checking for services");
+            self.findings.warning(
+                CHECK,
+                "no supported init system detected, skipping checking for services",
+            );
             return Ok(());
         }
         let exists = self
@@ -323,7 +357,9 @@ impl Checks<'_> {
             self.findings.warning(CHECK, "kubelet service does not exist");
             return Ok(());
         }
-        let enabled = self.systemctl(&["is-enabled", "kubelet"])?.is_some_and(|o| o.status == Some(0));
+        let enabled = self
+            .systemctl(&["is-enabled", "kubelet"])?
+            .is_some_and(|o| o.status == Some(0));
         if !enabled {
             self.findings.warning(
                 CHECK,
@@ -346,13 +382,17 @@ impl Checks<'_> {
 
     fn port(&mut self, listening: &[u16], port: u16) {
         if listening.contains(&port) {
-            self.findings.error(&format!("Port-{port}"), format!("Port {port} is in use"));
+            self.findings
+                .error(&format!("Port-{port}"), format!("Port {port} is in use"));
         }
     }
 
     fn file_available(&mut self, path: &str) -> Result {
         if self.exists(path)? {
-            self.findings.error(&path_name("FileAvailable-", path), format!("{path} already exists"));
+            self.findings.error(
+                &path_name("FileAvailable-", path),
+                format!("{path} already exists"),
+            );
         }
         Ok(())
     }
@@ -364,15 +404,20 @@ impl Checks<'_> {
             Ok(_) => {}
             Err(e) if e.code == ErrorCode::NotFound => {}
             Err(e) if e.code == ErrorCode::Denied => return Err(e.into()),
-            Err(e) => self
-                .findings
-                .error(&check, format!("unable to check if {path} is empty: {}", e.message)),
+            Err(e) => self.findings.error(
+                &check,
+                format!("unable to check if {path} is empty: {}", e.message),
+            ),
         }
         Ok(())
     }
 
     fn http_proxy(&mut self, host: &str) {
-        let url_host = if host.contains(':') { format!("[{host}]:1234") } else { host.to_string() };
+        let url_host = if host.contains(':') {
+            format!("[{host}]:1234")
+        } else {
+            host.to_string()
+        };
         if let Some(proxy) = netutil::https_proxy_for(host, &|k| std::env::var(k).ok()) {
             self.findings.warning(
                 "HTTPProxy",
@@ -389,7 +434,8 @@ impl Checks<'_> {
             return;
         }
         let Some(ip) = netutil::indexed_ip(cidr, 1) else {
-            self.findings.error("HTTPProxyCIDR", format!("error parsing CIDR {cidr:?}"));
+            self.findings
+                .error("HTTPProxyCIDR", format!("error parsing CIDR {cidr:?}"));
             return;
         };
         if let Some(proxy) = netutil::https_proxy_for(&ip.to_string(), &|k| std::env::var(k).ok()) {
@@ -456,7 +502,7 @@ impl Checks<'_> {
             Ok(out) => out,
             Err(ExecError::NotFound(_)) => {
                 return Ok(Err(
-                    "cannot execute 'kubelet --version': executable file not found in $PATH".into()
+                    "cannot execute 'kubelet --version': executable file not found in $PATH".into(),
                 ));
             }
             Err(ExecError::Denied(m)) => return Err(PhaseError::Denied(m)),
@@ -465,11 +511,16 @@ impl Checks<'_> {
         if out.status != Some(0) {
             return Ok(Err(format!(
                 "cannot execute 'kubelet --version': exit status {}",
-                out.status.map(|s| s.to_string()).unwrap_or_else(|| "signal".into())
+                out.status
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "signal".into())
             )));
         }
         let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        match text.strip_prefix("Kubernetes ").filter(|v| parse_version(v).is_some() && v.starts_with('v')) {
+        match text
+            .strip_prefix("Kubernetes ")
+            .filter(|v| parse_version(v).is_some() && v.starts_with('v'))
+        {
             Some(v) => Ok(Ok(v.to_string())),
             None => Ok(Err(format!("Unable to parse output from Kubelet: {text:?}"))),
         }
@@ -480,17 +531,24 @@ impl Checks<'_> {
         let version = match kubelet {
             Ok(v) => v,
             Err(e) => {
-                self.findings.error(CHECK, format!("couldn't get kubelet version: {e}"));
+                self.findings
+                    .error(CHECK, format!("couldn't get kubelet version: {e}"));
                 return;
             }
         };
-        let Some((maj, min, patch)) = parse_version(version) else { return };
-        let Some((kmaj, kmin, _)) = parse_version(KUBEADM_VERSION) else { return };
+        let Some((maj, min, patch)) = parse_version(version) else {
+            return;
+        };
+        let Some((kmaj, kmin, _)) = parse_version(KUBEADM_VERSION) else {
+            return;
+        };
         let minimum = (kmaj, kmin.saturating_sub(3), 0);
         if (maj, min, patch) < minimum {
             self.findings.error(
                 CHECK,
-                format!("Kubelet version {version:?} is lower than kubeadm can support. Please upgrade kubelet"),
+                format!(
+                    "Kubelet version {version:?} is lower than kubeadm can support. Please upgrade kubelet"
+                ),
             );
             return;
         }
@@ -498,9 +556,10 @@ impl Checks<'_> {
             return;
         }
         match parse_version(control_plane) {
-            None => self
-                .findings
-                .error(CHECK, format!("couldn't parse Kubernetes version {control_plane:?}")),
+            None => self.findings.error(
+                CHECK,
+                format!("couldn't parse Kubernetes version {control_plane:?}"),
+            ),
             Some((cmaj, cmin, _)) if maj > cmaj || min > cmin => self.findings.error(
                 CHECK,
                 format!(
@@ -519,12 +578,21 @@ impl Checks<'_> {
         let mut report: Vec<String> = Vec::new();
         let mut errors: Vec<String> = Vec::new();
 
-        let release = self.read("/proc/sys/kernel/osrelease")?.unwrap_or_default().trim().to_string();
+        let release = self
+            .read("/proc/sys/kernel/osrelease")?
+            .unwrap_or_default()
+            .trim()
+            .to_string();
         report.push(format!("KERNEL_VERSION: {release}"));
         if !kernel_supported(&release) {
-            self.findings.warning(CHECK, format!("unsupported kernel release: {release}"));
+            self.findings
+                .warning(CHECK, format!("unsupported kernel release: {release}"));
         }
-        let os = self.read("/proc/sys/kernel/ostype")?.unwrap_or_else(|| "Linux".into()).trim().to_string();
+        let os = self
+            .read("/proc/sys/kernel/ostype")?
+            .unwrap_or_else(|| "Linux".into())
+            .trim()
+            .to_string();
         report.push(format!("OS: {os}"));
         if os != "Linux" {
             errors.push(format!("unsupported operating system: {os}"));
@@ -533,7 +601,11 @@ impl Checks<'_> {
         match self.read("/sys/fs/cgroup/cgroup.controllers")? {
             Some(controllers) => {
                 let have: Vec<&str> = controllers.split_whitespace().collect();
-                let missing: Vec<&str> = REQUIRED_CGROUPS.iter().copied().filter(|c| !have.contains(c)).collect();
+                let missing: Vec<&str> = REQUIRED_CGROUPS
+                    .iter()
+                    .copied()
+                    .filter(|c| !have.contains(c))
+                    .collect();
                 for c in REQUIRED_CGROUPS {
                     let state = if have.contains(&c) { "enabled" } else { "missing" };
                     report.push(format!("CGROUPS_{}: {state}", c.to_uppercase()));
@@ -580,15 +652,19 @@ impl Checks<'_> {
         const CHECK: &str = "Hostname";
         let name = self.ctx.node_name();
         if let Err(reason) = qualified_name(&name) {
-            self.findings.warning(CHECK, format!("invalid node name format {name:?}: {reason}"));
+            self.findings
+                .warning(CHECK, format!("invalid node name format {name:?}: {reason}"));
         }
         let hosts = self.read("/etc/hosts")?.unwrap_or_default();
         let found = hosts.lines().any(|line| {
             let line = line.split('#').next().unwrap_or_default();
-            line.split_whitespace().skip(1).any(|alias| alias.eq_ignore_ascii_case(&name))
+            line.split_whitespace()
+                .skip(1)
+                .any(|alias| alias.eq_ignore_ascii_case(&name))
         });
         if !found {
-            self.findings.warning(CHECK, format!("hostname \"{name}\" could not be reached"));
+            self.findings
+                .warning(CHECK, format!("hostname \"{name}\" could not be reached"));
             self.findings.warning(
                 CHECK,
                 format!("hostname \"{name}\": lookup {name}: not found in /etc/hosts (the only resolver a plugin has)"),
@@ -610,9 +686,9 @@ impl Checks<'_> {
             let check = path_name("FileContent-", file);
             match self.read(file)? {
                 None => self.findings.error(&check, format!("{file} does not exist")),
-                Some(content) if !content.starts_with('1') => {
-                    self.findings.error(&check, format!("{file} contents are not set to 1"))
-                }
+                Some(content) if !content.starts_with('1') => self
+                    .findings
+                    .error(&check, format!("{file} contents are not set to 1")),
                 Some(_) => {}
             }
         }
@@ -628,12 +704,17 @@ impl Checks<'_> {
             return Ok(());
         }
         print("[preflight] Pulling images required for setting up a Kubernetes cluster");
-        print("[preflight] This might take a minute or two, depending on the speed of your internet connection");
+        print(
+            "[preflight] This might take a minute or two, depending on the speed of your internet connection",
+        );
         print("[preflight] You can also perform this action beforehand using 'kubeadm config images pull'");
         let socket = self.ctx.node_registration().cri_socket;
         match self.cri_connect_error(&socket)? {
             Some(message) => self.findings.error("ImagePull", message),
-            None => self.findings.info("ImagePull", "images are pulled by the kubelet when the static pods start"),
+            None => self.findings.info(
+                "ImagePull",
+                "images are pulled by the kubelet when the static pods start",
+            ),
         }
         Ok(())
     }
@@ -672,7 +753,10 @@ fn qualified_name(name: &str) -> std::result::Result<(), &'static str> {
     if bytes.len() > 63 {
         return Err("name part must be no more than 63 characters");
     }
-    if !bytes[0].is_ascii_alphanumeric() || !bytes[bytes.len() - 1].is_ascii_alphanumeric() || !bytes.iter().all(|&b| ok_inner(b)) {
+    if !bytes[0].is_ascii_alphanumeric()
+        || !bytes[bytes.len() - 1].is_ascii_alphanumeric()
+        || !bytes.iter().all(|&b| ok_inner(b))
+    {
         return Err(
             "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')",
         );
@@ -694,7 +778,10 @@ mod tests {
 
     #[test]
     fn helpers() {
-        assert_eq!(path_name("FileAvailable-", "/etc/kubernetes/kubelet.conf"), "FileAvailable--etc-kubernetes-kubelet.conf");
+        assert_eq!(
+            path_name("FileAvailable-", "/etc/kubernetes/kubelet.conf"),
+            "FileAvailable--etc-kubernetes-kubelet.conf"
+        );
         assert_eq!(count_cpu_list("0-3,8,10-11"), 7);
         assert_eq!(count_cpu_list("0"), 1);
         assert!(kernel_supported("6.1.0-18-amd64"));

@@ -33,9 +33,16 @@ impl Default for Settings {
 }
 
 fn default_path() -> Vec<String> {
-    ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]
-        .map(String::from)
-        .to_vec()
+    [
+        "/usr/local/sbin",
+        "/usr/local/bin",
+        "/usr/sbin",
+        "/usr/bin",
+        "/sbin",
+        "/bin",
+    ]
+    .map(String::from)
+    .to_vec()
 }
 
 const SETTINGS_EXAMPLE: &str = "\
@@ -72,16 +79,28 @@ impl Plugin for Preflight {
             },
             ExecRule {
                 command: "systemctl".into(),
-                args: [["status", "kubelet"], ["is-enabled", "kubelet"], ["status", "firewalld"], ["is-active", "firewalld"]]
-                    .iter()
-                    .map(|a| a.iter().map(|s| s.to_string()).collect())
-                    .collect(),
+                args: [
+                    ["status", "kubelet"],
+                    ["is-enabled", "kubelet"],
+                    ["status", "firewalld"],
+                    ["is-active", "firewalld"],
+                ]
+                .iter()
+                .map(|a| a.iter().map(|s| s.to_string()).collect())
+                .collect(),
                 read_only: true,
             },
         ];
-        info.needs.env = ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy"]
-            .map(String::from)
-            .to_vec();
+        info.needs.env = [
+            "HTTPS_PROXY",
+            "https_proxy",
+            "HTTP_PROXY",
+            "http_proxy",
+            "NO_PROXY",
+            "no_proxy",
+        ]
+        .map(String::from)
+        .to_vec();
         info.settings_example = SETTINGS_EXAMPLE.into();
         info
     }

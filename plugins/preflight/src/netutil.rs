@@ -46,7 +46,9 @@ pub fn indexed_ip(cidr: &str, index: u128) -> Option<IpAddr> {
 }
 
 fn cidr_contains(cidr: &str, ip: IpAddr) -> bool {
-    let Some((net, bits)) = parse_cidr(cidr) else { return false };
+    let Some((net, bits)) = parse_cidr(cidr) else {
+        return false;
+    };
     match (net, ip) {
         (IpAddr::V4(n), IpAddr::V4(i)) => {
             let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
@@ -100,7 +102,8 @@ mod tests {
 
     #[test]
     fn proc_net_tcp_listeners() {
-        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+        let table =
+            "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
    0: 00000000:192B 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1
    1: 0100007F:0CEA 0100007F:9C40 01 00000000:00000000 00:00000000 00000000     0        0 2 1";
         assert_eq!(listening_ports(table), vec![6443]);
@@ -108,7 +111,10 @@ mod tests {
 
     #[test]
     fn indexed_ips() {
-        assert_eq!(indexed_ip("10.96.0.0/12", 1), Some("10.96.0.1".parse().expect("ip")));
+        assert_eq!(
+            indexed_ip("10.96.0.0/12", 1),
+            Some("10.96.0.1".parse().expect("ip"))
+        );
         assert_eq!(indexed_ip("fd00::/108", 1), Some("fd00::1".parse().expect("ip")));
     }
 
@@ -121,7 +127,10 @@ mod tests {
                 _ => None,
             }
         };
-        assert_eq!(https_proxy_for("10.0.0.2", &env("")).as_deref(), Some("http://proxy:3128"));
+        assert_eq!(
+            https_proxy_for("10.0.0.2", &env("")).as_deref(),
+            Some("http://proxy:3128")
+        );
         assert_eq!(https_proxy_for("10.0.0.2", &env("10.0.0.0/8")), None);
         assert_eq!(https_proxy_for("10.0.0.2", &env("10.0.0.2")), None);
         assert_eq!(https_proxy_for("api.example.com", &env(".example.com")), None);

@@ -14,7 +14,9 @@ impl<'a> Context<'a> {
     /// Parses the resolved configuration; a malformed one is the host's bug, reported as such.
     pub fn new(raw: &'a PhaseContext) -> Result<Self, PhaseError> {
         let config = serde_json::from_str(&raw.config).map_err(|e| {
-            PhaseError::Failed(format!("the host passed a configuration this plugin cannot read: {e}"))
+            PhaseError::Failed(format!(
+                "the host passed a configuration this plugin cannot read: {e}"
+            ))
         })?;
         Ok(Self { raw, config })
     }
@@ -24,9 +26,8 @@ impl<'a> Context<'a> {
         if self.raw.settings.trim() == "null" || self.raw.settings.trim().is_empty() {
             return Ok(T::default());
         }
-        serde_json::from_str(&self.raw.settings).map_err(|e| {
-            PhaseError::InvalidConfig(format!("settings of phase {:?}: {e}", self.raw.phase))
-        })
+        serde_json::from_str(&self.raw.settings)
+            .map_err(|e| PhaseError::InvalidConfig(format!("settings of phase {:?}: {e}", self.raw.phase)))
     }
 
     pub fn command(&self) -> Command {
@@ -62,6 +63,10 @@ impl<'a> Context<'a> {
 
     /// A value an earlier phase published, by `<phase>.<key>`.
     pub fn input(&self, key: &str) -> Option<&str> {
-        self.raw.inputs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.raw
+            .inputs
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 }

@@ -5,7 +5,7 @@
 //! [`exec`], [`kube`], [`log`]); this crate adds typed access to the context ([`Context`]), a
 //! findings collector ([`Findings`]) and small file helpers.
 //!
-//! ```ignore
+//! ```no_run
 //! use wasmadm_plugin_sdk::{export_plugin, types::*, Context, Findings, Plugin};
 //!
 //! struct Hello;
