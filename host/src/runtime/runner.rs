@@ -120,8 +120,8 @@ pub struct Runner<'a> {
     pub pipeline: &'a Pipeline,
 }
 
-/// A sandbox with no grants and no output, for `describe`.
-fn bare_state(root: Arc<Dir>) -> State {
+/// A sandbox with no grants and no output, for `describe` (and for benchmarks).
+pub fn bare_state(root: Arc<Dir>) -> State {
     let budget = Budget::new("describe", 64 << 10);
     let plan = Plan::default();
     State {

@@ -104,6 +104,13 @@ impl Plugin for Probe {
                 }
                 report.output("flooded", "yes");
             }
+            "noop" => {}
+            "stat-loop" => {
+                let count = s.get("count").and_then(Value::as_u64).unwrap_or(1);
+                for _ in 0..count {
+                    files::stat(path).map_err(|e| denied(e.text()))?;
+                }
+            }
             "panic" => panic!("the probe panicked on purpose"),
             "warn" => {
                 report.warning("ProbeWarning", "a warning");
