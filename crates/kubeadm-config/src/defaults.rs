@@ -20,6 +20,22 @@ pub const DEFAULT_TOKEN_GROUP: &str = "system:bootstrappers:kubeadm:default-node
 /// The taint kubeadm puts on control-plane nodes unless `nodeRegistration.taints` says otherwise.
 pub const CONTROL_PLANE_TAINT_KEY: &str = "node-role.kubernetes.io/control-plane";
 
+/// The `PATH` of a root shell on a Linux node: where wasmadm's `exec` capability looks up
+/// commands and where preflight looks for required binaries, unless configured otherwise.
+pub const SYSTEM_PATH: [&str; 6] = [
+    "/usr/local/sbin",
+    "/usr/local/bin",
+    "/usr/sbin",
+    "/usr/bin",
+    "/sbin",
+    "/bin",
+];
+
+/// [`SYSTEM_PATH`] as owned strings.
+pub fn system_path() -> Vec<String> {
+    SYSTEM_PATH.map(String::from).to_vec()
+}
+
 fn set_if_empty(field: &mut String, value: &str) {
     if field.is_empty() {
         *field = value.to_string();

@@ -86,7 +86,6 @@ impl FsCap {
             io::ErrorKind::AlreadyExists => ErrorCode::AlreadyExists,
             io::ErrorKind::NotADirectory => ErrorCode::NotADirectory,
             io::ErrorKind::IsADirectory => ErrorCode::IsADirectory,
-            io::ErrorKind::PermissionDenied => ErrorCode::Io,
             _ => ErrorCode::Io,
         };
         let message = match code {

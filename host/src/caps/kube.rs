@@ -23,6 +23,10 @@ pub struct ClientHandle {
     pub cluster: Arc<dyn Cluster>,
 }
 
+fn object_name(object: &Value) -> &str {
+    object["metadata"]["name"].as_str().unwrap_or_default()
+}
+
 fn has(list: &[String], item: &str) -> bool {
     list.iter().any(|x| x == "*" || x == item)
 }
@@ -115,7 +119,15 @@ impl KubeCap {
         ))
     }
 
-    fn record(&self, verb: &str, ty: &ResourceType, namespace: Option<&str>, name: &str) {
+    /// Authorizes a mutation and, in dry-run, records it in the plan.
+    fn admit(
+        &self,
+        verb: &str,
+        ty: &ResourceType,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<(), ApiError> {
+        self.authorize(verb, ty, namespace, Some(name))?;
         if self.dry_run {
             self.plan.record(PlanEntry::Api {
                 phase: self.phase.clone(),
@@ -125,6 +137,7 @@ impl KubeCap {
                 name: name.to_string(),
             });
         }
+        Ok(())
     }
 
     pub fn get(
@@ -156,12 +169,7 @@ impl KubeCap {
         ns: Option<&str>,
         object: Value,
     ) -> Result<Value, ApiError> {
-        let name = object["metadata"]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        self.authorize("create", ty, ns, Some(&name))?;
-        self.record("create", ty, ns, &name);
+        self.admit("create", ty, ns, object_name(&object))?;
         c.cluster.create(ty, ns, object, self.dry_run)
     }
 
@@ -172,12 +180,7 @@ impl KubeCap {
         ns: Option<&str>,
         object: Value,
     ) -> Result<Value, ApiError> {
-        let name = object["metadata"]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        self.authorize("update", ty, ns, Some(&name))?;
-        self.record("update", ty, ns, &name);
+        self.admit("update", ty, ns, object_name(&object))?;
         c.cluster.update(ty, ns, object, self.dry_run)
     }
 
@@ -190,8 +193,7 @@ impl KubeCap {
         kind: PatchKind,
         patch: Value,
     ) -> Result<Value, ApiError> {
-        self.authorize("patch", ty, ns, Some(name))?;
-        self.record("patch", ty, ns, name);
+        self.admit("patch", ty, ns, name)?;
         c.cluster.patch(ty, ns, name, kind, patch, self.dry_run)
     }
 
@@ -202,8 +204,7 @@ impl KubeCap {
         ns: Option<&str>,
         name: &str,
     ) -> Result<(), ApiError> {
-        self.authorize("delete", ty, ns, Some(name))?;
-        self.record("delete", ty, ns, name);
+        self.admit("delete", ty, ns, name)?;
         c.cluster.delete(ty, ns, name, self.dry_run)
     }
 }

@@ -32,7 +32,7 @@ pub struct Pipeline {
     pub api_version: ApiVersion,
     pub kind: Kind,
     /// Directories (node view, under `--root`) where `exec` looks up commands, in order.
-    #[serde(default = "default_exec_path")]
+    #[serde(default = "kubeadm_config::defaults::system_path")]
     pub exec_path: Vec<String>,
     #[serde(default)]
     pub init: Phases,
@@ -40,19 +40,6 @@ pub struct Pipeline {
     pub join: Phases,
     #[serde(default)]
     pub reset: Phases,
-}
-
-fn default_exec_path() -> Vec<String> {
-    [
-        "/usr/local/sbin",
-        "/usr/local/bin",
-        "/usr/sbin",
-        "/usr/bin",
-        "/sbin",
-        "/bin",
-    ]
-    .map(String::from)
-    .to_vec()
 }
 
 /// `apiVersion`, which must be [`API_VERSION`].

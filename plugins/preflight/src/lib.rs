@@ -22,27 +22,16 @@ pub const KUBEADM_VERSION: &str = "v1.36.2";
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Settings {
     /// Directories searched for required binaries (`FileExisting-<binary>`), like `$PATH`.
-    #[serde(default = "default_path")]
+    #[serde(default = "wasmadm_plugin_sdk::config::defaults::system_path")]
     pub path: Vec<String>,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { path: default_path() }
+        Self {
+            path: wasmadm_plugin_sdk::config::defaults::system_path(),
+        }
     }
-}
-
-fn default_path() -> Vec<String> {
-    [
-        "/usr/local/sbin",
-        "/usr/local/bin",
-        "/usr/sbin",
-        "/usr/bin",
-        "/sbin",
-        "/bin",
-    ]
-    .map(String::from)
-    .to_vec()
 }
 
 const SETTINGS_EXAMPLE: &str = "\
