@@ -6,6 +6,7 @@ use rsa::pkcs1::{DecodeRsaPrivateKey, EncodeRsaPrivateKey, EncodeRsaPublicKey};
 use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePublicKey, LineEnding};
 use rsa::traits::PublicKeyParts;
 use rsa::{RsaPrivateKey, RsaPublicKey};
+use p256::elliptic_curve::pkcs8::AssociatedOid;
 use std::fmt;
 use std::str::FromStr;
 
@@ -158,8 +159,8 @@ impl PrivateKey {
         let enc = |e: &dyn fmt::Display| PkiError::Encoding(e.to_string());
         match self {
             PrivateKey::Rsa(k) => k.to_pkcs1_pem(LineEnding::LF).map(|s| s.to_string()).map_err(|e| enc(&e)),
-            PrivateKey::P256(k) => k.to_sec1_pem(LineEnding::LF).map(|s| s.to_string()).map_err(|e| enc(&e)),
-            PrivateKey::P384(k) => k.to_sec1_pem(LineEnding::LF).map(|s| s.to_string()).map_err(|e| enc(&e)),
+            PrivateKey::P256(k) => sec1_pem(&k.to_bytes(), &k.public_key(), p256::NistP256::OID),
+            PrivateKey::P384(k) => sec1_pem(&k.to_bytes(), &k.public_key(), p384::NistP384::OID),
         }
     }
 
@@ -197,6 +198,35 @@ impl PrivateKey {
             }
         }
     }
+}
+
+/// SEC1 `EC PRIVATE KEY` with the curve named in it, as Go's `x509.MarshalECPrivateKey` writes
+/// it. (`elliptic-curve`'s own encoder leaves the curve out, and OpenSSL 3 then cannot read the key.)
+fn sec1_pem<C>(
+    secret: &[u8],
+    public: &p256::elliptic_curve::PublicKey<C>,
+    curve: rsa::pkcs8::ObjectIdentifier,
+) -> Result<String, PkiError>
+where
+    C: p256::elliptic_curve::CurveArithmetic,
+    p256::elliptic_curve::AffinePoint<C>: p256::elliptic_curve::sec1::FromEncodedPoint<C>
+        + p256::elliptic_curve::sec1::ToEncodedPoint<C>,
+    p256::elliptic_curve::FieldBytesSize<C>: p256::elliptic_curve::sec1::ModulusSize,
+{
+    use p256::elliptic_curve::sec1::ToEncodedPoint;
+    use sec1::der::Encode;
+    let point = public.to_encoded_point(false);
+    let der = sec1::EcPrivateKey {
+        private_key: secret,
+        parameters: Some(sec1::EcParameters::NamedCurve(curve)),
+        public_key: Some(point.as_bytes()),
+    }
+    .to_der()
+    .map_err(|e| PkiError::Encoding(e.to_string()))?;
+    Ok(pem::encode_config(
+        &pem::Pem::new("EC PRIVATE KEY", der),
+        pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+    ))
 }
 
 impl PublicKey {
