@@ -21,9 +21,27 @@ const CERTS: &[(&str, &str, &str, &str, &str)] = &[
         "DNS:kubernetes, DNS:kubernetes.default, DNS:kubernetes.default.svc, DNS:kubernetes.default.svc.cluster.local, DNS:n1, IP Address:10.96.0.1, IP Address:10.200.0.2",
         "TLS Web Server Authentication",
     ),
-    ("apiserver-kubelet-client", "ca", "CN=kube-apiserver-kubelet-client", "", "TLS Web Client Authentication"),
-    ("front-proxy-ca", "front-proxy-ca", "CN=front-proxy-ca", "DNS:front-proxy-ca", ""),
-    ("front-proxy-client", "front-proxy-ca", "CN=front-proxy-client", "", "TLS Web Client Authentication"),
+    (
+        "apiserver-kubelet-client",
+        "ca",
+        "CN=kube-apiserver-kubelet-client",
+        "",
+        "TLS Web Client Authentication",
+    ),
+    (
+        "front-proxy-ca",
+        "front-proxy-ca",
+        "CN=front-proxy-ca",
+        "DNS:front-proxy-ca",
+        "",
+    ),
+    (
+        "front-proxy-client",
+        "front-proxy-ca",
+        "CN=front-proxy-client",
+        "",
+        "TLS Web Client Authentication",
+    ),
     ("etcd/ca", "etcd/ca", "CN=etcd-ca", "DNS:etcd-ca", ""),
     (
         "etcd/server",
@@ -39,8 +57,20 @@ const CERTS: &[(&str, &str, &str, &str, &str)] = &[
         "DNS:localhost, DNS:n1, IP Address:10.200.0.2, IP Address:127.0.0.1, IP Address:0:0:0:0:0:0:0:1",
         "TLS Web Server Authentication, TLS Web Client Authentication",
     ),
-    ("etcd/healthcheck-client", "etcd/ca", "CN=kube-etcd-healthcheck-client", "", "TLS Web Client Authentication"),
-    ("apiserver-etcd-client", "etcd/ca", "CN=kube-apiserver-etcd-client", "", "TLS Web Client Authentication"),
+    (
+        "etcd/healthcheck-client",
+        "etcd/ca",
+        "CN=kube-etcd-healthcheck-client",
+        "",
+        "TLS Web Client Authentication",
+    ),
+    (
+        "apiserver-etcd-client",
+        "etcd/ca",
+        "CN=kube-apiserver-etcd-client",
+        "",
+        "TLS Web Client Authentication",
+    ),
 ];
 
 /// What real kubeadm v1.36 printed for the reference configuration (`init-output.txt`).
@@ -78,7 +108,10 @@ fn certs_run(root: &Path, config: &Path, only: Option<&str>) -> Outcome {
 
 fn ok(out: &Outcome) {
     if let Err(e) = &out.result {
-        panic!("run failed: {e}\nstdout: {:#?}\nstderr: {:#?}", out.stdout, out.stderr);
+        panic!(
+            "run failed: {e}\nstdout: {:#?}\nstderr: {:#?}",
+            out.stdout, out.stderr
+        );
     }
 }
 
@@ -87,7 +120,10 @@ fn pki(root: &Path) -> PathBuf {
 }
 
 fn openssl(args: &[&str]) -> String {
-    let out = Process::new("openssl").args(args).output().expect("the openssl CLI is installed");
+    let out = Process::new("openssl")
+        .args(args)
+        .output()
+        .expect("the openssl CLI is installed");
     assert!(
         out.status.success(),
         "openssl {args:?}: {}{}",
@@ -101,7 +137,9 @@ fn openssl(args: &[&str]) -> String {
 fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut files = BTreeMap::new();
     for sub in ["", "etcd"] {
-        let Ok(entries) = std::fs::read_dir(dir.join(sub)) else { continue };
+        let Ok(entries) = std::fs::read_dir(dir.join(sub)) else {
+            continue;
+        };
         for e in entries {
             let e = e.expect("entry");
             if e.file_type().expect("type").is_file() {
@@ -135,8 +173,17 @@ fn verify_pki(dir: &Path, ecdsa: bool) {
         assert_eq!(verified.trim(), format!("{crt}: OK"));
 
         let text = openssl(&[
-            "x509", "-in", &crt, "-noout", "-nameopt", "RFC2253", "-subject", "-issuer", "-ext",
-            "subjectAltName,keyUsage,extendedKeyUsage,basicConstraints", "-dates",
+            "x509",
+            "-in",
+            &crt,
+            "-noout",
+            "-nameopt",
+            "RFC2253",
+            "-subject",
+            "-issuer",
+            "-ext",
+            "subjectAltName,keyUsage,extendedKeyUsage,basicConstraints",
+            "-dates",
         ]);
         assert!(text.contains(&format!("subject={subject}\n")), "{base}: {text}");
         let issuer_cn = CERTS.iter().find(|c| c.0 == *ca).map(|c| c.2).unwrap_or_default();
@@ -144,30 +191,63 @@ fn verify_pki(dir: &Path, ecdsa: bool) {
         if sans.is_empty() {
             assert!(!text.contains("Subject Alternative Name"), "{base}: {text}");
         } else {
-            assert!(text.contains(&format!("X509v3 Subject Alternative Name: \n    {sans}\n")), "{base}: {text}");
+            assert!(
+                text.contains(&format!("X509v3 Subject Alternative Name: \n    {sans}\n")),
+                "{base}: {text}"
+            );
         }
         if base == ca {
-            assert!(text.contains("X509v3 Key Usage: critical\n    Digital Signature, Key Encipherment, Certificate Sign\n"), "{base}: {text}");
-            assert!(text.contains("X509v3 Basic Constraints: critical\n    CA:TRUE\n"), "{base}: {text}");
+            assert!(
+                text.contains(
+                    "X509v3 Key Usage: critical\n    Digital Signature, Key Encipherment, Certificate Sign\n"
+                ),
+                "{base}: {text}"
+            );
+            assert!(
+                text.contains("X509v3 Basic Constraints: critical\n    CA:TRUE\n"),
+                "{base}: {text}"
+            );
             assert!(!text.contains("Extended Key Usage"), "{base}: {text}");
         } else {
-            assert!(text.contains("X509v3 Key Usage: critical\n    Digital Signature, Key Encipherment\n"), "{base}: {text}");
-            assert!(text.contains("X509v3 Basic Constraints: critical\n    CA:FALSE\n"), "{base}: {text}");
-            assert!(text.contains(&format!("X509v3 Extended Key Usage: \n    {eku}\n")), "{base}: {text}");
+            assert!(
+                text.contains("X509v3 Key Usage: critical\n    Digital Signature, Key Encipherment\n"),
+                "{base}: {text}"
+            );
+            assert!(
+                text.contains("X509v3 Basic Constraints: critical\n    CA:FALSE\n"),
+                "{base}: {text}"
+            );
+            assert!(
+                text.contains(&format!("X509v3 Extended Key Usage: \n    {eku}\n")),
+                "{base}: {text}"
+            );
         }
         // Validity: CA 10 years (87600h), leaves 1 year (8760h), both back-dated 5 minutes.
         let date = |field: &str| {
             let line = text.lines().find(|l| l.starts_with(field)).expect("date line");
             let when = line.trim_start_matches(field);
-            let epoch = Process::new("date").args(["-u", "-d", when, "+%s"]).output().expect("date");
-            String::from_utf8_lossy(&epoch.stdout).trim().parse::<i64>().expect("epoch")
+            let epoch = Process::new("date")
+                .args(["-u", "-d", when, "+%s"])
+                .output()
+                .expect("date");
+            String::from_utf8_lossy(&epoch.stdout)
+                .trim()
+                .parse::<i64>()
+                .expect("epoch")
         };
         let (nb, na) = (date("notBefore="), date("notAfter="));
         let hours = if base == ca { 87600 } else { 8760 };
         assert_eq!(na - nb, hours * 3600 + 300, "{base}: {text}");
 
         // Key identifiers: leaves name their CA's SKI; CAs carry one, leaves do not.
-        let ids = openssl(&["x509", "-in", &crt, "-noout", "-ext", "subjectKeyIdentifier,authorityKeyIdentifier"]);
+        let ids = openssl(&[
+            "x509",
+            "-in",
+            &crt,
+            "-noout",
+            "-ext",
+            "subjectKeyIdentifier,authorityKeyIdentifier",
+        ]);
         let ca_ids = openssl(&["x509", "-in", &ca_crt, "-noout", "-ext", "subjectKeyIdentifier"]);
         let ski = ca_ids.lines().nth(1).expect("CA SKI").trim().to_string();
         if base == ca {
@@ -189,7 +269,10 @@ fn verify_pki(dir: &Path, ecdsa: bool) {
             assert!(full.contains("NIST CURVE: P-256"), "{base}: {full}");
         } else {
             assert!(key_pem.starts_with("-----BEGIN RSA PRIVATE KEY-----\n"), "{base}");
-            assert!(full.contains("Signature Algorithm: sha256WithRSAEncryption"), "{base}");
+            assert!(
+                full.contains("Signature Algorithm: sha256WithRSAEncryption"),
+                "{base}"
+            );
             assert!(full.contains("Public-Key: (2048 bit)"), "{base}");
         }
     }
@@ -201,11 +284,19 @@ fn verify_pki(dir: &Path, ecdsa: bool) {
 
     // File modes as kubeadm leaves them (reference `_modes.txt`).
     for (name, _) in snapshot(dir) {
-        let mode = std::fs::metadata(dir.join(&name)).expect("stat").permissions().mode() & 0o777;
+        let mode = std::fs::metadata(dir.join(&name))
+            .expect("stat")
+            .permissions()
+            .mode()
+            & 0o777;
         let want = if name.ends_with(".crt") { 0o644 } else { 0o600 };
         assert_eq!(mode, want, "{name}: {mode:o}");
     }
-    let etcd_mode = std::fs::metadata(dir.join("etcd")).expect("etcd dir").permissions().mode() & 0o777;
+    let etcd_mode = std::fs::metadata(dir.join("etcd"))
+        .expect("etcd dir")
+        .permissions()
+        .mode()
+        & 0o777;
     assert_eq!(etcd_mode, 0o755);
     assert_eq!(snapshot(dir).len(), 22, "{:?}", snapshot(dir).keys());
 }
@@ -221,7 +312,13 @@ fn rsa_2048_pki_matches_kubeadms() {
     verify_pki(&pki(root.path()), false);
     // The CA pin for join is published for later phases.
     let pin = out.output("certs.ca-cert-hash").expect("ca-cert-hash output");
-    let spki = openssl(&["x509", "-in", &pki(root.path()).join("ca.crt").to_string_lossy(), "-noout", "-pubkey"]);
+    let spki = openssl(&[
+        "x509",
+        "-in",
+        &pki(root.path()).join("ca.crt").to_string_lossy(),
+        "-noout",
+        "-pubkey",
+    ]);
     let der = Process::new("openssl")
         .args(["pkey", "-pubin", "-outform", "DER"])
         .stdin(std::process::Stdio::piped())
@@ -243,7 +340,11 @@ fn rsa_2048_pki_matches_kubeadms() {
             c.wait_with_output()
         })
         .expect("sha256sum");
-    let hex = String::from_utf8_lossy(&hash.stdout).split_whitespace().next().unwrap_or_default().to_string();
+    let hex = String::from_utf8_lossy(&hash.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string();
     assert_eq!(pin, format!("sha256:{hex}"));
 }
 
@@ -300,20 +401,38 @@ fn broken_or_foreign_files_are_errors_naming_the_file() {
     let err = out.error();
     assert!(err.contains("/etc/kubernetes/pki/apiserver.crt"), "{err}");
     assert!(err.contains("failure loading apiserver certificate"), "{err}");
-    assert_eq!(std::fs::read(dir.join("apiserver.crt")).expect("read"), b"\x00garbage\xff", "left as it was");
+    assert_eq!(
+        std::fs::read(dir.join("apiserver.crt")).expect("read"),
+        b"\x00garbage\xff",
+        "left as it was"
+    );
     std::fs::write(dir.join("apiserver.crt"), &good).expect("restore");
 
     // A key that is not the certificate's.
     let other = std::fs::read(dir.join("front-proxy-client.key")).expect("read");
     std::fs::write(dir.join("apiserver.key"), &other).expect("write");
     let err = certs_run(root.path(), &config, None).error();
-    assert!(err.contains("/etc/kubernetes/pki/apiserver.key") && err.contains("does not match"), "{err}");
+    assert!(
+        err.contains("/etc/kubernetes/pki/apiserver.key") && err.contains("does not match"),
+        "{err}"
+    );
 
     // A leaf signed by another CA.
-    std::fs::write(dir.join("apiserver.key"), std::fs::read(dir.join("front-proxy-client.key")).expect("read")).expect("write");
-    std::fs::write(dir.join("apiserver.crt"), std::fs::read(dir.join("front-proxy-client.crt")).expect("read")).expect("write");
+    std::fs::write(
+        dir.join("apiserver.key"),
+        std::fs::read(dir.join("front-proxy-client.key")).expect("read"),
+    )
+    .expect("write");
+    std::fs::write(
+        dir.join("apiserver.crt"),
+        std::fs::read(dir.join("front-proxy-client.crt")).expect("read"),
+    )
+    .expect("write");
     let err = certs_run(root.path(), &config, None).error();
-    assert!(err.contains("not signed by CA certificate ca") && err.contains("apiserver.crt"), "{err}");
+    assert!(
+        err.contains("not signed by CA certificate ca") && err.contains("apiserver.crt"),
+        "{err}"
+    );
     std::fs::write(dir.join("apiserver.crt"), &good).expect("restore");
     std::fs::write(dir.join("apiserver.key"), &good_key).expect("restore");
     ok(&certs_run(root.path(), &config, None));
@@ -329,9 +448,15 @@ fn san_that_no_longer_covers_the_config_is_an_error() {
     let root = node("healthy");
     let config = write_config(root.path(), "encryptionAlgorithm: ECDSA-P256\n");
     ok(&certs_run(root.path(), &config, None));
-    let wider = write_config(root.path(), "encryptionAlgorithm: ECDSA-P256\napiServer: {certSANs: [lb.example.com, 192.0.2.7]}\n");
+    let wider = write_config(
+        root.path(),
+        "encryptionAlgorithm: ECDSA-P256\napiServer: {certSANs: [lb.example.com, 192.0.2.7]}\n",
+    );
     let err = certs_run(root.path(), &wider, None).error();
-    assert!(err.contains("certificate apiserver is invalid") && err.contains("192.0.2.7"), "{err}");
+    assert!(
+        err.contains("certificate apiserver is invalid") && err.contains("192.0.2.7"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -377,14 +502,24 @@ fn external_ca_uses_existing_leaves_and_refuses_to_invent_them() {
     let before = snapshot(&dir);
     let out = certs_run(root.path(), &config, None);
     ok(&out);
-    assert_eq!(out.stdout[1], "[certs] Using existing ca keyless certificate authority");
-    assert!(out.stdout.contains(&"[certs] Using existing sa keys".to_string()), "{:?}", out.stdout);
+    assert_eq!(
+        out.stdout[1],
+        "[certs] Using existing ca keyless certificate authority"
+    );
+    assert!(
+        out.stdout.contains(&"[certs] Using existing sa keys".to_string()),
+        "{:?}",
+        out.stdout
+    );
     assert_eq!(snapshot(&dir), before);
 
     std::fs::remove_file(dir.join("apiserver-kubelet-client.crt")).expect("rm");
     std::fs::remove_file(dir.join("apiserver-kubelet-client.key")).expect("rm");
     let err = certs_run(root.path(), &config, None).error();
-    assert!(err.contains("external") && err.contains("apiserver-kubelet-client.crt"), "{err}");
+    assert!(
+        err.contains("external") && err.contains("apiserver-kubelet-client.crt"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -396,8 +531,17 @@ fn external_etcd_skips_the_etcd_certificates() {
     );
     let out = certs_run(root.path(), &config, None);
     ok(&out);
-    assert!(out.stdout.contains(&"[certs] External etcd mode: Skipping etcd/ca certificate authority generation".to_string()), "{:?}", out.stdout);
-    assert!(out.stdout.contains(&"[certs] External etcd mode: Skipping etcd/server certificate generation".to_string()));
+    assert!(
+        out.stdout.contains(
+            &"[certs] External etcd mode: Skipping etcd/ca certificate authority generation".to_string()
+        ),
+        "{:?}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains(&"[certs] External etcd mode: Skipping etcd/server certificate generation".to_string())
+    );
     assert!(!pki(root.path()).join("etcd").exists());
     assert!(pki(root.path()).join("apiserver-etcd-client.crt").exists() == false);
 }

@@ -94,8 +94,7 @@ fn rcgen_err(e: rcgen::Error) -> PkiError {
 impl Certificate {
     /// Wraps DER bytes after checking they parse as a certificate.
     pub fn from_der(der: Vec<u8>) -> Result<Self, PkiError> {
-        x509_parser::parse_x509_certificate(&der)
-            .map_err(|e| PkiError::Certificate(e.to_string()))?;
+        x509_parser::parse_x509_certificate(&der).map_err(|e| PkiError::Certificate(e.to_string()))?;
         Ok(Self { der })
     }
 
@@ -106,7 +105,9 @@ impl Certificate {
         let block = blocks
             .into_iter()
             .find(|b| b.tag() == "CERTIFICATE")
-            .ok_or_else(|| PkiError::Pem("data does not contain any valid RSA or ECDSA certificates".into()))?;
+            .ok_or_else(|| {
+                PkiError::Pem("data does not contain any valid RSA or ECDSA certificates".into())
+            })?;
         Self::from_der(block.into_contents())
     }
 
@@ -170,7 +171,9 @@ impl Certificate {
             return Err(PkiError::InvalidName("must specify a CommonName".into()));
         }
         if spec.usages.is_empty() {
-            return Err(PkiError::InvalidName("must specify at least one ExtKeyUsage".into()));
+            return Err(PkiError::InvalidName(
+                "must specify at least one ExtKeyUsage".into(),
+            ));
         }
         let ca_parsed = ca.parsed()?;
         let ca_not_after = OffsetDateTime::from_unix_timestamp(ca_parsed.validity().not_after.timestamp())
@@ -188,7 +191,10 @@ impl Certificate {
         let mut bc = CustomExtension::from_oid_content(&[2, 5, 29, 19], vec![0x30, 0x00]);
         bc.set_criticality(true);
         params.custom_extensions = vec![bc];
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
         params.extended_key_usages = spec
             .usages
             .iter()
@@ -301,7 +307,10 @@ impl Certificate {
     /// (notBefore, notAfter) as Unix seconds.
     pub fn validity(&self) -> Result<(i64, i64), PkiError> {
         let c = self.parsed()?;
-        Ok((c.validity().not_before.timestamp(), c.validity().not_after.timestamp()))
+        Ok((
+            c.validity().not_before.timestamp(),
+            c.validity().not_after.timestamp(),
+        ))
     }
 
     /// The DER SubjectPublicKeyInfo, exactly as in the certificate.
@@ -378,7 +387,9 @@ impl Certificate {
             )));
         }
         if !i.is_ca() {
-            return Err(PkiError::Verification("the issuing certificate is not a CA".into()));
+            return Err(PkiError::Verification(
+                "the issuing certificate is not a CA".into(),
+            ));
         }
         let key = issuer.public_key()?;
         verify_signature(
@@ -425,7 +436,10 @@ impl Certificate {
     /// The public-key pin `join` checks: `sha256:<hex of the SubjectPublicKeyInfo DER>`.
     pub fn spki_pin(&self) -> Result<String, PkiError> {
         use sha2::{Digest, Sha256};
-        Ok(format!("sha256:{}", hex::encode(Sha256::digest(self.spki_der()?))))
+        Ok(format!(
+            "sha256:{}",
+            hex::encode(Sha256::digest(self.spki_der()?))
+        ))
     }
 }
 
@@ -450,7 +464,8 @@ fn verify_signature(
     use rsa::signature::hazmat::PrehashVerifier;
     use sha2::Digest;
     let bad = |e: String| PkiError::Verification(format!("signature check failed: {e}"));
-    let digest: Vec<u8> = if *alg == oids::OID_PKCS1_SHA256WITHRSA || *alg == oids::OID_SIG_ECDSA_WITH_SHA256 {
+    let digest: Vec<u8> = if *alg == oids::OID_PKCS1_SHA256WITHRSA || *alg == oids::OID_SIG_ECDSA_WITH_SHA256
+    {
         sha2::Sha256::digest(tbs).to_vec()
     } else if *alg == oids::OID_PKCS1_SHA384WITHRSA || *alg == oids::OID_SIG_ECDSA_WITH_SHA384 {
         sha2::Sha384::digest(tbs).to_vec()
@@ -466,7 +481,8 @@ fn verify_signature(
                 48 => rsa::Pkcs1v15Sign::new::<sha2::Sha384>(),
                 _ => rsa::Pkcs1v15Sign::new::<sha2::Sha512>(),
             };
-            k.verify(scheme, &digest, signature).map_err(|e| bad(e.to_string()))
+            k.verify(scheme, &digest, signature)
+                .map_err(|e| bad(e.to_string()))
         }
         PublicKey::P256(k) => {
             let sig = p256::ecdsa::Signature::from_der(signature).map_err(|e| bad(e.to_string()))?;

@@ -1,12 +1,12 @@
 //! Private and public keys: generation, PEM in kubeadm's formats, and signing for rcgen.
 
-use crate::rng::SysRng;
 use crate::PkiError;
+use crate::rng::SysRng;
+use p256::elliptic_curve::pkcs8::AssociatedOid;
 use rsa::pkcs1::{DecodeRsaPrivateKey, EncodeRsaPrivateKey, EncodeRsaPublicKey};
 use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePublicKey, LineEnding};
 use rsa::traits::PublicKeyParts;
 use rsa::{RsaPrivateKey, RsaPublicKey};
-use p256::elliptic_curve::pkcs8::AssociatedOid;
 use std::fmt;
 use std::str::FromStr;
 
@@ -130,7 +130,9 @@ impl PrivateKey {
             key.check()?;
             return Ok(key);
         }
-        Err(PkiError::Pem("data does not contain a valid RSA or ECDSA private key".into()))
+        Err(PkiError::Pem(
+            "data does not contain a valid RSA or ECDSA private key".into(),
+        ))
     }
 
     fn from_pkcs8_der(der: &[u8]) -> Result<Self, PkiError> {
@@ -143,7 +145,9 @@ impl PrivateKey {
         if let Ok(k) = p384::SecretKey::from_pkcs8_der(der) {
             return Ok(PrivateKey::P384(k));
         }
-        Err(PkiError::Key("PKCS#8 key is not RSA, ECDSA P-256 or ECDSA P-384".into()))
+        Err(PkiError::Key(
+            "PKCS#8 key is not RSA, ECDSA P-256 or ECDSA P-384".into(),
+        ))
     }
 
     /// Rejects keys that parse but are unusable (an RSA key whose primes do not match).
@@ -158,7 +162,10 @@ impl PrivateKey {
     pub fn to_pem(&self) -> Result<String, PkiError> {
         let enc = |e: &dyn fmt::Display| PkiError::Encoding(e.to_string());
         match self {
-            PrivateKey::Rsa(k) => k.to_pkcs1_pem(LineEnding::LF).map(|s| s.to_string()).map_err(|e| enc(&e)),
+            PrivateKey::Rsa(k) => k
+                .to_pkcs1_pem(LineEnding::LF)
+                .map(|s| s.to_string())
+                .map_err(|e| enc(&e)),
             PrivateKey::P256(k) => sec1_pem(&k.to_bytes(), &k.public_key(), p256::NistP256::OID),
             PrivateKey::P384(k) => sec1_pem(&k.to_bytes(), &k.public_key(), p384::NistP384::OID),
         }
@@ -186,14 +193,16 @@ impl PrivateKey {
             }
             PrivateKey::P256(k) => {
                 let signer = p256::ecdsa::SigningKey::from(k);
-                let sig: p256::ecdsa::Signature =
-                    signer.try_sign(msg).map_err(|e| PkiError::Signing(e.to_string()))?;
+                let sig: p256::ecdsa::Signature = signer
+                    .try_sign(msg)
+                    .map_err(|e| PkiError::Signing(e.to_string()))?;
                 Ok(sig.to_der().as_bytes().to_vec())
             }
             PrivateKey::P384(k) => {
                 let signer = p384::ecdsa::SigningKey::from(k);
-                let sig: p384::ecdsa::Signature =
-                    signer.try_sign(msg).map_err(|e| PkiError::Signing(e.to_string()))?;
+                let sig: p384::ecdsa::Signature = signer
+                    .try_sign(msg)
+                    .map_err(|e| PkiError::Signing(e.to_string()))?;
                 Ok(sig.to_der().as_bytes().to_vec())
             }
         }
@@ -209,8 +218,8 @@ fn sec1_pem<C>(
 ) -> Result<String, PkiError>
 where
     C: p256::elliptic_curve::CurveArithmetic,
-    p256::elliptic_curve::AffinePoint<C>: p256::elliptic_curve::sec1::FromEncodedPoint<C>
-        + p256::elliptic_curve::sec1::ToEncodedPoint<C>,
+    p256::elliptic_curve::AffinePoint<C>:
+        p256::elliptic_curve::sec1::FromEncodedPoint<C> + p256::elliptic_curve::sec1::ToEncodedPoint<C>,
     p256::elliptic_curve::FieldBytesSize<C>: p256::elliptic_curve::sec1::ModulusSize,
 {
     use p256::elliptic_curve::sec1::ToEncodedPoint;
@@ -241,7 +250,9 @@ impl PublicKey {
         if let Ok(k) = p384::PublicKey::from_public_key_der(der) {
             return Ok(PublicKey::P384(k));
         }
-        Err(PkiError::Key("public key is not RSA, ECDSA P-256 or ECDSA P-384".into()))
+        Err(PkiError::Key(
+            "public key is not RSA, ECDSA P-256 or ECDSA P-384".into(),
+        ))
     }
 
     /// Parses a PEM `PUBLIC KEY` (PKIX) block.

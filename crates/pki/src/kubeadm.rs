@@ -32,20 +32,91 @@ const BOTH: &[Usage] = &[Usage::ServerAuth, Usage::ClientAuth];
 
 /// The certificates, in kubeadm's order. (The `sa` key pair is not a certificate and follows them.)
 pub const CERTS: &[CertDef] = &[
-    CertDef { name: "ca", base_name: "ca", ca: None, common_name: CommonName::Fixed("kubernetes"), usages: &[], summary: "Generate the self-signed Kubernetes CA to provision identities for other Kubernetes components" },
-    CertDef { name: "apiserver", base_name: "apiserver", ca: Some("ca"), common_name: CommonName::Fixed("kube-apiserver"), usages: SERVER, summary: "Generate the certificate for serving the Kubernetes API" },
-    CertDef { name: "apiserver-kubelet-client", base_name: "apiserver-kubelet-client", ca: Some("ca"), common_name: CommonName::Fixed("kube-apiserver-kubelet-client"), usages: CLIENT, summary: "Generate the certificate for the API server to connect to kubelet" },
-    CertDef { name: "front-proxy-ca", base_name: "front-proxy-ca", ca: None, common_name: CommonName::Fixed("front-proxy-ca"), usages: &[], summary: "Generate the self-signed CA to provision identities for front proxy" },
-    CertDef { name: "front-proxy-client", base_name: "front-proxy-client", ca: Some("front-proxy-ca"), common_name: CommonName::Fixed("front-proxy-client"), usages: CLIENT, summary: "Generate the certificate for the front proxy client" },
-    CertDef { name: "etcd-ca", base_name: "etcd/ca", ca: None, common_name: CommonName::Fixed("etcd-ca"), usages: &[], summary: "Generate the self-signed CA to provision identities for etcd" },
-    CertDef { name: "etcd-server", base_name: "etcd/server", ca: Some("etcd-ca"), common_name: CommonName::NodeName, usages: BOTH, summary: "Generate the certificate for serving etcd" },
-    CertDef { name: "etcd-peer", base_name: "etcd/peer", ca: Some("etcd-ca"), common_name: CommonName::NodeName, usages: BOTH, summary: "Generate the certificate for etcd nodes to communicate with each other" },
-    CertDef { name: "etcd-healthcheck-client", base_name: "etcd/healthcheck-client", ca: Some("etcd-ca"), common_name: CommonName::Fixed("kube-etcd-healthcheck-client"), usages: CLIENT, summary: "Generate the certificate for liveness probes to healthcheck etcd" },
-    CertDef { name: "apiserver-etcd-client", base_name: "apiserver-etcd-client", ca: Some("etcd-ca"), common_name: CommonName::Fixed("kube-apiserver-etcd-client"), usages: CLIENT, summary: "Generate the certificate the apiserver uses to access etcd" },
+    CertDef {
+        name: "ca",
+        base_name: "ca",
+        ca: None,
+        common_name: CommonName::Fixed("kubernetes"),
+        usages: &[],
+        summary: "Generate the self-signed Kubernetes CA to provision identities for other Kubernetes components",
+    },
+    CertDef {
+        name: "apiserver",
+        base_name: "apiserver",
+        ca: Some("ca"),
+        common_name: CommonName::Fixed("kube-apiserver"),
+        usages: SERVER,
+        summary: "Generate the certificate for serving the Kubernetes API",
+    },
+    CertDef {
+        name: "apiserver-kubelet-client",
+        base_name: "apiserver-kubelet-client",
+        ca: Some("ca"),
+        common_name: CommonName::Fixed("kube-apiserver-kubelet-client"),
+        usages: CLIENT,
+        summary: "Generate the certificate for the API server to connect to kubelet",
+    },
+    CertDef {
+        name: "front-proxy-ca",
+        base_name: "front-proxy-ca",
+        ca: None,
+        common_name: CommonName::Fixed("front-proxy-ca"),
+        usages: &[],
+        summary: "Generate the self-signed CA to provision identities for front proxy",
+    },
+    CertDef {
+        name: "front-proxy-client",
+        base_name: "front-proxy-client",
+        ca: Some("front-proxy-ca"),
+        common_name: CommonName::Fixed("front-proxy-client"),
+        usages: CLIENT,
+        summary: "Generate the certificate for the front proxy client",
+    },
+    CertDef {
+        name: "etcd-ca",
+        base_name: "etcd/ca",
+        ca: None,
+        common_name: CommonName::Fixed("etcd-ca"),
+        usages: &[],
+        summary: "Generate the self-signed CA to provision identities for etcd",
+    },
+    CertDef {
+        name: "etcd-server",
+        base_name: "etcd/server",
+        ca: Some("etcd-ca"),
+        common_name: CommonName::NodeName,
+        usages: BOTH,
+        summary: "Generate the certificate for serving etcd",
+    },
+    CertDef {
+        name: "etcd-peer",
+        base_name: "etcd/peer",
+        ca: Some("etcd-ca"),
+        common_name: CommonName::NodeName,
+        usages: BOTH,
+        summary: "Generate the certificate for etcd nodes to communicate with each other",
+    },
+    CertDef {
+        name: "etcd-healthcheck-client",
+        base_name: "etcd/healthcheck-client",
+        ca: Some("etcd-ca"),
+        common_name: CommonName::Fixed("kube-etcd-healthcheck-client"),
+        usages: CLIENT,
+        summary: "Generate the certificate for liveness probes to healthcheck etcd",
+    },
+    CertDef {
+        name: "apiserver-etcd-client",
+        base_name: "apiserver-etcd-client",
+        ca: Some("etcd-ca"),
+        common_name: CommonName::Fixed("kube-apiserver-etcd-client"),
+        usages: CLIENT,
+        summary: "Generate the certificate the apiserver uses to access etcd",
+    },
 ];
 
 /// The `sa` sub-phase's summary.
-pub const SA_SUMMARY: &str = "Generate a private key for signing service account tokens along with its public key";
+pub const SA_SUMMARY: &str =
+    "Generate a private key for signing service account tokens along with its public key";
 
 /// Looks a certificate up by sub-phase name.
 pub fn def(name: &str) -> Option<&'static CertDef> {
@@ -145,11 +216,19 @@ pub fn api_server_virtual_ip(service_subnet: &str) -> Result<IpAddr, String> {
         .ok_or_else(|| format!("networking.serviceSubnet: {first:?} is not a valid CIDR"))?;
     Ok(match addr {
         IpAddr::V4(a) => {
-            let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(prefix.min(32))) };
+            let mask = if prefix == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(prefix.min(32)))
+            };
             IpAddr::V4(Ipv4Addr::from((u32::from(a) & mask).wrapping_add(1)))
         }
         IpAddr::V6(a) => {
-            let mask = if prefix == 0 { 0 } else { u128::MAX << (128 - u32::from(prefix.min(128))) };
+            let mask = if prefix == 0 {
+                0
+            } else {
+                u128::MAX << (128 - u32::from(prefix.min(128)))
+            };
             IpAddr::V6(Ipv6Addr::from((u128::from(a) & mask).wrapping_add(1)))
         }
     })
@@ -173,7 +252,9 @@ pub fn is_dns1123_subdomain(s: &str) -> bool {
         && s.split('.').all(|label| {
             !label.is_empty()
                 && label.len() <= 63
-                && label.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
                 && !label.starts_with('-')
                 && !label.ends_with('-')
         })

@@ -23,7 +23,10 @@ fn spec() -> CertSpec {
 #[test]
 fn algorithm_names() {
     assert_eq!("".parse::<KeyAlgorithm>().unwrap(), KeyAlgorithm::Rsa2048);
-    assert_eq!("ECDSA-P384".parse::<KeyAlgorithm>().unwrap(), KeyAlgorithm::EcdsaP384);
+    assert_eq!(
+        "ECDSA-P384".parse::<KeyAlgorithm>().unwrap(),
+        KeyAlgorithm::EcdsaP384
+    );
     let err = "RSA-1024".parse::<KeyAlgorithm>().unwrap_err().to_string();
     assert!(err.contains("RSA-1024") && err.contains("ECDSA-P256"), "{err}");
 }
@@ -57,7 +60,11 @@ fn garbage_is_not_a_key_or_certificate() {
 
 #[test]
 fn ca_and_leaf_have_kubeadms_shape() {
-    for alg in [KeyAlgorithm::Rsa2048, KeyAlgorithm::EcdsaP256, KeyAlgorithm::EcdsaP384] {
+    for alg in [
+        KeyAlgorithm::Rsa2048,
+        KeyAlgorithm::EcdsaP256,
+        KeyAlgorithm::EcdsaP384,
+    ] {
         let t = now();
         let ca_key = PrivateKey::generate(alg).unwrap();
         let ca = Certificate::new_ca("kubernetes", &ca_key, Duration::hours(87600), t).unwrap();
@@ -71,7 +78,9 @@ fn ca_and_leaf_have_kubeadms_shape() {
         assert!(ca.matches_key(&ca_key).unwrap());
 
         let key = PrivateKey::generate(alg).unwrap();
-        let leaf = Certificate::new_signed(&spec(), &key.public_key(), &ca, &ca_key, Duration::hours(8760), t).unwrap();
+        let leaf =
+            Certificate::new_signed(&spec(), &key.public_key(), &ca, &ca_key, Duration::hours(8760), t)
+                .unwrap();
         assert!(!leaf.is_ca().unwrap());
         leaf.verify_signed_by(&ca).unwrap();
         assert!(leaf.matches_key(&key).unwrap());
@@ -95,7 +104,15 @@ fn leaf_never_outlives_its_ca() {
     let t = now();
     let ca_key = PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
     let ca = Certificate::new_ca("etcd-ca", &ca_key, Duration::hours(10), t).unwrap();
-    let leaf = Certificate::new_signed(&spec(), &ca_key.public_key(), &ca, &ca_key, Duration::hours(8760), t).unwrap();
+    let leaf = Certificate::new_signed(
+        &spec(),
+        &ca_key.public_key(),
+        &ca,
+        &ca_key,
+        Duration::hours(8760),
+        t,
+    )
+    .unwrap();
     assert_eq!(leaf.validity().unwrap().1, ca.validity().unwrap().1);
 }
 
@@ -104,7 +121,8 @@ fn coverage_period_and_pin_checks() {
     let t = now();
     let ca_key = PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
     let ca = Certificate::new_ca("kubernetes", &ca_key, Duration::hours(1), t).unwrap();
-    let leaf = Certificate::new_signed(&spec(), &ca_key.public_key(), &ca, &ca_key, Duration::hours(1), t).unwrap();
+    let leaf =
+        Certificate::new_signed(&spec(), &ca_key.public_key(), &ca, &ca_key, Duration::hours(1), t).unwrap();
     let mut wider = spec();
     wider.dns_names.push("api.example.org".into());
     let err = leaf.check_covers(&wider).unwrap_err().to_string();
@@ -118,14 +136,27 @@ fn coverage_period_and_pin_checks() {
     ip.ips.push("10.0.0.9".parse().unwrap());
     assert!(leaf.check_covers(&ip).is_err());
 
-    assert!(leaf.check_period(t + Duration::hours(2)).unwrap_err().to_string().contains("expired"));
-    assert!(leaf.check_period(t - Duration::hours(1)).unwrap_err().to_string().contains("not valid yet"));
+    assert!(
+        leaf.check_period(t + Duration::hours(2))
+            .unwrap_err()
+            .to_string()
+            .contains("expired")
+    );
+    assert!(
+        leaf.check_period(t - Duration::hours(1))
+            .unwrap_err()
+            .to_string()
+            .contains("not valid yet")
+    );
 
     let pin = ca.spki_pin().unwrap();
     assert!(pin.starts_with("sha256:") && pin.len() == 7 + 64, "{pin}");
     let spki = ca.spki_der().unwrap();
     use sha2::Digest;
-    assert_eq!(pin, format!("sha256:{}", hex::encode(sha2::Sha256::digest(&spki))));
+    assert_eq!(
+        pin,
+        format!("sha256:{}", hex::encode(sha2::Sha256::digest(&spki)))
+    );
 }
 
 #[test]
@@ -141,7 +172,12 @@ fn kubeadm_sans() {
     let mut cluster = kubeadm_config::ClusterConfiguration::default();
     kubeadm_config::defaults::cluster_configuration(&mut cluster);
     cluster.control_plane_endpoint = "lb.example.com:6443".into();
-    cluster.api_server.cert_sans = vec!["10.0.0.5".into(), "Bad_Name".into(), "*.apps.example.com".into(), "n1".into()];
+    cluster.api_server.cert_sans = vec![
+        "10.0.0.5".into(),
+        "Bad_Name".into(),
+        "*.apps.example.com".into(),
+        "n1".into(),
+    ];
     let facts = NodeFacts {
         node_name: "n1",
         advertise_address: "10.200.0.2".parse().unwrap(),
@@ -160,7 +196,10 @@ fn kubeadm_sans() {
             "n1"
         ]
     );
-    let ips: Vec<IpAddr> = ["10.96.0.1", "10.200.0.2", "10.0.0.5"].iter().map(|s| s.parse().unwrap()).collect();
+    let ips: Vec<IpAddr> = ["10.96.0.1", "10.200.0.2", "10.0.0.5"]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
     assert_eq!(spec.ips, ips);
     assert_eq!(warnings.len(), 1);
     assert!(warnings[0].contains("'Bad_Name'"), "{warnings:?}");
@@ -168,8 +207,16 @@ fn kubeadm_sans() {
     let (etcd, _) = kubeadm::leaf_spec(kubeadm::def("etcd-peer").unwrap(), &facts).unwrap();
     assert_eq!(etcd.common_name, "n1");
     assert_eq!(etcd.dns_names, ["localhost", "n1"]);
-    assert_eq!(etcd.ips.iter().map(|i| i.to_string()).collect::<Vec<_>>(), ["10.200.0.2", "127.0.0.1", "::1"]);
+    assert_eq!(
+        etcd.ips.iter().map(|i| i.to_string()).collect::<Vec<_>>(),
+        ["10.200.0.2", "127.0.0.1", "::1"]
+    );
 
-    assert_eq!(kubeadm::api_server_virtual_ip("fd00:10:96::/112,10.96.0.0/12").unwrap().to_string(), "fd00:10:96::1");
+    assert_eq!(
+        kubeadm::api_server_virtual_ip("fd00:10:96::/112,10.96.0.0/12")
+            .unwrap()
+            .to_string(),
+        "fd00:10:96::1"
+    );
     assert!(kubeadm::api_server_virtual_ip("nonsense").is_err());
 }

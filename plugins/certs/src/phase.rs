@@ -80,8 +80,16 @@ pub fn run(ctx: &Context<'_>) -> Result<PhaseReport> {
         ctx,
         dir: cluster.certificates_dir.trim_end_matches('/').to_string(),
         algorithm,
-        validity: duration("certificateValidityPeriod", &cluster.certificate_validity_period, 8760)?,
-        ca_validity: duration("caCertificateValidityPeriod", &cluster.ca_certificate_validity_period, 87600)?,
+        validity: duration(
+            "certificateValidityPeriod",
+            &cluster.certificate_validity_period,
+            8760,
+        )?,
+        ca_validity: duration(
+            "caCertificateValidityPeriod",
+            &cluster.ca_certificate_validity_period,
+            87600,
+        )?,
         now: OffsetDateTime::now_utc(),
         cas: BTreeMap::new(),
         findings: Findings::default(),
@@ -195,7 +203,9 @@ impl Phase<'_> {
                         }
                         print(&format!("[certs] Using existing {base} certificate authority"));
                     }
-                    None => print(&format!("[certs] Using existing {base} keyless certificate authority")),
+                    None => print(&format!(
+                        "[certs] Using existing {base} keyless certificate authority"
+                    )),
                 }
                 self.cas.insert(def.name, Ca { cert, key });
             }
@@ -224,7 +234,11 @@ impl Phase<'_> {
     fn write_pair(&self, base: &str, cert: &Certificate, key: &PrivateKey) -> Result {
         // The key first: a crash in between leaves a key without a certificate, which the next
         // run reports, rather than a certificate whose key is lost.
-        write(&self.path(base, "key"), key.to_pem().map_err(pki)?.as_bytes(), KEY_MODE)?;
+        write(
+            &self.path(base, "key"),
+            key.to_pem().map_err(pki)?.as_bytes(),
+            KEY_MODE,
+        )?;
         write(&self.path(base, "crt"), cert.to_pem().as_bytes(), CERT_MODE)
     }
 
@@ -249,7 +263,9 @@ impl Phase<'_> {
     fn leaf(&mut self, def: &'static CertDef) -> Result {
         let base = def.base_name;
         if self.external_etcd() && def.is_etcd() {
-            print(&format!("[certs] External etcd mode: Skipping {base} certificate generation"));
+            print(&format!(
+                "[certs] External etcd mode: Skipping {base} certificate generation"
+            ));
             return Ok(());
         }
         let facts_name = self.ctx.node_name();
@@ -268,7 +284,11 @@ impl Phase<'_> {
         }
         let cert = self.load_cert(def)?;
         let key = self.load_key(base)?;
-        let ca_base = def.ca.and_then(kubeadm::def).map(|d| d.base_name).unwrap_or_default();
+        let ca_base = def
+            .ca
+            .and_then(kubeadm::def)
+            .map(|d| d.base_name)
+            .unwrap_or_default();
         let crt_path = self.path(base, "crt");
         let key_path = self.path(base, "key");
         let now = self.now;
@@ -297,10 +317,11 @@ impl Phase<'_> {
                         "the private key {key_path} does not match the certificate {crt_path}"
                     )));
                 }
-                cert.check_covers(&spec).map_err(|e| {
-                    failed(format!("certificate {base} is invalid, error: {e} ({crt_path})"))
-                })?;
-                print(&format!("[certs] Using existing {base} certificate and key on disk"));
+                cert.check_covers(&spec)
+                    .map_err(|e| failed(format!("certificate {base} is invalid, error: {e} ({crt_path})")))?;
+                print(&format!(
+                    "[certs] Using existing {base} certificate and key on disk"
+                ));
                 Ok(())
             }
             (Some(_), None) => Err(failed(format!(
@@ -367,7 +388,9 @@ impl Phase<'_> {
         match read(&key_path)? {
             Some(bytes) => {
                 PrivateKey::from_pem(&bytes).map_err(|e| {
-                    failed(format!("file {key_path} existed but it could not be loaded properly: {e}"))
+                    failed(format!(
+                        "file {key_path} existed but it could not be loaded properly: {e}"
+                    ))
                 })?;
                 print("[certs] Using the existing \"sa\" key");
             }
