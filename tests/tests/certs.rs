@@ -543,5 +543,5 @@ fn external_etcd_skips_the_etcd_certificates() {
             .contains(&"[certs] External etcd mode: Skipping etcd/server certificate generation".to_string())
     );
     assert!(!pki(root.path()).join("etcd").exists());
-    assert!(pki(root.path()).join("apiserver-etcd-client.crt").exists() == false);
+    assert!(!pki(root.path()).join("apiserver-etcd-client.crt").exists());
 }

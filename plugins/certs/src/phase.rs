@@ -300,13 +300,7 @@ impl Phase<'_> {
             .ok_or_else(|| failed(format!("the CA of {base} is not available")))?;
         match (cert, key) {
             (Some(cert), Some(key)) => {
-                if let Err(e) = cert.check_period(now) {
-                    if !matches!(e, PkiError::NotYetValid(_)) {
-                        return Err(failed(format!(
-                            "certificate {base} ({crt_path}) cannot be used: {e}; renew it (kubeadm certs renew) or remove it"
-                        )));
-                    }
-                }
+                self.check_period(base, &cert)?;
                 cert.verify_signed_by(&ca.cert).map_err(|e| {
                     failed(format!(
                         "[certs] certificate {base} not signed by CA certificate {ca_base}: {e} ({crt_path})"
