@@ -137,7 +137,9 @@ impl CertDef {
 /// What the SANs are computed from.
 pub struct NodeFacts<'a> {
     pub node_name: &'a str,
-    pub advertise_address: IpAddr,
+    /// `None` when the configuration has none (kubeadm would detect the default interface's
+    /// address; the sandbox cannot): the certificates then carry no node IP.
+    pub advertise_address: Option<IpAddr>,
     pub cluster: &'a ClusterConfiguration,
 }
 
@@ -178,7 +180,8 @@ pub fn leaf_spec(def: &CertDef, facts: &NodeFacts<'_>) -> Result<(CertSpec, Vec<
                 "kubernetes.default.svc".into(),
                 format!("kubernetes.default.svc.{domain}"),
             ];
-            spec.ips = vec![vip, facts.advertise_address];
+            spec.ips = vec![vip];
+            spec.ips.extend(facts.advertise_address);
             if !c.control_plane_endpoint.is_empty() {
                 let host = endpoint_host(&c.control_plane_endpoint);
                 match host.parse::<IpAddr>() {
@@ -190,11 +193,9 @@ pub fn leaf_spec(def: &CertDef, facts: &NodeFacts<'_>) -> Result<(CertSpec, Vec<
         }
         "etcd-server" | "etcd-peer" => {
             spec.dns_names = vec![facts.node_name.to_string(), "localhost".into()];
-            spec.ips = vec![
-                facts.advertise_address,
-                IpAddr::V4(Ipv4Addr::LOCALHOST),
-                IpAddr::V6(Ipv6Addr::LOCALHOST),
-            ];
+            spec.ips = facts.advertise_address.into_iter().collect();
+            spec.ips
+                .extend([IpAddr::V4(Ipv4Addr::LOCALHOST), IpAddr::V6(Ipv6Addr::LOCALHOST)]);
             let local = facts.cluster.etcd.local.as_ref();
             let sans = match (def.name, local) {
                 ("etcd-server", Some(l)) => l.server_cert_sans.clone(),

@@ -180,7 +180,7 @@ fn kubeadm_sans() {
     ];
     let facts = NodeFacts {
         node_name: "n1",
-        advertise_address: "10.200.0.2".parse().unwrap(),
+        advertise_address: Some("10.200.0.2".parse().unwrap()),
         cluster: &cluster,
     };
     let (spec, warnings) = kubeadm::leaf_spec(kubeadm::def("apiserver").unwrap(), &facts).unwrap();

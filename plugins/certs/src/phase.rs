@@ -269,7 +269,11 @@ impl Phase<'_> {
             return Ok(());
         }
         let facts_name = self.ctx.node_name();
-        let advertise = self.advertise_address()?;
+        // Only the serving certificates carry the node's address.
+        let advertise = match def.name {
+            "apiserver" | "etcd-server" | "etcd-peer" => self.advertise_address()?,
+            _ => None,
+        };
         let (spec, warnings) = kubeadm::leaf_spec(
             def,
             &NodeFacts {
@@ -349,7 +353,9 @@ impl Phase<'_> {
         }
     }
 
-    fn advertise_address(&self) -> Result<IpAddr> {
+    /// The node's advertise address. kubeadm detects one when the configuration has none; the
+    /// sandbox cannot, so the certificates then go without it and a warning says so.
+    fn advertise_address(&self) -> Result<Option<IpAddr>> {
         let config = &self.ctx.config;
         let text = config
             .init
@@ -363,9 +369,16 @@ impl Phase<'_> {
                     .map(|c| c.local_api_endpoint.advertise_address.clone())
             })
             .unwrap_or_default();
-        text.parse().map_err(|_| {
+        if text.is_empty() {
+            log::log(
+                log::Level::Warn,
+                "localAPIEndpoint.advertiseAddress is not set: the serving certificates will not include the node's IP",
+            );
+            return Ok(None);
+        }
+        text.parse().map(Some).map_err(|_| {
             PhaseError::InvalidConfig(format!(
-                "localAPIEndpoint.advertiseAddress: {text:?} is not an IP address; the serving certificates need it"
+                "localAPIEndpoint.advertiseAddress: {text:?} is not an IP address"
             ))
         })
     }
