@@ -13,10 +13,16 @@ impl Builtin {
     }
 }
 
-static BUILTINS: &[Builtin] = &[Builtin {
-    name: "preflight",
-    wasm: include_bytes!(concat!(env!("OUT_DIR"), "/wasmadm-preflight.wasm")),
-}];
+static BUILTINS: &[Builtin] = &[
+    Builtin {
+        name: "preflight",
+        wasm: include_bytes!(concat!(env!("OUT_DIR"), "/wasmadm-preflight.wasm")),
+    },
+    Builtin {
+        name: "certs",
+        wasm: include_bytes!(concat!(env!("OUT_DIR"), "/wasmadm-certs.wasm")),
+    },
+];
 
 /// The built-in plugin named `name`.
 pub fn get(name: &str) -> Option<&'static Builtin> {

@@ -53,7 +53,11 @@ fn init_of_a_healthy_sandbox_node_succeeds_and_warm_start_uses_the_cache() {
         .filter_map(|e| e.ok())
         .filter(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
         .collect();
-    assert_eq!(cached.len(), 1, "one compiled plugin cached");
+    assert_eq!(
+        cached.len(),
+        2,
+        "each plugin of the init pipeline (preflight, certs) compiled once and cached"
+    );
     let modified = cached[0].metadata().expect("meta").modified().expect("mtime");
     let out = wasmadm(cache.path(), &args);
     assert!(out.status.success());
