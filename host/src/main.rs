@@ -75,7 +75,7 @@ enum ClusterKind {
 #[derive(Subcommand)]
 enum Cmd {
     /// Run this command in order to set up the Kubernetes control plane.
-    Init(NodeCommand),
+    Init(InitCommand),
     /// Run this on any machine you wish to join an existing cluster.
     Join(JoinCommand),
     /// Performs a best effort revert of changes made to this host by 'wasmadm init' or 'wasmadm join'.
@@ -115,6 +115,9 @@ struct RunFlags {
     /// Specify the node name.
     #[arg(long)]
     node_name: Option<String>,
+    /// Path to the CRI socket to connect. [default: unix:///var/run/containerd/containerd.sock]
+    #[arg(long, value_name = "SOCKET")]
+    cri_socket: Option<String>,
 }
 
 #[derive(Args)]
@@ -136,6 +139,66 @@ enum SinglePhase {
         #[command(flatten)]
         flags: RunFlags,
     },
+}
+
+#[derive(Args)]
+struct InitCommand {
+    #[command(flatten)]
+    init: InitArgs,
+    #[command(flatten)]
+    node: NodeCommand,
+}
+
+/// `init` flags that set configuration fields; they cannot be mixed with --config.
+#[derive(Args)]
+struct InitArgs {
+    /// The IP address the API Server will advertise it's listening on.
+    #[arg(long, global = true, value_name = "IP")]
+    apiserver_advertise_address: Option<String>,
+    /// Port for the API Server to bind to. [default: 6443]
+    #[arg(long, global = true, value_name = "PORT")]
+    apiserver_bind_port: Option<u16>,
+    /// Optional extra Subject Alternative Names (SANs) to use for the API Server serving certificate.
+    #[arg(long, global = true, value_delimiter = ',', value_name = "SANS")]
+    apiserver_cert_extra_sans: Vec<String>,
+    /// The path where to save and store the certificates. [default: /etc/kubernetes/pki]
+    #[arg(long, global = true, value_name = "DIR")]
+    cert_dir: Option<String>,
+    /// Specify a stable IP address or DNS name for the control plane.
+    #[arg(long, global = true, value_name = "HOST[:PORT]")]
+    control_plane_endpoint: Option<String>,
+    /// Choose a specific Kubernetes version for the control plane. [default: v1.36.2, no network needed]
+    #[arg(long, global = true, value_name = "VERSION")]
+    kubernetes_version: Option<String>,
+    /// Specify range of IP addresses for the pod network.
+    #[arg(long, global = true, value_name = "CIDR")]
+    pod_network_cidr: Option<String>,
+    /// Use alternative range of IP address for service VIPs. [default: 10.96.0.0/12]
+    #[arg(long, global = true, value_name = "CIDR")]
+    service_cidr: Option<String>,
+    /// Use alternative domain for services, e.g. "myorg.internal". [default: cluster.local]
+    #[arg(long, global = true, value_name = "DOMAIN")]
+    service_dns_domain: Option<String>,
+    /// Choose a container registry to pull control plane images from. [default: registry.k8s.io]
+    #[arg(long, global = true, value_name = "REGISTRY")]
+    image_repository: Option<String>,
+}
+
+impl From<InitArgs> for kubeadm::InitFlags {
+    fn from(a: InitArgs) -> Self {
+        Self {
+            apiserver_advertise_address: a.apiserver_advertise_address,
+            apiserver_bind_port: a.apiserver_bind_port,
+            apiserver_cert_extra_sans: a.apiserver_cert_extra_sans,
+            cert_dir: a.cert_dir,
+            control_plane_endpoint: a.control_plane_endpoint,
+            kubernetes_version: a.kubernetes_version,
+            pod_network_cidr: a.pod_network_cidr,
+            service_cidr: a.service_cidr,
+            service_dns_domain: a.service_dns_domain,
+            image_repository: a.image_repository,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -189,12 +252,22 @@ enum ConfigCmd {
         #[arg(value_enum)]
         what: PrintWhat,
     },
+    /// Check a kubeadm configuration file (kubeadm.k8s.io/v1beta4): fields, values, defaults.
+    Validate {
+        /// The file to check.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
 enum PrintWhat {
     /// The built-in pipeline (phases, components, grants, limits).
     Pipeline,
+    /// An InitConfiguration and ClusterConfiguration with kubeadm's defaults and placeholders.
+    InitDefaults,
+    /// A JoinConfiguration with kubeadm's defaults and placeholders.
+    JoinDefaults,
 }
 
 fn main() -> ExitCode {
@@ -283,14 +356,20 @@ fn cluster(global: &Global, dry_run: bool) -> Result<Arc<dyn Cluster>> {
 fn run(cli: Cli) -> Result<()> {
     let global = &cli.global;
     match cli.command {
-        Cmd::Init(node) => run_pipeline(global, Command::Init, node, false),
-        Cmd::Join(join) => run_pipeline(global, Command::Join, join.node, join.control_plane),
+        Cmd::Init(init) => run_pipeline(global, Command::Init, init.node, false, init.init.into()),
+        Cmd::Join(join) => run_pipeline(
+            global,
+            Command::Join,
+            join.node,
+            join.control_plane,
+            Default::default(),
+        ),
         Cmd::Reset(reset) => {
             if !reset.force && !reset.node.flags.dry_run {
                 eprintln!("[reset] Running without --force: pass --force (or --dry-run) to reset this node");
                 anyhow::bail!("reset needs --force to proceed, as there is no prompt in non-interactive use");
             }
-            run_pipeline(global, Command::Reset, reset.node, false)
+            run_pipeline(global, Command::Reset, reset.node, false, Default::default())
         }
         Cmd::Phase {
             command: PhaseCmd::List { command },
@@ -299,17 +378,42 @@ fn run(cli: Cli) -> Result<()> {
             command: PluginCmd::Inspect { component },
         } => plugin_inspect(global, &component),
         Cmd::Config {
-            command: ConfigCmd::Print {
-                what: PrintWhat::Pipeline,
-            },
+            command: ConfigCmd::Print { what },
         } => {
-            print!("{}", Pipeline::DEFAULT_YAML);
+            match what {
+                PrintWhat::Pipeline => print!("{}", Pipeline::DEFAULT_YAML),
+                PrintWhat::InitDefaults => print!("{}", kubeadm::init_defaults_yaml()?),
+                PrintWhat::JoinDefaults => print!("{}", kubeadm::join_defaults_yaml()?),
+            }
             Ok(())
         }
+        Cmd::Config {
+            command: ConfigCmd::Validate { config },
+        } => validate(&config),
     }
 }
 
-fn run_pipeline(global: &Global, command: Command, node: NodeCommand, control_plane: bool) -> Result<()> {
+/// Checks a file as the command it is for (a JoinConfiguration as `join`, else `init`).
+fn validate(path: &Path) -> Result<()> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let parsed = kubeadm::parse(&text, path)?;
+    let command = if parsed.join.is_some() {
+        Command::Join
+    } else {
+        Command::Init
+    };
+    kubeadm::resolve(Some(path), command, &Flags::default(), &host_name())?;
+    println!("ok");
+    Ok(())
+}
+
+fn run_pipeline(
+    global: &Global,
+    command: Command,
+    node: NodeCommand,
+    control_plane: bool,
+    init: kubeadm::InitFlags,
+) -> Result<()> {
     let (flags, only) = match node.phase {
         Some(SinglePhase::Phase { name, sub, flags }) => (flags, Some((name, sub))),
         None => (node.flags, None),
@@ -323,6 +427,8 @@ fn run_pipeline(global: &Global, command: Command, node: NodeCommand, control_pl
             ignore_preflight_errors: flags.ignore_preflight_errors.clone(),
             skip_phases: flags.skip_phases.clone(),
             control_plane,
+            cri_socket: flags.cri_socket.clone(),
+            init,
         },
         &host_name(),
     )?;

@@ -202,3 +202,49 @@ fn dry_run_init_phase_runs_one_phase() {
             .contains("[preflight] Would pull the required images (like 'kubeadm config images pull')")
     );
 }
+
+#[test]
+fn init_defaults_are_a_config_that_validates() {
+    let cache = tempfile::tempdir().expect("cache");
+    let out = wasmadm(cache.path(), &["config", "print", "init-defaults"]);
+    assert!(out.status.success());
+    let shown = text(&out.stdout);
+    assert!(shown.contains("advertiseAddress: 1.2.3.4"), "{shown}");
+    assert!(shown.contains("token: abcdef.0123456789abcdef"), "{shown}");
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("defaults.yaml");
+    std::fs::write(&file, &out.stdout).expect("write");
+    let out = wasmadm(
+        cache.path(),
+        &["config", "validate", "--config", file.to_str().expect("utf8")],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    std::fs::write(&file, shown.replace("10.96.0.0/12", "10.96.0.0/33")).expect("write");
+    let out = wasmadm(
+        cache.path(),
+        &["config", "validate", "--config", file.to_str().expect("utf8")],
+    );
+    assert_eq!(out.status.code(), Some(3));
+    assert!(text(&out.stderr).contains("networking.serviceSubnet: \"10.96.0.0/33\" is not a valid CIDR"));
+}
+
+#[test]
+fn config_flags_cannot_be_mixed_with_config() {
+    let root = node();
+    let cache = tempfile::tempdir().expect("cache");
+    let config = repo().join("examples/init-config.yaml");
+    let out = wasmadm(
+        cache.path(),
+        &[
+            "--root",
+            root.path().to_str().expect("utf8"),
+            "init",
+            "--config",
+            config.to_str().expect("utf8"),
+            "--service-cidr",
+            "10.100.0.0/16",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(3));
+    assert!(text(&out.stderr).contains("can not mix '--config' with arguments [service-cidr]"));
+}

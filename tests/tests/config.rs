@@ -219,3 +219,49 @@ fn reference_configs_are_accepted_with_kubeadms_defaults() {
         "node-role.kubernetes.io/control-plane"
     );
 }
+
+#[test]
+fn init_flags_set_their_fields() {
+    let flags = kubeadm::Flags {
+        init: kubeadm::InitFlags {
+            apiserver_advertise_address: Some("192.0.2.10".into()),
+            apiserver_bind_port: Some(8443),
+            apiserver_cert_extra_sans: vec!["api.example.com".into()],
+            cert_dir: Some("/srv/pki".into()),
+            control_plane_endpoint: Some("api.example.com:6443".into()),
+            kubernetes_version: Some("v1.35.1".into()),
+            pod_network_cidr: Some("10.244.0.0/16".into()),
+            service_cidr: Some("10.100.0.0/16".into()),
+            service_dns_domain: Some("corp.local".into()),
+            image_repository: Some("mirror.example.com/k8s".into()),
+        },
+        ..Default::default()
+    };
+    let c = kubeadm::resolve(None, Command::Init, &flags, "n1").expect("valid");
+    let (i, cl) = (c.init.expect("init"), c.cluster.expect("cluster"));
+    assert_eq!(i.local_api_endpoint.advertise_address, "192.0.2.10");
+    assert_eq!(i.local_api_endpoint.bind_port, 8443);
+    assert_eq!(cl.api_server.cert_sans, ["api.example.com"]);
+    assert_eq!(cl.certificates_dir, "/srv/pki");
+    assert_eq!(cl.control_plane_endpoint, "api.example.com:6443");
+    assert_eq!(cl.kubernetes_version, "v1.35.1");
+    assert_eq!(cl.networking.pod_subnet, "10.244.0.0/16");
+    assert_eq!(cl.networking.service_subnet, "10.100.0.0/16");
+    assert_eq!(cl.networking.dns_domain, "corp.local");
+    assert_eq!(cl.image_repository, "mirror.example.com/k8s");
+
+    let bad = kubeadm::Flags {
+        init: kubeadm::InitFlags {
+            pod_network_cidr: Some("10.244.0.0".into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let err = kubeadm::resolve(None, Command::Init, &bad, "n1")
+        .expect_err("invalid")
+        .to_string();
+    assert!(
+        err.contains("networking.podSubnet: \"10.244.0.0\" is not a valid CIDR"),
+        "{err}"
+    );
+}

@@ -25,6 +25,79 @@ pub struct Flags {
     pub ignore_preflight_errors: Vec<String>,
     pub skip_phases: Vec<String>,
     pub control_plane: bool,
+    pub cri_socket: Option<String>,
+    /// `init` flags that set configuration fields (kubeadm refuses them together with --config).
+    pub init: InitFlags,
+}
+
+/// kubeadm's `init` flags that map to configuration fields.
+#[derive(Debug, Default, Clone)]
+pub struct InitFlags {
+    pub apiserver_advertise_address: Option<String>,
+    pub apiserver_bind_port: Option<u16>,
+    pub apiserver_cert_extra_sans: Vec<String>,
+    pub cert_dir: Option<String>,
+    pub control_plane_endpoint: Option<String>,
+    pub kubernetes_version: Option<String>,
+    pub pod_network_cidr: Option<String>,
+    pub service_cidr: Option<String>,
+    pub service_dns_domain: Option<String>,
+    pub image_repository: Option<String>,
+}
+
+impl InitFlags {
+    /// The flag names given, as kubeadm lists them in its "can not mix" error.
+    fn given(&self) -> Vec<&'static str> {
+        let mut names = Vec::new();
+        let mut add = |set: bool, name: &'static str| {
+            if set {
+                names.push(name);
+            }
+        };
+        add(
+            self.apiserver_advertise_address.is_some(),
+            "apiserver-advertise-address",
+        );
+        add(self.apiserver_bind_port.is_some(), "apiserver-bind-port");
+        add(
+            !self.apiserver_cert_extra_sans.is_empty(),
+            "apiserver-cert-extra-sans",
+        );
+        add(self.cert_dir.is_some(), "cert-dir");
+        add(self.control_plane_endpoint.is_some(), "control-plane-endpoint");
+        add(self.kubernetes_version.is_some(), "kubernetes-version");
+        add(self.pod_network_cidr.is_some(), "pod-network-cidr");
+        add(self.service_cidr.is_some(), "service-cidr");
+        add(self.service_dns_domain.is_some(), "service-dns-domain");
+        add(self.image_repository.is_some(), "image-repository");
+        names
+    }
+
+    fn apply(&self, init: &mut InitConfiguration, cluster: &mut ClusterConfiguration) {
+        let set = |field: &mut String, value: &Option<String>| {
+            if let Some(v) = value {
+                *field = v.clone();
+            }
+        };
+        set(
+            &mut init.local_api_endpoint.advertise_address,
+            &self.apiserver_advertise_address,
+        );
+        if let Some(port) = self.apiserver_bind_port {
+            init.local_api_endpoint.bind_port = port;
+        }
+        cluster
+            .api_server
+            .cert_sans
+            .extend(self.apiserver_cert_extra_sans.iter().cloned());
+        set(&mut cluster.certificates_dir, &self.cert_dir);
+        set(&mut cluster.control_plane_endpoint, &self.control_plane_endpoint);
+        set(&mut cluster.kubernetes_version, &self.kubernetes_version);
+        set(&mut cluster.networking.pod_subnet, &self.pod_network_cidr);
+        set(&mut cluster.networking.service_subnet, &self.service_cidr);
+        set(&mut cluster.networking.dns_domain, &self.service_dns_domain);
+        set(&mut cluster.image_repository, &self.image_repository);
+    }
 }
 
 /// The component configurations kubeadm accepts beside its own objects.
@@ -138,14 +211,26 @@ pub fn resolve(
 
     match command {
         Command::Init => {
+            let given = flags.init.given();
+            if file.is_some() && !given.is_empty() {
+                return Err(ConfigError::Invalid(format!(
+                    "can not mix '--config' with arguments [{}]: set these fields in the config file",
+                    given.join(" ")
+                )));
+            }
             if config.join.is_some() {
                 return Err(ConfigError::Invalid(format!(
                     "{source}: a JoinConfiguration cannot be used with `init`"
                 )));
             }
             let init = config.init.get_or_insert_with(InitConfiguration::default);
+            let cluster = config.cluster.get_or_insert_with(ClusterConfiguration::default);
+            flags.init.apply(init, cluster);
             if let Some(n) = &flags.node_name {
                 init.node_registration.name = n.clone();
+            }
+            if let Some(s) = &flags.cri_socket {
+                init.node_registration.cri_socket = s.clone();
             }
             init.node_registration
                 .ignore_preflight_errors
@@ -172,6 +257,9 @@ pub fn resolve(
                 )));
             }
             let join = config.join.get_or_insert_with(JoinConfiguration::default);
+            if let Some(s) = &flags.cri_socket {
+                join.node_registration.cri_socket = s.clone();
+            }
             if flags.control_plane && join.control_plane.is_none() {
                 join.control_plane = Some(Default::default());
             }
@@ -245,4 +333,36 @@ pub fn implied_skips(config: &ResolvedConfig) -> Vec<String> {
         }
     }
     skip
+}
+
+/// `wasmadm config print init-defaults`: what kubeadm prints, with its placeholders (token
+/// `abcdef.0123456789abcdef`, advertise address `1.2.3.4`, node name `node`).
+pub fn init_defaults_yaml() -> Result<String, ConfigError> {
+    let mut init = InitConfiguration::default();
+    init.bootstrap_tokens.push(kubeadm_config::BootstrapToken {
+        token: "abcdef.0123456789abcdef".into(),
+        ..Default::default()
+    });
+    init.local_api_endpoint.advertise_address = "1.2.3.4".into();
+    defaults::init_configuration(&mut init, "node");
+    let mut cluster = ClusterConfiguration::default();
+    defaults::cluster_configuration(&mut cluster);
+    Ok(format!("{}---\n{}", to_yaml(&init)?, to_yaml(&cluster)?))
+}
+
+/// `wasmadm config print join-defaults`.
+pub fn join_defaults_yaml() -> Result<String, ConfigError> {
+    let mut join = JoinConfiguration::default();
+    join.discovery.bootstrap_token = Some(kubeadm_config::BootstrapTokenDiscovery {
+        token: "abcdef.0123456789abcdef".into(),
+        api_server_endpoint: "kube-apiserver:6443".into(),
+        ca_cert_hashes: Vec::new(),
+        unsafe_skip_ca_verification: true,
+    });
+    defaults::join_configuration(&mut join, "node");
+    to_yaml(&join)
+}
+
+fn to_yaml<T: serde::Serialize>(value: &T) -> Result<String, ConfigError> {
+    serde_yaml::to_string(value).map_err(|e| ConfigError::Invalid(format!("cannot print defaults: {e}")))
 }
