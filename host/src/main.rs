@@ -75,7 +75,7 @@ enum ClusterKind {
 #[derive(Subcommand)]
 enum Cmd {
     /// Run this command in order to set up the Kubernetes control plane.
-    Init(InitCommand),
+    Init(Box<InitCommand>),
     /// Run this on any machine you wish to join an existing cluster.
     Join(JoinCommand),
     /// Performs a best effort revert of changes made to this host by 'wasmadm init' or 'wasmadm join'.
@@ -356,7 +356,10 @@ fn cluster(global: &Global, dry_run: bool) -> Result<Arc<dyn Cluster>> {
 fn run(cli: Cli) -> Result<()> {
     let global = &cli.global;
     match cli.command {
-        Cmd::Init(init) => run_pipeline(global, Command::Init, init.node, false, init.init.into()),
+        Cmd::Init(init) => {
+            let InitCommand { init, node } = *init;
+            run_pipeline(global, Command::Init, node, false, init.into())
+        }
         Cmd::Join(join) => run_pipeline(
             global,
             Command::Join,
