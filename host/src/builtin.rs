@@ -22,6 +22,14 @@ static BUILTINS: &[Builtin] = &[
         name: "certs",
         wasm: include_bytes!(concat!(env!("OUT_DIR"), "/wasmadm-certs.wasm")),
     },
+    Builtin {
+        name: "etcd",
+        wasm: include_bytes!(concat!(env!("OUT_DIR"), "/wasmadm-etcd.wasm")),
+    },
+    Builtin {
+        name: "control-plane",
+        wasm: include_bytes!(concat!(env!("OUT_DIR"), "/wasmadm-control-plane.wasm")),
+    },
 ];
 
 /// The built-in plugin named `name`.
