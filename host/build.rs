@@ -2,5 +2,5 @@
 //! produces a single `wasmadm` binary that needs nothing else.
 
 fn main() {
-    wasm_build::build_components(&["wasmadm-preflight", "wasmadm-certs"]);
+    wasm_build::build_components(&["wasmadm-preflight", "wasmadm-certs", "wasmadm-kubeconfig"]);
 }

@@ -22,6 +22,10 @@ static BUILTINS: &[Builtin] = &[
         name: "certs",
         wasm: include_bytes!(concat!(env!("OUT_DIR"), "/wasmadm-certs.wasm")),
     },
+    Builtin {
+        name: "kubeconfig",
+        wasm: include_bytes!(concat!(env!("OUT_DIR"), "/wasmadm-kubeconfig.wasm")),
+    },
 ];
 
 /// The built-in plugin named `name`.
