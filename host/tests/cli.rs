@@ -55,8 +55,8 @@ fn init_of_a_healthy_sandbox_node_succeeds_and_warm_start_uses_the_cache() {
         .collect();
     assert_eq!(
         cached.len(),
-        2,
-        "each plugin of the init pipeline (preflight, certs) compiled once and cached"
+        3,
+        "each plugin of the init pipeline (preflight, certs, kubeconfig) compiled once and cached"
     );
     let modified = cached[0].metadata().expect("meta").modified().expect("mtime");
     let out = wasmadm(cache.path(), &args);
@@ -144,6 +144,8 @@ fn config_print_pipeline_is_the_pipeline_that_runs() {
     let file = dir.path().join("pipeline.yaml");
     std::fs::write(&file, &out.stdout).expect("write");
     let root = node();
+    // The kubeconfig phase needs the node's address, which the sandbox cannot detect.
+    let config = repo().join("examples/init-config.yaml");
     let out = wasmadm(
         cache.path(),
         &[
@@ -152,6 +154,8 @@ fn config_print_pipeline_is_the_pipeline_that_runs() {
             "--pipeline",
             file.to_str().expect("utf8"),
             "init",
+            "--config",
+            config.to_str().expect("utf8"),
         ],
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
