@@ -15,10 +15,7 @@ use wasmadm_tests::{Outcome, Run, fixture, node};
 /// (file, subject as openssl prints it with RFC 2253 names).
 const FILES: &[(&str, &str)] = &[
     ("admin.conf", "CN=kubernetes-admin,O=kubeadm:cluster-admins"),
-    (
-        "super-admin.conf",
-        "CN=kubernetes-super-admin,O=system:masters",
-    ),
+    ("super-admin.conf", "CN=kubernetes-super-admin,O=system:masters"),
     ("kubelet.conf", "CN=system:node:n1,O=system:nodes"),
     ("controller-manager.conf", "CN=system:kube-controller-manager"),
     ("scheduler.conf", "CN=system:kube-scheduler"),
@@ -99,11 +96,7 @@ fn openssl(args: &[&str]) -> String {
 fn snapshot(root: &Path) -> BTreeMap<String, Vec<u8>> {
     FILES
         .iter()
-        .filter_map(|(f, _)| {
-            std::fs::read(kdir(root).join(f))
-                .ok()
-                .map(|b| (f.to_string(), b))
-        })
+        .filter_map(|(f, _)| std::fs::read(kdir(root).join(f)).ok().map(|b| (f.to_string(), b)))
         .collect()
 }
 
@@ -139,7 +132,11 @@ fn blank_data(v: &mut serde_yaml::Value) {
         .and_then(|u| u.get_mut(0))
         .and_then(|u| u.get_mut("user"))
     {
-        set(u, "client-certificate-data", "<base64 PEM (client-certificate-data)>");
+        set(
+            u,
+            "client-certificate-data",
+            "<base64 PEM (client-certificate-data)>",
+        );
         set(u, "client-key-data", "<base64 PEM (client-key-data)>");
     }
 }
@@ -152,11 +149,7 @@ fn verify(root: &Path, ecdsa: bool) {
     let work = tempfile::tempdir().expect("tmp");
     for (file, subject) in FILES {
         let path = dir.join(file);
-        let mode = std::fs::metadata(&path)
-            .expect("stat")
-            .permissions()
-            .mode()
-            & 0o777;
+        let mode = std::fs::metadata(&path).expect("stat").permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{file}: {mode:o}");
 
         let mut got = yaml(&path);
@@ -262,9 +255,11 @@ fn second_run_reuses_every_file() {
     ok(&out);
     assert_eq!(snapshot(root.path()), before);
     let mut want = vec!["[kubeconfig] Using kubeconfig folder \"/etc/kubernetes\"".to_string()];
-    want.extend(FILES.iter().map(|(f, _)| {
-        format!("[kubeconfig] Using existing kubeconfig file: \"/etc/kubernetes/{f}\"")
-    }));
+    want.extend(
+        FILES
+            .iter()
+            .map(|(f, _)| format!("[kubeconfig] Using existing kubeconfig file: \"/etc/kubernetes/{f}\"")),
+    );
     assert_eq!(lines(&out), want);
 }
 
@@ -278,7 +273,10 @@ fn control_plane_endpoint_is_the_server_of_admin_and_kubelet_only() {
     ok(&init(root.path(), &config, None));
     for (file, _) in FILES {
         let v = yaml(&kdir(root.path()).join(file));
-        let server = v["clusters"][0]["cluster"]["server"].as_str().unwrap_or_default().to_string();
+        let server = v["clusters"][0]["cluster"]["server"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         let want = match *file {
             "controller-manager.conf" | "scheduler.conf" => "https://10.200.0.2:6443",
             _ => "https://lb.example.com:6443",
@@ -306,7 +304,11 @@ fn foreign_or_broken_files_are_errors_naming_the_file() {
             && err.contains("https://192.0.2.9:6443"),
         "{err}"
     );
-    assert_eq!(std::fs::read_to_string(&admin).expect("read"), moved, "left as it was");
+    assert_eq!(
+        std::fs::read_to_string(&admin).expect("read"),
+        moved,
+        "left as it was"
+    );
     std::fs::write(&admin, &good).expect("restore");
 
     // Garbage.

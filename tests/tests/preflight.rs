@@ -256,11 +256,12 @@ fn ignore_all_demotes_everything_and_config_list_counts_too() {
     assert!(out.result.is_ok(), "{:?}", out.stderr);
     assert!(out.stderr.iter().any(|l| l.starts_with("\t[WARNING Mem]")));
 
-    // nodeRegistration.ignorePreflightErrors in the file works the same way.
+    // nodeRegistration.ignorePreflightErrors in the file works the same way. (The address is
+    // for the kubeconfig phase, which cannot detect it.)
     let config = root.path().join("config.yaml");
     std::fs::write(
         &config,
-        "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nnodeRegistration:\n  ignorePreflightErrors: [Mem]\n",
+        "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nlocalAPIEndpoint: {advertiseAddress: 10.200.0.2}\nnodeRegistration:\n  ignorePreflightErrors: [Mem]\n",
     )
     .expect("write");
     let pipeline = default_pipeline();

@@ -164,8 +164,11 @@ pub fn parse(bytes: &[u8]) -> Result<Existing, FileError> {
     };
     Ok(Existing {
         server: cluster.value.server.clone(),
-        ca_pem: data("certificate-authority-data", &cluster.value.certificate_authority_data)?
-            .unwrap_or_default(),
+        ca_pem: data(
+            "certificate-authority-data",
+            &cluster.value.certificate_authority_data,
+        )?
+        .unwrap_or_default(),
         client_cert_pem: match user {
             Some(u) => data("client-certificate-data", &u.value.client_certificate_data)?,
             None => None,
@@ -199,10 +202,7 @@ mod tests {
         };
         render(&k)
             .replace(&STANDARD.encode("CA"), "<base64 PEM of ca.crt>")
-            .replace(
-                &STANDARD.encode("CERT"),
-                "<base64 PEM (client-certificate-data)>",
-            )
+            .replace(&STANDARD.encode("CERT"), "<base64 PEM (client-certificate-data)>")
             .replace(&STANDARD.encode("KEY"), "<base64 PEM (client-key-data)>")
     }
 

@@ -1,7 +1,7 @@
 //! The work of the `kubeconfig` phase, file by file.
 
 use crate::file::{self, Kubeconfig};
-use crate::{Endpoint, FileDef, FILES, KUBECONFIG_DIR, path};
+use crate::{Endpoint, FILES, FileDef, KUBECONFIG_DIR, path};
 use kubeadm_pki::{CertSpec, Certificate, KeyAlgorithm, PkiError, PrivateKey, Usage};
 use std::net::IpAddr;
 use time::{Duration, OffsetDateTime};
@@ -79,7 +79,7 @@ fn control_plane_url(endpoint: &str, bind_port: u16) -> Result<String> {
 }
 
 /// This node's API endpoint, from the init or the control-plane join configuration.
-fn local_endpoint(config: &ResolvedConfig) -> Result<(String, u16)> {
+fn local_endpoint(config: &ResolvedConfig) -> (String, u16) {
     let endpoint = config
         .init
         .as_ref()
@@ -97,7 +97,7 @@ fn local_endpoint(config: &ResolvedConfig) -> Result<(String, u16)> {
     } else {
         endpoint.bind_port
     };
-    Ok((endpoint.advertise_address, port))
+    (endpoint.advertise_address, port)
 }
 
 /// The phase's inputs, resolved once.
@@ -126,7 +126,7 @@ pub fn run(ctx: &Context<'_>) -> Result<PhaseReport> {
         &cluster.certificate_validity_period,
         8760,
     )?;
-    let (advertise, bind_port) = local_endpoint(&ctx.config)?;
+    let (advertise, bind_port) = local_endpoint(&ctx.config);
     let local_url = if advertise.is_empty() {
         // kubeadm would detect the default route's address; the sandbox cannot, and a guessed
         // server would give files that fail TLS against the apiserver certificate.
@@ -137,7 +137,9 @@ pub fn run(ctx: &Context<'_>) -> Result<PhaseReport> {
     // kubeadm prints this from the parent `kubeconfig` phase, which `init phase kubeconfig <one>`
     // skips.
     if ctx.raw.sub_phases.len() > 1 {
-        print(&format!("[kubeconfig] Using kubeconfig folder {KUBECONFIG_DIR:?}"));
+        print(&format!(
+            "[kubeconfig] Using kubeconfig folder {KUBECONFIG_DIR:?}"
+        ));
     }
     let dir = cluster.certificates_dir.trim_end_matches('/').to_string();
     let (ca, ca_key) = load_ca(&dir)?;
@@ -251,9 +253,10 @@ impl Phase {
                 self.cluster.certificates_dir.trim_end_matches('/'),
             ))),
             (None, Some(ca_key)) => {
+                let spec = self.spec(def);
                 let key = PrivateKey::generate(self.algorithm).map_err(pki)?;
                 let cert = Certificate::new_signed(
-                    &self.spec(def),
+                    &spec,
                     &key.public_key(),
                     &self.ca,
                     ca_key,
@@ -261,7 +264,6 @@ impl Phase {
                     self.now,
                 )
                 .map_err(pki)?;
-                let spec = self.spec(def);
                 let text = file::render(&Kubeconfig {
                     cluster_name: self.cluster.cluster_name.clone(),
                     server,
@@ -286,9 +288,8 @@ impl Phase {
     /// certificate: signed by this CA, in its validity period, and matching its key, so that a
     /// reused file is one that works.
     fn validate(&self, path: &str, bytes: &[u8], server: &str) -> std::result::Result<(), String> {
-        let existing = file::parse(bytes).map_err(|e| {
-            format!("failed to load kubeconfig file {path} that already exists on disk: {e}")
-        })?;
+        let existing = file::parse(bytes)
+            .map_err(|e| format!("failed to load kubeconfig file {path} that already exists on disk: {e}"))?;
         let ca = Certificate::from_pem(&existing.ca_pem)
             .map_err(|e| format!("the kubeconfig file {path:?} contains an invalid CA cert: {e}"))?;
         if ca.der() != self.ca.der() {
@@ -317,12 +318,16 @@ impl Phase {
                     Ok(()) => {}
                     Err(PkiError::NotYetValid(m)) => log::log(
                         log::Level::Warn,
-                        &format!("WARNING: could not validate bounds for the client certificate of {path}: {m}"),
+                        &format!(
+                            "WARNING: could not validate bounds for the client certificate of {path}: {m}"
+                        ),
                     ),
                     Err(e) => return Err(bad_client(e.to_string())),
                 }
                 if !cert.matches_key(&key).map_err(|e| bad_client(e.to_string()))? {
-                    return Err(bad_client("the client key does not match the client certificate".into()));
+                    return Err(bad_client(
+                        "the client key does not match the client certificate".into(),
+                    ));
                 }
                 Ok(())
             }
