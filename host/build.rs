@@ -5,6 +5,7 @@ fn main() {
     wasm_build::build_components(&[
         "wasmadm-preflight",
         "wasmadm-certs",
+        "wasmadm-kubeconfig",
         "wasmadm-etcd",
         "wasmadm-control-plane",
     ]);

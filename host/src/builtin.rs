@@ -23,6 +23,10 @@ static BUILTINS: &[Builtin] = &[
         wasm: include_bytes!(concat!(env!("OUT_DIR"), "/wasmadm-certs.wasm")),
     },
     Builtin {
+        name: "kubeconfig",
+        wasm: include_bytes!(concat!(env!("OUT_DIR"), "/wasmadm-kubeconfig.wasm")),
+    },
+    Builtin {
         name: "etcd",
         wasm: include_bytes!(concat!(env!("OUT_DIR"), "/wasmadm-etcd.wasm")),
     },

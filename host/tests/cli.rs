@@ -153,6 +153,8 @@ fn config_print_pipeline_is_the_pipeline_that_runs() {
     let file = dir.path().join("pipeline.yaml");
     std::fs::write(&file, &out.stdout).expect("write");
     let root = node();
+    // The kubeconfig phase needs the node's address, which the sandbox cannot detect.
+    let config = repo().join("examples/init-config.yaml");
     let out = wasmadm(
         cache.path(),
         &[
@@ -161,6 +163,8 @@ fn config_print_pipeline_is_the_pipeline_that_runs() {
             "--pipeline",
             file.to_str().expect("utf8"),
             "init",
+            "--config",
+            config.to_str().expect("utf8"),
         ],
     );
     assert!(out.status.success(), "{}", text(&out.stderr));

@@ -116,6 +116,9 @@ fn skipping_a_phase_skips_it() {
     std::fs::write(root.path().join("proc/meminfo"), "MemTotal: 1 kB\n").expect("write");
     let pipeline = Pipeline::builtin_default().expect("default");
     let mut run = Run::new(&pipeline, root.path());
+    // kubeconfig needs the node's address from the configuration.
+    let config = wasmadm_tests::fixture("init-config.yaml");
+    run.config = Some(&config);
     run.flags.skip_phases = vec!["Preflight".into()];
     let out = run.go();
     assert!(
@@ -132,10 +135,12 @@ fn phase_with_unknown_name_is_refused_for_init_phase() {
     let root = node("healthy");
     let pipeline = Pipeline::builtin_default().expect("default");
     let mut run = Run::new(&pipeline, root.path());
-    run.only = Some(("kubeconfig".into(), None));
+    run.only = Some(("addon".into(), None));
     let err = run.go().error();
     assert!(
-        err.contains("invalid phase name \"kubeconfig\": this pipeline's phases are: preflight, certs"),
+        err.contains("invalid phase name \"addon\": this pipeline's phases are: preflight, certs")
+            && err.contains("kubeconfig/scheduler")
+            && err.contains("control-plane/apiserver"),
         "{err}"
     );
 }
