@@ -302,7 +302,7 @@ impl FsCap {
         let p = self.authorize(text, Access::Write, true)?;
         let mode = mode & 0o7777;
         if let Some(mut overlay) = self.overlay() {
-            if !self.root.is_dir(p.relative()) {
+            if !self.root.is_dir(p.relative()) && !overlay.dirs.contains_key(&p) {
                 overlay.dirs.insert(p.clone(), mode);
                 self.plan.record(PlanEntry::CreateDir {
                     phase: self.phase.clone(),
