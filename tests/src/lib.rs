@@ -41,6 +41,21 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// Runs the real `openssl` CLI and returns its stdout; panics with its output when it fails.
+pub fn openssl(args: &[&str]) -> String {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("the openssl CLI is installed");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// sha256 of a file, hex.
 pub fn sha256_file(path: &str) -> String {
     wasmadm::runtime::engine::sha256_hex(&std::fs::read(path).expect("read wasm"))

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command as Process;
 use wasmadm::config::kubeadm::Flags;
 use wasmadm::config::pipeline::Pipeline;
-use wasmadm_tests::{Outcome, Run, fixture, node};
+use wasmadm_tests::{Outcome, Run, fixture, node, openssl};
 
 /// (file base name, CA base name, subject, SANs or "", extended key usage or "").
 const CERTS: &[(&str, &str, &str, &str, &str)] = &[
@@ -123,20 +123,6 @@ fn ok(out: &Outcome) {
 
 fn pki(root: &Path) -> PathBuf {
     root.join("etc/kubernetes/pki")
-}
-
-fn openssl(args: &[&str]) -> String {
-    let out = Process::new("openssl")
-        .args(args)
-        .output()
-        .expect("the openssl CLI is installed");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Every file under the pki dir with its bytes.

@@ -7,10 +7,9 @@
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command as Process;
 use wasmadm::config::kubeadm::Flags;
 use wasmadm::config::pipeline::Pipeline;
-use wasmadm_tests::{Outcome, Run, fixture, node};
+use wasmadm_tests::{Outcome, Run, fixture, node, openssl};
 
 /// (file, subject as openssl prints it with RFC 2253 names).
 const FILES: &[(&str, &str)] = &[
@@ -76,20 +75,6 @@ fn write_config(dir: &Path, extra_cluster: &str) -> PathBuf {
 
 fn ecdsa(root: &Path) -> PathBuf {
     write_config(root, "encryptionAlgorithm: ECDSA-P256\n")
-}
-
-fn openssl(args: &[&str]) -> String {
-    let out = Process::new("openssl")
-        .args(args)
-        .output()
-        .expect("the openssl CLI is installed");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// The five kubeconfig files with their bytes.

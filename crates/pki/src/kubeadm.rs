@@ -246,20 +246,7 @@ fn endpoint_host(endpoint: &str) -> &str {
     endpoint.rsplit_once(':').map(|(h, _)| h).unwrap_or(endpoint)
 }
 
-/// RFC 1123 subdomain, as Kubernetes validates it.
-pub fn is_dns1123_subdomain(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 253
-        && s.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-        })
-}
+pub use kubeadm_config::validate::is_dns1123_subdomain;
 
 /// `*.` followed by an RFC 1123 subdomain.
 pub fn is_wildcard_dns1123_subdomain(s: &str) -> bool {
