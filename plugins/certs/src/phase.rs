@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use time::{Duration, OffsetDateTime};
 use wasmadm_plugin_sdk::config::{ClusterConfiguration, validate};
 use wasmadm_plugin_sdk::files::{self, ErrorCode};
+use wasmadm_plugin_sdk::fs;
 use wasmadm_plugin_sdk::types::{PhaseError, PhaseReport};
 use wasmadm_plugin_sdk::{Context, ErrorText, Findings, log, print};
 
@@ -52,11 +53,7 @@ fn duration(field: &str, value: &Option<String>, default_hours: i64) -> Result<D
 
 /// Reads a file, `None` when it does not exist; other errors (denied) stop the phase.
 fn read(path: &str) -> Result<Option<Vec<u8>>> {
-    match files::read(path) {
-        Ok(b) => Ok(Some(b)),
-        Err(e) if e.code == ErrorCode::NotFound => Ok(None),
-        Err(e) => Err(e.into()),
-    }
+    Ok(fs::read_optional(path)?)
 }
 
 fn write(path: &str, contents: &[u8], mode: u32) -> Result {

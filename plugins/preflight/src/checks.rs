@@ -57,11 +57,7 @@ impl Checks<'_> {
     /// A file read that treats "not granted" as a failure of the phase (the pipeline is wrong),
     /// and "missing" as `None`.
     fn read(&self, path: &str) -> Result<Option<String>> {
-        match fs::read_string(path) {
-            Ok(text) => Ok(Some(text)),
-            Err(e) if e.code == ErrorCode::NotFound => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+        Ok(fs::read_optional(path)?.map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
     }
 
     fn exists(&self, path: &str) -> Result<bool> {

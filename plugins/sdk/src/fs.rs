@@ -7,6 +7,15 @@ pub fn read_string(path: &str) -> Result<String, FileError> {
     files::read(path).map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
 }
 
+/// A whole file, or `None` when it does not exist. Other errors (denied) are returned.
+pub fn read_optional(path: &str) -> Result<Option<Vec<u8>>, FileError> {
+    match files::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.code == ErrorCode::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// The file's metadata, or `None` when it does not exist. Other errors (denied) are returned.
 pub fn metadata(path: &str) -> Result<Option<Metadata>, FileError> {
     match files::stat(path) {
