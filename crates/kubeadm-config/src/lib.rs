@@ -13,7 +13,9 @@
 //! ```
 
 pub mod defaults;
+mod endpoint;
 mod types;
 pub mod validate;
 
+pub use endpoint::{control_plane_url, join_host_port};
 pub use types::*;

@@ -252,3 +252,19 @@ pub use kubeadm_config::validate::is_dns1123_subdomain;
 pub fn is_wildcard_dns1123_subdomain(s: &str) -> bool {
     s.strip_prefix("*.").is_some_and(is_dns1123_subdomain)
 }
+
+/// A validity period from the configuration (`certificateValidityPeriod`,
+/// `caCertificateValidityPeriod`): `default_hours` when unset; the error names `field`.
+pub fn validity_period(
+    field: &str,
+    value: Option<&str>,
+    default_hours: i64,
+) -> Result<time::Duration, String> {
+    match value {
+        None => Ok(time::Duration::hours(default_hours)),
+        Some(v) => kubeadm_config::validate::parse_duration(v)
+            .filter(|s| *s > 0.0)
+            .map(time::Duration::seconds_f64)
+            .ok_or_else(|| format!("{field}: {v:?} is not a valid duration")),
+    }
+}

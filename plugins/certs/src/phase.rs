@@ -1,11 +1,11 @@
 //! The work of the `certs` phase, sub-phase by sub-phase.
 
-use kubeadm_pki::kubeadm::{self, CertDef, NodeFacts};
+use kubeadm_pki::kubeadm::{self, CertDef, NodeFacts, validity_period};
 use kubeadm_pki::{Certificate, KeyAlgorithm, PkiError, PrivateKey};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use time::{Duration, OffsetDateTime};
-use wasmadm_plugin_sdk::config::{ClusterConfiguration, validate};
+use wasmadm_plugin_sdk::config::ClusterConfiguration;
 use wasmadm_plugin_sdk::files::{self, ErrorCode};
 use wasmadm_plugin_sdk::fs;
 use wasmadm_plugin_sdk::types::{PhaseError, PhaseReport};
@@ -41,16 +41,6 @@ fn failed(message: impl Into<String>) -> PhaseError {
     PhaseError::Failed(message.into())
 }
 
-fn duration(field: &str, value: &Option<String>, default_hours: i64) -> Result<Duration> {
-    match value {
-        None => Ok(Duration::hours(default_hours)),
-        Some(v) => validate::parse_duration(v)
-            .filter(|s| *s > 0.0)
-            .map(Duration::seconds_f64)
-            .ok_or_else(|| PhaseError::InvalidConfig(format!("{field}: {v:?} is not a valid duration"))),
-    }
-}
-
 /// Reads a file, `None` when it does not exist; other errors (denied) stop the phase.
 fn read(path: &str) -> Result<Option<Vec<u8>>> {
     Ok(fs::read_optional(path)?)
@@ -77,16 +67,18 @@ pub fn run(ctx: &Context<'_>) -> Result<PhaseReport> {
         ctx,
         dir: cluster.certificates_dir.trim_end_matches('/').to_string(),
         algorithm,
-        validity: duration(
+        validity: validity_period(
             "certificateValidityPeriod",
-            &cluster.certificate_validity_period,
+            cluster.certificate_validity_period.as_deref(),
             8760,
-        )?,
-        ca_validity: duration(
+        )
+        .map_err(PhaseError::InvalidConfig)?,
+        ca_validity: validity_period(
             "caCertificateValidityPeriod",
-            &cluster.ca_certificate_validity_period,
+            cluster.ca_certificate_validity_period.as_deref(),
             87600,
-        )?,
+        )
+        .map_err(PhaseError::InvalidConfig)?,
         now: OffsetDateTime::now_utc(),
         cas: BTreeMap::new(),
         findings: Findings::default(),

@@ -2,10 +2,10 @@
 
 use crate::file::{self, Kubeconfig};
 use crate::{Endpoint, FILES, FileDef, KUBECONFIG_DIR, path};
+use kubeadm_pki::kubeadm::validity_period;
 use kubeadm_pki::{CertSpec, Certificate, KeyAlgorithm, PkiError, PrivateKey, Usage};
-use std::net::IpAddr;
 use time::{Duration, OffsetDateTime};
-use wasmadm_plugin_sdk::config::{ClusterConfiguration, ResolvedConfig, validate};
+use wasmadm_plugin_sdk::config::{ClusterConfiguration, control_plane_url, join_host_port};
 use wasmadm_plugin_sdk::files::{self, ErrorCode};
 use wasmadm_plugin_sdk::fs;
 use wasmadm_plugin_sdk::types::{PhaseError, PhaseReport};
@@ -29,74 +29,6 @@ fn read(path: &str) -> Result<Option<Vec<u8>>> {
     Ok(fs::read_optional(path)?)
 }
 
-fn duration(field: &str, value: &Option<String>, default_hours: i64) -> Result<Duration> {
-    match value {
-        None => Ok(Duration::hours(default_hours)),
-        Some(v) => validate::parse_duration(v)
-            .filter(|s| *s > 0.0)
-            .map(Duration::seconds_f64)
-            .ok_or_else(|| PhaseError::InvalidConfig(format!("{field}: {v:?} is not a valid duration"))),
-    }
-}
-
-/// `host:port`, with brackets around an IPv6 host (Go's `net.JoinHostPort`).
-fn join_host_port(host: &str, port: u16) -> String {
-    if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
-}
-
-/// kubeadm's `GetControlPlaneEndpoint`: the configured endpoint with `bindPort` when it has no
-/// port of its own.
-fn control_plane_url(endpoint: &str, bind_port: u16) -> Result<String> {
-    let invalid = || {
-        PhaseError::InvalidConfig(format!(
-            "controlPlaneEndpoint: {endpoint:?} is not a valid host or host:port"
-        ))
-    };
-    let (host, port) = if let Some(rest) = endpoint.strip_prefix('[') {
-        let (host, after) = rest.split_once(']').ok_or_else(invalid)?;
-        (host, after.strip_prefix(':').unwrap_or_default())
-    } else if endpoint.parse::<IpAddr>().is_ok() {
-        (endpoint, "")
-    } else {
-        endpoint.rsplit_once(':').unwrap_or((endpoint, ""))
-    };
-    let port = if port.is_empty() {
-        bind_port
-    } else {
-        port.parse().map_err(|_| invalid())?
-    };
-    if host.is_empty() {
-        return Err(invalid());
-    }
-    Ok(format!("https://{}", join_host_port(host, port)))
-}
-
-/// This node's API endpoint, from the init or the control-plane join configuration.
-fn local_endpoint(config: &ResolvedConfig) -> (String, u16) {
-    let endpoint = config
-        .init
-        .as_ref()
-        .map(|i| i.local_api_endpoint.clone())
-        .or_else(|| {
-            config
-                .join
-                .as_ref()
-                .and_then(|j| j.control_plane.as_ref())
-                .map(|c| c.local_api_endpoint.clone())
-        })
-        .unwrap_or_default();
-    let port = if endpoint.bind_port == 0 {
-        wasmadm_plugin_sdk::config::defaults::DEFAULT_BIND_PORT
-    } else {
-        endpoint.bind_port
-    };
-    (endpoint.advertise_address, port)
-}
-
 /// The phase's inputs, resolved once.
 struct Phase {
     cluster: ClusterConfiguration,
@@ -118,12 +50,13 @@ pub fn run(ctx: &Context<'_>) -> Result<PhaseReport> {
         .encryption_algorithm
         .parse()
         .map_err(|e: PkiError| PhaseError::InvalidConfig(format!("encryptionAlgorithm: {e}")))?;
-    let validity = duration(
+    let validity = validity_period(
         "certificateValidityPeriod",
-        &cluster.certificate_validity_period,
+        cluster.certificate_validity_period.as_deref(),
         8760,
-    )?;
-    let (advertise, bind_port) = local_endpoint(&ctx.config);
+    )
+    .map_err(PhaseError::InvalidConfig)?;
+    let (advertise, bind_port) = ctx.config.local_api_endpoint();
     let local_url = if advertise.is_empty() {
         // kubeadm would detect the default route's address; the sandbox cannot, and a guessed
         // server would give files that fail TLS against the apiserver certificate.
@@ -202,7 +135,7 @@ impl Phase {
     fn server(&self, def: &FileDef) -> Result<String> {
         let cpe = &self.cluster.control_plane_endpoint;
         if def.endpoint == Endpoint::ControlPlane && !cpe.is_empty() {
-            return control_plane_url(cpe, self.bind_port);
+            return control_plane_url(cpe, self.bind_port).map_err(PhaseError::InvalidConfig);
         }
         self.local_url.clone().map_err(PhaseError::InvalidConfig)
     }
