@@ -76,6 +76,9 @@ impl Runtime {
         config
             .wasm_component_model(true)
             .epoch_interruption(true)
+            // The wide-arithmetic proposal: the default plugins use `i64.mul_wide_u` for their
+            // big-integer crypto (see crates/wasm-build); plugins without it run unchanged.
+            .wasm_wide_arithmetic(true)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config).map_err(engine_err)?;
         let mut linker = Linker::new(&engine);
