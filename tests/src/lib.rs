@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use wasmadm::caps::log::{Console, Stream};
 use wasmadm::cluster::Cluster;
+use wasmadm::cluster::memory::MemoryCluster;
 use wasmadm::config::kubeadm::{self, Flags};
 use wasmadm::config::pipeline::{Pipeline, Role};
 use wasmadm::runtime::{Command, RunError, RunReport, RunSpec, Runner, Runtime};
@@ -39,6 +40,23 @@ fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(entry.path(), &target).expect("copy");
         }
     }
+}
+
+/// An object real kubeadm created (`tests/fixtures/reference/api/<file>`, copied from
+/// `shared/reference/kubeadm-v1.36/api`), as JSON.
+pub fn reference_object(file: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(fixture("reference/api").join(file)).expect("reference object");
+    serde_yaml::from_str(&text).expect("reference YAML")
+}
+
+/// A fresh in-memory cluster in which the kubelet of node `name` has registered its Node (the
+/// host's simulation, as `wasmadm init --cluster memory` sets it up).
+pub fn memory_cluster_with_node(name: &str) -> Arc<MemoryCluster> {
+    let cluster = MemoryCluster::new();
+    cluster
+        .simulate_kubelet_registration(name)
+        .expect("simulated Node registration");
+    Arc::new(cluster)
 }
 
 /// Runs the real `openssl` CLI and returns its stdout; panics with its output when it fails.

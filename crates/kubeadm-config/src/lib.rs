@@ -13,7 +13,10 @@
 //! ```
 
 pub mod defaults;
+pub mod kubelet;
 mod types;
+pub mod upload;
 pub mod validate;
+pub mod yaml;
 
 pub use types::*;
