@@ -108,6 +108,16 @@ impl Outcome {
         }
     }
 
+    /// Panics with the error and the console output when the run failed.
+    pub fn expect_ok(&self) {
+        if let Err(e) = &self.result {
+            panic!(
+                "run failed: {e}\nstdout: {:#?}\nstderr: {:#?}",
+                self.stdout, self.stderr
+            );
+        }
+    }
+
     /// An output value published by a phase (`<phase>.<key>`).
     pub fn output(&self, key: &str) -> Option<String> {
         let report = self.result.as_ref().ok()?;
@@ -147,6 +157,15 @@ impl<'a> Run<'a> {
 
     pub fn go(self) -> Outcome {
         let config = kubeadm::resolve(self.config, self.command, &self.flags, "n1").expect("config");
+        // Without a cluster of its own, a run gets what `wasmadm --cluster memory` sets up.
+        let cluster = self.cluster.or_else(|| {
+            let name = config.node_registration().map(|n| n.name.as_str());
+            let cluster = match (self.command, name) {
+                (Command::Reset, _) | (_, None) => Arc::new(MemoryCluster::new()),
+                (_, Some(name)) => memory_cluster_with_node(name),
+            };
+            Some(cluster as Arc<dyn Cluster>)
+        });
         let (console, lines) = Console::buffer();
         let spec = RunSpec {
             command: self.command,
@@ -161,7 +180,7 @@ impl<'a> Run<'a> {
             implied_skips: kubeadm::implied_skips(&config),
             only: self.only,
             config,
-            cluster: self.cluster,
+            cluster,
             console,
         };
         let result = Runner {

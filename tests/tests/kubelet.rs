@@ -59,15 +59,6 @@ fn run_phase(root: &Path, phase: &str, config: Option<&Path>, dry_run: bool) -> 
     run.go()
 }
 
-fn ok(out: &Outcome) {
-    if let Err(e) = &out.result {
-        panic!(
-            "run failed: {e}\nstdout: {:#?}\nstderr: {:#?}",
-            out.stdout, out.stderr
-        );
-    }
-}
-
 fn kubelet_file(root: &Path, name: &str) -> String {
     std::fs::read_to_string(root.join("var/lib/kubelet").join(name)).expect("kubelet file")
 }
@@ -88,7 +79,7 @@ fn files_match_real_kubeadm_byte_for_byte_with_its_lines_and_no_init_system() {
     let root = reference_node();
     std::fs::remove_file(root.path().join("usr/bin/systemctl")).expect("no init system");
     let out = run_phase(root.path(), "kubelet-start", None, false);
-    ok(&out);
+    out.expect_ok();
     for name in FILES {
         let golden = std::fs::read_to_string(fixture("reference/kubelet").join(name)).expect("golden");
         assert_eq!(
@@ -111,7 +102,7 @@ fn kubelet_is_stopped_then_restarted_through_systemctl_and_second_run_changes_no
     let root = reference_node();
     logging_systemctl(root.path(), "inactive");
     let out = run_phase(root.path(), "kubelet-start", None, false);
-    ok(&out);
+    out.expect_ok();
     assert_eq!(
         systemctl_calls(root.path()),
         [
@@ -133,9 +124,22 @@ fn kubelet_is_stopped_then_restarted_through_systemctl_and_second_run_changes_no
         Some("[kubelet-start] Starting the kubelet")
     );
     let first: Vec<String> = FILES.iter().map(|f| kubelet_file(root.path(), f)).collect();
-    ok(&run_phase(root.path(), "kubelet-start", None, false));
+    run_phase(root.path(), "kubelet-start", None, false).expect_ok();
     let second: Vec<String> = FILES.iter().map(|f| kubelet_file(root.path(), f)).collect();
     assert_eq!(first, second);
+}
+
+/// The commands and file writes a dry-run recorded.
+fn planned(out: &Outcome) -> (Vec<String>, Vec<String>) {
+    let (mut execs, mut written) = (Vec::new(), Vec::new());
+    for entry in out.result.as_ref().expect("report").plan.entries() {
+        match entry {
+            PlanEntry::Exec { command, .. } => execs.push(command),
+            PlanEntry::WriteFile { path, .. } => written.push(path),
+            _ => {}
+        }
+    }
+    (execs, written)
 }
 
 #[test]
@@ -143,7 +147,7 @@ fn dry_run_records_the_systemctl_calls_and_writes_nothing() {
     let root = reference_node();
     logging_systemctl(root.path(), "inactive");
     let out = run_phase(root.path(), "kubelet-start", None, true);
-    ok(&out);
+    out.expect_ok();
     assert!(
         !root.path().join("var/lib/kubelet").exists(),
         "dry-run wrote files"
@@ -153,14 +157,7 @@ fn dry_run_records_the_systemctl_calls_and_writes_nothing() {
         systemctl_calls(root.path()),
         ["is-active systemd-resolved", "status kubelet", "status kubelet"]
     );
-    let plan = out.result.as_ref().expect("report").plan.entries();
-    let execs: Vec<&str> = plan
-        .iter()
-        .filter_map(|e| match e {
-            PlanEntry::Exec { command, .. } => Some(command.as_str()),
-            _ => None,
-        })
-        .collect();
+    let (execs, written) = planned(&out);
     assert_eq!(
         execs,
         [
@@ -169,13 +166,6 @@ fn dry_run_records_the_systemctl_calls_and_writes_nothing() {
             "systemctl restart kubelet"
         ]
     );
-    let written: Vec<&str> = plan
-        .iter()
-        .filter_map(|e| match e {
-            PlanEntry::WriteFile { path, .. } => Some(path.as_str()),
-            _ => None,
-        })
-        .collect();
     assert_eq!(
         written,
         [
@@ -206,7 +196,7 @@ fn configuration_reaches_the_kubelet_files() {
     )
     .expect("config");
     let out = run_phase(root.path(), "kubelet-start", Some(&config), false);
-    ok(&out);
+    out.expect_ok();
     // The fixture's host name is n1: no --hostname-override; the CRI socket is a flag without
     // NodeLocalCRISocket, and there is no instance configuration.
     assert_eq!(
@@ -249,7 +239,7 @@ fn finalize_points_kubelet_conf_at_the_rotating_certificate_only_when_it_exists(
 
     // No rotating certificate yet: nothing to do, as kubeadm.
     let out = run_phase(root.path(), "kubelet-finalize", None, false);
-    ok(&out);
+    out.expect_ok();
     assert!(out.stdout.is_empty(), "{:?}", out.stdout);
     assert_eq!(std::fs::read_to_string(&conf).expect("read"), embedded);
 
@@ -257,7 +247,7 @@ fn finalize_points_kubelet_conf_at_the_rotating_certificate_only_when_it_exists(
     std::fs::create_dir_all(&pki).expect("mkdir");
     std::fs::write(pki.join("kubelet-client-current.pem"), "PEM").expect("pem");
     let out = run_phase(root.path(), "kubelet-finalize", None, false);
-    ok(&out);
+    out.expect_ok();
     assert_eq!(std::fs::read_to_string(&conf).expect("read"), rotated);
     assert_eq!(
         std::fs::metadata(&conf).expect("meta").permissions().mode() & 0o777,
@@ -267,7 +257,7 @@ fn finalize_points_kubelet_conf_at_the_rotating_certificate_only_when_it_exists(
 
     // Idempotent, and with an init system the kubelet is restarted.
     logging_systemctl(root.path(), "inactive");
-    ok(&run_phase(root.path(), "kubelet-finalize", None, false));
+    run_phase(root.path(), "kubelet-finalize", None, false).expect_ok();
     assert_eq!(std::fs::read_to_string(&conf).expect("read"), rotated);
     assert_eq!(
         systemctl_calls(root.path()),

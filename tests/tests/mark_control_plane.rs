@@ -30,12 +30,6 @@ fn mark(pipeline: &Pipeline, root: &Path, cluster: &Arc<MemoryCluster>, config: 
     run.go()
 }
 
-fn ok(out: &Outcome) {
-    if let Err(e) = &out.result {
-        panic!("run failed: {e}\nstdout: {:#?}", out.stdout);
-    }
-}
-
 fn default_pipeline() -> Pipeline {
     Pipeline::builtin_default().expect("pipeline")
 }
@@ -58,7 +52,7 @@ fn node_is_labelled_and_tainted_as_kubeadm_did_and_second_run_changes_nothing() 
     let root = node("healthy");
     let cluster = memory_cluster_with_node("n1");
     let out = mark(&default_pipeline(), root.path(), &cluster, None);
-    ok(&out);
+    out.expect_ok();
     assert_eq!(
         out.stdout,
         [
@@ -72,7 +66,7 @@ fn node_is_labelled_and_tainted_as_kubeadm_did_and_second_run_changes_nothing() 
     assert_eq!(ours["spec"]["taints"], reference["spec"]["taints"]);
 
     let version = ours["metadata"]["resourceVersion"].clone();
-    ok(&mark(&default_pipeline(), root.path(), &cluster, None));
+    mark(&default_pipeline(), root.path(), &cluster, None).expect_ok();
     assert_eq!(node_n1(&cluster)["metadata"]["resourceVersion"], version);
 }
 
@@ -92,7 +86,7 @@ fn custom_taints_replace_the_default_and_keep_other_taints() {
         .expect("existing taint");
     let config = config_with_taints(root.path(), "[{key: dedicated, value: infra, effect: NoExecute}]");
     let out = mark(&default_pipeline(), root.path(), &cluster, Some(&config));
-    ok(&out);
+    out.expect_ok();
     assert_eq!(
         out.stdout[1],
         "[mark-control-plane] Marking the node n1 as control-plane by adding the taints [dedicated=infra:NoExecute]"
@@ -112,7 +106,7 @@ fn empty_taints_mean_no_taint() {
     let cluster = memory_cluster_with_node("n1");
     let config = config_with_taints(root.path(), "[]");
     let out = mark(&default_pipeline(), root.path(), &cluster, Some(&config));
-    ok(&out);
+    out.expect_ok();
     assert_eq!(out.stdout.len(), 1, "no taints line: {:?}", out.stdout);
     let n1 = node_n1(&cluster);
     assert!(n1["spec"]["taints"].is_null(), "{n1}");
@@ -177,7 +171,7 @@ fn kubelet_phases_of_init_print_kubeadms_lines_in_order() {
     let cluster = memory_cluster_with_node("n1");
     run.cluster = Some(cluster.clone());
     let out = run.go();
-    ok(&out);
+    out.expect_ok();
     let text = std::fs::read_to_string(fixture("reference/init-output.txt")).expect("output");
     let kubeadm: Vec<&str> = text
         .lines()

@@ -23,40 +23,32 @@ fn ty(group: &str, kind: &str, plural: &str) -> ResourceType {
 
 const RBAC: &str = "rbac.authorization.k8s.io";
 
-/// (reference file, type, name) of every object the phase creates.
-fn objects() -> Vec<(&'static str, ResourceType, &'static str)> {
-    vec![
-        (
-            "kube-system.cm.kubeadm-config.yaml",
+/// (reference file, type, name) of every object the phase creates: per ConfigMap, the Role
+/// that may read it and its RoleBinding.
+fn objects() -> Vec<(String, ResourceType, &'static str)> {
+    let mut list = Vec::new();
+    for (cm, role) in [
+        ("kubeadm-config", "kubeadm:nodes-kubeadm-config"),
+        ("kubelet-config", "kubeadm:kubelet-config"),
+    ] {
+        let file = role.replace(':', "_");
+        list.push((
+            format!("kube-system.cm.{cm}.yaml"),
             ty("", "ConfigMap", "configmaps"),
-            "kubeadm-config",
-        ),
-        (
-            "kube-system.cm.kubelet-config.yaml",
-            ty("", "ConfigMap", "configmaps"),
-            "kubelet-config",
-        ),
-        (
-            "kube-system.Role.kubeadm_nodes-kubeadm-config.yaml",
+            cm,
+        ));
+        list.push((
+            format!("kube-system.Role.{file}.yaml"),
             ty(RBAC, "Role", "roles"),
-            "kubeadm:nodes-kubeadm-config",
-        ),
-        (
-            "kube-system.RoleBinding.kubeadm_nodes-kubeadm-config.yaml",
+            role,
+        ));
+        list.push((
+            format!("kube-system.RoleBinding.{file}.yaml"),
             ty(RBAC, "RoleBinding", "rolebindings"),
-            "kubeadm:nodes-kubeadm-config",
-        ),
-        (
-            "kube-system.Role.kubeadm_kubelet-config.yaml",
-            ty(RBAC, "Role", "roles"),
-            "kubeadm:kubelet-config",
-        ),
-        (
-            "kube-system.RoleBinding.kubeadm_kubelet-config.yaml",
-            ty(RBAC, "RoleBinding", "rolebindings"),
-            "kubeadm:kubelet-config",
-        ),
-    ]
+            role,
+        ));
+    }
+    list
 }
 
 fn upload(root: &Path, cluster: &Arc<MemoryCluster>, config: Option<&Path>, sub: Option<&str>) -> Outcome {
@@ -67,9 +59,7 @@ fn upload(root: &Path, cluster: &Arc<MemoryCluster>, config: Option<&Path>, sub:
     run.only = Some(("upload-config".into(), Some(sub.unwrap_or("all").into())));
     run.cluster = Some(cluster.clone());
     let out = run.go();
-    if let Err(e) = &out.result {
-        panic!("run failed: {e}\nstdout: {:#?}", out.stdout);
-    }
+    out.expect_ok();
     out
 }
 
@@ -110,7 +100,7 @@ fn objects_match_real_kubeadm() {
     );
     for (file, ty, name) in objects() {
         let ours = get(&cluster, &ty, name);
-        assert_eq!(stable(&ours), stable(&reference_object(file)), "{file}");
+        assert_eq!(stable(&ours), stable(&reference_object(&file)), "{file}");
     }
 }
 

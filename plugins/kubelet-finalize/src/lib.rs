@@ -5,7 +5,7 @@
 
 use serde_json::{Value, json};
 use wasmadm_plugin_sdk::config::yaml;
-use wasmadm_plugin_sdk::types::{ExecRule, PhaseContext, PhaseError, PhaseReport, PluginInfo, SubPhase};
+use wasmadm_plugin_sdk::types::{PhaseContext, PhaseError, PhaseReport, PluginInfo, SubPhase};
 use wasmadm_plugin_sdk::{Context, Findings, Plugin, debug, export_plugin, files, fs, print, systemd};
 
 const KUBELET_CONF: &str = "/etc/kubernetes/kubelet.conf";
@@ -69,15 +69,10 @@ impl Plugin for KubeletFinalize {
         }];
         info.needs.files_read = vec![KUBELET_PKI.into()];
         info.needs.files_write = vec![KUBELET_CONF.into()];
-        let systemctl = |args: &[&str], read_only| ExecRule {
-            command: "systemctl".into(),
-            args: vec![args.iter().map(|a| a.to_string()).collect()],
-            read_only,
-        };
         info.needs.exec = vec![
-            systemctl(&["status", "kubelet"], true),
-            systemctl(&["daemon-reload"], false),
-            systemctl(&["restart", "kubelet"], false),
+            systemd::rule(&["status", "kubelet"], true),
+            systemd::rule(&["daemon-reload"], false),
+            systemd::rule(&["restart", "kubelet"], false),
         ];
         info
     }

@@ -5,7 +5,7 @@
 use static_pod::command;
 use wasmadm_plugin_sdk::config::kubelet::{self as kc, CONFIG_FILE, FLAGS_ENV_FILE, INSTANCE_CONFIG_FILE};
 use wasmadm_plugin_sdk::config::{ClusterConfiguration, NodeRegistration};
-use wasmadm_plugin_sdk::types::{ExecRule, PhaseContext, PhaseError, PhaseReport, PluginInfo};
+use wasmadm_plugin_sdk::types::{PhaseContext, PhaseError, PhaseReport, PluginInfo};
 use wasmadm_plugin_sdk::{Context, Findings, Plugin, export_plugin, files, fs, print, systemd};
 
 /// Where the kernel keeps the node's host name (`os.Hostname()` in kubeadm).
@@ -59,14 +59,6 @@ pub fn render(
     })
 }
 
-fn systemctl(args: &[&str], read_only: bool) -> ExecRule {
-    ExecRule {
-        command: "systemctl".into(),
-        args: vec![args.iter().map(|a| a.to_string()).collect()],
-        read_only,
-    }
-}
-
 struct KubeletStart;
 
 impl Plugin for KubeletStart {
@@ -82,11 +74,11 @@ impl Plugin for KubeletStart {
             CONFIG_FILE.into(),
         ];
         info.needs.exec = vec![
-            systemctl(&["status", "kubelet"], true),
-            systemctl(&["is-active", "systemd-resolved"], true),
-            systemctl(&["stop", "kubelet"], false),
-            systemctl(&["daemon-reload"], false),
-            systemctl(&["restart", "kubelet"], false),
+            systemd::rule(&["status", "kubelet"], true),
+            systemd::rule(&["is-active", "systemd-resolved"], true),
+            systemd::rule(&["stop", "kubelet"], false),
+            systemd::rule(&["daemon-reload"], false),
+            systemd::rule(&["restart", "kubelet"], false),
         ];
         info
     }

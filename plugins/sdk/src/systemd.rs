@@ -6,7 +6,7 @@
 //! in `--dry-run` too; `stop`, `daemon-reload` and `restart` are recorded in the dry-run plan.
 
 use crate::exec::{self, Command, ExecError};
-use crate::types::PhaseError;
+use crate::types::{ExecRule, PhaseError};
 
 /// What `systemctl status <unit>` says about a unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,7 +19,7 @@ pub enum Unit {
 }
 
 /// Runs `systemctl <args>`; `Ok(None)` when systemctl is not installed.
-fn systemctl(args: &[&str]) -> Result<Option<exec::Output>, PhaseError> {
+pub fn systemctl(args: &[&str]) -> Result<Option<exec::Output>, PhaseError> {
     let cmd = Command {
         program: "systemctl".into(),
         args: args.iter().map(|a| a.to_string()).collect(),
@@ -30,6 +30,15 @@ fn systemctl(args: &[&str]) -> Result<Option<exec::Output>, PhaseError> {
         Ok(out) => Ok(Some(out)),
         Err(ExecError::NotFound(_)) => Ok(None),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// The exec grant of one `systemctl` command line (`read_only` ones also run in dry-run).
+pub fn rule(args: &[&str], read_only: bool) -> ExecRule {
+    ExecRule {
+        command: "systemctl".into(),
+        args: vec![args.iter().map(|a| a.to_string()).collect()],
+        read_only,
     }
 }
 
@@ -73,15 +82,24 @@ fn restart(name: &str) -> Result<Result<(), String>, PhaseError> {
 const NO_INIT_STOPPED: &str = "[kubelet-start] No supported init system detected, won't make sure the kubelet not running for a short period of time while setting up configuration for it.";
 const NO_UNIT_STOPPED: &str = "[kubelet-start] Couldn't detect a kubelet service, can't make sure the kubelet not running for a short period of time while setting up configuration for it.";
 
-/// kubeadm's `TryStopKubelet`: stops the kubelet while its configuration is written.
-pub fn try_stop_kubelet() -> Result<(), PhaseError> {
+/// The kubelet unit check that starts kubeadm's `TryStopKubelet` and `TryRestartKubelet`: false
+/// (after saying so) when there is no init system.
+fn kubelet_unit_for_restart() -> Result<bool, PhaseError> {
     match unit("kubelet")? {
         Unit::NoInitSystem => {
             crate::print(NO_INIT_STOPPED);
-            return Ok(());
+            return Ok(false);
         }
         Unit::NotFound => crate::print(NO_UNIT_STOPPED),
         Unit::Exists => {}
+    }
+    Ok(true)
+}
+
+/// kubeadm's `TryStopKubelet`: stops the kubelet while its configuration is written.
+pub fn try_stop_kubelet() -> Result<(), PhaseError> {
+    if !kubelet_unit_for_restart()? {
+        return Ok(());
     }
     if let Err(e) = change(&["stop", "kubelet"])? {
         crate::warn(&format!(
@@ -116,13 +134,8 @@ pub fn try_start_kubelet() -> Result<(), PhaseError> {
 
 /// kubeadm's `TryRestartKubelet` (after `kubelet-finalize` rewrote `kubelet.conf`).
 pub fn try_restart_kubelet() -> Result<(), PhaseError> {
-    match unit("kubelet")? {
-        Unit::NoInitSystem => {
-            crate::print(NO_INIT_STOPPED);
-            return Ok(());
-        }
-        Unit::NotFound => crate::print(NO_UNIT_STOPPED),
-        Unit::Exists => {}
+    if !kubelet_unit_for_restart()? {
+        return Ok(());
     }
     if let Err(e) = restart("kubelet")? {
         crate::warn(&format!(

@@ -11,9 +11,7 @@ use wasmadm_plugin_sdk::config::upload::{
     COMPONENT_CONFIG_HASH, cluster_configuration_yaml, config_map_hash,
 };
 use wasmadm_plugin_sdk::kube::Client;
-use wasmadm_plugin_sdk::types::{
-    ExecRule, KubeRule, PhaseContext, PhaseError, PhaseReport, PluginInfo, SubPhase,
-};
+use wasmadm_plugin_sdk::types::{KubeRule, PhaseContext, PhaseError, PhaseReport, PluginInfo, SubPhase};
 use wasmadm_plugin_sdk::{Context, Findings, Plugin, export_plugin, print, systemd};
 
 const NAMESPACE: &str = "kube-system";
@@ -167,11 +165,7 @@ impl Plugin for UploadConfig {
             rule(&verbs, rbac, "rolebindings", &role_names),
         ];
         // The kubelet configuration depends on whether systemd-resolved is active.
-        info.needs.exec = vec![ExecRule {
-            command: "systemctl".into(),
-            args: vec![vec!["is-active".into(), "systemd-resolved".into()]],
-            read_only: true,
-        }];
+        info.needs.exec = vec![systemd::rule(&["is-active", "systemd-resolved"], true)];
         info
     }
 
