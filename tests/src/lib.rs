@@ -42,6 +42,19 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// `pipeline` with only the named `init` phases, in its order: a test of some phases then does not
+/// depend on the phases the pipeline gains later.
+pub fn with_init_phases(mut pipeline: Pipeline, phases: &[&str]) -> Pipeline {
+    pipeline.init.0.retain(|p| phases.contains(&p.name.0.as_str()));
+    assert_eq!(pipeline.init.0.len(), phases.len(), "phases {phases:?}");
+    pipeline
+}
+
+/// The default pipeline with only the named `init` phases (see [`with_init_phases`]).
+pub fn default_pipeline_of(phases: &[&str]) -> Pipeline {
+    with_init_phases(Pipeline::builtin_default().expect("default pipeline"), phases)
+}
+
 /// An object real kubeadm created (`tests/fixtures/reference/api/<file>`, copied from
 /// `shared/reference/kubeadm-v1.36/api`), as JSON.
 pub fn reference_object(file: &str) -> serde_json::Value {
