@@ -285,3 +285,71 @@ fn finalize_refuses_a_kubelet_conf_without_the_nodes_user() {
         "{err}"
     );
 }
+
+/// Every permission of a grant, one by one, so that grants written in different groupings compare.
+fn permissions(g: &wasmadm::config::pipeline::Grants) -> std::collections::BTreeSet<String> {
+    let mut set = std::collections::BTreeSet::new();
+    for path in &g.files.read {
+        set.insert(format!("read {}", path.0.as_str()));
+    }
+    for path in &g.files.write {
+        set.insert(format!("write {}", path.0.as_str()));
+    }
+    for rule in &g.exec {
+        let any = vec![vec!["<any>".to_string()]];
+        for args in if rule.args.is_empty() { &any } else { &rule.args } {
+            set.insert(format!(
+                "exec {} {args:?} readOnly={}",
+                rule.command, rule.read_only
+            ));
+        }
+    }
+    for r in &g.kube {
+        let all = vec!["<all>".to_string()];
+        let or_all = |v: &Vec<String>| if v.is_empty() { all.clone() } else { v.clone() };
+        for verb in &r.verbs {
+            for group in &r.api_groups {
+                for resource in &r.resources {
+                    for ns in or_all(&r.namespaces) {
+                        for name in or_all(&r.resource_names) {
+                            set.insert(format!("kube {verb} {group}/{resource} ns={ns} name={name}"));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for var in &g.env {
+        set.insert(format!("env {var}"));
+    }
+    set
+}
+
+#[test]
+fn default_pipeline_grants_exactly_what_the_plugins_ask_for() {
+    use wasmadm::config::pipeline::Grants;
+    let pipeline = Pipeline::builtin_default().expect("pipeline");
+    let root = node("healthy");
+    let dir = std::sync::Arc::new(
+        cap_std::fs::Dir::open_ambient_dir(root.path(), cap_std::ambient_authority()).expect("root"),
+    );
+    for name in [
+        "kubelet-start",
+        "upload-config",
+        "mark-control-plane",
+        "kubelet-finalize",
+    ] {
+        let spec = pipeline
+            .init
+            .0
+            .iter()
+            .find(|p| p.name.0 == name)
+            .expect("phase in the default pipeline");
+        let planned =
+            wasmadm::runtime::runner::load_and_describe(wasmadm_tests::runtime(), dir.clone(), spec)
+                .expect("describe");
+        let asked = Grants::from_request(&planned.info.needs).expect("request");
+        assert_eq!(permissions(&spec.grants), permissions(&asked), "{name}");
+        assert!(!permissions(&asked).is_empty(), "{name} asks for something");
+    }
+}
