@@ -179,3 +179,26 @@ fn kubelet_configuration_of_the_config_file_is_uploaded_with_its_hash() {
         "another configuration has another hash"
     );
 }
+
+#[test]
+fn dry_run_records_the_api_calls_and_creates_nothing() {
+    let root = node("healthy");
+    let pipeline = Pipeline::builtin_default().expect("pipeline");
+    let config = fixture("init-config.yaml");
+    let cluster = Arc::new(MemoryCluster::new());
+    let mut run = Run::new(&pipeline, root.path());
+    run.config = Some(&config);
+    run.only = Some(("upload-config".into(), Some("all".into())));
+    run.cluster = Some(cluster.clone());
+    run.dry_run = true;
+    let out = run.go();
+    out.expect_ok();
+    assert!(cluster.objects().is_empty(), "{:?}", cluster.objects());
+    for (_, ty, name) in objects() {
+        let line = format!(
+            "[dryrun] Would perform action CREATE on resource {:?} in namespace \"kube-system\" named {name:?}",
+            ty.qualified_plural()
+        );
+        assert!(out.stdout.contains(&line), "{line} not in {:#?}", out.stdout);
+    }
+}
