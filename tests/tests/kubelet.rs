@@ -353,3 +353,32 @@ fn default_pipeline_grants_exactly_what_the_plugins_ask_for() {
         assert!(!permissions(&asked).is_empty(), "{name} asks for something");
     }
 }
+
+#[test]
+fn missing_kubelet_unit_and_failed_restart_are_reported_as_kubeadm_does() {
+    let root = reference_node();
+    let path = root.path().join("usr/bin/systemctl");
+    std::fs::write(
+        &path,
+        "#!/bin/sh\ncase \"$1\" in\n  status) echo 'Unit kubelet.service could not be found.'; echo 'Loaded: not-found'; exit 4 ;;\n  \
+         is-active) echo inactive; exit 3 ;;\n  restart) exit 5 ;;\nesac\nexit 0\n",
+    )
+    .expect("systemctl");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let out = run_phase(root.path(), "kubelet-start", None, false);
+    out.expect_ok();
+    assert_eq!(
+        out.stdout.first().map(String::as_str),
+        Some(
+            "[kubelet-start] Couldn't detect a kubelet service, can't make sure the kubelet not running for a short period of time while setting up configuration for it."
+        )
+    );
+    assert_eq!(
+        out.stdout[out.stdout.len() - 3..],
+        [
+            "[kubelet-start] Starting the kubelet",
+            "[kubelet-start] Couldn't detect a kubelet service, can't make sure the kubelet is running properly.",
+            "[kubelet-start] Please ensure kubelet is reloaded and running manually.",
+        ]
+    );
+}
