@@ -8,5 +8,9 @@ fn main() {
         "wasmadm-kubeconfig",
         "wasmadm-etcd",
         "wasmadm-control-plane",
+        "wasmadm-kubelet-start",
+        "wasmadm-upload-config",
+        "wasmadm-mark-control-plane",
+        "wasmadm-kubelet-finalize",
     ]);
 }

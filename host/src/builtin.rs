@@ -34,6 +34,22 @@ static BUILTINS: &[Builtin] = &[
         name: "control-plane",
         wasm: include_bytes!(concat!(env!("OUT_DIR"), "/wasmadm-control-plane.wasm")),
     },
+    Builtin {
+        name: "kubelet-start",
+        wasm: include_bytes!(concat!(env!("OUT_DIR"), "/wasmadm-kubelet-start.wasm")),
+    },
+    Builtin {
+        name: "upload-config",
+        wasm: include_bytes!(concat!(env!("OUT_DIR"), "/wasmadm-upload-config.wasm")),
+    },
+    Builtin {
+        name: "mark-control-plane",
+        wasm: include_bytes!(concat!(env!("OUT_DIR"), "/wasmadm-mark-control-plane.wasm")),
+    },
+    Builtin {
+        name: "kubelet-finalize",
+        wasm: include_bytes!(concat!(env!("OUT_DIR"), "/wasmadm-kubelet-finalize.wasm")),
+    },
 ];
 
 /// The built-in plugin named `name`.

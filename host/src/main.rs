@@ -334,7 +334,10 @@ fn host_name() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
-fn cluster(global: &Global, dry_run: bool) -> Result<Arc<dyn Cluster>> {
+/// The cluster of a run. With the in-memory cluster, `kubelet_node` is the Node whose
+/// registration the host simulates, since no kubelet runs (see
+/// [`MemoryCluster::simulate_kubelet_registration`]).
+fn cluster(global: &Global, dry_run: bool, kubelet_node: Option<&str>) -> Result<Arc<dyn Cluster>> {
     let real = match global.cluster {
         ClusterKind::Auto => global.root == Path::new("/"),
         ClusterKind::Memory => false,
@@ -345,12 +348,21 @@ fn cluster(global: &Global, dry_run: bool) -> Result<Arc<dyn Cluster>> {
         tracing::info!(kubeconfig = %path.display(), "using a real API server");
         return Ok(Arc::new(RealCluster::new(path)?));
     }
-    if dry_run {
-        return Ok(Arc::new(MemoryCluster::new()));
+    let memory = if dry_run {
+        MemoryCluster::new()
+    } else {
+        let state = global.root.join("var/lib/wasmadm/in-memory-cluster.json");
+        tracing::info!(state = %state.display(), "using the in-memory cluster");
+        MemoryCluster::open(&state)?
+    };
+    if let Some(name) = kubelet_node.filter(|n| !n.is_empty()) {
+        tracing::info!(
+            node = name,
+            "in-memory cluster: simulating the kubelet's Node registration"
+        );
+        memory.simulate_kubelet_registration(name)?;
     }
-    let state = global.root.join("var/lib/wasmadm/in-memory-cluster.json");
-    tracing::info!(state = %state.display(), "using the in-memory cluster");
-    Ok(Arc::new(MemoryCluster::open(&state)?))
+    Ok(Arc::new(memory))
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -451,7 +463,14 @@ fn run_pipeline(
         skip_phases: kubeadm::skip_phases(&config, &flags.skip_phases),
         implied_skips: kubeadm::implied_skips(&config),
         only,
-        cluster: Some(cluster(global, flags.dry_run)?),
+        cluster: Some(cluster(
+            global,
+            flags.dry_run,
+            match command {
+                Command::Reset => None,
+                _ => config.node_registration().map(|n| n.name.as_str()),
+            },
+        )?),
         config,
         console: Console::stdio(),
     };

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use wasmadm::caps::log::{Console, Stream};
 use wasmadm::cluster::Cluster;
+use wasmadm::cluster::memory::MemoryCluster;
 use wasmadm::config::kubeadm::{self, Flags};
 use wasmadm::config::pipeline::{Pipeline, Role};
 use wasmadm::runtime::{Command, RunError, RunReport, RunSpec, Runner, Runtime};
@@ -41,6 +42,36 @@ fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(entry.path(), &target).expect("copy");
         }
     }
+}
+
+/// `pipeline` with only the named `init` phases, in its order: a test of some phases then does not
+/// depend on the phases the pipeline gains later.
+pub fn with_init_phases(mut pipeline: Pipeline, phases: &[&str]) -> Pipeline {
+    pipeline.init.0.retain(|p| phases.contains(&p.name.0.as_str()));
+    assert_eq!(pipeline.init.0.len(), phases.len(), "phases {phases:?}");
+    pipeline
+}
+
+/// The default pipeline with only the named `init` phases (see [`with_init_phases`]).
+pub fn default_pipeline_of(phases: &[&str]) -> Pipeline {
+    with_init_phases(Pipeline::builtin_default().expect("default pipeline"), phases)
+}
+
+/// An object real kubeadm created (`tests/fixtures/reference/api/<file>`, copied from
+/// `shared/reference/kubeadm-v1.36/api`), as JSON.
+pub fn reference_object(file: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(fixture("reference/api").join(file)).expect("reference object");
+    serde_yaml::from_str(&text).expect("reference YAML")
+}
+
+/// A fresh in-memory cluster in which the kubelet of node `name` has registered its Node (the
+/// host's simulation, as `wasmadm init --cluster memory` sets it up).
+pub fn memory_cluster_with_node(name: &str) -> Arc<MemoryCluster> {
+    let cluster = MemoryCluster::new();
+    cluster
+        .simulate_kubelet_registration(name)
+        .expect("simulated Node registration");
+    Arc::new(cluster)
 }
 
 /// Runs the real `openssl` CLI and returns its stdout; panics with its output when it fails.
@@ -92,6 +123,16 @@ impl Outcome {
         }
     }
 
+    /// Panics with the error and the console output when the run failed.
+    pub fn expect_ok(&self) {
+        if let Err(e) = &self.result {
+            panic!(
+                "run failed: {e}\nstdout: {:#?}\nstderr: {:#?}",
+                self.stdout, self.stderr
+            );
+        }
+    }
+
     /// An output value published by a phase (`<phase>.<key>`).
     pub fn output(&self, key: &str) -> Option<String> {
         let report = self.result.as_ref().ok()?;
@@ -131,6 +172,15 @@ impl<'a> Run<'a> {
 
     pub fn go(self) -> Outcome {
         let config = kubeadm::resolve(self.config, self.command, &self.flags, "n1").expect("config");
+        // Without a cluster of its own, a run gets what `wasmadm --cluster memory` sets up.
+        let cluster = self.cluster.or_else(|| {
+            let name = config.node_registration().map(|n| n.name.as_str());
+            let cluster = match (self.command, name) {
+                (Command::Reset, _) | (_, None) => Arc::new(MemoryCluster::new()),
+                (_, Some(name)) => memory_cluster_with_node(name),
+            };
+            Some(cluster as Arc<dyn Cluster>)
+        });
         let (console, lines) = Console::buffer();
         let spec = RunSpec {
             command: self.command,
@@ -145,7 +195,7 @@ impl<'a> Run<'a> {
             implied_skips: kubeadm::implied_skips(&config),
             only: self.only,
             config,
-            cluster: self.cluster,
+            cluster,
             console,
         };
         let result = Runner {

@@ -7,8 +7,6 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command as Process;
-use wasmadm::config::kubeadm::Flags;
-use wasmadm::config::pipeline::Pipeline;
 use wasmadm_tests::{Outcome, Run, fixture, node, openssl};
 
 /// (file base name, CA base name, subject, SANs or "", extended key usage or "").
@@ -93,19 +91,10 @@ const KUBEADM_LINES: &[&str] = &[
 ];
 
 fn certs_run(root: &Path, config: &Path, only: Option<&str>) -> Outcome {
-    let pipeline = Pipeline::builtin_default().expect("default pipeline");
+    // Only certs: later phases (kubeconfig) have tests of their own.
+    let pipeline = wasmadm_tests::default_pipeline_of(&["certs"]);
     let mut run = Run::new(&pipeline, root);
     run.config = Some(config);
-    // Only certs: later phases (kubeconfig) have tests of their own.
-    run.flags = Flags {
-        skip_phases: vec![
-            "preflight".into(),
-            "kubeconfig".into(),
-            "etcd".into(),
-            "control-plane".into(),
-        ],
-        ..Flags::default()
-    };
     if let Some(sub) = only {
         run.only = Some(("certs".into(), Some(sub.into())));
     }

@@ -7,7 +7,6 @@
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use wasmadm::config::kubeadm::Flags;
 use wasmadm::config::pipeline::Pipeline;
 use wasmadm_tests::{Outcome, Run, fixture, node, openssl};
 
@@ -31,13 +30,9 @@ const KUBEADM_LINES: &[&str] = &[
 ];
 
 fn init(root: &Path, config: &Path, only: Option<&str>) -> Outcome {
-    let pipeline = Pipeline::builtin_default().expect("default pipeline");
+    let pipeline = wasmadm_tests::default_pipeline_of(&["certs", "kubeconfig"]);
     let mut run = Run::new(&pipeline, root);
     run.config = Some(config);
-    run.flags = Flags {
-        skip_phases: vec!["preflight".into(), "etcd".into(), "control-plane".into()],
-        ..Flags::default()
-    };
     if let Some(sub) = only {
         run.only = Some(("kubeconfig".into(), Some(sub.into())));
     }

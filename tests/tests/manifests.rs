@@ -15,14 +15,10 @@ const MANIFESTS: [&str; 4] = [
 ];
 
 fn run_manifests(root: &Path, config: &Path, skip: &[&str]) -> Outcome {
-    let pipeline = Pipeline::builtin_default().expect("pipeline");
+    let pipeline = wasmadm_tests::default_pipeline_of(&["etcd", "control-plane"]);
     let mut run = Run::new(&pipeline, root);
     run.config = Some(config);
-    run.flags.skip_phases = ["preflight", "certs", "kubeconfig"]
-        .iter()
-        .chain(skip)
-        .map(|s| s.to_string())
-        .collect();
+    run.flags.skip_phases = skip.iter().map(|s| s.to_string()).collect();
     let out = run.go();
     assert!(out.result.is_ok(), "{} {:?}", out.error(), out.stderr);
     out
@@ -86,10 +82,12 @@ fn configuration_reaches_the_manifests() {
         "write: [/etc/kubernetes/manifests, /var/lib/etcd]",
         "write: [/etc/kubernetes/manifests, /srv/etcd]",
     );
-    let pipeline = Pipeline::parse(&yaml, Path::new("p.yaml")).expect("pipeline");
+    let pipeline = wasmadm_tests::with_init_phases(
+        Pipeline::parse(&yaml, Path::new("p.yaml")).expect("pipeline"),
+        &["etcd", "control-plane"],
+    );
     let mut run = Run::new(&pipeline, root.path());
     run.config = Some(&config);
-    run.flags.skip_phases = vec!["preflight".into(), "certs".into(), "kubeconfig".into()];
     let out = run.go();
     assert!(out.result.is_ok(), "{}", out.error());
 

@@ -14,8 +14,11 @@
 
 pub mod defaults;
 mod endpoint;
+pub mod kubelet;
 mod types;
+pub mod upload;
 pub mod validate;
+pub mod yaml;
 
 pub use endpoint::{control_plane_url, join_host_port};
 pub use types::*;

@@ -109,6 +109,41 @@ impl MemoryCluster {
         })
     }
 
+    /// **Simulation of the kubelet's Node registration** (the in-memory cluster only).
+    ///
+    /// On a real cluster, the kubelet that `kubelet-start` (re)starts registers its Node with the
+    /// API server, and `mark-control-plane` waits for that Node. The in-memory cluster has no
+    /// kubelet, so the host plays its part when it sets the cluster up for an `init` or `join`:
+    /// it creates the Node `name` with the labels a kubelet registers it with (as in real
+    /// kubeadm's reference run: `kubernetes.io/hostname`, `kubernetes.io/os`,
+    /// `beta.kubernetes.io/os`). An existing Node is left alone, so labels and taints added by an
+    /// earlier run stay. This is never done for a real cluster (`--cluster kubeconfig`).
+    pub fn simulate_kubelet_registration(&self, name: &str) -> Result<(), ApiError> {
+        let ty = ResourceType {
+            group: String::new(),
+            version: "v1".into(),
+            kind: "Node".into(),
+            plural: "nodes".into(),
+            namespaced: false,
+        };
+        let node = json!({
+            "metadata": {
+                "name": name,
+                "labels": {
+                    "beta.kubernetes.io/os": "linux",
+                    "kubernetes.io/hostname": name,
+                    "kubernetes.io/os": "linux",
+                },
+            },
+            "spec": {},
+        });
+        match self.create(&ty, None, node, false) {
+            Ok(_) => Ok(()),
+            Err(e) if e.code == ApiErrorCode::AlreadyExists => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Every stored object, for tests and `--dry-run` summaries.
     pub fn objects(&self) -> Vec<Value> {
         self.lock().objects.values().cloned().collect()

@@ -288,17 +288,7 @@ impl Checks<'_> {
 
     /// Runs `systemctl <args>`; `None` when systemctl is not on the exec PATH.
     fn systemctl(&self, args: &[&str]) -> Result<Option<exec::Output>> {
-        let cmd = exec::Command {
-            program: "systemctl".into(),
-            args: args.iter().map(|s| s.to_string()).collect(),
-            env: Vec::new(),
-            stdin: None,
-        };
-        match exec::run(&cmd) {
-            Ok(out) => Ok(Some(out)),
-            Err(ExecError::NotFound(_)) => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+        wasmadm_plugin_sdk::systemd::systemctl(args)
     }
 
     fn init_system(&self) -> Result<InitSystem> {

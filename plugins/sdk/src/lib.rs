@@ -31,9 +31,11 @@ pub mod bindings {
     });
 }
 
+pub mod apply;
 mod context;
 mod findings;
 pub mod fs;
+pub mod systemd;
 
 pub use bindings::export_plugin;
 pub use bindings::exports::wasmadm::plugin::plugin::Guest as Plugin;
@@ -47,6 +49,11 @@ use types::{CapabilityRequest, PhaseError, PluginInfo};
 /// Prints a console line as kubeadm would (e.g. `[preflight] Running pre-flight checks`).
 pub fn print(line: &str) {
     log::print(line);
+}
+
+/// Logs a warning (kubeadm's `klog.Warning` lines, which are not console output).
+pub fn warn(message: &str) {
+    log::log(log::Level::Warn, message);
 }
 
 /// Logs a diagnostic line at `debug` level (shown with `-v 5`).

@@ -1,0 +1,164 @@
+//! YAML as kubeadm writes it (Go's `sigs.k8s.io/yaml`: JSON, then go-yaml v2 block style).
+//!
+//! Byte-exact output matters: kubeadm hashes the `kubelet-config` ConfigMap data, and node files
+//! are compared with real kubeadm's. The differences with `serde_yaml` are in quoting: go-yaml
+//! double-quotes strings that would read back as another type (`"0"`, `""`, `"true"`), where
+//! `serde_yaml` single-quotes them. Keys come out sorted because `serde_json` maps are sorted.
+
+use serde_json::Value;
+
+/// `value` (an object) as a YAML document, ending with a newline.
+pub fn to_string(value: &Value) -> String {
+    let mut out = String::new();
+    match value {
+        Value::Object(map) if !map.is_empty() => mapping(&mut out, map, 0),
+        Value::Array(items) if !items.is_empty() => sequence(&mut out, items, 0),
+        other => {
+            out.push_str(&scalar(other));
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn indent(out: &mut String, n: usize) {
+    out.extend(std::iter::repeat_n(' ', n));
+}
+
+fn mapping(out: &mut String, map: &serde_json::Map<String, Value>, level: usize) {
+    for (key, value) in map {
+        indent(out, level);
+        out.push_str(&string(key));
+        out.push(':');
+        nested(out, value, level + 2, level);
+    }
+}
+
+/// A value after `key:` or `- `: inline when scalar or empty, else on the following lines.
+/// go-yaml v2 does not indent a sequence under its key.
+fn nested(out: &mut String, value: &Value, map_level: usize, seq_level: usize) {
+    match value {
+        Value::Object(m) if !m.is_empty() => {
+            out.push('\n');
+            mapping(out, m, map_level);
+        }
+        Value::Array(a) if !a.is_empty() => {
+            out.push('\n');
+            sequence(out, a, seq_level);
+        }
+        other => {
+            out.push(' ');
+            out.push_str(&scalar(other));
+            out.push('\n');
+        }
+    }
+}
+
+fn sequence(out: &mut String, items: &[Value], level: usize) {
+    for item in items {
+        indent(out, level);
+        out.push('-');
+        match item {
+            Value::Object(m) if !m.is_empty() => {
+                // The first key shares the dash's line.
+                let mut inner = String::new();
+                mapping(&mut inner, m, level + 2);
+                out.push(' ');
+                out.push_str(&inner[level + 2..]);
+            }
+            other => nested(out, other, level + 2, level + 2),
+        }
+    }
+}
+
+fn scalar(value: &Value) -> String {
+    match value {
+        Value::Null => "null".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => string(s),
+        Value::Object(_) => "{}".into(),
+        Value::Array(_) => "[]".into(),
+    }
+}
+
+/// A string scalar: plain when go-yaml would write it plain, else double-quoted.
+fn string(s: &str) -> String {
+    if plain_ok(s) {
+        s.to_string()
+    } else {
+        // A JSON string literal is a valid YAML double-quoted scalar.
+        serde_json::to_string(s).unwrap_or_else(|_| format!("\"{s}\""))
+    }
+}
+
+/// YAML 1.1 words go-yaml reads as booleans or null.
+const RESERVED: [&str; 22] = [
+    "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "true", "True", "TRUE", "false", "False",
+    "FALSE", "on", "On", "ON", "off", "Off", "OFF",
+];
+
+fn plain_ok(s: &str) -> bool {
+    if s.is_empty() || s.trim() != s || matches!(s, "~" | "null" | "Null" | "NULL") || RESERVED.contains(&s) {
+        return false;
+    }
+    if looks_numeric(s) {
+        return false;
+    }
+    let first = s.chars().next().unwrap_or(' ');
+    if "-?:,[]{}#&*!|>'\"%@`".contains(first) {
+        return false;
+    }
+    !(s.contains(": ")
+        || s.contains(" #")
+        || s.ends_with(':')
+        || s.chars().any(|c| c.is_control() || c == '\u{feff}'))
+}
+
+/// Integers, floats (incl. `1e3`, `.5`, `.inf`, `.nan`) and sexagesimal numbers (`1:20`).
+fn looks_numeric(s: &str) -> bool {
+    let body = s.strip_prefix(['-', '+']).unwrap_or(s);
+    if matches!(body.to_ascii_lowercase().as_str(), ".inf" | ".nan") {
+        return true;
+    }
+    let body = body.replace('_', "");
+    if body.is_empty() {
+        return false;
+    }
+    if let Some(hex) = body.strip_prefix("0x") {
+        return !hex.is_empty() && hex.chars().all(|c| c.is_ascii_hexdigit());
+    }
+    if body.contains(':') {
+        return body
+            .split(':')
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit() || c == '.'));
+    }
+    body.parse::<f64>().is_ok() && body.chars().all(|c| c.is_ascii_digit() || ".eE+-".contains(c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::to_string;
+    use serde_json::json;
+
+    #[test]
+    fn go_yaml_shapes() {
+        let v = json!({
+            "b": "0", "a": "", "c": {}, "d": [], "e": "unix:///run/x.sock", "f": 0, "g": "true",
+            "h": "10.96.0.10", "i": ["x", {"k": 1, "j": "y"}], "l": {"m": {"v": false}}, "o": "a: b",
+            "p": "0s", "q": "1.5", "r": "v1.36.2", "s": "node-role.kubernetes.io/control-plane"
+        });
+        assert_eq!(
+            to_string(&v),
+            "a: \"\"\nb: \"0\"\nc: {}\nd: []\ne: unix:///run/x.sock\nf: 0\ng: \"true\"\nh: 10.96.0.10\n\
+             i:\n- x\n- j: \"y\"\n  k: 1\nl:\n  m:\n    v: false\no: \"a: b\"\np: 0s\nq: \"1.5\"\nr: v1.36.2\n\
+             s: node-role.kubernetes.io/control-plane\n"
+        );
+    }
+
+    #[test]
+    fn nested_sequences_under_keys_are_not_indented() {
+        let v = json!({"a": {"b": ["x", "z"]}});
+        assert_eq!(to_string(&v), "a:\n  b:\n  - x\n  - z\n");
+    }
+}

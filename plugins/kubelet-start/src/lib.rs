@@ -1,0 +1,154 @@
+//! The `kubelet-start` phase: writes the kubelet's flags file (`kubeadm-flags.env`), its
+//! instance configuration (`instance-config.yaml`, NodeLocalCRISocket) and its configuration
+//! (`config.yaml`) as kubeadm v1.36 does, stopping the kubelet meanwhile, then (re)starts it.
+
+use static_pod::command;
+use wasmadm_plugin_sdk::config::kubelet::{self as kc, CONFIG_FILE, FLAGS_ENV_FILE, INSTANCE_CONFIG_FILE};
+use wasmadm_plugin_sdk::config::{ClusterConfiguration, NodeRegistration};
+use wasmadm_plugin_sdk::types::{PhaseContext, PhaseError, PhaseReport, PluginInfo};
+use wasmadm_plugin_sdk::{Context, Findings, Plugin, export_plugin, files, fs, print, systemd};
+
+/// Where the kernel keeps the node's host name (`os.Hostname()` in kubeadm).
+const HOSTNAME_FILE: &str = "/proc/sys/kernel/hostname";
+
+/// The kubelet's node-specific flags, as kubeadm's `buildKubeletArgs` (init, control plane): the
+/// CRI socket unless NodeLocalCRISocket, `--hostname-override` when the node name differs from
+/// the host name, then `kubeletExtraArgs` over them, sorted.
+pub fn kubelet_args(node: &NodeRegistration, host_name: &str, node_local_cri_socket: bool) -> Vec<String> {
+    let mut defaults: Vec<(&str, String)> = Vec::new();
+    if !node_local_cri_socket {
+        defaults.push(("container-runtime-endpoint", node.cri_socket.clone()));
+    }
+    let override_arg = node
+        .kubelet_extra_args
+        .iter()
+        .rev()
+        .find(|a| a.name == "hostname-override");
+    let node_name = override_arg.map_or(node.name.as_str(), |a| a.value.as_str());
+    if node_name != host_name.trim().to_lowercase() {
+        defaults.push(("hostname-override", node_name.to_string()));
+    }
+    command("kubelet", &defaults, &node.kubelet_extra_args)
+        .into_iter()
+        .skip(1)
+        .collect()
+}
+
+/// The three files of the phase, computed before anything is touched.
+pub struct KubeletFiles {
+    pub flags_env: String,
+    pub instance_config: Option<String>,
+    pub config: String,
+}
+
+/// Renders the files for this node. `resolv_conf` is systemd-resolved's file when it is active.
+pub fn render(
+    cluster: &ClusterConfiguration,
+    node: &NodeRegistration,
+    user: Option<&serde_json::Value>,
+    host_name: &str,
+    resolv_conf: Option<&str>,
+) -> Result<KubeletFiles, String> {
+    let local = kc::node_local_cri_socket(cluster);
+    let cluster_wide = kc::configuration(cluster, user, resolv_conf).map_err(|e| e.to_string())?;
+    let node_config = kc::node_configuration(&cluster_wide, local.then_some(node.cri_socket.as_str()));
+    Ok(KubeletFiles {
+        flags_env: kc::flags_env(&kubelet_args(node, host_name, local)),
+        instance_config: local.then(|| kc::instance_config(&node.cri_socket)),
+        config: wasmadm_plugin_sdk::config::yaml::to_string(&node_config),
+    })
+}
+
+struct KubeletStart;
+
+impl Plugin for KubeletStart {
+    fn describe() -> PluginInfo {
+        let mut info = wasmadm_plugin_sdk::info(
+            "kubelet-start",
+            "Write kubelet settings and (re)start the kubelet",
+        );
+        info.needs.files_read = vec![HOSTNAME_FILE.into()];
+        info.needs.files_write = vec![
+            FLAGS_ENV_FILE.into(),
+            INSTANCE_CONFIG_FILE.into(),
+            CONFIG_FILE.into(),
+        ];
+        info.needs.exec = vec![
+            systemd::rule(&["status", "kubelet"], true),
+            systemd::rule(&["is-active", "systemd-resolved"], true),
+            systemd::rule(&["stop", "kubelet"], false),
+            systemd::rule(&["daemon-reload"], false),
+            systemd::rule(&["restart", "kubelet"], false),
+        ];
+        info
+    }
+
+    fn run(context: PhaseContext) -> Result<PhaseReport, PhaseError> {
+        let ctx = Context::new(&context)?;
+        let cluster = ctx.cluster();
+        let node = ctx.node_registration();
+        let host_name = fs::read_string(HOSTNAME_FILE)?;
+        let user = ctx.config.components.get(kc::KIND);
+        // Everything is computed (and refused if invalid) before the kubelet is stopped.
+        let resolv_conf = systemd::resolv_conf()?;
+        let files_ =
+            render(&cluster, &node, user, &host_name, resolv_conf).map_err(PhaseError::InvalidConfig)?;
+        systemd::try_stop_kubelet()?;
+        print(&format!(
+            "[kubelet-start] Writing kubelet environment file with flags to file {FLAGS_ENV_FILE:?}"
+        ));
+        files::write(FLAGS_ENV_FILE, files_.flags_env.as_bytes(), 0o644)?;
+        if let Some(instance) = &files_.instance_config {
+            print(&format!(
+                "[kubelet-start] Writing kubelet configuration to file {INSTANCE_CONFIG_FILE:?}"
+            ));
+            files::write(INSTANCE_CONFIG_FILE, instance.as_bytes(), 0o644)?;
+            print(
+                "[patches] Applied patch of type \"application/strategic-merge-patch+json\" to target \"kubeletconfiguration\"",
+            );
+        }
+        print(&format!(
+            "[kubelet-start] Writing kubelet configuration to file {CONFIG_FILE:?}"
+        ));
+        files::write(CONFIG_FILE, files_.config.as_bytes(), 0o644)?;
+        print("[kubelet-start] Starting the kubelet");
+        systemd::try_start_kubelet()?;
+        Ok(Findings::default().into_report())
+    }
+}
+
+export_plugin!(KubeletStart);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasmadm_plugin_sdk::config::{Arg, defaults};
+
+    fn node(name: &str) -> NodeRegistration {
+        let mut n = NodeRegistration {
+            name: name.into(),
+            ..Default::default()
+        };
+        n.cri_socket = defaults::DEFAULT_CRI_SOCKET.into();
+        n
+    }
+
+    #[test]
+    fn hostname_override_only_when_names_differ() {
+        assert_eq!(kubelet_args(&node("n1"), "N1\n", true), Vec::<String>::new());
+        assert_eq!(kubelet_args(&node("n1"), "box", true), ["--hostname-override=n1"]);
+        let mut n = node("n1");
+        n.kubelet_extra_args = vec![Arg {
+            name: "node-ip".into(),
+            value: "10.0.0.1".into(),
+        }];
+        assert_eq!(
+            kubelet_args(&n, "box", false),
+            [
+                "--container-runtime-endpoint=unix:///var/run/containerd/containerd.sock",
+                "--hostname-override=n1",
+                "--node-ip=10.0.0.1"
+            ]
+        );
+    }
+}

@@ -1,0 +1,185 @@
+//! The `upload-config` phase: stores the ClusterConfiguration (`upload-config/kubeadm`) and the
+//! cluster-wide KubeletConfiguration (`upload-config/kubelet`) in `kube-system` ConfigMaps that
+//! joining nodes read, with the Roles and RoleBindings that let them read those ConfigMaps.
+
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use wasmadm_plugin_sdk::apply::{self, config_maps, create_or_update, role_bindings, roles};
+use wasmadm_plugin_sdk::config::defaults::DEFAULT_TOKEN_GROUP;
+use wasmadm_plugin_sdk::config::kubelet as kc;
+use wasmadm_plugin_sdk::config::upload::{
+    COMPONENT_CONFIG_HASH, cluster_configuration_yaml, config_map_hash,
+};
+use wasmadm_plugin_sdk::kube::Client;
+use wasmadm_plugin_sdk::types::{KubeRule, PhaseContext, PhaseError, PhaseReport, PluginInfo, SubPhase};
+use wasmadm_plugin_sdk::{Context, Findings, Plugin, export_plugin, print, systemd};
+
+const NAMESPACE: &str = "kube-system";
+const KUBEADM_CONFIG: &str = "kubeadm-config";
+const KUBELET_CONFIG: &str = "kubelet-config";
+const NODES_KUBEADM_CONFIG_ROLE: &str = "kubeadm:nodes-kubeadm-config";
+const KUBELET_CONFIG_ROLE: &str = "kubeadm:kubelet-config";
+const NODES_GROUP: &str = "system:nodes";
+
+/// The ConfigMap `kube-system/kubeadm-config`.
+pub fn kubeadm_config_map(cluster_yaml: &str) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": KUBEADM_CONFIG, "namespace": NAMESPACE},
+        "data": {"ClusterConfiguration": cluster_yaml},
+    })
+}
+
+/// The ConfigMap `kube-system/kubelet-config`, with kubeadm's hash of its data.
+pub fn kubelet_config_map(kubelet_yaml: &str) -> Value {
+    let data: BTreeMap<String, String> = [("kubelet".to_string(), kubelet_yaml.to_string())].into();
+    json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": KUBELET_CONFIG,
+            "namespace": NAMESPACE,
+            "annotations": {COMPONENT_CONFIG_HASH: config_map_hash(&data)},
+        },
+        "data": data,
+    })
+}
+
+/// A Role that may `get` one ConfigMap.
+pub fn read_config_map_role(role: &str, config_map: &str) -> Value {
+    json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": {"name": role, "namespace": NAMESPACE},
+        "rules": [{"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [config_map], "verbs": ["get"]}],
+    })
+}
+
+/// A RoleBinding of `role` to the groups, in kubeadm's order.
+pub fn role_binding(role: &str, groups: &[&str]) -> Value {
+    let subjects: Vec<Value> = groups
+        .iter()
+        .map(|g| json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": g}))
+        .collect();
+    json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": role, "namespace": NAMESPACE},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role},
+        "subjects": subjects,
+    })
+}
+
+fn apply_all(
+    client: &Client,
+    objects: &[(wasmadm_plugin_sdk::kube::ResourceType, Value)],
+) -> Result<(), PhaseError> {
+    for (ty, object) in objects {
+        create_or_update(client, ty, Some(NAMESPACE), object)?;
+    }
+    Ok(())
+}
+
+fn upload_kubeadm(ctx: &Context, client: &Client) -> Result<(), PhaseError> {
+    print(&format!(
+        "[upload-config] Storing the configuration used in ConfigMap {KUBEADM_CONFIG:?} in the {NAMESPACE:?} Namespace"
+    ));
+    let yaml = cluster_configuration_yaml(&ctx.cluster())
+        .map_err(|e| PhaseError::Failed(format!("cannot render the ClusterConfiguration: {e}")))?;
+    apply_all(
+        client,
+        &[
+            (config_maps(), kubeadm_config_map(&yaml)),
+            (
+                roles(),
+                read_config_map_role(NODES_KUBEADM_CONFIG_ROLE, KUBEADM_CONFIG),
+            ),
+            (
+                role_bindings(),
+                role_binding(NODES_KUBEADM_CONFIG_ROLE, &[DEFAULT_TOKEN_GROUP, NODES_GROUP]),
+            ),
+        ],
+    )
+}
+
+fn upload_kubelet(ctx: &Context, client: &Client) -> Result<(), PhaseError> {
+    print(&format!(
+        "[kubelet] Creating a ConfigMap {KUBELET_CONFIG:?} in namespace {NAMESPACE} with the configuration for the kubelets in the cluster"
+    ));
+    let config = kc::configuration(
+        &ctx.cluster(),
+        ctx.config.components.get(kc::KIND),
+        systemd::resolv_conf()?,
+    )
+    .map_err(|e| PhaseError::InvalidConfig(e.to_string()))?;
+    let yaml = wasmadm_plugin_sdk::config::yaml::to_string(&config);
+    apply_all(
+        client,
+        &[
+            (config_maps(), kubelet_config_map(&yaml)),
+            (roles(), read_config_map_role(KUBELET_CONFIG_ROLE, KUBELET_CONFIG)),
+            (
+                role_bindings(),
+                role_binding(KUBELET_CONFIG_ROLE, &[NODES_GROUP, DEFAULT_TOKEN_GROUP]),
+            ),
+        ],
+    )
+}
+
+fn rule(verbs: &[&str], group: &str, resource: &str, names: &[&str]) -> KubeRule {
+    let strings = |x: &[&str]| x.iter().map(|s| s.to_string()).collect();
+    KubeRule {
+        verbs: strings(verbs),
+        api_groups: vec![group.into()],
+        resources: vec![resource.into()],
+        namespaces: vec![NAMESPACE.into()],
+        resource_names: strings(names),
+    }
+}
+
+struct UploadConfig;
+
+impl Plugin for UploadConfig {
+    fn describe() -> PluginInfo {
+        let mut info = wasmadm_plugin_sdk::info(
+            "upload-config",
+            "Upload the kubeadm and kubelet configuration to a ConfigMap",
+        );
+        info.sub_phases = vec![
+            SubPhase {
+                name: "kubeadm".into(),
+                summary: "Upload the kubeadm ClusterConfiguration to a ConfigMap".into(),
+            },
+            SubPhase {
+                name: "kubelet".into(),
+                summary: "Upload the kubelet component config to a ConfigMap".into(),
+            },
+        ];
+        let verbs = ["get", "create", "update"];
+        let rbac = "rbac.authorization.k8s.io";
+        let role_names = [NODES_KUBEADM_CONFIG_ROLE, KUBELET_CONFIG_ROLE];
+        info.needs.kube = vec![
+            rule(&verbs, "", "configmaps", &[KUBEADM_CONFIG, KUBELET_CONFIG]),
+            rule(&verbs, rbac, "roles", &role_names),
+            rule(&verbs, rbac, "rolebindings", &role_names),
+        ];
+        // The kubelet configuration depends on whether systemd-resolved is active.
+        info.needs.exec = vec![systemd::rule(&["is-active", "systemd-resolved"], true)];
+        info
+    }
+
+    fn run(context: PhaseContext) -> Result<PhaseReport, PhaseError> {
+        let ctx = Context::new(&context)?;
+        let client = apply::cluster()?;
+        if ctx.runs("kubeadm") {
+            upload_kubeadm(&ctx, &client)?;
+        }
+        if ctx.runs("kubelet") {
+            upload_kubelet(&ctx, &client)?;
+        }
+        Ok(Findings::default().into_report())
+    }
+}
+
+export_plugin!(UploadConfig);
