@@ -8,5 +8,7 @@ fn main() {
         "wasmadm-kubeconfig",
         "wasmadm-etcd",
         "wasmadm-control-plane",
+        "wasmadm-bootstrap-token",
+        "wasmadm-show-join-command",
     ]);
 }

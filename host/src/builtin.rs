@@ -34,6 +34,14 @@ static BUILTINS: &[Builtin] = &[
         name: "control-plane",
         wasm: include_bytes!(concat!(env!("OUT_DIR"), "/wasmadm-control-plane.wasm")),
     },
+    Builtin {
+        name: "bootstrap-token",
+        wasm: include_bytes!(concat!(env!("OUT_DIR"), "/wasmadm-bootstrap-token.wasm")),
+    },
+    Builtin {
+        name: "show-join-command",
+        wasm: include_bytes!(concat!(env!("OUT_DIR"), "/wasmadm-show-join-command.wasm")),
+    },
 ];
 
 /// The built-in plugin named `name`.

@@ -2,6 +2,9 @@
 //! `joinCommandTemplate`), with wasmadm's program name: the printed command must work with the
 //! tool that printed it. Every flag is kubeadm's.
 
+use crate::Error;
+use kubeadm_pki::Certificate;
+
 /// The program name printed in join commands.
 pub const PROGRAM: &str = "wasmadm";
 
@@ -44,6 +47,26 @@ impl JoinCommand {
     pub fn one_line(&self) -> String {
         self.multi_line().replace("\\\n", "").replace('\t', "")
     }
+}
+
+/// `sha256:<hex>` pins of every CA certificate in a PEM bundle (kubeadm's `pubkeypin.Hash`: the
+/// SHA-256 of the certificate's SubjectPublicKeyInfo).
+pub fn ca_pins(bundle: &[u8]) -> Result<Vec<String>, Error> {
+    let bad = |m: String| Error::InvalidKubeconfig(format!("certificate-authority-data: {m}"));
+    let blocks = pem::parse_many(bundle).map_err(|e| bad(format!("not PEM: {e}")))?;
+    let pins = blocks
+        .iter()
+        .filter(|b| b.tag() == "CERTIFICATE")
+        .map(|b| {
+            Certificate::from_der(b.contents().to_vec())
+                .and_then(|c| c.spki_pin())
+                .map_err(|e| bad(e.to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if pins.is_empty() {
+        return Err(bad("no CA certificate found".into()));
+    }
+    Ok(pins)
 }
 
 /// `host:port` of a server URL, as kubeadm derives it (`https://` removed).
