@@ -35,7 +35,13 @@ fn init(root: &Path, config: &Path, only: Option<&str>) -> Outcome {
     let mut run = Run::new(&pipeline, root);
     run.config = Some(config);
     run.flags = Flags {
-        skip_phases: vec!["preflight".into(), "etcd".into(), "control-plane".into()],
+        skip_phases: vec![
+            "preflight".into(),
+            "etcd".into(),
+            "control-plane".into(),
+            "bootstrap-token".into(),
+            "show-join-command".into(),
+        ],
         ..Flags::default()
     };
     if let Some(sub) = only {

@@ -5,78 +5,12 @@
 //! commands say `wasmadm` so that they work with the tool that printed them.
 
 use kubeadm_bootstrap_token::cluster_info::kubeconfig_cluster;
-use kubeadm_bootstrap_token::join::{ControlPlane, JoinCommand, PROGRAM, ca_pins, endpoint_of};
+use kubeadm_bootstrap_token::join::{JoinCommand, ca_pins, endpoint_of, init_done_message};
 use wasmadm_plugin_sdk::types::{PhaseContext, PhaseError, PhaseReport, PluginInfo};
 use wasmadm_plugin_sdk::{Context, Findings, Plugin, export_plugin, fs, print};
 
 /// The kubeconfig the message tells the user to copy, and the source of endpoint and CA.
 pub const ADMIN_CONF: &str = "/etc/kubernetes/admin.conf";
-
-/// The texts around the join commands: kubeadm's `initDoneTempl`, line for line.
-const HEADER: &str = "
-Your Kubernetes control-plane has initialized successfully!
-
-To start using your cluster, you need to run the following as a regular user:
-
-  mkdir -p $HOME/.kube
-  sudo cp -i ADMIN_CONF $HOME/.kube/config
-  sudo chown $(id -u):$(id -g) $HOME/.kube/config
-
-Alternatively, if you are the root user, you can run:
-
-  export KUBECONFIG=/etc/kubernetes/admin.conf
-
-You should now deploy a pod network to the cluster.
-Run \"kubectl apply -f [podnetwork].yaml\" with one of the options listed at:
-  https://kubernetes.io/docs/concepts/cluster-administration/addons/
-
-";
-
-const CONTROL_PLANE_UPLOADED: &str = "\
-You can now join any number of the control-plane node running the following command on each as root:
-
-  COMMAND
-
-Please note that the certificate-key gives access to cluster sensitive data, keep it secret!
-As a safeguard, uploaded-certs will be deleted in two hours; If necessary, you can use
-\"PROGRAM init phase upload-certs --upload-certs\" to reload certs afterward.
-
-";
-
-const CONTROL_PLANE_MANUAL: &str = "\
-You can now join any number of control-plane nodes by copying certificate authorities
-and service account keys on each node and then running the following as root:
-
-  COMMAND
-
-";
-
-const WORKER: &str = "\
-Then you can join any number of worker nodes by running the following on each as root:
-
-COMMAND
-";
-
-/// The whole message for one token.
-pub fn message(command: &JoinCommand, control_plane_endpoint: bool, certificate_key: Option<&str>) -> String {
-    let mut out = HEADER.replace("ADMIN_CONF", ADMIN_CONF);
-    if control_plane_endpoint {
-        let cp = JoinCommand {
-            control_plane: Some(ControlPlane {
-                certificate_key: certificate_key.map(str::to_string),
-            }),
-            ..command.clone()
-        };
-        let text = if certificate_key.is_some() { CONTROL_PLANE_UPLOADED } else { CONTROL_PLANE_MANUAL };
-        out.push_str(&text.replace("COMMAND", &cp.multi_line()).replace("PROGRAM", PROGRAM));
-    }
-    let worker = JoinCommand {
-        control_plane: None,
-        ..command.clone()
-    };
-    out.push_str(&WORKER.replace("COMMAND", &worker.multi_line()));
-    out
-}
 
 /// The tokens to print: those the bootstrap-token phase used, else the configured ones.
 fn tokens(ctx: &Context<'_>) -> Vec<String> {
@@ -114,7 +48,7 @@ fn run(ctx: &Context<'_>) -> Result<PhaseReport, PhaseError> {
             ca_pins: ca_pins.clone(),
             control_plane: None,
         };
-        let text = message(&command, control_plane_endpoint, key);
+        let text = init_done_message(ADMIN_CONF, &command, control_plane_endpoint, key);
         for line in text.strip_suffix('\n').unwrap_or(&text).split('\n') {
             print(line);
         }
