@@ -413,10 +413,15 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Config {
             command: ConfigCmd::Validate { config },
         } => validate(&config),
-        Cmd::Token { command } => token_cli::run(command, || cluster(global, false), || {
-            let path = global.root.join(global.kubeconfig.trim_start_matches('/'));
-            std::fs::read_to_string(&path).with_context(|| format!("cannot read the kubeconfig {}", path.display()))
-        }),
+        Cmd::Token { command } => token_cli::run(
+            command,
+            || cluster(global, false),
+            || {
+                let path = global.root.join(global.kubeconfig.trim_start_matches('/'));
+                std::fs::read_to_string(&path)
+                    .with_context(|| format!("cannot read the kubeconfig {}", path.display()))
+            },
+        ),
     }
 }
 

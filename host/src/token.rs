@@ -76,7 +76,10 @@ pub fn create(cluster: &dyn Cluster, opts: &CreateOptions, now: i64) -> Result<T
                 spec.token.id
             )));
         }
-        other => other.map_err(api(format!("failed to create bootstrap token {:?}", spec.token.id)))?,
+        other => other.map_err(api(format!(
+            "failed to create bootstrap token {:?}",
+            spec.token.id
+        )))?,
     };
     if spec.usages.iter().any(|u| u == "signing") {
         update_signatures(cluster, |cm| {
@@ -142,9 +145,8 @@ pub fn delete(cluster: &dyn Cluster, id_or_token: &str) -> Result<String, TokenE
 /// milliseconds, so that a fresh 24h token shows `23h` as in kubeadm.
 pub fn table(tokens: &[TokenSpec], now_millis: i64) -> String {
     let none = |s: String| if s.is_empty() { "<none>".to_string() } else { s };
-    let mut rows = vec![
-        ["TOKEN", "TTL", "EXPIRES", "USAGES", "DESCRIPTION", "EXTRA GROUPS"].map(String::from),
-    ];
+    let mut rows =
+        vec![["TOKEN", "TTL", "EXPIRES", "USAGES", "DESCRIPTION", "EXTRA GROUPS"].map(String::from)];
     for t in tokens {
         let (ttl, expires) = match t.expires {
             Some(e) => (
@@ -205,7 +207,11 @@ pub fn output_object(t: &TokenSpec) -> Value {
 
 /// The one-line join command for `token`, from an admin kubeconfig's server and CA; with a
 /// certificate key, the control-plane variant.
-pub fn join_command(kubeconfig: &str, token: &Token, certificate_key: Option<&str>) -> Result<String, TokenError> {
+pub fn join_command(
+    kubeconfig: &str,
+    token: &Token,
+    certificate_key: Option<&str>,
+) -> Result<String, TokenError> {
     let (server, ca) = cluster_info::kubeconfig_cluster(kubeconfig)?;
     Ok(JoinCommand {
         endpoint: endpoint_of(&server),

@@ -108,7 +108,10 @@ pub fn run(
             let kubeconfig = print_join_command.then(kubeconfig).transpose()?;
             let spec = token::create(cluster()?.as_ref(), &opts, clock::now())?;
             match kubeconfig {
-                Some(k) => println!("{}", token::join_command(&k, &spec.token, certificate_key.as_deref())?),
+                Some(k) => println!(
+                    "{}",
+                    token::join_command(&k, &spec.token, certificate_key.as_deref())?
+                ),
                 None => println!("{}", spec.token),
             }
         }

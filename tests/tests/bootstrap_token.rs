@@ -20,21 +20,66 @@ const RBAC: &str = "rbac.authorization.k8s.io";
 
 /// The reference objects the bootstrap-token phase creates: (file, group, plural, namespace).
 const REFERENCE: &[(&str, &str, &str, Option<&str>)] = &[
-    ("cluster.clusterrole.kubeadm_get-nodes.yaml", RBAC, "clusterroles", None),
-    ("cluster.clusterrolebinding.kubeadm_get-nodes.yaml", RBAC, "clusterrolebindings", None),
-    ("cluster.clusterrolebinding.kubeadm_kubelet-bootstrap.yaml", RBAC, "clusterrolebindings", None),
-    ("cluster.clusterrolebinding.kubeadm_node-autoapprove-bootstrap.yaml", RBAC, "clusterrolebindings", None),
+    (
+        "cluster.clusterrole.kubeadm_get-nodes.yaml",
+        RBAC,
+        "clusterroles",
+        None,
+    ),
+    (
+        "cluster.clusterrolebinding.kubeadm_get-nodes.yaml",
+        RBAC,
+        "clusterrolebindings",
+        None,
+    ),
+    (
+        "cluster.clusterrolebinding.kubeadm_kubelet-bootstrap.yaml",
+        RBAC,
+        "clusterrolebindings",
+        None,
+    ),
+    (
+        "cluster.clusterrolebinding.kubeadm_node-autoapprove-bootstrap.yaml",
+        RBAC,
+        "clusterrolebindings",
+        None,
+    ),
     (
         "cluster.clusterrolebinding.kubeadm_node-autoapprove-certificate-rotation.yaml",
         RBAC,
         "clusterrolebindings",
         None,
     ),
-    ("cluster.clusterrolebinding.kubeadm_apiserver-kubelet-client.yaml", RBAC, "clusterrolebindings", None),
-    ("kube-public.Role.kubeadm_bootstrap-signer-clusterinfo.yaml", RBAC, "roles", Some("kube-public")),
-    ("kube-public.RoleBinding.kubeadm_bootstrap-signer-clusterinfo.yaml", RBAC, "rolebindings", Some("kube-public")),
-    ("kube-public.cm.cluster-info.yaml", "", "configmaps", Some("kube-public")),
-    ("kube-system.secret.bootstrap-token-abcdef.yaml", "", "secrets", Some("kube-system")),
+    (
+        "cluster.clusterrolebinding.kubeadm_apiserver-kubelet-client.yaml",
+        RBAC,
+        "clusterrolebindings",
+        None,
+    ),
+    (
+        "kube-public.Role.kubeadm_bootstrap-signer-clusterinfo.yaml",
+        RBAC,
+        "roles",
+        Some("kube-public"),
+    ),
+    (
+        "kube-public.RoleBinding.kubeadm_bootstrap-signer-clusterinfo.yaml",
+        RBAC,
+        "rolebindings",
+        Some("kube-public"),
+    ),
+    (
+        "kube-public.cm.cluster-info.yaml",
+        "",
+        "configmaps",
+        Some("kube-public"),
+    ),
+    (
+        "kube-system.secret.bootstrap-token-abcdef.yaml",
+        "",
+        "secrets",
+        Some("kube-system"),
+    ),
 ];
 
 fn ty(group: &str, plural: &str, namespaced: bool) -> ResourceType {
@@ -60,7 +105,11 @@ fn pipeline() -> Pipeline {
     let mut p = Pipeline::builtin_default().expect("default pipeline");
     let keep = ["certs", "kubeconfig", "bootstrap-token", "show-join-command"];
     p.init.0.retain(|s| keep.contains(&s.name.0.as_str()));
-    assert_eq!(p.init.0.len(), keep.len(), "the default pipeline has the four phases");
+    assert_eq!(
+        p.init.0.len(),
+        keep.len(),
+        "the default pipeline has the four phases"
+    );
     p
 }
 
@@ -70,7 +119,11 @@ fn config(dir: &Path, tokens: &str, cluster_extra: &str) -> PathBuf {
     let base = std::fs::read_to_string(fixture("init-config.yaml")).expect("fixture");
     let base = base.replace("bootstrapTokens:\n- token: abcdef.0123456789abcdef\n", tokens);
     let path = dir.join("config.yaml");
-    std::fs::write(&path, format!("{base}encryptionAlgorithm: ECDSA-P256\n{cluster_extra}")).expect("write");
+    std::fs::write(
+        &path,
+        format!("{base}encryptionAlgorithm: ECDSA-P256\n{cluster_extra}"),
+    )
+    .expect("write");
     path
 }
 
@@ -100,7 +153,10 @@ impl Node {
         run.only = only.map(|p| (p.to_string(), None));
         let out = run.go();
         if let Err(e) = &out.result {
-            panic!("run failed: {e}\nstdout: {:#?}\nstderr: {:#?}", out.stdout, out.stderr);
+            panic!(
+                "run failed: {e}\nstdout: {:#?}\nstderr: {:#?}",
+                out.stdout, out.stderr
+            );
         }
         out
     }
@@ -112,7 +168,11 @@ impl Node {
     }
 
     fn ca_path(&self) -> String {
-        self.root.path().join("etc/kubernetes/pki/ca.crt").display().to_string()
+        self.root
+            .path()
+            .join("etc/kubernetes/pki/ca.crt")
+            .display()
+            .to_string()
     }
 }
 
@@ -135,7 +195,16 @@ fn openssl_pin(ca: &str) -> String {
     let pubkey = dir.path().join("pub.pem");
     let der = dir.path().join("pub.der");
     std::fs::write(&pubkey, openssl(&["x509", "-pubkey", "-noout", "-in", ca])).expect("write");
-    openssl(&["pkey", "-pubin", "-in", &pubkey.display().to_string(), "-outform", "der", "-out", &der.display().to_string()]);
+    openssl(&[
+        "pkey",
+        "-pubin",
+        "-in",
+        &pubkey.display().to_string(),
+        "-outform",
+        "der",
+        "-out",
+        &der.display().to_string(),
+    ]);
     let digest = openssl(&["dgst", "-sha256", "-hex", &der.display().to_string()]);
     let hex = digest.trim().rsplit("= ").next().expect("digest");
     assert_eq!(hex.len(), 64, "{digest}");
@@ -150,7 +219,14 @@ fn openssl_jws(kubeconfig: &str, token_id: &str, secret: &str) -> String {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("signing-input");
     std::fs::write(&file, input).expect("write");
-    let out = openssl(&["dgst", "-sha256", "-hmac", secret, "-hex", &file.display().to_string()]);
+    let out = openssl(&[
+        "dgst",
+        "-sha256",
+        "-hmac",
+        secret,
+        "-hex",
+        &file.display().to_string(),
+    ]);
     let hex = out.trim().rsplit("= ").next().expect("mac");
     let mac: Vec<u8> = (0..hex.len())
         .step_by(2)
@@ -171,15 +247,24 @@ fn jws_matches_the_bootstrap_signers_vector_computed_independently() {
     );
     let (id, secret) = token.split_once('.').expect("token");
     let independent = openssl_jws(kubeconfig, id, secret);
-    assert_eq!(independent, jws, "openssl's HMAC gives the controller-manager's signature");
+    assert_eq!(
+        independent, jws,
+        "openssl's HMAC gives the controller-manager's signature"
+    );
     let parsed = kubeadm_bootstrap_token::Token::parse(token).expect("token");
     let ours = kubeadm_bootstrap_token::cluster_info::detached_jws(kubeconfig, &parsed);
     assert_eq!(ours.as_bytes(), jws.as_bytes());
-    assert!(kubeadm_bootstrap_token::cluster_info::verify_detached_jws(kubeconfig, &parsed, jws));
+    assert!(kubeadm_bootstrap_token::cluster_info::verify_detached_jws(
+        kubeconfig, &parsed, jws
+    ));
     let wrong = kubeadm_bootstrap_token::Token::parse("abcdef.0123456789abcdeg").expect("token");
-    assert!(!kubeadm_bootstrap_token::cluster_info::verify_detached_jws(kubeconfig, &wrong, jws));
+    assert!(!kubeadm_bootstrap_token::cluster_info::verify_detached_jws(
+        kubeconfig, &wrong, jws
+    ));
     let other_id = kubeadm_bootstrap_token::Token::parse("abcdeg.0123456789abcdef").expect("token");
-    assert!(!kubeadm_bootstrap_token::cluster_info::verify_detached_jws(kubeconfig, &other_id, jws));
+    assert!(!kubeadm_bootstrap_token::cluster_info::verify_detached_jws(
+        kubeconfig, &other_id, jws
+    ));
 }
 
 #[test]
@@ -191,22 +276,45 @@ fn init_writes_kubeadms_objects_lines_and_join_command() {
 
     // Console: init-output.txt lines 68-75, then the closing message.
     let golden = init_output();
-    let ours: Vec<&String> = out.stdout.iter().filter(|l| l.starts_with("[bootstrap-token]")).collect();
+    let ours: Vec<&String> = out
+        .stdout
+        .iter()
+        .filter(|l| l.starts_with("[bootstrap-token]"))
+        .collect();
     assert_eq!(ours, golden[67..75].iter().collect::<Vec<_>>());
     let pin = openssl_pin(&n.ca_path());
-    let start = golden.iter().position(|l| l.starts_with("Your Kubernetes")).expect("banner") - 1;
-    let end = golden.iter().position(|l| l.contains("--discovery-token-ca-cert-hash")).expect("hash");
+    let start = golden
+        .iter()
+        .position(|l| l.starts_with("Your Kubernetes"))
+        .expect("banner")
+        - 1;
+    let end = golden
+        .iter()
+        .position(|l| l.contains("--discovery-token-ca-cert-hash"))
+        .expect("hash");
     let expected: Vec<String> = golden[start..=end]
         .iter()
         .map(|l| {
-            l.replace("kubeadm join", "wasmadm join")
-                .replace("sha256:2ccfe0df0eb62bcec5e787c4ab61697adef56d22060a9bd80f698d64621c58ea", &pin)
+            l.replace("kubeadm join", "wasmadm join").replace(
+                "sha256:2ccfe0df0eb62bcec5e787c4ab61697adef56d22060a9bd80f698d64621c58ea",
+                &pin,
+            )
         })
         .collect();
     let at = out.stdout.len() - expected.len();
-    assert_eq!(out.stdout[at..], expected[..], "closing message, with our CA's pin");
-    assert!(expected.last().expect("line").ends_with(' '), "kubeadm's trailing space is kept");
-    assert_eq!(out.output("bootstrap-token.token").as_deref(), Some("abcdef.0123456789abcdef"));
+    assert_eq!(
+        out.stdout[at..],
+        expected[..],
+        "closing message, with our CA's pin"
+    );
+    assert!(
+        expected.last().expect("line").ends_with(' '),
+        "kubeadm's trailing space is kept"
+    );
+    assert_eq!(
+        out.output("bootstrap-token.token").as_deref(),
+        Some("abcdef.0123456789abcdef")
+    );
 
     // Objects: everything but server-set metadata and run-to-run values equals kubeadm's.
     for (file, group, plural, ns) in REFERENCE {
@@ -216,19 +324,36 @@ fn init_writes_kubeadms_objects_lines_and_join_command() {
         for field in ["apiVersion", "kind", "rules", "roleRef", "subjects", "type"] {
             assert_eq!(got[field], want[field], "{file}: {field}");
         }
-        assert_eq!(got["metadata"]["namespace"], want["metadata"]["namespace"], "{file}");
+        assert_eq!(
+            got["metadata"]["namespace"], want["metadata"]["namespace"],
+            "{file}"
+        );
         if *plural == "secrets" {
-            let keys = |v: &Value| v["data"].as_object().expect("data").keys().cloned().collect::<Vec<_>>();
+            let keys = |v: &Value| {
+                v["data"]
+                    .as_object()
+                    .expect("data")
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+            };
             assert_eq!(keys(&got), keys(&want), "{file}: data keys");
             for (k, v) in want["data"].as_object().expect("data") {
                 if k != "expiration" {
                     assert_eq!(&got["data"][k], v, "{file}: data.{k}");
                 }
             }
-            let expiration = String::from_utf8(STANDARD.decode(got["data"]["expiration"].as_str().expect("exp")).expect("b64"))
-                .expect("utf8");
+            let expiration = String::from_utf8(
+                STANDARD
+                    .decode(got["data"]["expiration"].as_str().expect("exp"))
+                    .expect("b64"),
+            )
+            .expect("utf8");
             let t = kubeadm_bootstrap_token::clock::parse_rfc3339(&expiration).expect("RFC 3339");
-            assert!((before + 86_400..=after + 86_400).contains(&t), "{expiration} is 24h from now");
+            assert!(
+                (before + 86_400..=after + 86_400).contains(&t),
+                "{expiration} is 24h from now"
+            );
         }
     }
 
@@ -243,7 +368,10 @@ fn init_writes_kubeadms_objects_lines_and_join_command() {
         .and_then(|s| s.split('\n').next())
         .expect("ca data");
     let kubeconfig = got["data"]["kubeconfig"].as_str().expect("kubeconfig");
-    assert_eq!(kubeconfig, want_kubeconfig.replace(reference_ca, &STANDARD.encode(&ca)));
+    assert_eq!(
+        kubeconfig,
+        want_kubeconfig.replace(reference_ca, &STANDARD.encode(&ca))
+    );
     let keys: Vec<&String> = got["data"].as_object().expect("data").keys().collect();
     assert_eq!(keys, ["jws-kubeconfig-abcdef", "kubeconfig"]);
     assert_eq!(
@@ -262,7 +390,11 @@ fn second_run_changes_nothing() {
     let before = n.cluster.objects();
     let out = n.run(Some("bootstrap-token"));
     assert_eq!(n.cluster.objects(), before, "same objects, same resourceVersions");
-    assert!(out.stdout.iter().any(|l| l.contains("Using token: abcdef.0123456789abcdef")));
+    assert!(
+        out.stdout
+            .iter()
+            .any(|l| l.contains("Using token: abcdef.0123456789abcdef"))
+    );
 
     // A stored expiry from the TTL that is still in the future is kept, not extended.
     let name = "bootstrap-token-abcdef";
@@ -285,7 +417,10 @@ fn second_run_changes_nothing() {
         .expect("update");
     n.run(Some("bootstrap-token"));
     let fixed = n.get(RBAC, "clusterrolebindings", None, "kubeadm:get-nodes");
-    assert_eq!(fixed["subjects"], reference("cluster.clusterrolebinding.kubeadm_get-nodes.yaml")["subjects"]);
+    assert_eq!(
+        fixed["subjects"],
+        reference("cluster.clusterrolebinding.kubeadm_get-nodes.yaml")["subjects"]
+    );
     assert_eq!(fixed["metadata"]["labels"]["team"], "x");
 }
 
@@ -295,8 +430,16 @@ fn a_token_is_generated_when_none_is_configured() {
     let out = n.run(None);
     let token = out.output("bootstrap-token.token").expect("token output");
     let parsed = kubeadm_bootstrap_token::Token::parse(&token).expect("generated token has the format");
-    assert!(out.stdout.contains(&format!("[bootstrap-token] Using token: {token}")));
-    let secret = n.get("", "secrets", Some("kube-system"), &format!("bootstrap-token-{}", parsed.id));
+    assert!(
+        out.stdout
+            .contains(&format!("[bootstrap-token] Using token: {token}"))
+    );
+    let secret = n.get(
+        "",
+        "secrets",
+        Some("kube-system"),
+        &format!("bootstrap-token-{}", parsed.id),
+    );
     let spec = kubeadm_bootstrap_token::TokenSpec::from_secret(&secret).expect("token Secret");
     assert_eq!(spec.token, parsed);
     // With a configuration file, kubeadm gives the generated token no description.
@@ -333,13 +476,20 @@ fn token_commands_round_trip_on_a_persisted_cluster() {
     let created = token::create(&open(), &opts(Some("abcdef.0123456789abcdef"), "2h"), now).expect("create");
     let generated = token::create(&open(), &opts(None, "0"), now).expect("create");
     let err = token::create(&open(), &opts(Some("abcdef.0123456789abcdef"), "2h"), now).expect_err("exists");
-    assert!(err.to_string().contains("a token with id \"abcdef\" already exists"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("a token with id \"abcdef\" already exists"),
+        "{err}"
+    );
 
     // A new process (a new MemoryCluster on the same file) sees both.
     let (listed, problems) = token::list(&open()).expect("list");
     assert!(problems.is_empty(), "{problems:?}");
     let ids: Vec<&str> = listed.iter().map(|t| t.token.id.as_str()).collect();
-    assert!(ids.contains(&"abcdef") && ids.contains(&generated.token.id.as_str()), "{ids:?}");
+    assert!(
+        ids.contains(&"abcdef") && ids.contains(&generated.token.id.as_str()),
+        "{ids:?}"
+    );
     let table = token::table(&listed, now * 1000 + 500);
     let lines: Vec<&str> = table.lines().collect();
     assert_eq!(
@@ -350,15 +500,26 @@ fn token_commands_round_trip_on_a_persisted_cluster() {
     assert!(lines.contains(&format!(
         "abcdef.0123456789abcdef   1h          {expires}   authentication,signing   for CI        system:bootstrappers:kubeadm:default-node-token"
     ).as_str()), "{table}");
-    assert!(lines.iter().any(|l| l.starts_with(&format!("{}   <forever>   <never>", generated.token))), "{table}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with(&format!("{}   <forever>   <never>", generated.token))),
+        "{table}"
+    );
     assert_eq!(token::output_object(&created)["expires"], expires.as_str());
 
     // delete by ID and by whole token
     assert_eq!(token::delete(&open(), "abcdef").expect("delete"), "abcdef");
-    assert_eq!(token::delete(&open(), &generated.token.to_string()).expect("delete"), generated.token.id);
+    assert_eq!(
+        token::delete(&open(), &generated.token.to_string()).expect("delete"),
+        generated.token.id
+    );
     assert!(token::list(&open()).expect("list").0.is_empty());
     let err = token::delete(&open(), "abcdef").expect_err("gone").to_string();
-    assert!(err.contains("failed to delete bootstrap token \"abcdef\""), "{err}");
+    assert!(
+        err.contains("failed to delete bootstrap token \"abcdef\""),
+        "{err}"
+    );
 }
 
 #[test]
@@ -371,18 +532,30 @@ fn bad_tokens_are_named_with_the_expected_format() {
         usages: vec!["signing".into()],
         groups: Vec::new(),
     };
-    let err = token::create(&cluster, &opts, 0).expect_err("bad token").to_string();
+    let err = token::create(&cluster, &opts, 0)
+        .expect_err("bad token")
+        .to_string();
     assert!(err.contains("\"Abcdef.0123456789abcdef\""), "{err}");
     assert!(err.contains("[a-z0-9]{6}.[a-z0-9]{16}"), "{err}");
-    let err = token::delete(&cluster, "abc.def").expect_err("bad id").to_string();
-    assert!(err.contains("\"abc.def\"") && err.contains("[a-z0-9]{6}"), "{err}");
+    let err = token::delete(&cluster, "abc.def")
+        .expect_err("bad id")
+        .to_string();
+    assert!(
+        err.contains("\"abc.def\"") && err.contains("[a-z0-9]{6}"),
+        "{err}"
+    );
     let bad_usage = CreateOptions {
         token: None,
         usages: vec!["signin".into()],
         ..opts
     };
-    let err = token::create(&cluster, &bad_usage, 0).expect_err("bad usage").to_string();
-    assert!(err.contains("\"signin\"") && err.contains("signing, authentication"), "{err}");
+    let err = token::create(&cluster, &bad_usage, 0)
+        .expect_err("bad usage")
+        .to_string();
+    assert!(
+        err.contains("\"signin\"") && err.contains("signing, authentication"),
+        "{err}"
+    );
     assert!(cluster.objects().is_empty(), "nothing was written");
 }
 
@@ -395,14 +568,21 @@ fn print_join_command_uses_the_kubeconfig_and_openssls_pin() {
         run.config = Some(&n.config);
         run.only = Some((phase.into(), Some("all".into())));
         let out = run.go();
-        assert!(out.result.is_ok(), "{phase}: {:?} {:?}", out.result.err().map(|e| e.to_string()), out.stderr);
+        assert!(
+            out.result.is_ok(),
+            "{phase}: {:?} {:?}",
+            out.result.err().map(|e| e.to_string()),
+            out.stderr
+        );
     }
     let admin = std::fs::read_to_string(n.root.path().join("etc/kubernetes/admin.conf")).expect("admin.conf");
     let t = kubeadm_bootstrap_token::Token::parse("abcdef.0123456789abcdef").expect("token");
     let pin = openssl_pin(&n.ca_path());
     assert_eq!(
         token::join_command(&admin, &t, None).expect("join"),
-        format!("wasmadm join 10.200.0.2:6443 --token abcdef.0123456789abcdef --discovery-token-ca-cert-hash {pin} ")
+        format!(
+            "wasmadm join 10.200.0.2:6443 --token abcdef.0123456789abcdef --discovery-token-ca-cert-hash {pin} "
+        )
     );
     assert_eq!(
         token::join_command(&admin, &t, Some("0f1e")).expect("join"),

@@ -18,11 +18,17 @@ fn run_manifests(root: &Path, config: &Path, skip: &[&str]) -> Outcome {
     let pipeline = Pipeline::builtin_default().expect("pipeline");
     let mut run = Run::new(&pipeline, root);
     run.config = Some(config);
-    run.flags.skip_phases = ["preflight", "certs", "kubeconfig", "bootstrap-token", "show-join-command"]
-        .iter()
-        .chain(skip)
-        .map(|s| s.to_string())
-        .collect();
+    run.flags.skip_phases = [
+        "preflight",
+        "certs",
+        "kubeconfig",
+        "bootstrap-token",
+        "show-join-command",
+    ]
+    .iter()
+    .chain(skip)
+    .map(|s| s.to_string())
+    .collect();
     let out = run.go();
     assert!(out.result.is_ok(), "{} {:?}", out.error(), out.stderr);
     out
@@ -89,9 +95,15 @@ fn configuration_reaches_the_manifests() {
     let pipeline = Pipeline::parse(&yaml, Path::new("p.yaml")).expect("pipeline");
     let mut run = Run::new(&pipeline, root.path());
     run.config = Some(&config);
-    run.flags.skip_phases = ["preflight", "certs", "kubeconfig", "bootstrap-token", "show-join-command"]
-        .map(String::from)
-        .to_vec();
+    run.flags.skip_phases = [
+        "preflight",
+        "certs",
+        "kubeconfig",
+        "bootstrap-token",
+        "show-join-command",
+    ]
+    .map(String::from)
+    .to_vec();
     let out = run.go();
     assert!(out.result.is_ok(), "{}", out.error());
 

@@ -98,7 +98,9 @@ pub fn kubeconfig_cluster(text: &str) -> Result<(String, Vec<u8>), Error> {
         .find(|c| c["name"].as_str() == Some(current))
         .and_then(|c| c["context"]["cluster"].as_str().map(str::to_string));
     let cluster = match wanted {
-        Some(name) => clusters.iter().find(|c| c["name"].as_str() == Some(name.as_str())),
+        Some(name) => clusters
+            .iter()
+            .find(|c| c["name"].as_str() == Some(name.as_str())),
         None => clusters.first(),
     }
     .ok_or_else(|| bad("no cluster entry for the current context"))?;
@@ -123,7 +125,11 @@ mod tests {
     fn vector() -> (Token, String, String) {
         let v: Value = serde_json::from_str(VECTOR).expect("vector is JSON");
         let s = |k: &str| v[k].as_str().expect(k).to_string();
-        (Token::parse(&s("token")).expect("token"), s("kubeconfig"), s("jws-kubeconfig-abcdef"))
+        (
+            Token::parse(&s("token")).expect("token"),
+            s("kubeconfig"),
+            s("jws-kubeconfig-abcdef"),
+        )
     }
 
     #[test]

@@ -136,8 +136,16 @@ pub fn init_done_message(
             }),
             ..command.clone()
         };
-        let text = if certificate_key.is_some() { CONTROL_PLANE_UPLOADED } else { CONTROL_PLANE_MANUAL };
-        out.push_str(&text.replace("COMMAND", &cp.multi_line()).replace("PROGRAM", PROGRAM));
+        let text = if certificate_key.is_some() {
+            CONTROL_PLANE_UPLOADED
+        } else {
+            CONTROL_PLANE_MANUAL
+        };
+        out.push_str(
+            &text
+                .replace("COMMAND", &cp.multi_line())
+                .replace("PROGRAM", PROGRAM),
+        );
     }
     let worker = JoinCommand {
         control_plane: None,
@@ -181,7 +189,9 @@ mod tests {
             cp.multi_line(),
             "wasmadm join 10.200.0.2:6443 --token abcdef.0123456789abcdef \\\n\t--discovery-token-ca-cert-hash sha256:2ccf \\\n\t--control-plane --certificate-key k3y"
         );
-        let manual = command(Some(ControlPlane { certificate_key: None }));
+        let manual = command(Some(ControlPlane {
+            certificate_key: None,
+        }));
         assert!(manual.multi_line().ends_with("\\\n\t--control-plane "));
     }
 
@@ -199,7 +209,10 @@ mod tests {
             \n\
             Then you can join any number of worker nodes by running the following on each as root:\n\
             \nwasmadm join 10.200.0.2:6443 --token abcdef.0123456789abcdef \\\n\t--discovery-token-ca-cert-hash sha256:2ccf \n";
-        assert!(text.starts_with("\nYour Kubernetes control-plane has initialized successfully!\n"), "{text}");
+        assert!(
+            text.starts_with("\nYour Kubernetes control-plane has initialized successfully!\n"),
+            "{text}"
+        );
         assert!(text.ends_with(expected), "{text}");
     }
 
@@ -210,7 +223,10 @@ mod tests {
             "You can now join any number of control-plane nodes by copying certificate authorities\n\
              and service account keys on each node and then running the following as root:\n\n  wasmadm join "
         ));
-        assert!(manual.contains("--control-plane \n\nThen you can join"), "{manual}");
+        assert!(
+            manual.contains("--control-plane \n\nThen you can join"),
+            "{manual}"
+        );
         let worker = init_done_message("/etc/kubernetes/admin.conf", &command(None), false, Some("k3y"));
         assert!(!worker.contains("control-plane node"), "{worker}");
         assert!(!worker.contains("--control-plane"), "{worker}");

@@ -199,7 +199,12 @@ impl TokenSpec {
             }
         }
         let groups = field("auth-extra-groups")?
-            .map(|g| g.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect())
+            .map(|g| {
+                g.split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
             .unwrap_or_default();
         Ok(Self {
             token,
@@ -237,7 +242,10 @@ mod tests {
         let secret = spec(Some("24h0m0s")).expect("valid").to_secret();
         // kube-system.secret.bootstrap-token-abcdef.yaml, data as kubeadm wrote it.
         let expected = [
-            ("auth-extra-groups", "c3lzdGVtOmJvb3RzdHJhcHBlcnM6a3ViZWFkbTpkZWZhdWx0LW5vZGUtdG9rZW4="),
+            (
+                "auth-extra-groups",
+                "c3lzdGVtOmJvb3RzdHJhcHBlcnM6a3ViZWFkbTpkZWZhdWx0LW5vZGUtdG9rZW4=",
+            ),
             ("expiration", "MjAyNi0xMS0yNlQyMDoxNzoyMFo="),
             ("token-id", "YWJjZGVm"),
             ("token-secret", "MDEyMzQ1Njc4OWFiY2RlZg=="),
@@ -277,7 +285,12 @@ mod tests {
         let t = Token::parse("abcdef.0123456789abcdef").expect("valid");
         let err = TokenSpec::new(t.clone(), "", None, None, &["sign".into()], &[], 0).expect_err("usage");
         assert_eq!(err, Error::InvalidUsage("sign".into()));
-        for g in ["system:bootstrappers:", "system:nodes", "system:bootstrappers:Team", "system:bootstrappers:x-"] {
+        for g in [
+            "system:bootstrappers:",
+            "system:nodes",
+            "system:bootstrappers:Team",
+            "system:bootstrappers:x-",
+        ] {
             let err = TokenSpec::new(t.clone(), "", None, None, &[], &[g.into()], 0).expect_err(g);
             assert_eq!(err, Error::InvalidGroup(g.into()));
         }
@@ -289,8 +302,13 @@ mod tests {
     fn rejects_secrets_that_are_not_tokens() {
         let mut secret = spec(None).expect("valid").to_secret();
         secret["metadata"]["name"] = "bootstrap-token-zzzzzz".into();
-        let err = TokenSpec::from_secret(&secret).expect_err("name mismatch").to_string();
-        assert!(err.contains("bootstrap-token-zzzzzz") && err.contains("abcdef"), "{err}");
+        let err = TokenSpec::from_secret(&secret)
+            .expect_err("name mismatch")
+            .to_string();
+        assert!(
+            err.contains("bootstrap-token-zzzzzz") && err.contains("abcdef"),
+            "{err}"
+        );
         secret["type"] = "Opaque".into();
         assert!(TokenSpec::from_secret(&secret).is_err());
     }

@@ -158,7 +158,10 @@ mod tests {
     #[test]
     fn ids_or_tokens() {
         assert_eq!(parse_id_or_token("abcdef").as_deref(), Ok("abcdef"));
-        assert_eq!(parse_id_or_token("abcdef.0123456789abcdef").as_deref(), Ok("abcdef"));
+        assert_eq!(
+            parse_id_or_token("abcdef.0123456789abcdef").as_deref(),
+            Ok("abcdef")
+        );
         let err = parse_id_or_token("abc").expect_err("bad").to_string();
         assert!(err.contains("\"abc\"") && err.contains("[a-z0-9]{6}"), "{err}");
     }

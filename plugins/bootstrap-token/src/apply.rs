@@ -22,8 +22,12 @@ fn api(action: &str, ty: &ResourceType, name: &str, e: ApiError) -> PhaseError {
 }
 
 fn parse(ty: &ResourceType, name: &str, text: &str) -> Result<Value, PhaseError> {
-    serde_json::from_str(text)
-        .map_err(|e| PhaseError::Failed(format!("the API returned {} {name:?} as invalid JSON: {e}", ty.kind)))
+    serde_json::from_str(text).map_err(|e| {
+        PhaseError::Failed(format!(
+            "the API returned {} {name:?} as invalid JSON: {e}",
+            ty.kind
+        ))
+    })
 }
 
 fn namespace(object: &Value) -> Option<&str> {
@@ -31,7 +35,12 @@ fn namespace(object: &Value) -> Option<&str> {
 }
 
 /// Reads an object; `None` when it does not exist.
-pub fn get(client: &Client, ty: &ResourceType, ns: Option<&str>, name: &str) -> Result<Option<Value>, PhaseError> {
+pub fn get(
+    client: &Client,
+    ty: &ResourceType,
+    ns: Option<&str>,
+    name: &str,
+) -> Result<Option<Value>, PhaseError> {
     match client.get(ty, ns, name) {
         Ok(text) => parse(ty, name, &text).map(Some),
         Err(e) if e.code == ErrorCode::NotFound => Ok(None),
@@ -43,7 +52,12 @@ pub fn get(client: &Client, ty: &ResourceType, ns: Option<&str>, name: &str) -> 
 /// `subjects`, `data`): creates it when missing, updates it (conditionally, on the stored
 /// `resourceVersion`, keeping the rest of the stored object) when a field differs, and leaves it
 /// alone otherwise.
-pub fn apply(client: &Client, ty: &ResourceType, desired: &Value, fields: &[&str]) -> Result<Applied, PhaseError> {
+pub fn apply(
+    client: &Client,
+    ty: &ResourceType,
+    desired: &Value,
+    fields: &[&str],
+) -> Result<Applied, PhaseError> {
     let name = desired["metadata"]["name"].as_str().unwrap_or_default();
     let ns = namespace(desired);
     let Some(mut stored) = get(client, ty, ns, name)? else {

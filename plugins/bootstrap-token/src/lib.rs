@@ -57,10 +57,28 @@ fn kube_rules() -> Vec<KubeRule> {
     const RW: &[&str] = &["get", "create", "update"];
     vec![
         rule(RW, "", &["secrets"], &[SECRET_NAMESPACE], &[]),
-        rule(RW, "", &["configmaps"], &[cluster_info::NAMESPACE], &[cluster_info::NAME]),
-        rule(RW, RBAC_GROUP, &["roles", "rolebindings"], &[cluster_info::NAMESPACE], &[CLUSTER_INFO_ROLE]),
+        rule(
+            RW,
+            "",
+            &["configmaps"],
+            &[cluster_info::NAMESPACE],
+            &[cluster_info::NAME],
+        ),
+        rule(
+            RW,
+            RBAC_GROUP,
+            &["roles", "rolebindings"],
+            &[cluster_info::NAMESPACE],
+            &[CLUSTER_INFO_ROLE],
+        ),
         rule(RW, RBAC_GROUP, &["clusterroles"], &[], &[GET_NODES]),
-        rule(RW, RBAC_GROUP, &["clusterrolebindings"], &[], &CLUSTER_ROLE_BINDINGS),
+        rule(
+            RW,
+            RBAC_GROUP,
+            &["clusterrolebindings"],
+            &[],
+            &CLUSTER_ROLE_BINDINGS,
+        ),
     ]
 }
 
@@ -71,7 +89,9 @@ fn invalid(e: kubeadm_bootstrap_token::Error, index: usize) -> PhaseError {
 /// The configured tokens, with their expiry and whether it came from a TTL.
 fn tokens(ctx: &Context<'_>, now: i64) -> Result<Vec<(TokenSpec, bool)>, PhaseError> {
     let init = ctx.config.init.clone().ok_or_else(|| {
-        PhaseError::InvalidConfig("the bootstrap-token phase needs an InitConfiguration (it runs in `init`)".into())
+        PhaseError::InvalidConfig(
+            "the bootstrap-token phase needs an InitConfiguration (it runs in `init`)".into(),
+        )
     })?;
     let mut configured = init.bootstrap_tokens;
     if configured.is_empty() {
@@ -100,11 +120,21 @@ fn kubeadm_config_default() -> wasmadm_plugin_sdk::config::BootstrapToken {
 }
 
 /// Writes one token Secret. A TTL-based expiry already stored and still in the future is kept.
-fn apply_token(client: &kube::Client, spec: &TokenSpec, ttl_based: bool, now: i64) -> Result<Applied, PhaseError> {
+fn apply_token(
+    client: &kube::Client,
+    spec: &TokenSpec,
+    ttl_based: bool,
+    now: i64,
+) -> Result<Applied, PhaseError> {
     let mut spec = spec.clone();
     if ttl_based
         && spec.expires.is_some()
-        && let Some(stored) = get(client, &objects::secrets(), Some(SECRET_NAMESPACE), &spec.secret_name())?
+        && let Some(stored) = get(
+            client,
+            &objects::secrets(),
+            Some(SECRET_NAMESPACE),
+            &spec.secret_name(),
+        )?
         && let Ok(old) = TokenSpec::from_secret(&stored)
         && old.token == spec.token
         && old.expires.is_some()
@@ -117,7 +147,11 @@ fn apply_token(client: &kube::Client, spec: &TokenSpec, ttl_based: bool, now: i6
 
 /// The cluster-info ConfigMap: the kubeconfig from admin.conf, signatures kept while the
 /// kubeconfig is unchanged, and (when `sign`) one per signing token.
-fn apply_cluster_info(client: &kube::Client, tokens: &[TokenSpec], sign: bool) -> Result<Applied, PhaseError> {
+fn apply_cluster_info(
+    client: &kube::Client,
+    tokens: &[TokenSpec],
+    sign: bool,
+) -> Result<Applied, PhaseError> {
     let admin = fs::read_string(ADMIN_CONF)?;
     let (server, ca) = cluster_info::kubeconfig_cluster(&admin)
         .map_err(|e| PhaseError::Failed(format!("{ADMIN_CONF}: {e}; run the kubeconfig phase first")))?;
@@ -132,12 +166,12 @@ fn apply_cluster_info(client: &kube::Client, tokens: &[TokenSpec], sign: bool) -
     if !cm["data"].is_object() {
         cm["data"] = serde_json::json!({});
     }
-    if cm["data"][cluster_info::KUBECONFIG_KEY].as_str() != Some(kubeconfig.as_str()) {
-        if let Some(data) = cm["data"].as_object_mut() {
-            // Signatures of another kubeconfig can never verify again.
-            data.retain(|k, _| !k.starts_with(cluster_info::JWS_KEY_PREFIX));
-            data.insert(cluster_info::KUBECONFIG_KEY.into(), kubeconfig.into());
-        }
+    if cm["data"][cluster_info::KUBECONFIG_KEY].as_str() != Some(kubeconfig.as_str())
+        && let Some(data) = cm["data"].as_object_mut()
+    {
+        // Signatures of another kubeconfig can never verify again.
+        data.retain(|k, _| !k.starts_with(cluster_info::JWS_KEY_PREFIX));
+        data.insert(cluster_info::KUBECONFIG_KEY.into(), kubeconfig.into());
     }
     if sign {
         for t in tokens.iter().filter(|t| t.usages.iter().any(|u| u == "signing")) {
@@ -164,9 +198,16 @@ fn run(ctx: &Context<'_>) -> Result<PhaseReport, PhaseError> {
     }
     for step in objects::node_bootstrap_rbac() {
         for (ty, object) in &step.objects {
-            let fields: &[&str] = if ty.kind.ends_with("Binding") { &["roleRef", "subjects"] } else { &["rules"] };
+            let fields: &[&str] = if ty.kind.ends_with("Binding") {
+                &["roleRef", "subjects"]
+            } else {
+                &["rules"]
+            };
             let applied = apply(&client, ty, object, fields)?;
-            debug(&format!("{} {}: {applied:?}", ty.kind, object["metadata"]["name"]));
+            debug(&format!(
+                "{} {}: {applied:?}",
+                ty.kind, object["metadata"]["name"]
+            ));
         }
         print(step.line);
     }
@@ -179,7 +220,11 @@ fn run(ctx: &Context<'_>) -> Result<PhaseReport, PhaseError> {
     let applied = apply_cluster_info(&client, &specs, settings.sign_cluster_info.unwrap_or(true))?;
     debug(&format!("ConfigMap cluster-info: {applied:?}"));
     for (ty, object) in objects::cluster_info_rbac() {
-        let fields: &[&str] = if ty.kind == "RoleBinding" { &["roleRef", "subjects"] } else { &["rules"] };
+        let fields: &[&str] = if ty.kind == "RoleBinding" {
+            &["roleRef", "subjects"]
+        } else {
+            &["rules"]
+        };
         apply(&client, &ty, &object, fields)?;
     }
     let mut report = Findings::default();

@@ -66,7 +66,11 @@ fn metadata(name: &str, namespace: Option<&str>) -> Value {
 
 /// A ClusterRole, or a Role when `namespace` is given.
 pub fn role(name: &str, namespace: Option<&str>, rules: Value) -> Value {
-    let kind = if namespace.is_some() { "Role" } else { "ClusterRole" };
+    let kind = if namespace.is_some() {
+        "Role"
+    } else {
+        "ClusterRole"
+    };
     json!({
         "apiVersion": format!("{RBAC_GROUP}/v1"),
         "kind": kind,
@@ -110,7 +114,10 @@ pub fn node_bootstrap_rbac() -> Vec<Step> {
                         json!([{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get"]}]),
                     ),
                 ),
-                (cluster_role_bindings(), binding(GET_NODES, None, GET_NODES, group())),
+                (
+                    cluster_role_bindings(),
+                    binding(GET_NODES, None, GET_NODES, group()),
+                ),
             ],
             line: "[bootstrap-token] Configured RBAC rules to allow Node Bootstrap tokens to get nodes",
         },

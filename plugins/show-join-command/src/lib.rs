@@ -14,8 +14,15 @@ pub const ADMIN_CONF: &str = "/etc/kubernetes/admin.conf";
 
 /// The tokens to print: those the bootstrap-token phase used, else the configured ones.
 fn tokens(ctx: &Context<'_>) -> Vec<String> {
-    if let Some(list) = ctx.input("bootstrap-token.tokens").or_else(|| ctx.input("bootstrap-token.token")) {
-        return list.split(',').filter(|t| !t.is_empty()).map(str::to_string).collect();
+    if let Some(list) = ctx
+        .input("bootstrap-token.tokens")
+        .or_else(|| ctx.input("bootstrap-token.token"))
+    {
+        return list
+            .split(',')
+            .filter(|t| !t.is_empty())
+            .map(str::to_string)
+            .collect();
     }
     ctx.config
         .init
@@ -40,7 +47,9 @@ fn run(ctx: &Context<'_>) -> Result<PhaseReport, PhaseError> {
         .map_err(|e| PhaseError::Failed(format!("{ADMIN_CONF}: {e}; run the kubeconfig phase first")))?;
     let ca_pins = ca_pins(&ca).map_err(|e| PhaseError::Failed(format!("{ADMIN_CONF}: {e}")))?;
     let control_plane_endpoint = !ctx.cluster().control_plane_endpoint.is_empty();
-    let key = ctx.input("upload-certs.certificate-key").filter(|k| !k.is_empty());
+    let key = ctx
+        .input("upload-certs.certificate-key")
+        .filter(|k| !k.is_empty());
     for token in tokens {
         let command = JoinCommand {
             endpoint: endpoint_of(&server),
