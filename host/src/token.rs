@@ -24,21 +24,11 @@ fn api(what: String) -> impl FnOnce(ApiError) -> TokenError {
 }
 
 fn secrets() -> ResourceType {
-    core("Secret", "secrets")
+    ResourceType::v1("", "Secret", "secrets", true)
 }
 
 fn config_maps() -> ResourceType {
-    core("ConfigMap", "configmaps")
-}
-
-fn core(kind: &str, plural: &str) -> ResourceType {
-    ResourceType {
-        group: String::new(),
-        version: "v1".into(),
-        kind: kind.into(),
-        plural: plural.into(),
-        namespaced: true,
-    }
+    ResourceType::v1("", "ConfigMap", "configmaps", true)
 }
 
 /// What `token create` was asked for.

@@ -14,21 +14,20 @@ const MANIFESTS: [&str; 4] = [
     "kube-scheduler",
 ];
 
+/// The phases around the manifest phases, which have tests of their own.
+const OTHER_PHASES: [&str; 5] = [
+    "preflight",
+    "certs",
+    "kubeconfig",
+    "bootstrap-token",
+    "show-join-command",
+];
+
 fn run_manifests(root: &Path, config: &Path, skip: &[&str]) -> Outcome {
     let pipeline = Pipeline::builtin_default().expect("pipeline");
     let mut run = Run::new(&pipeline, root);
     run.config = Some(config);
-    run.flags.skip_phases = [
-        "preflight",
-        "certs",
-        "kubeconfig",
-        "bootstrap-token",
-        "show-join-command",
-    ]
-    .iter()
-    .chain(skip)
-    .map(|s| s.to_string())
-    .collect();
+    run.flags.skip_phases = OTHER_PHASES.iter().chain(skip).map(|s| s.to_string()).collect();
     let out = run.go();
     assert!(out.result.is_ok(), "{} {:?}", out.error(), out.stderr);
     out
@@ -95,15 +94,7 @@ fn configuration_reaches_the_manifests() {
     let pipeline = Pipeline::parse(&yaml, Path::new("p.yaml")).expect("pipeline");
     let mut run = Run::new(&pipeline, root.path());
     run.config = Some(&config);
-    run.flags.skip_phases = [
-        "preflight",
-        "certs",
-        "kubeconfig",
-        "bootstrap-token",
-        "show-join-command",
-    ]
-    .map(String::from)
-    .to_vec();
+    run.flags.skip_phases = OTHER_PHASES.map(String::from).to_vec();
     let out = run.go();
     assert!(out.result.is_ok(), "{}", out.error());
 
