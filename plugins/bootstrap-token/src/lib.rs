@@ -110,13 +110,9 @@ fn tokens(ctx: &Context<'_>, now: i64) -> Result<Vec<(TokenSpec, bool)>, PhaseEr
 /// kubeadm's defaulted `bootstrapTokens[]` entry (the host applies these defaults; this covers
 /// a host that passed an empty list).
 fn kubeadm_config_default() -> wasmadm_plugin_sdk::config::BootstrapToken {
-    use wasmadm_plugin_sdk::config::defaults::{DEFAULT_TOKEN_GROUP, DEFAULT_TOKEN_TTL};
-    wasmadm_plugin_sdk::config::BootstrapToken {
-        ttl: Some(DEFAULT_TOKEN_TTL.into()),
-        usages: vec!["signing".into(), "authentication".into()],
-        groups: vec![DEFAULT_TOKEN_GROUP.into()],
-        ..Default::default()
-    }
+    let mut init = wasmadm_plugin_sdk::config::InitConfiguration::default();
+    wasmadm_plugin_sdk::config::defaults::init_configuration(&mut init, "");
+    init.bootstrap_tokens.into_iter().next().unwrap_or_default()
 }
 
 /// Writes one token Secret. A TTL-based expiry already stored and still in the future is kept.
