@@ -671,3 +671,41 @@ fn init_without_a_configuration_file_describes_its_token_as_kubeadm_does() {
     .expect("config");
     assert_eq!(config.init.expect("init").bootstrap_tokens[0].description, None);
 }
+
+#[test]
+fn several_tokens_each_get_a_secret_and_a_join_command_and_signing_ones_a_signature() {
+    let n = Node::new(
+        "bootstrapTokens:\n- token: abcdef.0123456789abcdef\n\
+         - token: zyxwvu.9876543210zyxwvu\n  usages: [authentication]\n  ttl: \"0\"\n  description: workers\n",
+        "",
+    );
+    let out = n.run(None);
+    assert!(out.stdout.contains(
+        &"[bootstrap-token] Using tokens: [abcdef.0123456789abcdef zyxwvu.9876543210zyxwvu]".to_string()
+    ));
+    assert_eq!(
+        out.output("bootstrap-token.tokens").as_deref(),
+        Some("abcdef.0123456789abcdef,zyxwvu.9876543210zyxwvu")
+    );
+    let second = n.get("", "secrets", Some("kube-system"), "bootstrap-token-zyxwvu");
+    let spec = kubeadm_bootstrap_token::TokenSpec::from_secret(&second).expect("token");
+    assert_eq!(
+        (spec.expires, spec.usages, spec.description),
+        (None, vec!["authentication".to_string()], "workers".to_string())
+    );
+    for token in ["abcdef.0123456789abcdef", "zyxwvu.9876543210zyxwvu"] {
+        let joins = out
+            .stdout
+            .iter()
+            .filter(|l| l.starts_with(&format!("wasmadm join 10.200.0.2:6443 --token {token} ")))
+            .count();
+        assert_eq!(joins, 1, "{token}: {:#?}", out.stdout);
+    }
+    let cm = n.get("", "configmaps", Some("kube-public"), "cluster-info");
+    let keys: Vec<&String> = cm["data"].as_object().expect("data").keys().collect();
+    assert_eq!(
+        keys,
+        ["jws-kubeconfig-abcdef", "kubeconfig"],
+        "only signing tokens sign"
+    );
+}
