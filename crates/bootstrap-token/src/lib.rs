@@ -5,13 +5,15 @@
 //! - [`TokenSpec`]: a token with its TTL, usages and groups, to and from the
 //!   `kube-system/bootstrap-token-<id>` Secret,
 //! - [`cluster_info`]: the `kube-public/cluster-info` kubeconfig and its detached JWS (HS256),
-//! - [`join`]: kubeadm's `join` command line,
+//! - [`join`]: kubeadm's `join` command line and CA pins,
+//! - [`discovery`]: the checks `join` makes on a fetched cluster-info,
 //! - [`clock`]: RFC 3339 times and Go durations, as kubeadm writes and reads them.
 //!
 //! Pure logic: no I/O, randomness only through `getrandom` (WASI's `random` inside a plugin).
 
 pub mod clock;
 pub mod cluster_info;
+pub mod discovery;
 pub mod join;
 mod secret;
 mod token;
