@@ -12,5 +12,7 @@ fn main() {
         "wasmadm-upload-config",
         "wasmadm-mark-control-plane",
         "wasmadm-kubelet-finalize",
+        "wasmadm-bootstrap-token",
+        "wasmadm-show-join-command",
     ]);
 }

@@ -50,6 +50,14 @@ static BUILTINS: &[Builtin] = &[
         name: "kubelet-finalize",
         wasm: include_bytes!(concat!(env!("OUT_DIR"), "/wasmadm-kubelet-finalize.wasm")),
     },
+    Builtin {
+        name: "bootstrap-token",
+        wasm: include_bytes!(concat!(env!("OUT_DIR"), "/wasmadm-bootstrap-token.wasm")),
+    },
+    Builtin {
+        name: "show-join-command",
+        wasm: include_bytes!(concat!(env!("OUT_DIR"), "/wasmadm-show-join-command.wasm")),
+    },
 ];
 
 /// The built-in plugin named `name`.

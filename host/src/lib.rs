@@ -13,4 +13,5 @@ pub mod caps;
 pub mod cluster;
 pub mod config;
 pub mod runtime;
+pub mod token;
 pub mod util;

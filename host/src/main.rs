@@ -13,6 +13,8 @@ use wasmadm::config::pipeline::{Pipeline, PipelineError, Role};
 use wasmadm::runtime::runner::load_and_describe;
 use wasmadm::runtime::{Command, RunError, RunSpec, Runner, Runtime};
 
+mod token_cli;
+
 /// kubeadm, with every phase a sandboxed WebAssembly plugin.
 ///
 /// `wasmadm init` bootstraps a control-plane node, `wasmadm join` adds a node, `wasmadm reset`
@@ -94,6 +96,24 @@ enum Cmd {
     Config {
         #[command(subcommand)]
         command: ConfigCmd,
+    },
+    /// Manage bootstrap tokens.
+    ///
+    /// Bootstrap tokens establish bidirectional trust between a node that joins the cluster and
+    /// the control plane: a token with the "signing" usage lets the node check the cluster-info
+    /// it discovers, and one with the "authentication" usage lets it authenticate to the API
+    /// server for the TLS bootstrap.
+    ///
+    /// A bootstrap token is a Secret of type "bootstrap.kubernetes.io/token" named
+    /// "bootstrap-token-<token id>" in the kube-system namespace. A token has the form
+    /// "[a-z0-9]{6}.[a-z0-9]{16}": the first part is the public token ID, the second the token
+    /// secret, which must be kept private.
+    ///
+    /// The commands use the cluster of --cluster: the in-memory cluster of --root, or the API
+    /// server of --kubeconfig.
+    Token {
+        #[command(subcommand)]
+        command: token_cli::TokenCmd,
     },
 }
 
@@ -405,6 +425,15 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Config {
             command: ConfigCmd::Validate { config },
         } => validate(&config),
+        Cmd::Token { command } => token_cli::run(
+            command,
+            || cluster(global, false, None),
+            || {
+                let path = global.root.join(global.kubeconfig.trim_start_matches('/'));
+                std::fs::read_to_string(&path)
+                    .with_context(|| format!("cannot read the kubeconfig {}", path.display()))
+            },
+        ),
     }
 }
 

@@ -18,6 +18,17 @@ pub struct ResourceType {
 }
 
 impl ResourceType {
+    /// A `v1` type of `group` (`""` for the core group).
+    pub fn v1(group: &str, kind: &str, plural: &str, namespaced: bool) -> Self {
+        Self {
+            group: group.into(),
+            version: "v1".into(),
+            kind: kind.into(),
+            plural: plural.into(),
+            namespaced,
+        }
+    }
+
     /// `v1` or `group/v1`.
     pub fn api_version(&self) -> String {
         if self.group.is_empty() {

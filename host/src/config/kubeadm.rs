@@ -224,6 +224,13 @@ pub fn resolve(
                 )));
             }
             let init = config.init.get_or_insert_with(InitConfiguration::default);
+            if file.is_none() && init.bootstrap_tokens.is_empty() {
+                // kubeadm describes the token it generates when no configuration file is used.
+                init.bootstrap_tokens.push(kubeadm_config::BootstrapToken {
+                    description: Some(kubeadm_bootstrap_token::INIT_DESCRIPTION.into()),
+                    ..Default::default()
+                });
+            }
             let cluster = config.cluster.get_or_insert_with(ClusterConfiguration::default);
             flags.init.apply(init, cluster);
             if let Some(n) = &flags.node_name {
