@@ -1,9 +1,8 @@
 //! `wasmadm token`: bootstrap tokens on the cluster the host talks to (the same backends as the
 //! phases: a real API server or the in-memory cluster), as kubeadm's `token` commands.
 //!
-//! Besides the token Secret, `create` and `delete` keep the cluster-info signatures in step, as
-//! the controller-manager's bootstrap signer would, so that `join` works against the in-memory
-//! cluster too; on a real cluster that update is best effort (the signer does it anyway).
+//! As in kubeadm, only the token Secret is written: the cluster-info signatures are the
+//! controller-manager's bootstrap signer's (simulated by the in-memory cluster).
 
 use crate::cluster::{ApiError, ApiErrorCode, Cluster, ResourceType};
 use kubeadm_bootstrap_token::join::{ControlPlane, JoinCommand, ca_pins, endpoint_of};
@@ -27,10 +26,6 @@ fn secrets() -> ResourceType {
     ResourceType::v1("", "Secret", "secrets", true)
 }
 
-fn config_maps() -> ResourceType {
-    ResourceType::v1("", "ConfigMap", "configmaps", true)
-}
-
 /// What `token create` was asked for.
 #[derive(Debug, Clone)]
 pub struct CreateOptions {
@@ -43,8 +38,7 @@ pub struct CreateOptions {
     pub groups: Vec<String>,
 }
 
-/// Creates a token Secret (an existing token with the same ID is an error, as in kubeadm) and
-/// signs cluster-info for it when it has the `signing` usage.
+/// Creates a token Secret (an existing token with the same ID is an error, as in kubeadm).
 pub fn create(cluster: &dyn Cluster, opts: &CreateOptions, now: i64) -> Result<TokenSpec, TokenError> {
     let token = match &opts.token {
         Some(t) => Token::parse(t)?,
@@ -71,29 +65,7 @@ pub fn create(cluster: &dyn Cluster, opts: &CreateOptions, now: i64) -> Result<T
             spec.token.id
         )))?,
     };
-    if spec.usages.iter().any(|u| u == "signing") {
-        update_signatures(cluster, |cm| {
-            cluster_info::sign_into(cm, &spec.token);
-        });
-    }
     Ok(spec)
-}
-
-/// Applies `change` to cluster-info and writes it back when it changed. Best effort: a missing
-/// ConfigMap or a refused write is logged, not fatal (the bootstrap signer owns these keys).
-fn update_signatures(cluster: &dyn Cluster, change: impl FnOnce(&mut Value)) {
-    let ns = Some(cluster_info::NAMESPACE);
-    let Ok(mut cm) = cluster.get(&config_maps(), ns, cluster_info::NAME) else {
-        tracing::info!("no cluster-info ConfigMap to sign");
-        return;
-    };
-    let before = cm.clone();
-    change(&mut cm);
-    if cm != before
-        && let Err(e) = cluster.update(&config_maps(), ns, cm, false)
-    {
-        tracing::warn!("could not update the cluster-info signatures: {e}");
-    }
 }
 
 /// Every token Secret in kube-system, parsed; malformed ones are returned as messages.
@@ -122,12 +94,6 @@ pub fn delete(cluster: &dyn Cluster, id_or_token: &str) -> Result<String, TokenE
     cluster
         .delete(&secrets(), Some(SECRET_NAMESPACE), &name, false)
         .map_err(api(format!("failed to delete bootstrap token {id:?}")))?;
-    let key = cluster_info::jws_key(&id);
-    update_signatures(cluster, |cm| {
-        if let Some(data) = cm["data"].as_object_mut() {
-            data.remove(&key);
-        }
-    });
     Ok(id)
 }
 

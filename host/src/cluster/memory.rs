@@ -19,6 +19,58 @@ struct Store {
     revision: u64,
 }
 
+impl Store {
+    /// The controller-manager's bootstrap signer, simulated: on a real cluster it keeps one
+    /// `jws-kubeconfig-<token id>` entry in `kube-public/cluster-info` per valid signing token
+    /// (kubeadm itself writes none). The in-memory cluster has no controller-manager, so after
+    /// every write it does the same, and token discovery (`join`) works against it too.
+    fn sign_cluster_info(&mut self) {
+        use kubeadm_bootstrap_token::cluster_info::{JWS_KEY_PREFIX, KUBECONFIG_KEY, detached_jws, jws_key};
+        use kubeadm_bootstrap_token::{SECRET_NAMESPACE, SECRET_PREFIX, TokenSpec, clock};
+        let k: Key = (
+            String::new(),
+            "configmaps".into(),
+            "kube-public".into(),
+            "cluster-info".into(),
+        );
+        let Some(cm) = self.objects.get(&k) else { return };
+        let Some(kubeconfig) = cm["data"][KUBECONFIG_KEY].as_str() else {
+            return;
+        };
+        let now = clock::now();
+        let wanted: BTreeMap<String, Value> = self
+            .objects
+            .iter()
+            .filter(|((g, p, ns, name), _)| {
+                g.is_empty() && p == "secrets" && ns == SECRET_NAMESPACE && name.starts_with(SECRET_PREFIX)
+            })
+            .filter_map(|(_, secret)| TokenSpec::from_secret(secret).ok())
+            .filter(|t| !t.expired(now) && t.usages.iter().any(|u| u == "signing"))
+            .map(|t| (jws_key(&t.token.id), detached_jws(kubeconfig, &t.token).into()))
+            .collect();
+        let data = cm["data"].as_object().cloned().unwrap_or_default();
+        let current: BTreeMap<String, Value> = data
+            .iter()
+            .filter(|(key, _)| key.starts_with(JWS_KEY_PREFIX))
+            .map(|(key, v)| (key.clone(), v.clone()))
+            .collect();
+        if current == wanted {
+            return;
+        }
+        let mut data: Map<String, Value> = data
+            .into_iter()
+            .filter(|(key, _)| !key.starts_with(JWS_KEY_PREFIX))
+            .collect();
+        data.extend(wanted);
+        let old = cm.clone();
+        let mut signed = old.clone();
+        signed["data"] = Value::Object(data);
+        self.revision += 1;
+        stamp(&mut signed, self.revision, Some(&old));
+        self.objects.insert(k, signed);
+    }
+}
+
 /// The in-memory cluster.
 pub struct MemoryCluster {
     store: Mutex<Store>,
@@ -372,6 +424,7 @@ impl Cluster for MemoryCluster {
         if !dry_run {
             store.revision = revision;
             store.objects.insert(k, object.clone());
+            store.sign_cluster_info();
             self.save(&store)?;
         }
         Ok(object)
@@ -411,6 +464,7 @@ impl Cluster for MemoryCluster {
         if !dry_run {
             store.revision = revision;
             store.objects.insert(k, object.clone());
+            store.sign_cluster_info();
             self.save(&store)?;
         }
         Ok(object)
@@ -454,6 +508,7 @@ impl Cluster for MemoryCluster {
         if !dry_run {
             store.revision = revision;
             store.objects.insert(k, object.clone());
+            store.sign_cluster_info();
             self.save(&store)?;
         }
         Ok(object)
@@ -474,6 +529,7 @@ impl Cluster for MemoryCluster {
         if !dry_run {
             store.objects.remove(&k);
             store.revision += 1;
+            store.sign_cluster_info();
             self.save(&store)?;
         }
         Ok(())

@@ -7,9 +7,10 @@
 //! token Secret whose expiry came from a TTL keeps its stored expiration while it is still valid:
 //! a re-run does not silently extend a credential's lifetime.
 //!
-//! Unlike kubeadm, the phase also signs cluster-info for its tokens (setting `signClusterInfo`,
-//! default on), with the exact signature the controller-manager's bootstrap signer would add:
-//! `join` then works before the controller-manager runs and against wasmadm's in-memory cluster.
+//! As in kubeadm, the `jws-kubeconfig-<id>` signatures in cluster-info are left to the
+//! controller-manager's bootstrap signer (the in-memory cluster simulates it). The setting
+//! `signClusterInfo: true` makes the phase add them itself, with the exact value the signer would
+//! write, for clusters that run without that controller.
 
 mod apply;
 pub mod objects;
@@ -28,16 +29,17 @@ pub const ADMIN_CONF: &str = "/etc/kubernetes/admin.conf";
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct Settings {
-    /// Sign cluster-info for the tokens with the `signing` usage (default true).
+    /// Sign cluster-info for the tokens with the `signing` usage (default false: the
+    /// controller-manager does).
     #[serde(default)]
     sign_cluster_info: Option<bool>,
 }
 
 const SETTINGS_EXAMPLE: &str = "\
 # Add the jws-kubeconfig-<token id> signatures to cluster-info for the tokens this phase writes,
-# exactly as the controller-manager's bootstrap signer would (default true). With false,
-# `join` waits for the controller-manager to sign.
-signClusterInfo: true
+# exactly as the controller-manager's bootstrap signer would (default false: the signer does it,
+# and `join` waits for it).
+signClusterInfo: false
 ";
 
 fn rule(verbs: &[&str], group: &str, resources: &[&str], namespaces: &[&str], names: &[&str]) -> KubeRule {
@@ -213,7 +215,7 @@ fn run(ctx: &Context<'_>) -> Result<PhaseReport, PhaseError> {
         cluster_info::NAMESPACE
     ));
     let specs: Vec<TokenSpec> = tokens.into_iter().map(|(t, _)| t).collect();
-    let applied = apply_cluster_info(&client, &specs, settings.sign_cluster_info.unwrap_or(true))?;
+    let applied = apply_cluster_info(&client, &specs, settings.sign_cluster_info.unwrap_or(false))?;
     debug(&format!("ConfigMap cluster-info: {applied:?}"));
     for (ty, object) in objects::cluster_info_rbac() {
         let fields: &[&str] = if ty.kind == "RoleBinding" {
