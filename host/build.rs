@@ -8,5 +8,7 @@ fn main() {
         "wasmadm-kubeconfig",
         "wasmadm-etcd",
         "wasmadm-control-plane",
+        "wasmadm-upload-certs",
+        "wasmadm-addon",
     ]);
 }

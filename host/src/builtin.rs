@@ -34,6 +34,14 @@ static BUILTINS: &[Builtin] = &[
         name: "control-plane",
         wasm: include_bytes!(concat!(env!("OUT_DIR"), "/wasmadm-control-plane.wasm")),
     },
+    Builtin {
+        name: "upload-certs",
+        wasm: include_bytes!(concat!(env!("OUT_DIR"), "/wasmadm-upload-certs.wasm")),
+    },
+    Builtin {
+        name: "addon",
+        wasm: include_bytes!(concat!(env!("OUT_DIR"), "/wasmadm-addon.wasm")),
+    },
 ];
 
 /// The built-in plugin named `name`.

@@ -31,6 +31,7 @@ pub mod bindings {
     });
 }
 
+pub mod apply;
 mod context;
 mod findings;
 pub mod fs;

@@ -1,0 +1,109 @@
+//! Create-or-update of API objects, as kubeadm's `apiclient.CreateOrUpdate*` helpers, but
+//! idempotent: an object whose fields are all already stored as given is left alone, so a second
+//! run changes nothing (and a dry-run plan lists only real changes).
+
+use crate::kube::{ApiError, Client, ErrorCode, ResourceType};
+use serde_json::Value;
+
+/// A type of API object, e.g. `resource("apps", "v1", "Deployment", "deployments", true)`.
+pub fn resource(group: &str, version: &str, kind: &str, plural: &str, namespaced: bool) -> ResourceType {
+    ResourceType {
+        group: group.into(),
+        version: version.into(),
+        kind: kind.into(),
+        plural: plural.into(),
+        namespaced,
+    }
+}
+
+/// What [`create_or_update`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    Created,
+    Updated,
+    Unchanged,
+}
+
+/// True when every field of `want` is in `have` with the same value (lists must match item for
+/// item). Fields only the server sets (status, defaults, metadata) do not count as differences.
+pub fn is_subset(want: &Value, have: &Value) -> bool {
+    match (want, have) {
+        (Value::Object(w), Value::Object(h)) => w
+            .iter()
+            .all(|(k, v)| is_subset(v, h.get(k).unwrap_or(&Value::Null))),
+        (Value::Object(w), Value::Null) => w.is_empty(),
+        (Value::Array(w), Value::Array(h)) => {
+            w.len() == h.len() && w.iter().zip(h).all(|(a, b)| is_subset(a, b))
+        }
+        (Value::Array(w), Value::Null) => w.is_empty(),
+        (w, h) => w == h,
+    }
+}
+
+fn parse(text: &str) -> Result<Value, ApiError> {
+    serde_json::from_str(text).map_err(|e| ApiError {
+        code: ErrorCode::Other,
+        status: 0,
+        message: format!("the API returned an object that is not JSON: {e}"),
+    })
+}
+
+/// Reads an object; `None` when it does not exist.
+pub fn get(
+    client: &Client,
+    ty: &ResourceType,
+    namespace: Option<&str>,
+    name: &str,
+) -> Result<Option<Value>, ApiError> {
+    match client.get(ty, namespace, name) {
+        Ok(text) => parse(&text).map(Some),
+        Err(e) if e.code == ErrorCode::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Creates `object`, or updates the stored one when any of `object`'s fields differ (keeping the
+/// server's `resourceVersion`, so a concurrent change is a conflict, not lost).
+pub fn create_or_update(client: &Client, ty: &ResourceType, object: &Value) -> Result<Applied, ApiError> {
+    let namespace = object["metadata"]["namespace"].as_str().filter(|_| ty.namespaced);
+    let name = object["metadata"]["name"].as_str().unwrap_or_default();
+    let text = |v: &Value| v.to_string();
+    match get(client, ty, namespace, name)? {
+        None => {
+            client.create(ty, namespace, &text(object))?;
+            Ok(Applied::Created)
+        }
+        Some(stored) if is_subset(object, &stored) => Ok(Applied::Unchanged),
+        Some(stored) => {
+            let mut object = object.clone();
+            object["metadata"]["resourceVersion"] = stored["metadata"]["resourceVersion"].clone();
+            client.update(ty, namespace, &text(&object))?;
+            Ok(Applied::Updated)
+        }
+    }
+}
+
+/// An API error as a phase error that names what was being done.
+pub fn context(what: &str) -> impl Fn(ApiError) -> crate::types::PhaseError + '_ {
+    move |e| match e.code {
+        ErrorCode::Denied => crate::types::PhaseError::Denied(e.message),
+        _ => crate::types::PhaseError::Failed(format!("{what}: {}", e.message)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn subset_ignores_server_fields_but_not_changes() {
+        let want = json!({"metadata": {"name": "a", "labels": {"x": "1"}}, "data": {"k": "v"}});
+        let have = json!({"metadata": {"name": "a", "uid": "u", "labels": {"x": "1"}}, "data": {"k": "v"}});
+        assert!(is_subset(&want, &have));
+        let changed = json!({"metadata": {"name": "a", "labels": {"x": "2"}}, "data": {"k": "v"}});
+        assert!(!is_subset(&changed, &have));
+        assert!(!is_subset(&json!({"l": [1, 2]}), &json!({"l": [1]})));
+        assert!(is_subset(&json!({"l": [], "m": {}}), &json!({})));
+    }
+}
