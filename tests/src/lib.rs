@@ -123,7 +123,9 @@ impl<'a> Run<'a> {
             flags: Flags::default(),
             dry_run: false,
             only: None,
-            cluster: None,
+            // A fresh in-memory cluster, as `--cluster memory` on a fresh root: phases that talk
+            // to the API (upload-certs, addon, ...) then run in every full-pipeline test.
+            cluster: Some(Arc::new(wasmadm::cluster::memory::MemoryCluster::new())),
         }
     }
 

@@ -103,6 +103,8 @@ fn certs_run(root: &Path, config: &Path, only: Option<&str>) -> Outcome {
             "kubeconfig".into(),
             "etcd".into(),
             "control-plane".into(),
+            "upload-certs".into(),
+            "addon".into(),
         ],
         ..Flags::default()
     };

@@ -18,7 +18,7 @@ fn run_manifests(root: &Path, config: &Path, skip: &[&str]) -> Outcome {
     let pipeline = Pipeline::builtin_default().expect("pipeline");
     let mut run = Run::new(&pipeline, root);
     run.config = Some(config);
-    run.flags.skip_phases = ["preflight", "certs", "kubeconfig"]
+    run.flags.skip_phases = ["preflight", "certs", "kubeconfig", "upload-certs", "addon"]
         .iter()
         .chain(skip)
         .map(|s| s.to_string())

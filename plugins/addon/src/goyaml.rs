@@ -125,14 +125,18 @@ mod tests {
 
     #[test]
     fn go_style() {
-        let v = json!({"b": {"x": "", "y": "0", "z": null, "w": "0s"}, "a": ["1.2.3.4/32"], "c": [], "d": [{"k": 1, "j": true}]});
+        let v = json!({"b": {"x": "", "v": "0", "z": null, "w": "0s"}, "a": ["1.2.3.4/32"], "c": [], "d": [{"k": 1, "j": true}]});
         assert_eq!(
             to_string(&v),
-            "a:\n- 1.2.3.4/32\nb:\n  w: 0s\n  x: \"\"\n  y: \"0\"\n  z: null\nc: []\nd:\n- j: true\n  k: 1\n"
+            "a:\n- 1.2.3.4/32\nb:\n  v: \"0\"\n  w: 0s\n  x: \"\"\n  z: null\nc: []\nd:\n- j: true\n  k: 1\n"
         );
-        assert_eq!(string("::"), "::");
+        // libyaml treats the end of the string as blank: a trailing ':' is an indicator.
+        assert_eq!(string("::"), "'::'");
+        assert_eq!(string("::1"), "::1");
         assert_eq!(string("- x"), "'- x'");
         assert_eq!(string("true"), "\"true\"");
+        // YAML 1.1 booleans, as yaml.v2 reads them, are quoted even as keys.
+        assert_eq!(string("y"), "\"y\"");
         assert_eq!(string("0.0.0.0"), "0.0.0.0");
     }
 }
