@@ -90,6 +90,16 @@ impl Outcome {
         }
     }
 
+    /// Panics with the run's error and console output when it failed.
+    pub fn assert_ok(&self) {
+        if let Err(e) = &self.result {
+            panic!(
+                "run failed: {e}\nstdout: {:#?}\nstderr: {:#?}",
+                self.stdout, self.stderr
+            );
+        }
+    }
+
     /// An output value published by a phase (`<phase>.<key>`).
     pub fn output(&self, key: &str) -> Option<String> {
         let report = self.result.as_ref().ok()?;

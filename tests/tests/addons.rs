@@ -26,13 +26,18 @@ fn run(root: &Path, config: &Path, cluster: &Arc<MemoryCluster>, sub: &str) -> O
     run.only = Some(("addon".into(), Some(sub.into())));
     run.cluster = Some(cluster.clone() as Arc<dyn Cluster>);
     let out = run.go();
-    if let Err(e) = &out.result {
-        panic!(
-            "run failed: {e}\nstdout: {:#?}\nstderr: {:#?}",
-            out.stdout, out.stderr
-        );
-    }
+    out.assert_ok();
     out
+}
+
+fn ty(group: &str, kind: &str, plural: &str) -> ResourceType {
+    ResourceType {
+        group: group.into(),
+        version: "v1".into(),
+        kind: kind.into(),
+        plural: plural.into(),
+        namespaced: true,
+    }
 }
 
 fn config(dir: &Path, extra_cluster: &str) -> PathBuf {
@@ -111,13 +116,7 @@ fn second_run_changes_nothing_and_repairs_a_drifted_object() {
     assert_eq!(cluster.objects(), first, "a second run must not write anything");
 
     // Someone edits the Corefile: the next run puts kubeadm's back, and touches nothing else.
-    let cm = ResourceType {
-        group: String::new(),
-        version: "v1".into(),
-        kind: "ConfigMap".into(),
-        plural: "configmaps".into(),
-        namespaced: true,
-    };
+    let cm = ty("", "ConfigMap", "configmaps");
     let mut edited = cluster
         .get(&cm, Some("kube-system"), "coredns")
         .expect("coredns cm");
@@ -250,13 +249,7 @@ fn user_kube_proxy_configuration_is_merged_over_kubeadms() {
 fn a_deployed_coredns_keeps_its_replicas() {
     let root = tempfile::tempdir().expect("tmp");
     let cluster = Arc::new(MemoryCluster::new());
-    let deployments = ResourceType {
-        group: "apps".into(),
-        version: "v1".into(),
-        kind: "Deployment".into(),
-        plural: "deployments".into(),
-        namespaced: true,
-    };
+    let deployments = ty("apps", "Deployment", "deployments");
     let scaled =
         json!({"metadata": {"name": "coredns", "labels": {"k8s-app": "kube-dns"}}, "spec": {"replicas": 5}});
     cluster

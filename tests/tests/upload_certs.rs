@@ -92,12 +92,7 @@ fn upload(key: Option<&str>) -> InitFlags {
 }
 
 fn ok(out: &Outcome) {
-    if let Err(e) = &out.result {
-        panic!(
-            "run failed: {e}\nstdout: {:#?}\nstderr: {:#?}",
-            out.stdout, out.stderr
-        );
-    }
+    out.assert_ok();
 }
 
 fn secrets(cluster: &MemoryCluster) -> Vec<Value> {

@@ -52,14 +52,6 @@ pub fn config_map(domain: &str) -> Value {
     })
 }
 
-pub fn service_account() -> Value {
-    json!({
-        "apiVersion": "v1",
-        "kind": "ServiceAccount",
-        "metadata": {"name": "coredns", "namespace": "kube-system"},
-    })
-}
-
 pub fn cluster_role() -> Value {
     json!({
         "apiVersion": "rbac.authorization.k8s.io/v1",
@@ -69,16 +61,6 @@ pub fn cluster_role() -> Value {
             {"apiGroups": [""], "resources": ["endpoints", "services", "pods", "namespaces"], "verbs": ["list", "watch"]},
             {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["list", "watch"]},
         ],
-    })
-}
-
-pub fn cluster_role_binding() -> Value {
-    json!({
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "ClusterRoleBinding",
-        "metadata": {"name": "system:coredns"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:coredns"},
-        "subjects": [{"kind": "ServiceAccount", "name": "coredns", "namespace": "kube-system"}],
     })
 }
 

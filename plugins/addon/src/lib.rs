@@ -18,6 +18,26 @@ use wasmadm_plugin_sdk::{Context, Findings, Plugin, export_plugin, log, print};
 
 const NS: &str = "kube-system";
 
+/// ServiceAccount `name` in kube-system.
+pub fn service_account(name: &str) -> Value {
+    serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {"name": name, "namespace": NS},
+    })
+}
+
+/// ClusterRoleBinding `name` of ClusterRole `role` to kube-system's ServiceAccount `account`.
+pub fn service_account_binding(name: &str, role: &str, account: &str) -> Value {
+    serde_json::json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+        "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": NS}],
+    })
+}
+
 /// One kind of object the phase writes, with the names it writes.
 struct Target {
     group: &'static str,
@@ -176,8 +196,8 @@ fn install_coredns(client: &Client, cluster: &ClusterConfiguration) -> Result<()
     for object in [
         coredns::config_map(&cluster.networking.dns_domain),
         coredns::cluster_role(),
-        coredns::cluster_role_binding(),
-        coredns::service_account(),
+        service_account_binding("system:coredns", "system:coredns", "coredns"),
+        service_account("coredns"),
         coredns::deployment(&coredns::image(cluster), replicas),
         coredns::service(&ip.to_string()),
     ] {
@@ -216,10 +236,11 @@ fn install_kube_proxy(
         cluster.kubernetes_version.replace('+', "_")
     );
     for object in [
-        proxy::service_account(),
+        service_account("kube-proxy"),
         proxy::config_map(&config.yaml, &server),
         proxy::daemon_set(&image),
-        proxy::cluster_role_binding(),
+        // kube-proxy's ServiceAccount gets system:node-proxier.
+        service_account_binding("kubeadm:node-proxier", "system:node-proxier", "kube-proxy"),
         proxy::role(),
         proxy::role_binding(),
     ] {

@@ -164,25 +164,6 @@ pub fn config_map(config_yaml: &str, server: &str) -> Value {
     })
 }
 
-pub fn service_account() -> Value {
-    json!({
-        "apiVersion": "v1",
-        "kind": "ServiceAccount",
-        "metadata": {"name": "kube-proxy", "namespace": "kube-system"},
-    })
-}
-
-/// ClusterRoleBinding `kubeadm:node-proxier`: the ServiceAccount gets `system:node-proxier`.
-pub fn cluster_role_binding() -> Value {
-    json!({
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "ClusterRoleBinding",
-        "metadata": {"name": "kubeadm:node-proxier"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:node-proxier"},
-        "subjects": [{"kind": "ServiceAccount", "name": "kube-proxy", "namespace": "kube-system"}],
-    })
-}
-
 /// Role `kube-proxy`: joining nodes (bootstrap tokens) may read the ConfigMap.
 pub fn role() -> Value {
     json!({
