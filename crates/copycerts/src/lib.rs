@@ -39,6 +39,12 @@ pub enum Error {
          or run `wasmadm init phase upload-certs --upload-certs` on a control-plane node to upload with a new one"
     )]
     WrongKey(String),
+    #[error(
+        "the Secret \"kubeadm-certs\" does not include the required certificate or key - name: {name}, \
+         path: {path}; run `wasmadm init phase upload-certs --upload-certs` on a control-plane node to upload \
+         them again"
+    )]
+    Missing { name: String, path: String },
 }
 
 /// A validated 32-byte certificate key.
@@ -127,6 +133,26 @@ pub fn decrypt_all(
         .collect()
 }
 
+/// What a joining control-plane node writes from the decrypted Secret (kubeadm's
+/// `DownloadCerts`): every expected entry must be there; an empty one (a file that was missing
+/// at upload) is not written. Returns (node path, contents).
+pub fn files_to_write(
+    cluster: &ClusterConfiguration,
+    decrypted: &BTreeMap<String, Vec<u8>>,
+) -> Result<Vec<(String, Vec<u8>)>, Error> {
+    let mut out = Vec::new();
+    for (name, path) in certs_to_transfer(cluster) {
+        let data = decrypted.get(&name).ok_or_else(|| Error::Missing {
+            name: name.clone(),
+            path: path.clone(),
+        })?;
+        if !data.is_empty() {
+            out.push((path, data.clone()));
+        }
+    }
+    Ok(out)
+}
+
 /// The files kubeadm transfers, as (Secret key, node path), in kubeadm's key naming (the file
 /// name under the certificates dir with `/` turned into `-`; external etcd files under fixed
 /// names).
@@ -194,6 +220,26 @@ mod tests {
         let err = CertificateKey::from_hex(&bad).expect_err("not hex").to_string();
         assert!(err.contains("64 hexadecimal"), "{err}");
         assert!(err.contains("certificate-key"), "{err}");
+    }
+
+    #[test]
+    fn download_needs_every_entry_and_skips_empty_ones() {
+        let mut cluster = ClusterConfiguration::default();
+        kubeadm_config::defaults::cluster_configuration(&mut cluster);
+        let mut data: BTreeMap<String, Vec<u8>> = certs_to_transfer(&cluster)
+            .into_iter()
+            .map(|(k, _)| (k.clone(), k.into_bytes()))
+            .collect();
+        data.insert("etcd-ca.key".into(), Vec::new());
+        let files = files_to_write(&cluster, &data).expect("all there");
+        assert_eq!(files.len(), 7);
+        assert!(files.contains(&("/etc/kubernetes/pki/sa.pub".into(), b"sa.pub".to_vec())));
+        data.remove("sa.key");
+        let err = files_to_write(&cluster, &data).expect_err("missing").to_string();
+        assert!(
+            err.contains("name: sa.key, path: /etc/kubernetes/pki/sa.key"),
+            "{err}"
+        );
     }
 
     #[test]
