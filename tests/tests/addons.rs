@@ -284,3 +284,33 @@ fn the_pipeline_grants_exactly_what_the_plugin_declares() {
         assert_eq!(spec.grants, asked, "{name}");
     }
 }
+
+#[test]
+fn an_ipv6_cluster_gets_ipv6_addresses() {
+    let root = tempfile::tempdir().expect("tmp");
+    let cfg = root.path().join("v6.yaml");
+    std::fs::write(
+        &cfg,
+        "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\n\
+         localAPIEndpoint: {advertiseAddress: \"fd00:10::2\", bindPort: 6443}\nnodeRegistration: {name: n1}\n---\n\
+         apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\nkubernetesVersion: v1.36.2\n\
+         networking: {serviceSubnet: \"fd00:96::/108\", podSubnet: \"fd00:244::/56\"}\n",
+    )
+    .expect("write config");
+    let cluster = Arc::new(MemoryCluster::new());
+    run(root.path(), &cfg, &cluster, "all");
+    let ours = objects(&cluster);
+    let svc = &find(&ours, "Service", "kube-dns")["spec"];
+    assert_eq!(svc["clusterIP"], "fd00:96::a");
+    assert_eq!(svc["ipFamilies"], json!(["IPv6"]));
+    let data = &find(&ours, "ConfigMap", "kube-proxy")["data"];
+    let conf = data["config.conf"].as_str().expect("config.conf");
+    // yaml.v2 quotes a string that ends in ':'.
+    assert!(conf.contains("\nbindAddress: '::'\n"), "{conf}");
+    assert!(conf.contains("\nclusterCIDR: fd00:244::/56\n"), "{conf}");
+    let kubeconfig = data["kubeconfig.conf"].as_str().expect("kubeconfig.conf");
+    assert!(
+        kubeconfig.contains("server: https://[fd00:10::2]:6443\n"),
+        "{kubeconfig}"
+    );
+}
