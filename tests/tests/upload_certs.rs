@@ -371,4 +371,9 @@ fn missing_files_are_empty_entries_and_an_external_ca_is_refused() {
     let out = run(root.path(), &Arc::new(MemoryCluster::new()), upload(Some(KEY)));
     let err = out.error();
     assert!(err.contains("external CA"), "{err}");
+    assert!(
+        out.stdout.is_empty(),
+        "refused before storing anything: {:?}",
+        out.stdout
+    );
 }

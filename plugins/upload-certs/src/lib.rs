@@ -122,12 +122,12 @@ fn encrypt_all(
 }
 
 fn upload(client: &Client, cluster: &ClusterConfiguration, key: &CertificateKey) -> Result<(), PhaseError> {
+    let plain = read_certs(cluster)?;
+    refuse_external_ca(&plain)?;
     print(&format!(
         "[upload-certs] Storing the certificates in Secret {:?} in the {NS:?} Namespace",
         copycerts::SECRET_NAME
     ));
-    let plain = read_certs(cluster)?;
-    refuse_external_ca(&plain)?;
     let stored = apply::get(client, &secrets(), Some(NS), copycerts::SECRET_NAME)
         .map_err(apply::context("cannot read Secret \"kubeadm-certs\""))?;
     if !stored.as_ref().is_some_and(|s| already_uploaded(s, &plain, key)) {
