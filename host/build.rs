@@ -14,5 +14,7 @@ fn main() {
         "wasmadm-kubelet-finalize",
         "wasmadm-bootstrap-token",
         "wasmadm-show-join-command",
+        "wasmadm-upload-certs",
+        "wasmadm-addon",
     ]);
 }

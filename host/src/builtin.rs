@@ -43,16 +43,24 @@ static BUILTINS: &[Builtin] = &[
         wasm: include_bytes!(concat!(env!("OUT_DIR"), "/wasmadm-upload-config.wasm")),
     },
     Builtin {
+        name: "upload-certs",
+        wasm: include_bytes!(concat!(env!("OUT_DIR"), "/wasmadm-upload-certs.wasm")),
+    },
+    Builtin {
         name: "mark-control-plane",
         wasm: include_bytes!(concat!(env!("OUT_DIR"), "/wasmadm-mark-control-plane.wasm")),
+    },
+    Builtin {
+        name: "bootstrap-token",
+        wasm: include_bytes!(concat!(env!("OUT_DIR"), "/wasmadm-bootstrap-token.wasm")),
     },
     Builtin {
         name: "kubelet-finalize",
         wasm: include_bytes!(concat!(env!("OUT_DIR"), "/wasmadm-kubelet-finalize.wasm")),
     },
     Builtin {
-        name: "bootstrap-token",
-        wasm: include_bytes!(concat!(env!("OUT_DIR"), "/wasmadm-bootstrap-token.wasm")),
+        name: "addon",
+        wasm: include_bytes!(concat!(env!("OUT_DIR"), "/wasmadm-addon.wasm")),
     },
     Builtin {
         name: "show-join-command",

@@ -115,6 +115,18 @@ enum Cmd {
         #[command(subcommand)]
         command: token_cli::TokenCmd,
     },
+    /// Commands related to handling Kubernetes certificates.
+    Certs {
+        #[command(subcommand)]
+        command: CertsCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum CertsCmd {
+    /// Generate certificate keys: a new random 32-byte AES key, hex-encoded, for
+    /// `init --upload-certs --certificate-key` and `join --control-plane --certificate-key`.
+    CertificateKey,
 }
 
 #[derive(Args, Clone)]
@@ -202,6 +214,16 @@ struct InitArgs {
     /// Choose a container registry to pull control plane images from. [default: registry.k8s.io]
     #[arg(long, global = true, value_name = "REGISTRY")]
     image_repository: Option<String>,
+    /// Upload control-plane certificates to the kubeadm-certs Secret.
+    #[arg(long, global = true)]
+    upload_certs: bool,
+    /// Key used to encrypt the control-plane certificates in the kubeadm-certs Secret. The
+    /// certificate key is a hex encoded string that is an AES key of size 32 bytes.
+    #[arg(long, global = true, value_name = "KEY")]
+    certificate_key: Option<String>,
+    /// Don't print the key used to encrypt the control-plane certificates.
+    #[arg(long, global = true)]
+    skip_certificate_key_print: bool,
 }
 
 impl From<InitArgs> for kubeadm::InitFlags {
@@ -217,6 +239,9 @@ impl From<InitArgs> for kubeadm::InitFlags {
             service_cidr: a.service_cidr,
             service_dns_domain: a.service_dns_domain,
             image_repository: a.image_repository,
+            upload_certs: a.upload_certs,
+            certificate_key: a.certificate_key,
+            skip_certificate_key_print: a.skip_certificate_key_print,
         }
     }
 }
@@ -434,6 +459,12 @@ fn run(cli: Cli) -> Result<()> {
                     .with_context(|| format!("cannot read the kubeconfig {}", path.display()))
             },
         ),
+        Cmd::Certs {
+            command: CertsCmd::CertificateKey,
+        } => {
+            println!("{}", kubeadm_copycerts::CertificateKey::generate()?.to_hex());
+            Ok(())
+        }
     }
 }
 

@@ -166,6 +166,7 @@ impl<'a> Run<'a> {
             flags: Flags::default(),
             dry_run: false,
             only: None,
+            // None: `go` sets up what `wasmadm --cluster memory` would.
             cluster: None,
         }
     }

@@ -135,10 +135,10 @@ fn phase_with_unknown_name_is_refused_for_init_phase() {
     let root = node("healthy");
     let pipeline = Pipeline::builtin_default().expect("default");
     let mut run = Run::new(&pipeline, root.path());
-    run.only = Some(("addon".into(), None));
+    run.only = Some(("no-such-phase".into(), None));
     let err = run.go().error();
     assert!(
-        err.contains("invalid phase name \"addon\": this pipeline's phases are: preflight, certs")
+        err.contains("invalid phase name \"no-such-phase\": this pipeline's phases are: preflight, certs")
             && err.contains("kubeconfig/scheduler")
             && err.contains("control-plane/apiserver"),
         "{err}"
@@ -239,6 +239,7 @@ fn init_flags_set_their_fields() {
             service_cidr: Some("10.100.0.0/16".into()),
             service_dns_domain: Some("corp.local".into()),
             image_repository: Some("mirror.example.com/k8s".into()),
+            ..Default::default()
         },
         ..Default::default()
     };

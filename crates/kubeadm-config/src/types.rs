@@ -386,6 +386,17 @@ pub struct ResolvedConfig {
     /// `KubeProxyConfiguration`), by kind, passed through untouched.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub components: BTreeMap<String, serde_json::Value>,
+    /// `init --upload-certs`: upload the control-plane certificates to Secret `kubeadm-certs`
+    /// (a flag, not a v1beta4 field).
+    #[serde(default, rename = "uploadCerts", skip_serializing_if = "std::ops::Not::not")]
+    pub upload_certs: bool,
+    /// `init --skip-certificate-key-print`.
+    #[serde(
+        default,
+        rename = "skipCertificateKeyPrint",
+        skip_serializing_if = "std::ops::Not::not"
+    )]
+    pub skip_certificate_key_print: bool,
 }
 
 impl ResolvedConfig {

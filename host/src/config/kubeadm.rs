@@ -43,6 +43,12 @@ pub struct InitFlags {
     pub service_cidr: Option<String>,
     pub service_dns_domain: Option<String>,
     pub image_repository: Option<String>,
+    /// `--upload-certs` (allowed with --config, as in kubeadm).
+    pub upload_certs: bool,
+    /// `--certificate-key`: sets `certificateKey` (allowed with --config, as in kubeadm).
+    pub certificate_key: Option<String>,
+    /// `--skip-certificate-key-print`.
+    pub skip_certificate_key_print: bool,
 }
 
 impl InitFlags {
@@ -233,6 +239,12 @@ pub fn resolve(
             }
             let cluster = config.cluster.get_or_insert_with(ClusterConfiguration::default);
             flags.init.apply(init, cluster);
+            if let Some(key) = &flags.init.certificate_key {
+                init.certificate_key = key.clone();
+            }
+            config.upload_certs = flags.init.upload_certs;
+            config.skip_certificate_key_print = flags.init.skip_certificate_key_print;
+            let init = config.init.get_or_insert_with(InitConfiguration::default);
             if let Some(n) = &flags.node_name {
                 init.node_registration.name = n.clone();
             }

@@ -1,10 +1,21 @@
-//! Create-or-update of API objects, idempotent: an object that already has every field the
-//! plugin wants is left alone (no write, its `resourceVersion` unchanged), so a second run
-//! changes nothing.
+//! Create-or-update of API objects, as kubeadm's `apiclient.CreateOrUpdate*` helpers, but
+//! idempotent: an object whose fields are all already stored as given is left alone, so a second
+//! run changes nothing (and a dry-run plan lists only real changes).
 
-use crate::kube::{self, Client, ErrorCode, ResourceType};
+use crate::kube::{self, ApiError, Client, ErrorCode, ResourceType};
 use crate::types::PhaseError;
 use serde_json::Value;
+
+/// A type of API object, e.g. `resource("apps", "v1", "Deployment", "deployments", true)`.
+pub fn resource(group: &str, version: &str, kind: &str, plural: &str, namespaced: bool) -> ResourceType {
+    ResourceType {
+        group: group.into(),
+        version: version.into(),
+        kind: kind.into(),
+        plural: plural.into(),
+        namespaced,
+    }
+}
 
 /// What [`create_or_update`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,14 +25,70 @@ pub enum Applied {
     Unchanged,
 }
 
-/// A resource type by its parts.
-pub fn resource(group: &str, version: &str, kind: &str, plural: &str, namespaced: bool) -> ResourceType {
-    ResourceType {
-        group: group.into(),
-        version: version.into(),
-        kind: kind.into(),
-        plural: plural.into(),
-        namespaced,
+/// True when every field of `want` is in `have` with the same value (lists must match item for
+/// item). Fields only the server sets (status, defaults, metadata) do not count as differences.
+pub fn is_subset(want: &Value, have: &Value) -> bool {
+    match (want, have) {
+        (Value::Object(w), Value::Object(h)) => w
+            .iter()
+            .all(|(k, v)| is_subset(v, h.get(k).unwrap_or(&Value::Null))),
+        (Value::Object(w), Value::Null) => w.is_empty(),
+        (Value::Array(w), Value::Array(h)) => {
+            w.len() == h.len() && w.iter().zip(h).all(|(a, b)| is_subset(a, b))
+        }
+        (Value::Array(w), Value::Null) => w.is_empty(),
+        (w, h) => w == h,
+    }
+}
+
+fn parse_api(text: &str) -> Result<Value, ApiError> {
+    serde_json::from_str(text).map_err(|e| ApiError {
+        code: ErrorCode::Other,
+        status: 0,
+        message: format!("the API returned an object that is not JSON: {e}"),
+    })
+}
+
+/// Reads an object; `None` when it does not exist.
+pub fn get(
+    client: &Client,
+    ty: &ResourceType,
+    namespace: Option<&str>,
+    name: &str,
+) -> Result<Option<Value>, ApiError> {
+    match client.get(ty, namespace, name) {
+        Ok(text) => parse_api(&text).map(Some),
+        Err(e) if e.code == ErrorCode::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Creates `object`, or updates the stored one when any of `object`'s fields differ (keeping the
+/// server's `resourceVersion`, so a concurrent change is a conflict, not lost).
+pub fn create_or_update(client: &Client, ty: &ResourceType, object: &Value) -> Result<Applied, ApiError> {
+    let namespace = object["metadata"]["namespace"].as_str().filter(|_| ty.namespaced);
+    let name = object["metadata"]["name"].as_str().unwrap_or_default();
+    let text = |v: &Value| v.to_string();
+    match get(client, ty, namespace, name)? {
+        None => {
+            client.create(ty, namespace, &text(object))?;
+            Ok(Applied::Created)
+        }
+        Some(stored) if is_subset(object, &stored) => Ok(Applied::Unchanged),
+        Some(stored) => {
+            let mut object = object.clone();
+            object["metadata"]["resourceVersion"] = stored["metadata"]["resourceVersion"].clone();
+            client.update(ty, namespace, &text(&object))?;
+            Ok(Applied::Updated)
+        }
+    }
+}
+
+/// An API error as a phase error that names what was being done.
+pub fn context(what: &str) -> impl Fn(ApiError) -> crate::types::PhaseError + '_ {
+    move |e| match e.code {
+        ErrorCode::Denied => crate::types::PhaseError::Denied(e.message),
+        _ => crate::types::PhaseError::Failed(format!("{what}: {}", e.message)),
     }
 }
 
@@ -65,17 +132,6 @@ pub fn parse(json: &str) -> Result<Value, PhaseError> {
     serde_json::from_str(json).map_err(|e| PhaseError::Failed(format!("the API returned invalid JSON: {e}")))
 }
 
-/// True when every field of `want` is in `have` with the same value (objects compared field by
-/// field, everything else exactly).
-pub fn contains(have: &Value, want: &Value) -> bool {
-    match (have, want) {
-        (Value::Object(h), Value::Object(w)) => {
-            w.iter().all(|(k, v)| h.get(k).is_some_and(|hv| contains(hv, v)))
-        }
-        (h, w) => h == w,
-    }
-}
-
 fn merge(target: &mut Value, patch: &Value) {
     match (target, patch) {
         (Value::Object(t), Value::Object(p)) => {
@@ -87,9 +143,10 @@ fn merge(target: &mut Value, patch: &Value) {
     }
 }
 
-/// Creates `object` (with `metadata.name`), or updates the stored one so that it has every field
-/// of `object` (other fields, such as other ConfigMap keys, are kept), or leaves it alone.
-pub fn create_or_update(
+/// Creates `object` (with `metadata.name`), or merges `object` into the stored one so that it has
+/// every field of `object` while fields it does not name (other ConfigMap keys, say) are kept, or
+/// leaves it alone. [`create_or_update`] replaces instead.
+pub fn create_or_merge(
     client: &Client,
     ty: &ResourceType,
     namespace: Option<&str>,
@@ -107,7 +164,7 @@ pub fn create_or_update(
         Err(e) => Err(api_error(&format!("reading {what}"), e)),
         Ok(json) => {
             let stored = parse(&json)?;
-            if contains(&stored, object) {
+            if is_subset(object, &stored) {
                 return Ok(Applied::Unchanged);
             }
             let mut updated = stored;
@@ -117,5 +174,22 @@ pub fn create_or_update(
                 .map_err(|e| api_error(&format!("updating {what}"), e))?;
             Ok(Applied::Updated)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn subset_ignores_server_fields_but_not_changes() {
+        let want = json!({"metadata": {"name": "a", "labels": {"x": "1"}}, "data": {"k": "v"}});
+        let have = json!({"metadata": {"name": "a", "uid": "u", "labels": {"x": "1"}}, "data": {"k": "v"}});
+        assert!(is_subset(&want, &have));
+        let changed = json!({"metadata": {"name": "a", "labels": {"x": "2"}}, "data": {"k": "v"}});
+        assert!(!is_subset(&changed, &have));
+        assert!(!is_subset(&json!({"l": [1, 2]}), &json!({"l": [1]})));
+        assert!(is_subset(&json!({"l": [], "m": {}}), &json!({})));
     }
 }

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use wasmadm_plugin_sdk::apply::{self, config_maps, create_or_update, role_bindings, roles};
+use wasmadm_plugin_sdk::apply::{self, config_maps, create_or_merge, role_bindings, roles};
 use wasmadm_plugin_sdk::config::defaults::DEFAULT_TOKEN_GROUP;
 use wasmadm_plugin_sdk::config::kubelet as kc;
 use wasmadm_plugin_sdk::config::upload::{
@@ -76,7 +76,7 @@ fn apply_all(
     objects: &[(wasmadm_plugin_sdk::kube::ResourceType, Value)],
 ) -> Result<(), PhaseError> {
     for (ty, object) in objects {
-        create_or_update(client, ty, Some(NAMESPACE), object)?;
+        create_or_merge(client, ty, Some(NAMESPACE), object)?;
     }
     Ok(())
 }
