@@ -8,5 +8,6 @@ fn main() {
         "wasmadm-kubeconfig",
         "wasmadm-etcd",
         "wasmadm-control-plane",
+        "wasmadm-wait-control-plane",
     ]);
 }

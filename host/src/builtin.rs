@@ -34,6 +34,10 @@ static BUILTINS: &[Builtin] = &[
         name: "control-plane",
         wasm: include_bytes!(concat!(env!("OUT_DIR"), "/wasmadm-control-plane.wasm")),
     },
+    Builtin {
+        name: "wait-control-plane",
+        wasm: include_bytes!(concat!(env!("OUT_DIR"), "/wasmadm-wait-control-plane.wasm")),
+    },
 ];
 
 /// The built-in plugin named `name`.
