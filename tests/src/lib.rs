@@ -1,6 +1,8 @@
 //! Helpers for wasmadm's integration tests: fixture node roots, pipelines around test plugins,
 //! and runs whose console output is captured.
 
+pub mod http;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use wasmadm::caps::log::{Console, Stream};

@@ -82,6 +82,15 @@ impl Url {
         if host.is_empty() {
             return Err(format!("URL {text:?} has no host"));
         }
+        if !host.contains(':')
+            && !host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+        {
+            return Err(format!(
+                "URL {text:?}: host {host:?} is not an IP address or a DNS name (no wildcards: a URL names one endpoint)"
+            ));
+        }
         let port = match port {
             Some(p) => p
                 .parse::<u16>()
