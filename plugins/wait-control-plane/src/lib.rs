@@ -84,7 +84,8 @@ fn wait_kubelet(url: &str, limit: Duration) -> Result<(), PhaseError> {
             }
             Probe::Unhealthy(message) => message,
         };
-        if Instant::now() >= deadline {
+        progress.tick(|t| format!("[kubelet-check] Still waiting for the kubelet after {t}: {last}"));
+        if !pause(deadline) {
             print(&format!(
                 "[kubelet-check] The kubelet is not healthy after {}",
                 duration::go(start.elapsed())
@@ -94,8 +95,6 @@ fn wait_kubelet(url: &str, limit: Duration) -> Result<(), PhaseError> {
                 "failed while waiting for the kubelet to start: {last}"
             )));
         }
-        progress.tick(|t| format!("[kubelet-check] Still waiting for the kubelet after {t}: {last}"));
-        pause(deadline);
     }
 }
 
@@ -138,7 +137,14 @@ fn wait_components(
         if still.is_empty() {
             return Ok(());
         }
-        if Instant::now() >= deadline {
+        let names: Vec<&str> = still.iter().map(|(c, _)| c.name).collect();
+        progress.tick(|t| {
+            format!(
+                "[control-plane-check] Still waiting for {} after {t}",
+                names.join(", ")
+            )
+        });
+        if !pause(deadline) {
             for (c, _) in &still {
                 print(&format!(
                     "[control-plane-check] {} is not healthy after {}",
@@ -158,15 +164,7 @@ fn wait_components(
                 "failed while waiting for the control plane to start: {joined}"
             )));
         }
-        let names: Vec<&str> = still.iter().map(|(c, _)| c.name).collect();
-        progress.tick(|t| {
-            format!(
-                "[control-plane-check] Still waiting for {} after {t}",
-                names.join(", ")
-            )
-        });
         pending = still.into_iter().map(|(c, _)| c).collect();
-        pause(deadline);
     }
 }
 

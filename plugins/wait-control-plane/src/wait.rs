@@ -54,10 +54,19 @@ pub fn simulated_note(simulated: bool) -> &'static str {
     }
 }
 
-/// Sleeps until the next attempt, never past `deadline`.
-pub fn pause(deadline: Instant) {
+/// Sleeps until the next attempt and returns true, or, when the next attempt would not start
+/// before `deadline`, sleeps until the deadline and returns false (as Go's
+/// `PollUntilContextTimeout`: no last attempt squeezed into the final instant, whose only
+/// possible outcome would be a timeout hiding the real error).
+pub fn pause(deadline: Instant) -> bool {
     let left = deadline.saturating_duration_since(Instant::now());
-    std::thread::sleep(left.min(RETRY_INTERVAL));
+    if left <= RETRY_INTERVAL {
+        std::thread::sleep(left);
+        false
+    } else {
+        std::thread::sleep(RETRY_INTERVAL);
+        true
+    }
 }
 
 /// Prints `line(elapsed)` every [`PROGRESS_INTERVAL`] of a long wait.
