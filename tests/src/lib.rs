@@ -14,6 +14,9 @@ use wasmadm::runtime::{Command, RunError, RunReport, RunSpec, Runner, Runtime};
 /// The sandbox-probe component built for these tests.
 pub const PROBE_WASM: &str = env!("SANDBOX_PROBE_WASM");
 
+/// The legacy-probe component, built against the frozen `wasmadm:plugin@0.1.0` contract.
+pub const LEGACY_PROBE_WASM: &str = env!("LEGACY_PROBE_WASM");
+
 /// `tests/fixtures/<name>`.
 pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)

@@ -259,3 +259,33 @@ fn health_grants_are_checked_when_the_pipeline_is_read() {
     )
     .expect("a valid grant");
 }
+
+/// The versioning promise of `wit/world.wit`: a plugin built against `0.1.0` (before `health`)
+/// links and runs on this `0.1.1` host.
+#[test]
+fn a_plugin_built_against_0_1_0_runs_on_this_host() {
+    let wasm = std::fs::read(wasmadm_tests::LEGACY_PROBE_WASM).expect("legacy probe");
+    let imports = |version: &str| {
+        let needle = format!("wasmadm:plugin/files@{version}");
+        wasm.windows(needle.len()).any(|w| w == needle.as_bytes())
+    };
+    assert!(
+        imports("0.1.0") && !imports("0.1.1"),
+        "the probe must really be a 0.1.0 component"
+    );
+    let root = node("healthy");
+    let yaml = format!(
+        "apiVersion: wasmadm.io/v1alpha1\nkind: Pipeline\ninit:\n  - name: legacy\n    component: {}\n    \
+         digest: sha256:{}\n    grants: {{files: {{read: [/etc/hosts]}}}}\n",
+        wasmadm_tests::LEGACY_PROBE_WASM,
+        sha256_file(wasmadm_tests::LEGACY_PROBE_WASM)
+    );
+    let pipeline = Pipeline::parse(&yaml, Path::new("legacy.yaml")).expect("pipeline");
+    let out = run(&pipeline, root.path());
+    assert!(out.result.is_ok(), "{}", out.error());
+    assert_eq!(out.stdout, ["[legacy-probe] running on a newer 0.1.x host"]);
+    let size = std::fs::metadata(root.path().join("etc/hosts"))
+        .expect("hosts")
+        .len();
+    assert_eq!(out.output("legacy.hosts-bytes"), Some(size.to_string()));
+}

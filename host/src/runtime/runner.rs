@@ -428,18 +428,7 @@ fn health_endpoints(
     config: &ResolvedConfig,
 ) -> Vec<health::Endpoint> {
     use crate::config::pipeline::HealthTls;
-    let endpoint = config
-        .init
-        .as_ref()
-        .map(|i| i.local_api_endpoint.clone())
-        .or_else(|| {
-            config
-                .join
-                .as_ref()
-                .and_then(|j| j.control_plane.as_ref())
-                .map(|c| c.local_api_endpoint.clone())
-        })
-        .unwrap_or_default();
+    let endpoint = config.local_api_endpoint();
     rules
         .iter()
         .filter_map(

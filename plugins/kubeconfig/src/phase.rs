@@ -77,24 +77,8 @@ fn control_plane_url(endpoint: &str, bind_port: u16) -> Result<String> {
 
 /// This node's API endpoint, from the init or the control-plane join configuration.
 fn local_endpoint(config: &ResolvedConfig) -> (String, u16) {
-    let endpoint = config
-        .init
-        .as_ref()
-        .map(|i| i.local_api_endpoint.clone())
-        .or_else(|| {
-            config
-                .join
-                .as_ref()
-                .and_then(|j| j.control_plane.as_ref())
-                .map(|c| c.local_api_endpoint.clone())
-        })
-        .unwrap_or_default();
-    let port = if endpoint.bind_port == 0 {
-        wasmadm_plugin_sdk::config::defaults::DEFAULT_BIND_PORT
-    } else {
-        endpoint.bind_port
-    };
-    (endpoint.advertise_address, port)
+    let endpoint = config.local_api_endpoint();
+    (endpoint.advertise_address, endpoint.bind_port)
 }
 
 /// The phase's inputs, resolved once.
