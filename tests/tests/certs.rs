@@ -97,18 +97,7 @@ fn certs_run(root: &Path, config: &Path, only: Option<&str>) -> Outcome {
     let mut run = Run::new(&pipeline, root);
     run.config = Some(config);
     // Only certs: later phases (kubeconfig) have tests of their own.
-    run.flags = Flags {
-        skip_phases: vec![
-            "preflight".into(),
-            "kubeconfig".into(),
-            "etcd".into(),
-            "control-plane".into(),
-        ],
-        ..Flags::default()
-    };
-    if let Some(sub) = only {
-        run.only = Some(("certs".into(), Some(sub.into())));
-    }
+    run.only = Some(("certs".into(), Some(only.unwrap_or("all").into())));
     run.go()
 }
 

@@ -34,8 +34,9 @@ fn init(root: &Path, config: &Path, only: Option<&str>) -> Outcome {
     let pipeline = Pipeline::builtin_default().expect("default pipeline");
     let mut run = Run::new(&pipeline, root);
     run.config = Some(config);
+    // certs and kubeconfig only: the other phases have tests of their own.
     run.flags = Flags {
-        skip_phases: vec!["preflight".into(), "etcd".into(), "control-plane".into()],
+        skip_phases: wasmadm_tests::phases_except(&pipeline, &["certs", "kubeconfig"]),
         ..Flags::default()
     };
     if let Some(sub) = only {

@@ -18,10 +18,9 @@ fn run_manifests(root: &Path, config: &Path, skip: &[&str]) -> Outcome {
     let pipeline = Pipeline::builtin_default().expect("pipeline");
     let mut run = Run::new(&pipeline, root);
     run.config = Some(config);
-    run.flags.skip_phases = ["preflight", "certs", "kubeconfig"]
-        .iter()
-        .chain(skip)
-        .map(|s| s.to_string())
+    run.flags.skip_phases = wasmadm_tests::phases_except(&pipeline, &["etcd", "control-plane"])
+        .into_iter()
+        .chain(skip.iter().map(|s| s.to_string()))
         .collect();
     let out = run.go();
     assert!(out.result.is_ok(), "{} {:?}", out.error(), out.stderr);
@@ -89,7 +88,7 @@ fn configuration_reaches_the_manifests() {
     let pipeline = Pipeline::parse(&yaml, Path::new("p.yaml")).expect("pipeline");
     let mut run = Run::new(&pipeline, root.path());
     run.config = Some(&config);
-    run.flags.skip_phases = vec!["preflight".into(), "certs".into(), "kubeconfig".into()];
+    run.flags.skip_phases = wasmadm_tests::phases_except(&pipeline, &["etcd", "control-plane"]);
     let out = run.go();
     assert!(out.result.is_ok(), "{}", out.error());
 

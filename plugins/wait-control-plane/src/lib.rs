@@ -172,13 +172,13 @@ struct WaitControlPlane;
 
 impl Plugin for WaitControlPlane {
     fn describe() -> PluginInfo {
-        let mut info = wasmadm_plugin_sdk::info(
-            "wait-control-plane",
-            "Wait for the control plane to start (health checks: kubelet http://127.0.0.1:10248/healthz, \
-             kube-apiserver https://<advertiseAddress>:<bindPort>/livez, kube-controller-manager \
-             https://127.0.0.1:10257/healthz, kube-scheduler https://127.0.0.1:10259/livez; grant them \
-             under grants.health)",
-        );
+        // kubeadm's summary. The health URLs it checks (not expressible in the 0.1 capability
+        // request) are those of the default pipeline's `grants.health`: the kubelet's healthz
+        // (KubeletConfiguration healthzBindAddress:healthzPort), kube-apiserver
+        // https://{advertiseAddress}:{bindPort}/livez, kube-controller-manager
+        // https://127.0.0.1:10257/healthz, kube-scheduler https://127.0.0.1:10259/livez (addresses
+        // and ports from the manifests' flags).
+        let mut info = wasmadm_plugin_sdk::info("wait-control-plane", "Wait for the control plane to start");
         // The manifests give the components' addresses and ports; the CA verifies the API
         // server's certificate (the host reads it for the health grant, within the phase's grants).
         info.needs.files_read = vec![MANIFESTS_DIR.into(), "/etc/kubernetes/pki/ca.crt".into()];
