@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command as Process;
-use wasmadm::config::kubeadm::Flags;
 use wasmadm::config::pipeline::Pipeline;
 use wasmadm_tests::{Outcome, Run, fixture, node, openssl};
 
