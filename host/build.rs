@@ -16,5 +16,6 @@ fn main() {
         "wasmadm-show-join-command",
         "wasmadm-upload-certs",
         "wasmadm-addon",
+        "wasmadm-wait-control-plane",
     ]);
 }

@@ -13,7 +13,7 @@ const CONTROL_PLANE_BINARIES: [&str; 4] = [
 ];
 
 fn main() {
-    for (package, path) in wasm_build::build_components(&["sandbox-probe"]) {
+    for (package, path) in wasm_build::build_components(&["sandbox-probe", "legacy-probe"]) {
         let var = package.to_uppercase().replace('-', "_");
         println!("cargo:rustc-env={var}_WASM={}", path.display());
     }

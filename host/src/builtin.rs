@@ -39,6 +39,10 @@ static BUILTINS: &[Builtin] = &[
         wasm: include_bytes!(concat!(env!("OUT_DIR"), "/wasmadm-kubelet-start.wasm")),
     },
     Builtin {
+        name: "wait-control-plane",
+        wasm: include_bytes!(concat!(env!("OUT_DIR"), "/wasmadm-wait-control-plane.wasm")),
+    },
+    Builtin {
         name: "upload-config",
         wasm: include_bytes!(concat!(env!("OUT_DIR"), "/wasmadm-upload-config.wasm")),
     },

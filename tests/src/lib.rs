@@ -1,6 +1,7 @@
 //! Helpers for wasmadm's integration tests: fixture node roots, pipelines around test plugins,
 //! and runs whose console output is captured.
 
+pub mod http;
 pub mod static_pod;
 
 use std::path::{Path, PathBuf};
@@ -14,6 +15,9 @@ use wasmadm::runtime::{Command, RunError, RunReport, RunSpec, Runner, Runtime};
 
 /// The sandbox-probe component built for these tests.
 pub const PROBE_WASM: &str = env!("SANDBOX_PROBE_WASM");
+
+/// The legacy-probe component, built against the frozen `wasmadm:plugin@0.1.0` contract.
+pub const LEGACY_PROBE_WASM: &str = env!("LEGACY_PROBE_WASM");
 
 /// `tests/fixtures/<name>`.
 pub fn fixture(name: &str) -> PathBuf {
@@ -87,6 +91,18 @@ pub fn openssl(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The names of a pipeline's init phases other than `keep`, for `--skip-phases`: a test of some
+/// phases stays a test of those phases when others are added to the default pipeline.
+pub fn phases_except(pipeline: &Pipeline, keep: &[&str]) -> Vec<String> {
+    pipeline
+        .init
+        .0
+        .iter()
+        .map(|p| p.name.0.clone())
+        .filter(|name| !keep.contains(&name.as_str()))
+        .collect()
 }
 
 /// sha256 of a file, hex.

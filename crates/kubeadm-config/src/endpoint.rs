@@ -1,7 +1,6 @@
 //! Where the API server is reached: kubeadm's `GetControlPlaneEndpoint` and friends, shared by
 //! every phase that writes a server URL (kubeconfigs, manifests, cluster-info, the join command).
 
-use crate::ResolvedConfig;
 use std::net::IpAddr;
 
 /// `host:port`, with brackets around an IPv6 host (Go's `net.JoinHostPort`).
@@ -34,30 +33,6 @@ pub fn control_plane_url(endpoint: &str, bind_port: u16) -> Result<String, Strin
         return Err(invalid());
     }
     Ok(format!("https://{}", join_host_port(host, port)))
-}
-
-impl ResolvedConfig {
-    /// This node's API endpoint (`advertiseAddress`, `bindPort` defaulted), from the init or the
-    /// control-plane join configuration; the address is empty when none is configured.
-    pub fn local_api_endpoint(&self) -> (String, u16) {
-        let endpoint = self
-            .init
-            .as_ref()
-            .map(|i| i.local_api_endpoint.clone())
-            .or_else(|| {
-                self.join
-                    .as_ref()
-                    .and_then(|j| j.control_plane.as_ref())
-                    .map(|c| c.local_api_endpoint.clone())
-            })
-            .unwrap_or_default();
-        let port = if endpoint.bind_port == 0 {
-            crate::defaults::DEFAULT_BIND_PORT
-        } else {
-            endpoint.bind_port
-        };
-        (endpoint.advertise_address, port)
-    }
 }
 
 #[cfg(test)]

@@ -400,6 +400,26 @@ pub struct ResolvedConfig {
 }
 
 impl ResolvedConfig {
+    /// This node's API endpoint, from the init or the control-plane join configuration, with
+    /// kubeadm's default port when none is set.
+    pub fn local_api_endpoint(&self) -> ApiEndpoint {
+        let mut endpoint = self
+            .init
+            .as_ref()
+            .map(|i| i.local_api_endpoint.clone())
+            .or_else(|| {
+                self.join
+                    .as_ref()
+                    .and_then(|j| j.control_plane.as_ref())
+                    .map(|c| c.local_api_endpoint.clone())
+            })
+            .unwrap_or_default();
+        if endpoint.bind_port == 0 {
+            endpoint.bind_port = crate::defaults::DEFAULT_BIND_PORT;
+        }
+        endpoint
+    }
+
     /// The node registration of whichever command is running (init first).
     pub fn node_registration(&self) -> Option<&NodeRegistration> {
         self.init

@@ -4,6 +4,7 @@
 
 pub mod exec;
 pub mod fs;
+pub mod health;
 pub mod kube;
 pub mod log;
 pub mod path;

@@ -25,6 +25,11 @@ pub enum PlanEntry {
         phase: String,
         command: String,
     },
+    /// A health check (`health.get`) that was not sent.
+    Health {
+        phase: String,
+        url: String,
+    },
     Api {
         phase: String,
         verb: String,
@@ -54,6 +59,7 @@ impl std::fmt::Display for PlanEntry {
                 if *recursive { " and everything in it" } else { "" }
             ),
             PlanEntry::Exec { command, .. } => write!(f, "[dryrun] Would run command {command:?}"),
+            PlanEntry::Health { url, .. } => write!(f, "[dryrun] Would make sure {url} returns 'ok'"),
             PlanEntry::Api {
                 verb,
                 resource,

@@ -368,6 +368,10 @@ fn selector_matches(selector: &str, labels: &Value) -> bool {
 }
 
 impl Cluster for MemoryCluster {
+    fn is_simulated(&self) -> bool {
+        true
+    }
+
     fn get(&self, ty: &ResourceType, namespace: Option<&str>, name: &str) -> Result<Value, ApiError> {
         let k = key(ty, namespace, name)?;
         self.lock()

@@ -126,4 +126,10 @@ pub trait Cluster: Send + Sync {
         name: &str,
         dry_run: bool,
     ) -> Result<(), ApiError>;
+
+    /// True for a simulated cluster with no real node behind it (no kubelet, no static Pods):
+    /// the `health` capability then answers for the simulated node instead of connecting.
+    fn is_simulated(&self) -> bool {
+        false
+    }
 }

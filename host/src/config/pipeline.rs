@@ -265,6 +265,139 @@ pub struct Grants {
     /// Environment variables visible to the plugin through WASI.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<String>,
+    /// Health endpoints the plugin may `GET` (the `health` interface).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub health: Vec<HealthRule>,
+}
+
+/// One health endpoint a phase may `GET`: an exact `scheme://host:port/path`, and for `https`
+/// how the certificate is checked.
+///
+/// ```yaml
+/// health:
+///   - url: http://127.0.0.1:10248/healthz
+///   - url: https://{advertiseAddress}:{bindPort}/livez
+///     tls: verify
+///     ca: /etc/kubernetes/pki/ca.crt
+///   - url: https://127.0.0.1:10257/healthz
+///     tls: insecure
+/// ```
+///
+/// No wildcards: a health grant is a door to a socket, so it names one endpoint. The only
+/// variables are `{advertiseAddress}` and `{bindPort}` (the node's `localAPIEndpoint`, filled in
+/// by the host from the resolved configuration), because the API server's address differs per
+/// node while the pipeline file is shared.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "HealthRuleSpec", into = "HealthRuleSpec")]
+pub struct HealthRule {
+    /// The URL as written, with its variables.
+    pub url: String,
+    pub tls: HealthTls,
+}
+
+/// How an `https` grant checks the server certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HealthTls {
+    /// Plain `http`.
+    None,
+    /// Against the CA certificates in this node file (which the phase must be able to read).
+    Verify(GrantPath),
+    /// Not at all, as kubeadm does for the self-signed controller-manager and scheduler certs.
+    Insecure,
+}
+
+/// The file form of [`HealthRule`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HealthRuleSpec {
+    pub url: String,
+    /// `verify` (with `ca`) or `insecure`; only for `https`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<GrantPath>,
+}
+
+/// The variables a health grant may use, and the values used to check a URL's shape.
+pub const HEALTH_VARIABLES: [(&str, &str); 2] = [("{advertiseAddress}", "192.0.2.1"), ("{bindPort}", "6443")];
+
+impl HealthRule {
+    /// The URL with its variables replaced (`advertise_address` in brackets when IPv6).
+    pub fn resolve(
+        &self,
+        advertise_address: &str,
+        bind_port: u16,
+    ) -> Result<crate::caps::health::Url, String> {
+        let address = if advertise_address.contains(':') {
+            format!("[{advertise_address}]")
+        } else {
+            advertise_address.to_string()
+        };
+        let text = self
+            .url
+            .replace("{advertiseAddress}", &address)
+            .replace("{bindPort}", &bind_port.to_string());
+        crate::caps::health::Url::parse(&text, true)
+    }
+}
+
+impl TryFrom<HealthRuleSpec> for HealthRule {
+    type Error = String;
+    fn try_from(spec: HealthRuleSpec) -> Result<Self, String> {
+        let mut probe = spec.url.clone();
+        for (name, example) in HEALTH_VARIABLES {
+            probe = probe.replace(name, example);
+        }
+        if probe.contains(['{', '}']) {
+            return Err(format!(
+                "health grant {:?}: the only variables are {{advertiseAddress}} and {{bindPort}}",
+                spec.url
+            ));
+        }
+        let url = crate::caps::health::Url::parse(&probe, true).map_err(|e| format!("health grant {e}"))?;
+        let https = url.scheme == crate::caps::health::Scheme::Https;
+        let tls = match (https, spec.tls.as_deref(), spec.ca) {
+            (false, None, None) => HealthTls::None,
+            (false, _, _) => {
+                return Err(format!(
+                    "health grant {:?}: `tls` and `ca` are for https URLs only",
+                    spec.url
+                ));
+            }
+            (true, Some("verify"), Some(ca)) => HealthTls::Verify(ca),
+            (true, Some("insecure"), None) => HealthTls::Insecure,
+            (true, Some("verify"), None) => {
+                return Err(format!(
+                    "health grant {:?}: `tls: verify` needs `ca: <node path of the CA file>` (e.g. /etc/kubernetes/pki/ca.crt)",
+                    spec.url
+                ));
+            }
+            (true, Some("insecure"), Some(_)) => {
+                return Err(format!(
+                    "health grant {:?}: `tls: insecure` checks no certificate, so `ca` must not be set",
+                    spec.url
+                ));
+            }
+            (true, _, _) => {
+                return Err(format!(
+                    "health grant {:?}: an https URL needs `tls: verify` (with `ca: <file>`) or `tls: insecure`",
+                    spec.url
+                ));
+            }
+        };
+        Ok(Self { url: spec.url, tls })
+    }
+}
+
+impl From<HealthRule> for HealthRuleSpec {
+    fn from(r: HealthRule) -> Self {
+        let (tls, ca) = match r.tls {
+            HealthTls::None => (None, None),
+            HealthTls::Verify(ca) => (Some("verify".to_string()), Some(ca)),
+            HealthTls::Insecure => (Some("insecure".to_string()), None),
+        };
+        Self { url: r.url, tls, ca }
+    }
 }
 
 /// File grants: absolute node path prefixes. A write grant implies read.
@@ -505,6 +638,22 @@ impl Pipeline {
                         .into(),
                 ));
             }
+            let files = &phase.grants.files;
+            for rule in &phase.grants.health {
+                if let HealthTls::Verify(ca) = &rule.tls
+                    && !files
+                        .read
+                        .iter()
+                        .chain(&files.write)
+                        .any(|g| ca.0.starts_with(&g.0))
+                {
+                    return Err(invalid(format!(
+                        "health grant {:?} verifies with CA file {}, which the phase may not read; \
+                         add it (or its directory) under grants.files.read",
+                        rule.url, ca.0
+                    )));
+                }
+            }
             if phase.limits.memory.0 > MAX_MEMORY || phase.limits.memory.0 < (1 << 20) {
                 return Err(invalid(format!(
                     "limits.memory must be between 1Mi and {}",
@@ -577,6 +726,8 @@ impl Grants {
                 })
                 .collect(),
             env: needs.env.clone(),
+            // Not in the 0.1 capability request (see `capability-request` in wit/types.wit).
+            health: Vec::new(),
         })
     }
 }

@@ -12,6 +12,7 @@ use crate::bindings::{PhaseContext, PhaseError, PluginInfo};
 use crate::builtin;
 use crate::caps::exec::{ExecCap, ExecEnv};
 use crate::caps::fs::{FsCap, Overlay};
+use crate::caps::health::{self, HealthCap};
 use crate::caps::kube::KubeCap;
 use crate::caps::log::{Budget, Console, LogCap, PluginOutput};
 use crate::caps::plan::Plan;
@@ -135,7 +136,7 @@ pub fn bare_state(root: Arc<Dir>) -> State {
         exec: ExecCap::new(
             "describe",
             ExecEnv {
-                root,
+                root: root.clone(),
                 root_path: PathBuf::from("/nonexistent"),
                 exec_path: vec![],
                 dry_run: true,
@@ -145,7 +146,8 @@ pub fn bare_state(root: Arc<Dir>) -> State {
             Duration::from_secs(1),
             0,
         ),
-        kube: KubeCap::new("describe", vec![], None, true, plan),
+        kube: KubeCap::new("describe", vec![], None, true, plan.clone()),
+        health: HealthCap::new("describe", vec![], root.clone(), health::Mode::DryRun, plan),
         log: LogCap::new("describe", Console::buffer().0, budget.clone()),
         stdout: PluginOutput::new("describe", budget.clone(), false),
         stderr: PluginOutput::new("describe", budget, true),
@@ -348,6 +350,7 @@ impl Runner<'_> {
             exec,
             kube,
             env,
+            health: health_rules,
         } = &phase.grants;
         let budget = Budget::new(name, phase.limits.output.0 as usize);
         let stdout = PluginOutput::new(name, budget.clone(), false);
@@ -369,6 +372,19 @@ impl Runner<'_> {
                 memory_bytes: phase.limits.memory.0 as usize,
                 memory_exceeded: false,
             },
+            health: HealthCap::new(
+                name,
+                health_endpoints(name, health_rules, &spec.config),
+                root.clone(),
+                if spec.dry_run {
+                    health::Mode::DryRun
+                } else if spec.cluster.as_ref().is_some_and(|c| c.is_simulated()) {
+                    health::Mode::Simulated
+                } else {
+                    health::Mode::Network
+                },
+                plan.clone(),
+            ),
             files: FsCap::new(
                 name,
                 root.clone(),
@@ -402,6 +418,36 @@ impl Runner<'_> {
             stderr,
         }
     }
+}
+
+/// A phase's health grants with `{advertiseAddress}` and `{bindPort}` filled in from the node's
+/// `localAPIEndpoint`. A grant that cannot be resolved (no address configured) grants nothing.
+fn health_endpoints(
+    phase: &str,
+    rules: &[crate::config::pipeline::HealthRule],
+    config: &ResolvedConfig,
+) -> Vec<health::Endpoint> {
+    use crate::config::pipeline::HealthTls;
+    let endpoint = config.local_api_endpoint();
+    rules
+        .iter()
+        .filter_map(
+            |rule| match rule.resolve(&endpoint.advertise_address, endpoint.bind_port) {
+                Ok(url) => Some(health::Endpoint {
+                    url,
+                    tls: match &rule.tls {
+                        HealthTls::None => health::Tls::None,
+                        HealthTls::Verify(ca) => health::Tls::Verify(ca.0.clone()),
+                        HealthTls::Insecure => health::Tls::Insecure,
+                    },
+                }),
+                Err(e) => {
+                    tracing::warn!(phase, grant = %rule.url, "health grant not usable: {e}");
+                    None
+                }
+            },
+        )
+        .collect()
 }
 
 /// For each phase, `None` when skipped, else the sub-phases to run.

@@ -2,9 +2,10 @@
 //! capabilities and its limits. The WIT `Host` traits are implemented here by delegating to the
 //! capabilities, which do the grant checks.
 
-use crate::bindings::wasmadm::plugin::{exec, files, kube, log, types};
+use crate::bindings::wasmadm::plugin::{exec, files, health, kube, log, types};
 use crate::caps::exec::ExecCap;
 use crate::caps::fs::FsCap;
+use crate::caps::health::HealthCap;
 use crate::caps::kube::{ClientHandle, KubeCap};
 use crate::caps::log::{LogCap, PluginOutput};
 use crate::cluster::{self, PatchKind, ResourceType};
@@ -50,6 +51,7 @@ pub struct State {
     pub files: FsCap,
     pub exec: ExecCap,
     pub kube: KubeCap,
+    pub health: HealthCap,
     pub log: LogCap,
     pub stdout: PluginOutput,
     pub stderr: PluginOutput,
@@ -90,6 +92,12 @@ impl files::Host for State {
 impl exec::Host for State {
     fn run(&mut self, cmd: exec::Command) -> Result<exec::Output, exec::ExecError> {
         self.exec.run(cmd)
+    }
+}
+
+impl health::Host for State {
+    fn get(&mut self, url: String, timeout_ms: u32) -> Result<health::Response, health::HealthError> {
+        self.health.get(&url, timeout_ms)
     }
 }
 

@@ -56,7 +56,8 @@ pub fn run(ctx: &Context<'_>) -> Result<PhaseReport> {
         8760,
     )
     .map_err(PhaseError::InvalidConfig)?;
-    let (advertise, bind_port) = ctx.config.local_api_endpoint();
+    let endpoint = ctx.config.local_api_endpoint();
+    let (advertise, bind_port) = (endpoint.advertise_address, endpoint.bind_port);
     let local_url = if advertise.is_empty() {
         // kubeadm would detect the default route's address; the sandbox cannot, and a guessed
         // server would give files that fail TLS against the apiserver certificate.

@@ -2,8 +2,8 @@
 //!
 //! A plugin is a `cdylib` crate built for `wasm32-wasip2` that implements [`Plugin`] and calls
 //! [`export_plugin!`]. Everything the host offers is in the generated bindings ([`files`],
-//! [`exec`], [`kube`], [`log`]); this crate adds typed access to the context ([`Context`]), a
-//! findings collector ([`Findings`]) and small file helpers.
+//! [`exec`], [`kube`], [`log`], [`health`]); this crate adds typed access to the context
+//! ([`Context`]), a findings collector ([`Findings`]) and small file helpers.
 //!
 //! ```no_run
 //! use wasmadm_plugin_sdk::{export_plugin, types::*, Context, Findings, Plugin};
@@ -39,7 +39,7 @@ pub mod systemd;
 
 pub use bindings::export_plugin;
 pub use bindings::exports::wasmadm::plugin::plugin::Guest as Plugin;
-pub use bindings::wasmadm::plugin::{exec, files, kube, log, types};
+pub use bindings::wasmadm::plugin::{exec, files, health, kube, log, types};
 pub use context::Context;
 pub use findings::Findings;
 pub use kubeadm_config as config;
@@ -108,6 +108,15 @@ impl From<kube::ApiError> for PhaseError {
     }
 }
 
+impl From<health::HealthError> for PhaseError {
+    fn from(e: health::HealthError) -> Self {
+        match e {
+            health::HealthError::Denied(m) => PhaseError::Denied(m),
+            other => PhaseError::Failed(other.text()),
+        }
+    }
+}
+
 /// The human message of a capability error (the generated `Display` is `Debug`-shaped).
 pub trait ErrorText {
     fn text(&self) -> String;
@@ -133,5 +142,18 @@ impl ErrorText for exec::ExecError {
 impl ErrorText for kube::ApiError {
     fn text(&self) -> String {
         self.message.clone()
+    }
+}
+
+impl ErrorText for health::HealthError {
+    fn text(&self) -> String {
+        match self {
+            health::HealthError::Denied(m)
+            | health::HealthError::Refused(m)
+            | health::HealthError::Unreachable(m)
+            | health::HealthError::TimedOut(m)
+            | health::HealthError::Tls(m)
+            | health::HealthError::Other(m) => m.clone(),
+        }
     }
 }

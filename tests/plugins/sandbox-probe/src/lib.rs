@@ -9,7 +9,7 @@
 
 use serde_json::Value;
 use wasmadm_plugin_sdk::types::{PhaseContext, PhaseError, PhaseReport, PluginInfo};
-use wasmadm_plugin_sdk::{ErrorText, Findings, Plugin, exec, export_plugin, files, kube, log};
+use wasmadm_plugin_sdk::{ErrorText, Findings, Plugin, exec, export_plugin, files, health, kube, log};
 
 struct Probe;
 
@@ -77,6 +77,17 @@ impl Plugin for Probe {
                     client.create(&ty, ns, &format!(r#"{{"metadata":{{"name":"{name}"}}}}"#))
                 };
                 report.output("object", result.map_err(|e| denied(e.text()))?);
+            }
+            "health" => {
+                let timeout = s.get("timeoutMs").and_then(Value::as_u64).unwrap_or(2000) as u32;
+                let r = health::get(setting(&s, "url"), timeout).map_err(|e| match e {
+                    health::HealthError::Denied(m) => denied(m),
+                    other => PhaseError::Failed(format!("{other:?}")),
+                })?;
+                report.output("status", r.status.to_string());
+                report.output("body", r.body);
+                report.output("truncated", r.truncated.to_string());
+                report.output("origin", format!("{:?}", r.origin));
             }
             "env" => {
                 let vars: Vec<String> = std::env::vars().map(|(k, v)| format!("{k}={v}")).collect();

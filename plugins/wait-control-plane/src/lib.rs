@@ -1,0 +1,233 @@
+//! The `wait-control-plane` phase: waits for the kubelet's healthz, then for kube-apiserver,
+//! kube-controller-manager and kube-scheduler to answer their health endpoints (kubeadm 1.33+
+//! with `WaitForAllControlPlaneComponents`), printing kubeadm's `[kubelet-check]` and
+//! `[control-plane-check]` lines. It talks to the endpoints only through the `health` capability,
+//! which allows exactly the URLs the pipeline grants.
+//!
+//! With `--dry-run` it prints what it would wait for and does not wait (kubeadm's dry-run
+//! waiter). With the in-memory cluster there is no kubelet: the host answers for the simulated
+//! node, and every "is healthy" line says so.
+
+mod duration;
+mod endpoints;
+mod wait;
+
+use static_pod::MANIFESTS_DIR;
+use std::time::{Duration, Instant};
+use wait::{Failure, Probe, Progress, pause, probe, simulated_note};
+use wasmadm_plugin_sdk::types::{PhaseContext, PhaseError, PhaseReport, PluginInfo};
+use wasmadm_plugin_sdk::{Context, Findings, Plugin, export_plugin, print};
+
+/// kubeadm's help after a kubelet that never became healthy (`kubeletFailMsg`).
+const KUBELET_HELP: &str = "
+Unfortunately, an error has occurred, likely caused by:
+\t- The kubelet is not running
+\t- The kubelet is unhealthy due to a misconfiguration of the node in some way (required cgroups disabled)
+
+If you are on a systemd-powered system, you can try to troubleshoot the error with the following commands:
+\t- 'systemctl status kubelet'
+\t- 'journalctl -xeu kubelet'
+";
+
+/// kubeadm's help after a control-plane component that never became healthy
+/// (`controlPlaneFailTempl`); `{socket}` is the CRI socket.
+const CONTROL_PLANE_HELP: &str = "
+A control plane component may have crashed or exited when started by the container runtime.
+To troubleshoot, list all containers using your preferred container runtimes CLI.
+Here is one example how you may list all running Kubernetes containers by using crictl:
+\t- 'crictl --runtime-endpoint {socket} ps -a | grep kube | grep -v pause'
+\tOnce you have found the failing container, you can inspect its logs with:
+\t- 'crictl --runtime-endpoint {socket} logs CONTAINERID'
+";
+
+fn print_block(text: &str) {
+    for line in text.lines() {
+        print(line);
+    }
+}
+
+/// A `timeouts` field as a duration, or an invalid-config error naming it.
+fn timeout(value: &Option<String>, field: &str) -> Result<Duration, PhaseError> {
+    let text = value.as_deref().unwrap_or("4m0s");
+    duration::parse(text).ok_or_else(|| {
+        PhaseError::InvalidConfig(format!(
+            "timeouts.{field}: {text:?} is not a duration; use Go syntax such as 4m0s or 30s"
+        ))
+    })
+}
+
+/// Waits for the kubelet's healthz (kubeadm's `WaitForKubelet`).
+fn wait_kubelet(url: &str, limit: Duration) -> Result<(), PhaseError> {
+    print(&format!(
+        "[kubelet-check] Waiting for a healthy kubelet at {url}. This can take up to {}",
+        duration::go(limit)
+    ));
+    let start = Instant::now();
+    let deadline = start + limit;
+    let mut progress = Progress::new(start);
+    let describe = |f: Failure| {
+        let cause = match f {
+            Failure::Status(code) => format!("status code: {code}"),
+            Failure::Error(e) => format!("error: {e}"),
+        };
+        format!("The HTTP call equal to 'curl -sSL {url}' returned {cause}")
+    };
+    loop {
+        let last = match probe(url, deadline, describe)? {
+            Probe::Healthy { simulated } => {
+                print(&format!(
+                    "[kubelet-check] The kubelet is healthy after {}{}",
+                    duration::go(start.elapsed()),
+                    simulated_note(simulated)
+                ));
+                return Ok(());
+            }
+            Probe::Unhealthy(message) => message,
+        };
+        progress.tick(|t| format!("[kubelet-check] Still waiting for the kubelet after {t}: {last}"));
+        if !pause(deadline) {
+            print(&format!(
+                "[kubelet-check] The kubelet is not healthy after {}",
+                duration::go(start.elapsed())
+            ));
+            print_block(KUBELET_HELP);
+            return Err(PhaseError::Failed(format!(
+                "failed while waiting for the kubelet to start: {last}"
+            )));
+        }
+    }
+}
+
+/// Waits for every component at once (kubeadm's `WaitForControlPlaneComponents`, which checks
+/// them in parallel: here in turns, each measured from the common start). On timeout prints
+/// kubeadm's help with the CRI socket and fails with every component's last error.
+fn wait_components(
+    components: &[endpoints::Component],
+    limit: Duration,
+    cri_socket: &str,
+) -> Result<(), PhaseError> {
+    print(&format!(
+        "[control-plane-check] Waiting for healthy control plane components. This can take up to {}",
+        duration::go(limit)
+    ));
+    for c in components {
+        print(&format!("[control-plane-check] Checking {} at {}", c.name, c.url));
+    }
+    let start = Instant::now();
+    let deadline = start + limit;
+    let mut progress = Progress::new(start);
+    let mut pending: Vec<&endpoints::Component> = components.iter().collect();
+    loop {
+        let mut still = Vec::new();
+        for c in pending {
+            let describe = |f: Failure| match f {
+                Failure::Status(code) => format!("{} check failed at {} with status: {code}", c.name, c.url),
+                Failure::Error(e) => format!("{} check failed at {}: {e}", c.name, c.url),
+            };
+            match probe(&c.url, deadline, describe)? {
+                Probe::Healthy { simulated } => print(&format!(
+                    "[control-plane-check] {} is healthy after {}{}",
+                    c.name,
+                    duration::go(start.elapsed()),
+                    simulated_note(simulated)
+                )),
+                Probe::Unhealthy(message) => still.push((c, message)),
+            }
+        }
+        if still.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<&str> = still.iter().map(|(c, _)| c.name).collect();
+        progress.tick(|t| {
+            format!(
+                "[control-plane-check] Still waiting for {} after {t}",
+                names.join(", ")
+            )
+        });
+        if !pause(deadline) {
+            for (c, _) in &still {
+                print(&format!(
+                    "[control-plane-check] {} is not healthy after {}",
+                    c.name,
+                    duration::go(start.elapsed())
+                ));
+            }
+            print_block(&CONTROL_PLANE_HELP.replace("{socket}", cri_socket));
+            let errors: Vec<String> = still.into_iter().map(|(_, m)| m).collect();
+            // utilerrors.NewAggregate: one error as it is, several in brackets.
+            let joined = if errors.len() == 1 {
+                errors[0].clone()
+            } else {
+                format!("[{}]", errors.join(", "))
+            };
+            return Err(PhaseError::Failed(format!(
+                "failed while waiting for the control plane to start: {joined}"
+            )));
+        }
+        pending = still.into_iter().map(|(c, _)| c).collect();
+    }
+}
+
+struct WaitControlPlane;
+
+impl Plugin for WaitControlPlane {
+    fn describe() -> PluginInfo {
+        // kubeadm's summary. The health URLs it checks (not expressible in the 0.1 capability
+        // request) are those of the default pipeline's `grants.health`: the kubelet's healthz
+        // (KubeletConfiguration healthzBindAddress:healthzPort), kube-apiserver
+        // https://{advertiseAddress}:{bindPort}/livez, kube-controller-manager
+        // https://127.0.0.1:10257/healthz, kube-scheduler https://127.0.0.1:10259/livez (addresses
+        // and ports from the manifests' flags).
+        let mut info = wasmadm_plugin_sdk::info("wait-control-plane", "Wait for the control plane to start");
+        // The manifests give the components' addresses and ports; the CA verifies the API
+        // server's certificate (the host reads it for the health grant, within the phase's grants).
+        info.needs.files_read = vec![MANIFESTS_DIR.into(), "/etc/kubernetes/pki/ca.crt".into()];
+        info
+    }
+
+    fn run(context: PhaseContext) -> Result<PhaseReport, PhaseError> {
+        let ctx = Context::new(&context)?;
+        let init = ctx.config.init.clone().unwrap_or_default();
+        let kubelet_limit = timeout(&init.timeouts.kubelet_health_check, "kubeletHealthCheck")?;
+        let components_limit = timeout(
+            &init.timeouts.control_plane_component_health_check,
+            "controlPlaneComponentHealthCheck",
+        )?;
+        let kubelet = endpoints::kubelet(&ctx);
+        print(&format!(
+            "[wait-control-plane] Waiting for the kubelet to boot up the control plane as static Pods from directory {MANIFESTS_DIR:?}"
+        ));
+        if context.dry_run {
+            // kubeadm's dry-run waiter: say what would be waited for, wait for nothing.
+            if let Some(url) = &kubelet {
+                print(&format!(
+                    "[dryrun] Would make sure the kubelet returns 'ok' at {url}"
+                ));
+            }
+            for c in endpoints::control_plane(&init.local_api_endpoint.advertise_address).unwrap_or_default()
+            {
+                print(&format!(
+                    "[dryrun] Would wait for {} to return 'ok' at {}",
+                    c.name, c.url
+                ));
+            }
+            return Ok(Findings::default().into_report());
+        }
+        match &kubelet {
+            Some(url) => wait_kubelet(url, kubelet_limit)?,
+            None => print(
+                "[kubelet-check] Skipping the kubelet health check because the healthz port is set to 0",
+            ),
+        }
+        let components =
+            endpoints::control_plane(&init.local_api_endpoint.advertise_address).map_err(|e| {
+                PhaseError::Failed(format!(
+                    "could not parse the address and port of all control plane components: {e}"
+                ))
+            })?;
+        wait_components(&components, components_limit, &ctx.node_registration().cri_socket)?;
+        Ok(Findings::default().into_report())
+    }
+}
+
+export_plugin!(WaitControlPlane);
