@@ -170,6 +170,9 @@ pub struct Run<'a> {
     pub dry_run: bool,
     pub only: Option<(String, Option<String>)>,
     pub cluster: Option<Arc<dyn Cluster>>,
+    /// No cluster at all (instead of the in-memory one `go` sets up when `cluster` is `None`):
+    /// the host's capabilities then act for real, e.g. health checks send their requests.
+    pub no_cluster: bool,
 }
 
 impl<'a> Run<'a> {
@@ -184,6 +187,7 @@ impl<'a> Run<'a> {
             only: None,
             // None: `go` sets up what `wasmadm --cluster memory` would.
             cluster: None,
+            no_cluster: false,
         }
     }
 
@@ -191,6 +195,9 @@ impl<'a> Run<'a> {
         let config = kubeadm::resolve(self.config, self.command, &self.flags, "n1").expect("config");
         // Without a cluster of its own, a run gets what `wasmadm --cluster memory` sets up.
         let cluster = self.cluster.or_else(|| {
+            if self.no_cluster {
+                return None;
+            }
             let name = config.node_registration().map(|n| n.name.as_str());
             let cluster = match (self.command, name) {
                 (Command::Reset, _) | (_, None) => Arc::new(MemoryCluster::new()),

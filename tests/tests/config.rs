@@ -120,8 +120,6 @@ fn skipping_a_phase_skips_it() {
     let config = wasmadm_tests::fixture("init-config.yaml");
     run.config = Some(&config);
     run.flags.skip_phases = vec!["Preflight".into()];
-    // The in-memory cluster, as the CLI uses for a --root: the phases after the files talk to it.
-    run.cluster = Some(std::sync::Arc::new(wasmadm::cluster::memory::MemoryCluster::new()));
     let out = run.go();
     assert!(
         out.result

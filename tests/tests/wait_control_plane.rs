@@ -144,6 +144,8 @@ impl Node {
         let config = self.config(timeouts);
         let mut run = Run::new(pipeline, self.root.path());
         run.config = Some(&config);
+        // Real requests to the test's servers, not the in-memory cluster's simulated node.
+        run.no_cluster = true;
         run.go()
     }
 }
@@ -404,6 +406,7 @@ fn dry_run_says_what_it_would_wait_for_and_connects_to_nothing() {
     let mut run = Run::new(&pipeline, node.root.path());
     run.config = Some(&config);
     run.dry_run = true;
+    run.no_cluster = true;
     let out = run.go();
     assert!(out.result.is_ok(), "{}", out.error());
     assert!(out.stdout.contains(&format!(
