@@ -82,37 +82,38 @@ fn scalar(value: &Value) -> String {
     }
 }
 
-/// A string scalar: plain when go-yaml would write it plain, else double-quoted.
+/// A string the way yaml.v2 emits it: double quoted when it would read back as null, a bool or a
+/// number (go-yaml's `stringv`), single quoted when the plain style is not allowed by the syntax
+/// (libyaml's emitter analysis: a leading indicator, `: `, ` #`, a trailing `:`, outer spaces),
+/// plain otherwise.
 fn string(s: &str) -> String {
-    if plain_ok(s) {
-        s.to_string()
-    } else {
+    if s.is_empty() || resolves_to_non_string(s) || s.chars().any(|c| c.is_control() || c == '\u{feff}') {
         // A JSON string literal is a valid YAML double-quoted scalar.
-        serde_json::to_string(s).unwrap_or_else(|_| format!("\"{s}\""))
+        return serde_json::to_string(s).unwrap_or_else(|_| format!("\"{s}\""));
     }
+    let first = s.chars().next().unwrap_or(' ');
+    let indicator = "-?:,[]{}#&*!|>'\"%@`".contains(first)
+        && !(matches!(first, '-' | '?' | ':') && s.len() > 1 && !s[1..].starts_with(' '));
+    if indicator
+        || s.contains(": ")
+        || s.contains(" #")
+        || s.ends_with(':')
+        || s.starts_with(' ')
+        || s.ends_with(' ')
+    {
+        return format!("'{}'", s.replace('\'', "''"));
+    }
+    s.to_string()
 }
 
 /// YAML 1.1 words go-yaml reads as booleans or null.
-const RESERVED: [&str; 22] = [
+const RESERVED: [&str; 26] = [
     "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "true", "True", "TRUE", "false", "False",
-    "FALSE", "on", "On", "ON", "off", "Off", "OFF",
+    "FALSE", "on", "On", "ON", "off", "Off", "OFF", "~", "null", "Null", "NULL",
 ];
 
-fn plain_ok(s: &str) -> bool {
-    if s.is_empty() || s.trim() != s || matches!(s, "~" | "null" | "Null" | "NULL") || RESERVED.contains(&s) {
-        return false;
-    }
-    if looks_numeric(s) {
-        return false;
-    }
-    let first = s.chars().next().unwrap_or(' ');
-    if "-?:,[]{}#&*!|>'\"%@`".contains(first) {
-        return false;
-    }
-    !(s.contains(": ")
-        || s.contains(" #")
-        || s.ends_with(':')
-        || s.chars().any(|c| c.is_control() || c == '\u{feff}'))
+fn resolves_to_non_string(s: &str) -> bool {
+    RESERVED.contains(&s) || looks_numeric(s)
 }
 
 /// Integers, floats (incl. `1e3`, `.5`, `.inf`, `.nan`) and sexagesimal numbers (`1:20`).
@@ -127,6 +128,9 @@ fn looks_numeric(s: &str) -> bool {
     }
     if let Some(hex) = body.strip_prefix("0x") {
         return !hex.is_empty() && hex.chars().all(|c| c.is_ascii_hexdigit());
+    }
+    if let Some(bin) = body.strip_prefix("0b") {
+        return !bin.is_empty() && bin.chars().all(|c| c == '0' || c == '1');
     }
     if body.contains(':') {
         return body
@@ -151,9 +155,24 @@ mod tests {
         assert_eq!(
             to_string(&v),
             "a: \"\"\nb: \"0\"\nc: {}\nd: []\ne: unix:///run/x.sock\nf: 0\ng: \"true\"\nh: 10.96.0.10\n\
-             i:\n- x\n- j: \"y\"\n  k: 1\nl:\n  m:\n    v: false\no: \"a: b\"\np: 0s\nq: \"1.5\"\nr: v1.36.2\n\
+             i:\n- x\n- j: \"y\"\n  k: 1\nl:\n  m:\n    v: false\no: 'a: b'\np: 0s\nq: \"1.5\"\nr: v1.36.2\n\
              s: node-role.kubernetes.io/control-plane\n"
         );
+    }
+
+    #[test]
+    fn strings_quoted_as_yaml_v2_quotes_them() {
+        use super::string;
+        // libyaml treats the end of the string as blank: a trailing ':' is an indicator.
+        assert_eq!(string("::"), "'::'");
+        assert_eq!(string("::1"), "::1");
+        assert_eq!(string("- x"), "'- x'");
+        assert_eq!(string("true"), "\"true\"");
+        assert_eq!(string("y"), "\"y\"");
+        assert_eq!(string("0.0.0.0"), "0.0.0.0");
+        assert_eq!(string("1:20"), "\"1:20\"");
+        assert_eq!(string("0b101"), "\"0b101\"");
+        assert_eq!(string("it's: x"), "'it''s: x'");
     }
 
     #[test]

@@ -5,7 +5,6 @@
 //! a whole `init`; the plugin says so when it is asked for one directly).
 
 pub mod coredns;
-pub mod goyaml;
 pub mod net;
 pub mod proxy;
 mod targets;

@@ -1,9 +1,9 @@
 //! The kube-proxy addon's objects, as kubeadm v1.36 creates them (`phases/addons/proxy`), with the
 //! fields the API server would default spelled out.
 
-use crate::goyaml;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
+use wasmadm_plugin_sdk::config::yaml as goyaml;
 
 const CONFIG_KEY: &str = "config.conf";
 const KUBECONFIG_KEY: &str = "kubeconfig.conf";
