@@ -377,3 +377,64 @@ fn missing_files_are_empty_entries_and_an_external_ca_is_refused() {
         out.stdout
     );
 }
+
+#[test]
+fn the_join_command_carries_the_uploaded_key_for_control_plane_nodes() {
+    // One run, as `init --upload-certs` with a controlPlaneEndpoint: the key upload-certs made is
+    // the one show-join-command prints, and it opens the Secret.
+    let root = fixture_node_with_endpoint();
+    let mut pipeline = Pipeline::builtin_default().expect("default pipeline");
+    let keep = [
+        "certs",
+        "kubeconfig",
+        "upload-certs",
+        "bootstrap-token",
+        "show-join-command",
+    ];
+    pipeline.init.0.retain(|s| keep.contains(&s.name.0.as_str()));
+    let cluster = Arc::new(MemoryCluster::new());
+    let config = root.path().join("config.yaml");
+    let mut run = Run::new(&pipeline, root.path());
+    run.config = Some(&config);
+    run.flags = Flags {
+        init: upload(None),
+        ..Flags::default()
+    };
+    run.cluster = Some(cluster.clone() as Arc<dyn Cluster>);
+    let out = run.go();
+    ok(&out);
+    let key = out.output("upload-certs.certificate-key").expect("key output");
+    let text = out.stdout.join("\n");
+    assert!(
+        text.contains(&format!(
+            "You can now join any number of the control-plane node running the following command on each as root:\n\n  \
+             wasmadm join cp.example:6443 --token abcdef.0123456789abcdef \\\n\t--discovery-token-ca-cert-hash sha256:"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "\\\n\t--control-plane --certificate-key {key}\n\n\
+             Please note that the certificate-key gives access to cluster sensitive data, keep it secret!"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("\"wasmadm init phase upload-certs --upload-certs\" to reload certs afterward."),
+        "{text}"
+    );
+    assert_decrypts_to_files(root.path(), &kubeadm_certs(&cluster), &key);
+}
+
+/// The fixture node with the reference configuration plus a controlPlaneEndpoint (ECDSA keys:
+/// fast in wasm).
+fn fixture_node_with_endpoint() -> tempfile::TempDir {
+    let root = wasmadm_tests::node("healthy");
+    let base = std::fs::read_to_string(fixture("init-config.yaml")).expect("fixture");
+    std::fs::write(
+        root.path().join("config.yaml"),
+        format!("{base}controlPlaneEndpoint: cp.example:6443\nencryptionAlgorithm: ECDSA-P256\n"),
+    )
+    .expect("config");
+    root
+}
