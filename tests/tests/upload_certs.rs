@@ -406,10 +406,10 @@ fn the_join_command_carries_the_uploaded_key_for_control_plane_nodes() {
     let key = out.output("upload-certs.certificate-key").expect("key output");
     let text = out.stdout.join("\n");
     assert!(
-        text.contains(&format!(
+        text.contains(
             "You can now join any number of the control-plane node running the following command on each as root:\n\n  \
              wasmadm join cp.example:6443 --token abcdef.0123456789abcdef \\\n\t--discovery-token-ca-cert-hash sha256:"
-        )),
+        ),
         "{text}"
     );
     assert!(
