@@ -494,7 +494,7 @@ fn run_pipeline(
         None => (node.flags, None),
     };
     let pipeline = load_pipeline(global)?;
-    let config = kubeadm::resolve(
+    let mut config = kubeadm::resolve(
         flags.config.as_deref(),
         command,
         &Flags {
@@ -507,6 +507,14 @@ fn run_pipeline(
         },
         &host_name(),
     )?;
+    // On the node itself, an empty advertiseAddress is the default route's, as in kubeadm; a
+    // sandbox root has no network to take it from, and the phases say so.
+    if global.root == Path::new("/")
+        && command != Command::Reset
+        && let Some(ip) = kubeadm::detect_advertise_address(&mut config)?
+    {
+        tracing::info!(%ip, "advertise address from the default route");
+    }
     let role = match command {
         Command::Init => Role::ControlPlane,
         _ if control_plane || config.join.as_ref().is_some_and(|j| j.control_plane.is_some()) => {

@@ -385,3 +385,87 @@ pub fn join_defaults_yaml() -> Result<String, ConfigError> {
 fn to_yaml<T: serde::Serialize>(value: &T) -> Result<String, ConfigError> {
     serde_yaml::to_string(value).map_err(|e| ConfigError::Invalid(format!("cannot print defaults: {e}")))
 }
+
+/// kubeadm's choice of an advertise address when the configuration has none
+/// (`ChooseAPIServerBindAddress`): the address this host uses for its default route. Only
+/// meaningful on the node itself (`--root /`); a sandbox root has no network of its own.
+///
+/// The route lookup is the kernel's: connecting a UDP socket sends nothing but binds the source
+/// address the default route would use (IPv4 first, then IPv6).
+pub fn detect_advertise_address(config: &mut ResolvedConfig) -> Result<Option<String>, ConfigError> {
+    let endpoint = match (config.init.as_mut(), config.join.as_mut()) {
+        (Some(init), _) => &mut init.local_api_endpoint,
+        (None, Some(join)) => match join.control_plane.as_mut() {
+            Some(cp) => &mut cp.local_api_endpoint,
+            None => return Ok(None),
+        },
+        (None, None) => return Ok(None),
+    };
+    if !endpoint.advertise_address.is_empty() {
+        return Ok(None);
+    }
+    let probe = |bind: &str, target: &str| -> Option<std::net::IpAddr> {
+        let socket = std::net::UdpSocket::bind(bind).ok()?;
+        socket.connect(target).ok()?;
+        let ip = socket.local_addr().ok()?.ip();
+        (!ip.is_unspecified() && !ip.is_loopback()).then_some(ip)
+    };
+    // Documentation addresses (RFC 5737, RFC 3849): routed by the default route, never answered.
+    let ip = probe("0.0.0.0:0", "192.0.2.1:9")
+        .or_else(|| probe("[::]:0", "[2001:db8::1]:9"))
+        .ok_or_else(|| {
+            ConfigError::Invalid(
+                "localAPIEndpoint.advertiseAddress is not set and this host has no default route to take \
+                 it from: set it in the InitConfiguration or pass --apiserver-advertise-address"
+                    .into(),
+            )
+        })?;
+    endpoint.advertise_address = ip.to_string();
+    Ok(Some(endpoint.advertise_address.clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn init(advertise: &str) -> ResolvedConfig {
+        let mut flags = Flags::default();
+        flags.init.apiserver_advertise_address = (!advertise.is_empty()).then(|| advertise.to_string());
+        resolve(None, crate::runtime::Command::Init, &flags, "n1").expect("config")
+    }
+
+    fn has_default_route() -> bool {
+        std::fs::read_to_string("/proc/net/route")
+            .map(|t| {
+                t.lines()
+                    .skip(1)
+                    .any(|l| l.split_whitespace().nth(1) == Some("00000000"))
+            })
+            .unwrap_or(false)
+    }
+
+    #[test]
+    fn an_explicit_advertise_address_is_kept() {
+        let mut config = init("10.0.0.7");
+        assert_eq!(detect_advertise_address(&mut config).expect("ok"), None);
+        assert_eq!(config.local_api_endpoint().advertise_address, "10.0.0.7");
+    }
+
+    #[test]
+    fn an_empty_advertise_address_comes_from_the_default_route() {
+        let mut config = init("");
+        match detect_advertise_address(&mut config) {
+            Ok(Some(ip)) => {
+                assert!(has_default_route(), "an address without a default route: {ip}");
+                let ip: std::net::IpAddr = ip.parse().expect("an IP");
+                assert!(!ip.is_loopback() && !ip.is_unspecified(), "{ip}");
+                assert_eq!(config.local_api_endpoint().advertise_address, ip.to_string());
+            }
+            Ok(None) => panic!("an empty address must be filled or refused"),
+            Err(e) => {
+                assert!(!has_default_route(), "a default route exists, yet: {e}");
+                assert!(e.to_string().contains("localAPIEndpoint.advertiseAddress"), "{e}");
+            }
+        }
+    }
+}
