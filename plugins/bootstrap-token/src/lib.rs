@@ -12,15 +12,25 @@
 //! `signClusterInfo: true` makes the phase add them itself, with the exact value the signer would
 //! write, for clusters that run without that controller.
 
-mod apply;
 pub mod objects;
 
-use apply::{Applied, apply, get};
 use kubeadm_bootstrap_token::{SECRET_NAMESPACE, TokenSpec, clock, cluster_info};
 use objects::{CLUSTER_INFO_ROLE, CLUSTER_ROLE_BINDINGS, GET_NODES, RBAC_GROUP};
 use serde::Deserialize;
+use wasmadm_plugin_sdk::apply::{Applied, context, create_or_set_fields as apply};
 use wasmadm_plugin_sdk::types::{KubeRule, PhaseContext, PhaseError, PhaseReport, PluginInfo};
 use wasmadm_plugin_sdk::{Context, Findings, Plugin, debug, export_plugin, fs, kube, print};
+
+/// Reads an object; `None` when it does not exist.
+fn get(
+    client: &kube::Client,
+    ty: &kube::ResourceType,
+    namespace: Option<&str>,
+    name: &str,
+) -> Result<Option<serde_json::Value>, PhaseError> {
+    wasmadm_plugin_sdk::apply::get(client, ty, namespace, name)
+        .map_err(context(&format!("unable to get {} {name:?}", ty.kind)))
+}
 
 /// The kubeconfig kubeadm takes the API server URL and the CA from.
 pub const ADMIN_CONF: &str = "/etc/kubernetes/admin.conf";

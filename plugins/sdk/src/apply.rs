@@ -177,6 +177,38 @@ pub fn create_or_merge(
     }
 }
 
+/// Makes the stored object carry `desired`'s values for `fields` (top-level keys such as `rules`,
+/// `subjects`, `data`), exactly: creates it when missing, updates it (conditionally, on the stored
+/// `resourceVersion`, keeping the rest of the stored object) when one of them differs, and leaves
+/// it alone otherwise. For objects whose named fields the phase owns whole (RBAC rules, a token's
+/// data), where [`create_or_merge`] would keep stale entries.
+pub fn create_or_set_fields(
+    client: &Client,
+    ty: &ResourceType,
+    desired: &Value,
+    fields: &[&str],
+) -> Result<Applied, PhaseError> {
+    let name = desired["metadata"]["name"].as_str().unwrap_or_default();
+    let namespace = desired["metadata"]["namespace"].as_str();
+    let what = |action: &str| format!("unable to {action} {} {name:?}", ty.kind);
+    let Some(mut stored) = get(client, ty, namespace, name).map_err(context(&what("get")))? else {
+        client
+            .create(ty, namespace, &desired.to_string())
+            .map_err(context(&what("create")))?;
+        return Ok(Applied::Created);
+    };
+    if fields.iter().all(|f| stored[*f] == desired[*f]) {
+        return Ok(Applied::Unchanged);
+    }
+    for f in fields {
+        stored[*f] = desired[*f].clone();
+    }
+    client
+        .update(ty, namespace, &stored.to_string())
+        .map_err(context(&what("update")))?;
+    Ok(Applied::Updated)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
