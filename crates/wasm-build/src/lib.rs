@@ -53,7 +53,9 @@ pub fn build_components(packages: &[&str]) -> Vec<(String, PathBuf)> {
             // 64x64->128-bit multiplies as one instruction (`i64.mul_wide_u`) instead of a
             // libcall: the big-integer arithmetic of RSA and ECDSA is several times faster. The
             // host enables the proposal (`Config::wasm_wide_arithmetic`).
-            .env(TARGET_RUSTFLAGS, "-Ctarget-feature=+wide-arithmetic");
+            .env(TARGET_RUSTFLAGS, "-Ctarget-feature=+wide-arithmetic")
+            .env("CARGO_PROFILE_RELEASE_LTO", "fat")
+            .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "1");
         // The outer cargo's settings are for the host target: flags, wrappers (clippy-driver)
         // and profile choices must not leak into the guest build.
         for var in [

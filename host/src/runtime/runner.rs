@@ -111,6 +111,8 @@ pub struct PlannedPhase {
 #[derive(Default)]
 pub struct RunReport {
     pub phases_run: Vec<String>,
+    /// How long each phase that ran took (instantiation and the plugin's `run`), in order.
+    pub timings: Vec<(String, std::time::Duration)>,
     pub plan: Plan,
     pub outputs: Vec<(String, String)>,
 }
@@ -229,6 +231,7 @@ impl Runner<'_> {
                 tracing::info!(phase = %phase.spec.name, "skipping phase");
                 continue;
             };
+            let started = std::time::Instant::now();
             self.run_phase(
                 spec,
                 phase,
@@ -237,7 +240,10 @@ impl Runner<'_> {
                 overlay.clone(),
                 &mut report,
             )?;
+            let took = started.elapsed();
+            tracing::debug!(phase = %phase.spec.name, ?took, "phase finished");
             report.phases_run.push(phase.spec.name.0.clone());
+            report.timings.push((phase.spec.name.0.clone(), took));
         }
         if spec.dry_run {
             for entry in report.plan.entries() {
