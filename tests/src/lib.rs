@@ -242,3 +242,16 @@ impl<'a> Run<'a> {
         }
     }
 }
+
+/// Runs `phases` of the default pipeline, each whole (`init phase <name> all`), on `root` with
+/// `config`; panics with the phase, error and console output when one fails.
+pub fn run_phases(root: &Path, config: &Path, phases: &[&str]) {
+    let pipeline = Pipeline::builtin_default().expect("default pipeline");
+    for phase in phases {
+        let mut run = Run::new(&pipeline, root);
+        run.config = Some(config);
+        run.only = Some((phase.to_string(), Some("all".into())));
+        let out = run.go();
+        assert!(out.result.is_ok(), "{phase}: {} {:?}", out.error(), out.stderr);
+    }
+}

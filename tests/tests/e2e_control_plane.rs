@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use wasmadm::config::pipeline::Pipeline;
 use wasmadm_tests::static_pod::{Process, Rewrites, StaticPod, etcd_rewrites, free_port, http_status};
-use wasmadm_tests::{Run, node};
+use wasmadm_tests::{Run, node, run_phases};
 
 /// The directory of real binaries, or a panic that says how to provide it.
 fn assets() -> PathBuf {
@@ -58,8 +58,9 @@ fn apiserver_version(assets: &Path) -> String {
         .to_string()
 }
 
-/// A node root holding the PKI, kubeconfigs and manifests for a control plane on 127.0.0.1.
-fn generated_node(version: &str, port: u16) -> tempfile::TempDir {
+/// A fresh node root with a kubeadm configuration (`kubeadm.yaml`) for a control plane on
+/// 127.0.0.1:`port`; `init_extra` is appended to the InitConfiguration.
+fn configured_node(version: &str, port: u16, init_extra: &str) -> (tempfile::TempDir, PathBuf) {
     let root = node("healthy");
     let config = root.path().join("kubeadm.yaml");
     std::fs::write(
@@ -68,35 +69,28 @@ fn generated_node(version: &str, port: u16) -> tempfile::TempDir {
             "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\n\
              localAPIEndpoint: {{advertiseAddress: 127.0.0.1, bindPort: {port}}}\n\
              nodeRegistration: {{name: n1, criSocket: unix:///var/run/containerd/containerd.sock}}\n\
-             ---\napiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\n\
+             {init_extra}---\napiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\n\
              kubernetesVersion: {version}\n"
         ),
     )
     .expect("config");
-    let pipeline = Pipeline::builtin_default().expect("pipeline");
-    for phase in ["certs", "kubeconfig", "etcd", "control-plane"] {
-        let mut run = Run::new(&pipeline, root.path());
-        run.config = Some(&config);
-        run.only = Some((phase.into(), Some("all".into())));
-        let out = run.go();
-        assert!(out.result.is_ok(), "{phase}: {} {:?}", out.error(), out.stderr);
-    }
+    (root, config)
+}
+
+/// A node root holding the PKI, kubeconfigs and manifests for a control plane on 127.0.0.1.
+fn generated_node(version: &str, port: u16) -> tempfile::TempDir {
+    let (root, config) = configured_node(version, port, "");
+    run_phases(
+        root.path(),
+        &config,
+        &["certs", "kubeconfig", "etcd", "control-plane"],
+    );
     root
 }
 
-/// A client authenticated as `kubeconfig` says; GETs `path` and returns the body.
+/// A GET through `kubeconfig`'s credentials; the response body.
 fn get(runtime: &tokio::runtime::Runtime, kubeconfig: &Path, path: &str) -> Result<String, String> {
-    runtime.block_on(async {
-        let kc = kube::config::Kubeconfig::read_from(kubeconfig).map_err(|e| e.to_string())?;
-        let config = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-            .await
-            .map_err(|e| e.to_string())?;
-        let client = kube::Client::try_from(config).map_err(|e| e.to_string())?;
-        let request = http::Request::get(path)
-            .body(Vec::new())
-            .map_err(|e| e.to_string())?;
-        client.request_text(request).await.map_err(|e| e.to_string())
-    })
+    send(runtime, kubeconfig, http::Method::GET, path, None)
 }
 
 /// etcd, kube-apiserver, kube-controller-manager and kube-scheduler of one generated node.
@@ -327,20 +321,11 @@ fn full_init_against_a_real_control_plane() {
     let assets = assets();
     let port = free_port();
     let version = apiserver_version(&assets);
-    let root = node("healthy");
-    let config = root.path().join("kubeadm.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\n\
-             localAPIEndpoint: {{advertiseAddress: 127.0.0.1, bindPort: {port}}}\n\
-             nodeRegistration: {{name: n1, criSocket: unix:///var/run/containerd/containerd.sock}}\n\
-             bootstrapTokens:\n- token: abcdef.0123456789abcdef\n\
-             ---\napiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\n\
-             kubernetesVersion: {version}\n"
-        ),
-    )
-    .expect("config");
+    let (root, config) = configured_node(
+        &version,
+        port,
+        "bootstrapTokens:\n- token: abcdef.0123456789abcdef\n",
+    );
     serve_kubelet_healthz();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

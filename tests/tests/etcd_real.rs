@@ -10,9 +10,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
-use wasmadm::config::pipeline::Pipeline;
 use wasmadm_tests::static_pod::{Process, StaticPod, etcd_rewrites};
-use wasmadm_tests::{Run, fixture, node, openssl};
+use wasmadm_tests::{fixture, node, openssl, run_phases};
 
 const ADVERTISE: &str = "10.200.0.2";
 
@@ -34,15 +33,7 @@ fn which(program: &str) -> PathBuf {
 /// A node root with the PKI and the etcd manifest of the reference configuration.
 fn generated_node() -> tempfile::TempDir {
     let root = node("healthy");
-    let pipeline = Pipeline::builtin_default().expect("pipeline");
-    let config = fixture("init-config.yaml");
-    for phase in ["certs", "etcd"] {
-        let mut run = Run::new(&pipeline, root.path());
-        run.config = Some(&config);
-        run.only = Some((phase.into(), Some("all".into())));
-        let out = run.go();
-        assert!(out.result.is_ok(), "{phase}: {} {:?}", out.error(), out.stderr);
-    }
+    run_phases(root.path(), &fixture("init-config.yaml"), &["certs", "etcd"]);
     root
 }
 
