@@ -31,13 +31,7 @@ fn run(root: &Path, config: &Path, cluster: &Arc<MemoryCluster>, sub: &str) -> O
 }
 
 fn ty(group: &str, kind: &str, plural: &str) -> ResourceType {
-    ResourceType {
-        group: group.into(),
-        version: "v1".into(),
-        kind: kind.into(),
-        plural: plural.into(),
-        namespaced: true,
-    }
+    ResourceType::v1(group, kind, plural, true)
 }
 
 fn config(dir: &Path, extra_cluster: &str) -> PathBuf {

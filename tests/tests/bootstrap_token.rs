@@ -146,12 +146,7 @@ impl Node {
         run.cluster = Some(self.cluster.clone() as Arc<dyn Cluster>);
         run.only = only.map(|p| (p.to_string(), None));
         let out = run.go();
-        if let Err(e) = &out.result {
-            panic!(
-                "run failed: {e}\nstdout: {:#?}\nstderr: {:#?}",
-                out.stdout, out.stderr
-            );
-        }
+        out.expect_ok();
         out
     }
 

@@ -101,15 +101,6 @@ fn certs_run(root: &Path, config: &Path, only: Option<&str>) -> Outcome {
     run.go()
 }
 
-fn ok(out: &Outcome) {
-    if let Err(e) = &out.result {
-        panic!(
-            "run failed: {e}\nstdout: {:#?}\nstderr: {:#?}",
-            out.stdout, out.stderr
-        );
-    }
-}
-
 fn pki(root: &Path) -> PathBuf {
     root.join("etc/kubernetes/pki")
 }
@@ -288,7 +279,7 @@ fn rsa_2048_pki_matches_kubeadms() {
     let started = std::time::Instant::now();
     let out = certs_run(root.path(), &fixture("init-config.yaml"), None);
     eprintln!("certs phase (RSA-2048, 11 keys) took {:?}", started.elapsed());
-    ok(&out);
+    out.expect_ok();
     assert_eq!(out.stdout, KUBEADM_LINES);
     verify_pki(&pki(root.path()), false);
     // The CA pin for join is published for later phases.
@@ -334,7 +325,7 @@ fn ecdsa_p256_pki_verifies() {
     let root = node("healthy");
     let config = write_config(root.path(), "encryptionAlgorithm: ECDSA-P256\n");
     let out = certs_run(root.path(), &config, None);
-    ok(&out);
+    out.expect_ok();
     assert_eq!(out.stdout, KUBEADM_LINES);
     verify_pki(&pki(root.path()), true);
 }
@@ -343,10 +334,10 @@ fn ecdsa_p256_pki_verifies() {
 fn second_run_reuses_everything_byte_for_byte() {
     let root = node("healthy");
     let config = write_config(root.path(), "encryptionAlgorithm: ECDSA-P256\n");
-    ok(&certs_run(root.path(), &config, None));
+    certs_run(root.path(), &config, None).expect_ok();
     let before = snapshot(&pki(root.path()));
     let out = certs_run(root.path(), &config, None);
-    ok(&out);
+    out.expect_ok();
     assert_eq!(snapshot(&pki(root.path())), before);
     assert_eq!(
         out.stdout,
@@ -371,7 +362,7 @@ fn second_run_reuses_everything_byte_for_byte() {
 fn broken_or_foreign_files_are_errors_naming_the_file() {
     let root = node("healthy");
     let config = write_config(root.path(), "encryptionAlgorithm: ECDSA-P256\n");
-    ok(&certs_run(root.path(), &config, None));
+    certs_run(root.path(), &config, None).expect_ok();
     let dir = pki(root.path());
 
     // Garbage in a certificate.
@@ -416,7 +407,7 @@ fn broken_or_foreign_files_are_errors_naming_the_file() {
     );
     std::fs::write(dir.join("apiserver.crt"), &good).expect("restore");
     std::fs::write(dir.join("apiserver.key"), &good_key).expect("restore");
-    ok(&certs_run(root.path(), &config, None));
+    certs_run(root.path(), &config, None).expect_ok();
 
     // A corrupt CA key.
     std::fs::write(dir.join("etcd/ca.key"), b"nope").expect("write");
@@ -428,7 +419,7 @@ fn broken_or_foreign_files_are_errors_naming_the_file() {
 fn san_that_no_longer_covers_the_config_is_an_error() {
     let root = node("healthy");
     let config = write_config(root.path(), "encryptionAlgorithm: ECDSA-P256\n");
-    ok(&certs_run(root.path(), &config, None));
+    certs_run(root.path(), &config, None).expect_ok();
     let wider = write_config(
         root.path(),
         "encryptionAlgorithm: ECDSA-P256\napiServer: {certSANs: [lb.example.com, 192.0.2.7]}\n",
@@ -444,14 +435,14 @@ fn san_that_no_longer_covers_the_config_is_an_error() {
 fn phase_certs_apiserver_writes_only_the_apiserver_pair() {
     let root = node("healthy");
     let config = write_config(root.path(), "encryptionAlgorithm: ECDSA-P256\n");
-    ok(&certs_run(root.path(), &config, None));
+    certs_run(root.path(), &config, None).expect_ok();
     let dir = pki(root.path());
     std::fs::remove_file(dir.join("apiserver.crt")).expect("rm");
     std::fs::remove_file(dir.join("apiserver.key")).expect("rm");
     let before = snapshot(&dir);
 
     let out = certs_run(root.path(), &config, Some("apiserver"));
-    ok(&out);
+    out.expect_ok();
     assert_eq!(
         out.stdout,
         [
@@ -477,12 +468,12 @@ fn phase_certs_apiserver_writes_only_the_apiserver_pair() {
 fn external_ca_uses_existing_leaves_and_refuses_to_invent_them() {
     let root = node("healthy");
     let config = write_config(root.path(), "encryptionAlgorithm: ECDSA-P256\n");
-    ok(&certs_run(root.path(), &config, None));
+    certs_run(root.path(), &config, None).expect_ok();
     let dir = pki(root.path());
     std::fs::remove_file(dir.join("ca.key")).expect("rm");
     let before = snapshot(&dir);
     let out = certs_run(root.path(), &config, None);
-    ok(&out);
+    out.expect_ok();
     assert_eq!(
         out.stdout[1],
         "[certs] Using existing ca keyless certificate authority"
@@ -511,7 +502,7 @@ fn external_etcd_skips_the_etcd_certificates() {
         "encryptionAlgorithm: ECDSA-P256\netcd:\n  external:\n    endpoints: [https://10.0.0.1:2379]\n    caFile: /etc/etcd/ca.crt\n    certFile: /etc/etcd/c.crt\n    keyFile: /etc/etcd/c.key\n",
     );
     let out = certs_run(root.path(), &config, None);
-    ok(&out);
+    out.expect_ok();
     assert!(
         out.stdout.contains(
             &"[certs] External etcd mode: Skipping etcd/ca certificate authority generation".to_string()

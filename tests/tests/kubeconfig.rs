@@ -39,15 +39,6 @@ fn init(root: &Path, config: &Path, only: Option<&str>) -> Outcome {
     run.go()
 }
 
-fn ok(out: &Outcome) {
-    if let Err(e) = &out.result {
-        panic!(
-            "run failed: {e}\nstdout: {:#?}\nstderr: {:#?}",
-            out.stdout, out.stderr
-        );
-    }
-}
-
 /// The `[kubeconfig]` lines of a run.
 fn lines(out: &Outcome) -> Vec<String> {
     out.stdout
@@ -210,7 +201,7 @@ fn ecdsa_p256_kubeconfigs_match_kubeadms() {
     let root = node("healthy");
     let config = ecdsa(root.path());
     let out = init(root.path(), &config, None);
-    ok(&out);
+    out.expect_ok();
     assert_eq!(lines(&out), KUBEADM_LINES);
     verify(root.path(), true);
 }
@@ -219,7 +210,7 @@ fn ecdsa_p256_kubeconfigs_match_kubeadms() {
 fn rsa_2048_kubeconfigs_match_kubeadms() {
     let root = node("healthy");
     let out = init(root.path(), &fixture("init-config.yaml"), None);
-    ok(&out);
+    out.expect_ok();
     assert_eq!(lines(&out), KUBEADM_LINES);
     verify(root.path(), false);
 }
@@ -228,11 +219,11 @@ fn rsa_2048_kubeconfigs_match_kubeadms() {
 fn second_run_reuses_every_file() {
     let root = node("healthy");
     let config = ecdsa(root.path());
-    ok(&init(root.path(), &config, None));
+    init(root.path(), &config, None).expect_ok();
     let before = snapshot(root.path());
     assert_eq!(before.len(), 5);
     let out = init(root.path(), &config, None);
-    ok(&out);
+    out.expect_ok();
     assert_eq!(snapshot(root.path()), before);
     let mut want = vec!["[kubeconfig] Using kubeconfig folder \"/etc/kubernetes\"".to_string()];
     want.extend(
@@ -250,7 +241,7 @@ fn control_plane_endpoint_is_the_server_of_admin_and_kubelet_only() {
         root.path(),
         "encryptionAlgorithm: ECDSA-P256\ncontrolPlaneEndpoint: lb.example.com\n",
     );
-    ok(&init(root.path(), &config, None));
+    init(root.path(), &config, None).expect_ok();
     for (file, _) in FILES {
         let v = yaml(&kdir(root.path()).join(file));
         let server = v["clusters"][0]["cluster"]["server"]
@@ -269,7 +260,7 @@ fn control_plane_endpoint_is_the_server_of_admin_and_kubelet_only() {
 fn foreign_or_broken_files_are_errors_naming_the_file() {
     let root = node("healthy");
     let config = ecdsa(root.path());
-    ok(&init(root.path(), &config, None));
+    init(root.path(), &config, None).expect_ok();
     let dir = kdir(root.path());
 
     // Another API server.
@@ -300,7 +291,7 @@ fn foreign_or_broken_files_are_errors_naming_the_file() {
 
     // Another CA: a second cluster's file.
     let other = node("healthy");
-    ok(&init(other.path(), &ecdsa(other.path()), None));
+    init(other.path(), &ecdsa(other.path()), None).expect_ok();
     std::fs::copy(kdir(other.path()).join("kubelet.conf"), dir.join("kubelet.conf")).expect("cp");
     let err = init(root.path(), &config, None).error();
     assert!(
@@ -318,11 +309,11 @@ fn phase_kubeconfig_admin_writes_only_admin_conf() {
     let mut run = Run::new(&pipeline, root.path());
     run.config = Some(&config);
     run.only = Some(("certs".into(), Some("all".into())));
-    ok(&run.go());
+    run.go().expect_ok();
     assert!(snapshot(root.path()).is_empty());
 
     let out = init(root.path(), &config, Some("admin"));
-    ok(&out);
+    out.expect_ok();
     assert_eq!(
         out.stdout,
         ["[kubeconfig] Writing \"admin.conf\" kubeconfig file"]
@@ -340,11 +331,11 @@ fn phase_kubeconfig_admin_writes_only_admin_conf() {
 fn external_ca_uses_the_files_and_refuses_to_invent_them() {
     let root = node("healthy");
     let config = ecdsa(root.path());
-    ok(&init(root.path(), &config, None));
+    init(root.path(), &config, None).expect_ok();
     std::fs::remove_file(root.path().join("etc/kubernetes/pki/ca.key")).expect("rm");
     let before = snapshot(root.path());
     let out = init(root.path(), &config, None);
-    ok(&out);
+    out.expect_ok();
     assert_eq!(
         lines(&out)[1],
         "[kubeconfig] External CA mode: Using user provided admin.conf"

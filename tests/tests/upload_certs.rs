@@ -91,10 +91,6 @@ fn upload(key: Option<&str>) -> InitFlags {
     }
 }
 
-fn ok(out: &Outcome) {
-    out.expect_ok();
-}
-
 fn secrets(cluster: &MemoryCluster) -> Vec<Value> {
     cluster
         .objects()
@@ -167,7 +163,7 @@ fn without_the_flag_the_phase_is_skipped_with_kubeadms_line() {
     let root = tempfile::tempdir().expect("tmp");
     let cluster = Arc::new(MemoryCluster::new());
     let out = run(root.path(), &cluster, InitFlags::default());
-    ok(&out);
+    out.expect_ok();
     // init-output.txt line 65.
     assert_eq!(
         out.stdout,
@@ -182,7 +178,7 @@ fn certificates_are_encrypted_so_another_aes_gcm_implementation_decrypts_them() 
     let root = node_with_pki();
     let cluster = Arc::new(MemoryCluster::new());
     let out = run(root.path(), &cluster, upload(Some(KEY)));
-    ok(&out);
+    out.expect_ok();
     assert_eq!(
         out.stdout,
         [
@@ -265,7 +261,7 @@ fn a_generated_key_is_printed_published_and_decrypts() {
     let root = node_with_pki();
     let cluster = Arc::new(MemoryCluster::new());
     let out = run(root.path(), &cluster, upload(None));
-    ok(&out);
+    out.expect_ok();
     let key = out
         .output("upload-certs.certificate-key")
         .expect("certificate-key output");
@@ -289,7 +285,7 @@ fn a_generated_key_is_printed_published_and_decrypts() {
             ..upload(None)
         },
     );
-    ok(&quiet);
+    quiet.expect_ok();
     assert_eq!(quiet.stdout.len(), 1, "{:?}", quiet.stdout);
 }
 
@@ -297,7 +293,7 @@ fn a_generated_key_is_printed_published_and_decrypts() {
 fn a_wrong_key_is_refused_with_a_clear_message() {
     let root = node_with_pki();
     let cluster = Arc::new(MemoryCluster::new());
-    ok(&run(root.path(), &cluster, upload(Some(KEY))));
+    run(root.path(), &cluster, upload(Some(KEY))).expect_ok();
     let data = data(&kubeadm_certs(&cluster));
     let wrong = KEY.replace('f', "e");
     assert_eq!(ring_open(&wrong, &data["ca.key"]), None);
@@ -338,9 +334,9 @@ fn a_wrong_key_is_refused_with_a_clear_message() {
 fn the_same_key_twice_changes_nothing_and_a_new_key_uploads_again() {
     let root = node_with_pki();
     let cluster = Arc::new(MemoryCluster::new());
-    ok(&run(root.path(), &cluster, upload(Some(KEY))));
+    run(root.path(), &cluster, upload(Some(KEY))).expect_ok();
     let first = cluster.objects();
-    ok(&run(root.path(), &cluster, upload(Some(KEY))));
+    run(root.path(), &cluster, upload(Some(KEY))).expect_ok();
     assert_eq!(
         cluster.objects(),
         first,
@@ -348,7 +344,7 @@ fn the_same_key_twice_changes_nothing_and_a_new_key_uploads_again() {
     );
 
     let out = run(root.path(), &cluster, upload(None));
-    ok(&out);
+    out.expect_ok();
     let key = out.output("upload-certs.certificate-key").expect("key");
     let secret = kubeadm_certs(&cluster);
     assert_decrypts_to_files(root.path(), &secret, &key);
@@ -362,7 +358,7 @@ fn missing_files_are_empty_entries_and_an_external_ca_is_refused() {
     let pki = root.path().join("etc/kubernetes/pki");
     std::fs::remove_file(pki.join("etcd/ca.key")).expect("rm");
     let cluster = Arc::new(MemoryCluster::new());
-    ok(&run(root.path(), &cluster, upload(Some(KEY))));
+    run(root.path(), &cluster, upload(Some(KEY))).expect_ok();
     let secret = kubeadm_certs(&cluster);
     assert_eq!(secret["data"]["etcd-ca.key"], "");
     assert_eq!(data(&secret).len(), ENTRIES.len());
@@ -402,7 +398,7 @@ fn the_join_command_carries_the_uploaded_key_for_control_plane_nodes() {
     };
     run.cluster = Some(cluster.clone() as Arc<dyn Cluster>);
     let out = run.go();
-    ok(&out);
+    out.expect_ok();
     let key = out.output("upload-certs.certificate-key").expect("key output");
     let text = out.stdout.join("\n");
     assert!(

@@ -12,13 +12,7 @@ use wasmadm::config::pipeline::Pipeline;
 use wasmadm_tests::{Outcome, Run, fixture, node, reference_object};
 
 fn ty(group: &str, kind: &str, plural: &str) -> ResourceType {
-    ResourceType {
-        group: group.into(),
-        version: "v1".into(),
-        kind: kind.into(),
-        plural: plural.into(),
-        namespaced: true,
-    }
+    ResourceType::v1(group, kind, plural, true)
 }
 
 const RBAC: &str = "rbac.authorization.k8s.io";

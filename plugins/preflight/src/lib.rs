@@ -52,14 +52,13 @@ impl Plugin for Preflight {
             "/var/lib/etcd",
             "/run",
             "/var/run",
-            "/usr/local/sbin",
-            "/usr/local/bin",
-            "/usr/sbin",
-            "/usr/bin",
-            "/sbin",
-            "/bin",
         ];
-        info.needs.files_read = read.map(String::from).to_vec();
+        // The binaries it looks for are searched on the default PATH.
+        info.needs.files_read = read
+            .iter()
+            .chain(wasmadm_plugin_sdk::config::defaults::SYSTEM_PATH.iter())
+            .map(|p| p.to_string())
+            .collect();
         info.needs.exec = vec![
             ExecRule {
                 command: "kubelet".into(),
