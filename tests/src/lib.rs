@@ -93,18 +93,6 @@ pub fn openssl(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// The names of a pipeline's init phases other than `keep`, for `--skip-phases`: a test of some
-/// phases stays a test of those phases when others are added to the default pipeline.
-pub fn phases_except(pipeline: &Pipeline, keep: &[&str]) -> Vec<String> {
-    pipeline
-        .init
-        .0
-        .iter()
-        .map(|p| p.name.0.clone())
-        .filter(|name| !keep.contains(&name.as_str()))
-        .collect()
-}
-
 /// sha256 of a file, hex.
 pub fn sha256_file(path: &str) -> String {
     wasmadm::runtime::engine::sha256_hex(&std::fs::read(path).expect("read wasm"))

@@ -66,8 +66,7 @@ fn find<'a>(objects: &'a [Value], kind: &str, name: &str) -> &'a Value {
 
 /// A reference object, without the annotations the API server's controllers add.
 fn reference(file: &str) -> Value {
-    let text = std::fs::read_to_string(fixture("reference/api").join(file)).expect("reference file");
-    let mut v: Value = serde_yaml::from_str(&text).expect("reference YAML");
+    let mut v = wasmadm_tests::reference_object(file);
     let meta = v["metadata"].as_object_mut().expect("metadata");
     if let Some(a) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
         a.remove("deprecated.daemonset.template.generation");

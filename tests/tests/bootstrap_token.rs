@@ -14,7 +14,7 @@ use wasmadm::cluster::{Cluster, ResourceType};
 use wasmadm::config::kubeadm::Flags;
 use wasmadm::config::pipeline::Pipeline;
 use wasmadm::token::{self, CreateOptions};
-use wasmadm_tests::{Outcome, Run, fixture, node, openssl};
+use wasmadm_tests::{Outcome, Run, default_pipeline_of, fixture, node, openssl, reference_object};
 
 const RBAC: &str = "rbac.authorization.k8s.io";
 
@@ -96,15 +96,7 @@ fn ty(group: &str, plural: &str, namespaced: bool) -> ResourceType {
 
 /// The default pipeline with only the phases these tests need (others need a running node).
 fn pipeline() -> Pipeline {
-    let mut p = Pipeline::builtin_default().expect("default pipeline");
-    let keep = ["certs", "kubeconfig", "bootstrap-token", "show-join-command"];
-    p.init.0.retain(|s| keep.contains(&s.name.0.as_str()));
-    assert_eq!(
-        p.init.0.len(),
-        keep.len(),
-        "the default pipeline has the four phases"
-    );
-    p
+    default_pipeline_of(&["certs", "kubeconfig", "bootstrap-token", "show-join-command"])
 }
 
 /// The reference configuration with ECDSA keys (fast in wasm); `init_extra` replaces the
@@ -163,11 +155,6 @@ impl Node {
             .display()
             .to_string()
     }
-}
-
-fn reference(file: &str) -> Value {
-    let text = std::fs::read_to_string(fixture("reference/api").join(file)).expect("reference");
-    serde_yaml::from_str(&text).expect("reference YAML")
 }
 
 fn init_output() -> Vec<String> {
@@ -307,7 +294,7 @@ fn init_writes_kubeadms_objects_lines_and_join_command() {
 
     // Objects: everything but server-set metadata and run-to-run values equals kubeadm's.
     for (file, group, plural, ns) in REFERENCE {
-        let want = reference(file);
+        let want = reference_object(file);
         let name = want["metadata"]["name"].as_str().expect("name");
         let got = n.get(group, plural, *ns, name);
         for field in ["apiVersion", "kind", "rules", "roleRef", "subjects", "type"] {
@@ -347,7 +334,7 @@ fn init_writes_kubeadms_objects_lines_and_join_command() {
     }
 
     // cluster-info: kubeadm's kubeconfig with our CA, signed as the bootstrap signer signs.
-    let want = reference("kube-public.cm.cluster-info.yaml");
+    let want = reference_object("kube-public.cm.cluster-info.yaml");
     let got = n.get("", "configmaps", Some("kube-public"), "cluster-info");
     let ca = std::fs::read(n.ca_path()).expect("ca.crt");
     let want_kubeconfig = want["data"]["kubeconfig"].as_str().expect("kubeconfig");
@@ -408,7 +395,7 @@ fn second_run_changes_nothing() {
     let fixed = n.get(RBAC, "clusterrolebindings", None, "kubeadm:get-nodes");
     assert_eq!(
         fixed["subjects"],
-        reference("cluster.clusterrolebinding.kubeadm_get-nodes.yaml")["subjects"]
+        reference_object("cluster.clusterrolebinding.kubeadm_get-nodes.yaml")["subjects"]
     );
     assert_eq!(fixed["metadata"]["labels"]["team"], "x");
 }

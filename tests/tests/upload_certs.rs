@@ -379,15 +379,13 @@ fn the_join_command_carries_the_uploaded_key_for_control_plane_nodes() {
     // One run, as `init --upload-certs` with a controlPlaneEndpoint: the key upload-certs made is
     // the one show-join-command prints, and it opens the Secret.
     let root = fixture_node_with_endpoint();
-    let mut pipeline = Pipeline::builtin_default().expect("default pipeline");
-    let keep = [
+    let pipeline = wasmadm_tests::default_pipeline_of(&[
         "certs",
         "kubeconfig",
         "upload-certs",
         "bootstrap-token",
         "show-join-command",
-    ];
-    pipeline.init.0.retain(|s| keep.contains(&s.name.0.as_str()));
+    ]);
     let cluster = Arc::new(MemoryCluster::new());
     let config = root.path().join("config.yaml");
     let mut run = Run::new(&pipeline, root.path());

@@ -171,13 +171,7 @@ impl MemoryCluster {
     /// `beta.kubernetes.io/os`). An existing Node is left alone, so labels and taints added by an
     /// earlier run stay. This is never done for a real cluster (`--cluster kubeconfig`).
     pub fn simulate_kubelet_registration(&self, name: &str) -> Result<(), ApiError> {
-        let ty = ResourceType {
-            group: String::new(),
-            version: "v1".into(),
-            kind: "Node".into(),
-            plural: "nodes".into(),
-            namespaced: false,
-        };
+        let ty = ResourceType::v1("", "Node", "nodes", false);
         let node = json!({
             "metadata": {
                 "name": name,
