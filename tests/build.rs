@@ -3,13 +3,15 @@
 
 use std::path::Path;
 
-/// The binaries the end-to-end tests start, in controller-runtime's envtest layout
-/// (`$KUBEBUILDER_ASSETS/<binary>`), plus the two that envtest does not ship by default.
-const CONTROL_PLANE_BINARIES: [&str; 4] = [
+/// The binaries the end-to-end tests run, in controller-runtime's envtest layout
+/// (`$KUBEBUILDER_ASSETS/<binary>`); the same list as `wasmadm_tests::cluster::BINARIES`.
+const BINARIES: [&str; 6] = [
     "etcd",
     "kube-apiserver",
     "kube-controller-manager",
     "kube-scheduler",
+    "kubeadm",
+    "kubectl",
 ];
 
 fn main() {
@@ -20,22 +22,32 @@ fn main() {
 
     println!("cargo::rustc-check-cfg=cfg(kubebuilder_assets)");
     println!("cargo:rerun-if-env-changed=KUBEBUILDER_ASSETS");
-    // Not set: the tests say why they are ignored in `cargo test`'s own output.
-    let Ok(dir) = std::env::var("KUBEBUILDER_ASSETS") else {
-        return;
+    println!("cargo:rerun-if-env-changed=CI");
+    // In CI the end-to-end tests must run: a missing binary fails the build instead of skipping.
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    let missing: Vec<&str> = match std::env::var("KUBEBUILDER_ASSETS") {
+        Ok(dir) => BINARIES
+            .into_iter()
+            .filter(|b| !Path::new(&dir).join(b).is_file())
+            .collect(),
+        Err(_) => BINARIES.to_vec(),
     };
-    let missing: Vec<&str> = CONTROL_PLANE_BINARIES
-        .into_iter()
-        .filter(|b| !Path::new(&dir).join(b).is_file())
-        .collect();
+    let dir = std::env::var("KUBEBUILDER_ASSETS").unwrap_or_else(|_| "(not set)".into());
     if missing.is_empty() {
         println!("cargo:rustc-cfg=kubebuilder_assets");
-        for b in CONTROL_PLANE_BINARIES {
+        for b in BINARIES {
             println!("cargo:rerun-if-changed={dir}/{b}");
         }
-    } else {
+    } else if ci {
+        panic!(
+            "CI=true: the end-to-end tests must run, but KUBEBUILDER_ASSETS={dir} lacks {} \
+             (.ci/run installs them with ../shared/k8s/install.sh)",
+            missing.join(", ")
+        );
+    } else if std::env::var_os("KUBEBUILDER_ASSETS").is_some() {
+        // Not set at all: the tests say why they are ignored in `cargo test`'s own output.
         println!(
-            "cargo:warning=end-to-end control-plane tests skipped: KUBEBUILDER_ASSETS={dir} lacks {}",
+            "cargo:warning=end-to-end tests skipped: KUBEBUILDER_ASSETS={dir} lacks {}",
             missing.join(", ")
         );
     }

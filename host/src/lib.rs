@@ -10,8 +10,10 @@
 pub mod bindings;
 pub mod builtin;
 pub mod caps;
+pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod facts;
 pub mod runtime;
 pub mod token;
 pub mod util;

@@ -1,7 +1,11 @@
 //! Helpers for wasmadm's integration tests: fixture node roots, pipelines around test plugins,
 //! and runs whose console output is captured.
 
+pub mod cluster;
+pub mod differential;
 pub mod http;
+pub mod kubelet;
+pub mod netns;
 pub mod static_pod;
 
 use std::path::{Path, PathBuf};
@@ -209,6 +213,7 @@ impl<'a> Run<'a> {
             config,
             cluster,
             console,
+            facts: wasmadm::facts::inputs(self.root),
         };
         let result = Runner {
             runtime: runtime(),

@@ -154,6 +154,22 @@ impl Process {
     }
 
     /// Panics with the log when the process has exited.
+    /// The last `n` lines of the process's log.
+    pub fn log_tail(&self, n: usize) -> String {
+        let text = self.log_text();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+
+    /// `Some(description)` once the process has exited.
+    pub fn exited(&mut self) -> Option<String> {
+        match self.child.try_wait() {
+            Ok(Some(status)) => Some(status.to_string()),
+            Ok(None) => None,
+            Err(e) => Some(format!("unknown state ({e})")),
+        }
+    }
+
     pub fn assert_running(&mut self) {
         if let Ok(Some(status)) = self.child.try_wait() {
             panic!("{} exited with {status}:\n{}", self.name, self.log_text());
@@ -207,15 +223,22 @@ pub fn etcd_rewrites(etcd: &Path, advertise: &str) -> (Rewrites, EtcdPorts) {
         peer: free_port(),
         metrics: free_port(),
     };
-    let mut rewrites = Rewrites {
+    let rewrites = Rewrites {
         addresses: vec![
             (advertise.into(), "127.0.0.1".into()),
             (":2379".into(), format!(":{}", ports.client)),
             (":2380".into(), format!(":{}", ports.peer)),
             (":2381".into(), format!(":{}", ports.metrics)),
         ],
-        ..Rewrites::default()
+        ..etcd_flag_renames(etcd)
     };
+    (rewrites, ports)
+}
+
+/// Only the flag renames the installed etcd needs (see [`etcd_rewrites`]): for a node in its own
+/// network namespace, whose addresses and ports are its own.
+pub fn etcd_flag_renames(etcd: &Path) -> Rewrites {
+    let mut rewrites = Rewrites::default();
     if etcd_version(etcd) < (3, 6) {
         rewrites.rename.push((
             "--watch-progress-notify-interval".into(),
@@ -226,7 +249,7 @@ pub fn etcd_rewrites(etcd: &Path, advertise: &str) -> (Rewrites, EtcdPorts) {
             "--experimental-initial-corrupt-check=true".into(),
         ));
     }
-    (rewrites, ports)
+    rewrites
 }
 
 /// `(major, minor)` of an etcd binary.

@@ -6,6 +6,7 @@ use super::plan::{Plan, PlanEntry};
 use crate::cluster::{ApiError, ApiErrorCode, Cluster, PatchKind, ResourceType};
 use crate::config::pipeline::KubeRule;
 use serde_json::Value;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// The kube capability of one phase.
@@ -13,14 +14,18 @@ pub struct KubeCap {
     phase: String,
     rules: Vec<KubeRule>,
     cluster: Option<Arc<dyn Cluster>>,
+    /// The node's root on the host: `cluster-as` kubeconfig files are node paths.
+    root: PathBuf,
     dry_run: bool,
     plan: Plan,
 }
 
-/// What the `client` resource of the WIT contract holds: the backend it talks to. The rules are
-/// the phase's, checked by [`KubeCap`] on every call.
+/// What the `client` resource of the WIT contract holds: the backend it talks to, and whose
+/// credentials it uses. The rules are the phase's, checked by [`KubeCap`] on every call.
 pub struct ClientHandle {
     pub cluster: Arc<dyn Cluster>,
+    /// `None` for the run's own credentials; else the kubeconfig (node path) of `cluster-as`.
+    pub kubeconfig: Option<String>,
 }
 
 fn object_name(object: &Value) -> &str {
@@ -36,6 +41,7 @@ impl KubeCap {
         phase: &str,
         rules: Vec<KubeRule>,
         cluster: Option<Arc<dyn Cluster>>,
+        root: PathBuf,
         dry_run: bool,
         plan: Plan,
     ) -> Self {
@@ -43,14 +49,25 @@ impl KubeCap {
             phase: phase.to_string(),
             rules,
             cluster,
+            root,
             dry_run,
             plan,
         }
     }
 
+    fn configured_cluster(&self) -> Result<Arc<dyn Cluster>, ApiError> {
+        self.cluster.clone().ok_or_else(|| {
+            ApiError::new(
+                ApiErrorCode::Unavailable,
+                0,
+                "no cluster is configured for this run (see --cluster)",
+            )
+        })
+    }
+
     /// A client for the run's cluster, if the phase has any rule and a cluster is configured.
     pub fn connect(&self) -> Result<ClientHandle, ApiError> {
-        if self.rules.is_empty() {
+        if self.rules.iter().all(|r| r.kubeconfig.is_some()) {
             return Err(ApiError::new(
                 ApiErrorCode::Denied,
                 0,
@@ -61,26 +78,51 @@ impl KubeCap {
                 ),
             ));
         }
-        let cluster = self.cluster.clone().ok_or_else(|| {
-            ApiError::new(
-                ApiErrorCode::Unavailable,
+        Ok(ClientHandle {
+            cluster: self.configured_cluster()?,
+            kubeconfig: None,
+        })
+    }
+
+    /// A client with the credentials of the kubeconfig file `kubeconfig` (a node path), if a rule
+    /// of the phase names exactly that file.
+    pub fn connect_as(&self, kubeconfig: &str) -> Result<ClientHandle, ApiError> {
+        let granted = self
+            .rules
+            .iter()
+            .filter_map(|r| r.kubeconfig.as_ref())
+            .find(|k| k.0.as_str() == kubeconfig);
+        let Some(granted) = granted else {
+            return Err(ApiError::new(
+                ApiErrorCode::Denied,
                 0,
-                "no cluster is configured for this run (see --cluster)",
-            )
-        })?;
-        Ok(ClientHandle { cluster })
+                format!(
+                    "kube: phase {:?} may not use the credentials of {kubeconfig:?}: no rule under \
+                     grants.kube in the pipeline file names `kubeconfig: {kubeconfig}`",
+                    self.phase
+                ),
+            ));
+        };
+        let host_path = super::path::host_path(&self.root, &granted.0);
+        let cluster = self.configured_cluster()?.with_credentials(&host_path)?;
+        Ok(ClientHandle {
+            cluster,
+            kubeconfig: Some(kubeconfig.to_string()),
+        })
     }
 
     /// Checks one call against the rules.
     pub fn authorize(
         &self,
+        client: &ClientHandle,
         verb: &str,
         ty: &ResourceType,
         namespace: Option<&str>,
         name: Option<&str>,
     ) -> Result<(), ApiError> {
         let allowed = self.rules.iter().any(|r| {
-            has(&r.verbs, verb)
+            r.kubeconfig.as_ref().map(|k| k.0.as_str()) == client.kubeconfig.as_deref()
+                && has(&r.verbs, verb)
                 && has(&r.api_groups, &ty.group)
                 && has(&r.resources, &ty.plural)
                 && match (ty.namespaced, namespace) {
@@ -108,12 +150,17 @@ impl KubeCap {
             _ if ty.namespaced => what.push_str(" in all namespaces"),
             _ => {}
         }
+        let identity = match &client.kubeconfig {
+            Some(k) => format!(" with the credentials of {k} (rules with `kubeconfig: {k}`)"),
+            None => String::new(),
+        };
         Err(ApiError::new(
             ApiErrorCode::Denied,
             0,
             format!(
-                "kube: phase {:?} may not {what}: no rule grants verb {verb:?} on apiGroup {group} \
-                 resource {:?}; add one under grants.kube in the pipeline file if the phase needs it",
+                "kube: phase {:?} may not {what}{identity}: no rule grants verb {verb:?} on apiGroup \
+                 {group} resource {:?}; add one under grants.kube in the pipeline file if the phase \
+                 needs it",
                 self.phase, ty.plural
             ),
         ))
@@ -122,12 +169,13 @@ impl KubeCap {
     /// Authorizes a mutation and, in dry-run, records it in the plan.
     fn admit(
         &self,
+        client: &ClientHandle,
         verb: &str,
         ty: &ResourceType,
         namespace: Option<&str>,
         name: &str,
     ) -> Result<(), ApiError> {
-        self.authorize(verb, ty, namespace, Some(name))?;
+        self.authorize(client, verb, ty, namespace, Some(name))?;
         if self.dry_run {
             self.plan.record(PlanEntry::Api {
                 phase: self.phase.clone(),
@@ -147,7 +195,7 @@ impl KubeCap {
         ns: Option<&str>,
         name: &str,
     ) -> Result<Value, ApiError> {
-        self.authorize("get", ty, ns, Some(name))?;
+        self.authorize(c, "get", ty, ns, Some(name))?;
         c.cluster.get(ty, ns, name)
     }
 
@@ -158,7 +206,7 @@ impl KubeCap {
         ns: Option<&str>,
         selector: Option<&str>,
     ) -> Result<Value, ApiError> {
-        self.authorize("list", ty, ns, None)?;
+        self.authorize(c, "list", ty, ns, None)?;
         c.cluster.list(ty, ns, selector)
     }
 
@@ -169,7 +217,7 @@ impl KubeCap {
         ns: Option<&str>,
         object: Value,
     ) -> Result<Value, ApiError> {
-        self.admit("create", ty, ns, object_name(&object))?;
+        self.admit(c, "create", ty, ns, object_name(&object))?;
         c.cluster.create(ty, ns, object, self.dry_run)
     }
 
@@ -180,7 +228,7 @@ impl KubeCap {
         ns: Option<&str>,
         object: Value,
     ) -> Result<Value, ApiError> {
-        self.admit("update", ty, ns, object_name(&object))?;
+        self.admit(c, "update", ty, ns, object_name(&object))?;
         c.cluster.update(ty, ns, object, self.dry_run)
     }
 
@@ -193,7 +241,7 @@ impl KubeCap {
         kind: PatchKind,
         patch: Value,
     ) -> Result<Value, ApiError> {
-        self.admit("patch", ty, ns, name)?;
+        self.admit(c, "patch", ty, ns, name)?;
         c.cluster.patch(ty, ns, name, kind, patch, self.dry_run)
     }
 
@@ -204,7 +252,7 @@ impl KubeCap {
         ns: Option<&str>,
         name: &str,
     ) -> Result<(), ApiError> {
-        self.admit("delete", ty, ns, name)?;
+        self.admit(c, "delete", ty, ns, name)?;
         c.cluster.delete(ty, ns, name, self.dry_run)
     }
 }
@@ -221,6 +269,7 @@ mod tests {
             resources: v(resources),
             namespaces: v(namespaces),
             resource_names: v(names),
+            kubeconfig: None,
         }
     }
 
@@ -243,41 +292,75 @@ mod tests {
                 rule(&["get"], &["nodes"], &[], &["n1"]),
             ],
             None,
+            PathBuf::from("/"),
             false,
             Plan::default(),
         );
+        let own = ClientHandle {
+            cluster: Arc::new(crate::cluster::memory::MemoryCluster::new()),
+            kubeconfig: None,
+        };
         assert!(
-            cap.authorize("get", &ty("configmaps", true), Some("kube-system"), Some("a"))
+            cap.authorize(&own, "get", &ty("configmaps", true), Some("kube-system"), Some("a"))
                 .is_ok()
         );
         assert!(
-            cap.authorize("delete", &ty("configmaps", true), Some("kube-system"), Some("a"))
+            cap.authorize(&own, "delete", &ty("configmaps", true), Some("kube-system"), Some("a"))
                 .is_err()
         );
         assert!(
-            cap.authorize("get", &ty("configmaps", true), Some("default"), Some("a"))
+            cap.authorize(&own, "get", &ty("configmaps", true), Some("default"), Some("a"))
                 .is_err()
         );
         assert!(
-            cap.authorize("get", &ty("secrets", true), Some("kube-system"), Some("a"))
+            cap.authorize(&own, "get", &ty("secrets", true), Some("kube-system"), Some("a"))
                 .is_err()
         );
         assert!(
-            cap.authorize("list", &ty("configmaps", true), None, None)
+            cap.authorize(&own, "list", &ty("configmaps", true), None, None)
                 .is_err()
         );
         assert!(
-            cap.authorize("get", &ty("nodes", false), None, Some("n1"))
+            cap.authorize(&own, "get", &ty("nodes", false), None, Some("n1"))
                 .is_ok()
         );
         assert!(
-            cap.authorize("get", &ty("nodes", false), None, Some("n2"))
+            cap.authorize(&own, "get", &ty("nodes", false), None, Some("n2"))
                 .is_err()
         );
         let denied = cap
-            .authorize("get", &ty("secrets", true), Some("kube-system"), Some("s"))
+            .authorize(&own, "get", &ty("secrets", true), Some("kube-system"), Some("s"))
             .expect_err("denied");
         assert_eq!(denied.code, ApiErrorCode::Denied);
         assert!(denied.message.contains("secrets"), "{}", denied.message);
+    }
+
+    #[test]
+    fn rules_naming_a_kubeconfig_apply_only_to_its_client() {
+        let super_admin = "/etc/kubernetes/super-admin.conf";
+        let mut bind = rule(&["create"], &["clusterrolebindings"], &[], &["kubeadm:cluster-admins"]);
+        bind.kubeconfig = Some(crate::config::pipeline::GrantPath::try_from(super_admin.to_string()).expect("path"));
+        let cap = KubeCap::new(
+            "p",
+            vec![bind, rule(&["get"], &["configmaps"], &["kube-system"], &[])],
+            Some(Arc::new(crate::cluster::memory::MemoryCluster::new())),
+            PathBuf::from("/"),
+            false,
+            Plan::default(),
+        );
+        let own = cap.connect().expect("own client");
+        let elevated = cap.connect_as(super_admin).expect("granted kubeconfig");
+        let crb = ty("clusterrolebindings", false);
+        let cm = ty("configmaps", true);
+        assert!(cap.authorize(&elevated, "create", &crb, None, Some("kubeadm:cluster-admins")).is_ok());
+        assert!(cap.authorize(&own, "create", &crb, None, Some("kubeadm:cluster-admins")).is_err());
+        let denied = cap
+            .authorize(&elevated, "get", &cm, Some("kube-system"), Some("x"))
+            .expect_err("the run's rules are not the elevated client's");
+        assert!(denied.message.contains(super_admin), "{}", denied.message);
+        assert!(cap.authorize(&own, "get", &cm, Some("kube-system"), Some("x")).is_ok());
+        let other = cap.connect_as("/etc/kubernetes/admin.conf").err().expect("not granted");
+        assert_eq!(other.code, ApiErrorCode::Denied);
+        assert!(other.message.contains("kubeconfig: /etc/kubernetes/admin.conf"), "{}", other.message);
     }
 }

@@ -9,7 +9,7 @@ use super::{ApiError, ApiErrorCode, Cluster, PatchKind, ResourceType};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 type Key = (String, String, String, String); // group, plural, namespace ("" if cluster-scoped), name
 
@@ -362,6 +362,11 @@ fn selector_matches(selector: &str, labels: &Value) -> bool {
 }
 
 impl Cluster for MemoryCluster {
+    /// The in-memory cluster authenticates nobody: every identity sees the same store.
+    fn with_credentials(self: Arc<Self>, _kubeconfig: &Path) -> Result<Arc<dyn Cluster>, ApiError> {
+        Ok(self)
+    }
+
     fn is_simulated(&self) -> bool {
         true
     }

@@ -6,6 +6,8 @@ pub mod memory;
 pub mod real;
 
 use serde_json::Value;
+use std::path::Path;
+use std::sync::Arc;
 
 /// A type of API object.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -132,4 +134,8 @@ pub trait Cluster: Send + Sync {
     fn is_simulated(&self) -> bool {
         false
     }
+
+    /// The same cluster reached with the credentials of another kubeconfig file (a host path):
+    /// `kube.cluster-as`. A backend that authenticates nobody returns itself.
+    fn with_credentials(self: Arc<Self>, kubeconfig: &Path) -> Result<Arc<dyn Cluster>, ApiError>;
 }

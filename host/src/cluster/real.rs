@@ -7,8 +7,8 @@
 use super::{ApiError, ApiErrorCode, Cluster, PatchKind, ResourceType};
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use serde_json::Value;
-use std::path::PathBuf;
-use std::sync::OnceLock;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 /// A real cluster reached with a kubeconfig file.
 pub struct RealCluster {
@@ -100,6 +100,13 @@ fn post_params(dry_run: bool) -> PostParams {
 }
 
 impl Cluster for RealCluster {
+    fn with_credentials(self: Arc<Self>, kubeconfig: &Path) -> Result<Arc<dyn Cluster>, ApiError> {
+        let other = RealCluster::new(kubeconfig.to_path_buf()).map_err(|e| {
+            ApiError::new(ApiErrorCode::Unavailable, 0, format!("cannot start an API client: {e}"))
+        })?;
+        Ok(Arc::new(other))
+    }
+
     fn get(&self, ty: &ResourceType, namespace: Option<&str>, name: &str) -> Result<Value, ApiError> {
         let api = self.api(ty, namespace)?;
         self.runtime

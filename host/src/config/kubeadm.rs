@@ -387,8 +387,8 @@ fn to_yaml<T: serde::Serialize>(value: &T) -> Result<String, ConfigError> {
 }
 
 /// kubeadm's choice of an advertise address when the configuration has none
-/// (`ChooseAPIServerBindAddress`): the address this host uses for its default route. Only
-/// meaningful on the node itself (`--root /`); a sandbox root has no network of its own.
+/// (`ChooseAPIServerBindAddress`): the address this machine uses for its default route, with
+/// `--root` too (kubeadm's `--rootfs` moves the file system, not the network).
 ///
 /// The route lookup is the kernel's: connecting a UDP socket sends nothing but binds the source
 /// address the default route would use (IPv4 first, then IPv6).

@@ -161,7 +161,10 @@ impl TryFrom<String> for PhaseName {
             && v.bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
             && !v.starts_with('-');
-        if ok {
+        if v == "node" {
+            // Phase inputs named `node.<fact>` are the host's facts about the node.
+            Err("phase name \"node\" is reserved for the host's node facts (inputs node.<fact>): choose another".into())
+        } else if ok {
             Ok(Self(v))
         } else {
             Err(format!(
@@ -462,6 +465,10 @@ pub struct KubeRule {
     pub namespaces: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resource_names: Vec<String>,
+    /// The rule is for a client with this kubeconfig file's credentials (`kube.cluster-as`), not
+    /// for the run's own client: kubeadm's break-glass `super-admin.conf`, say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubeconfig: Option<GrantPath>,
 }
 
 fn core_group() -> Vec<String> {
@@ -694,6 +701,16 @@ fn line_of(text: &str, needle: &str) -> Option<usize> {
 }
 
 impl Grants {
+    /// These grants without what a `0.1` capability request cannot express (health URLs, rules
+    /// for other credentials): what a plugin's `describe()` can be compared with.
+    pub fn requestable(&self) -> Self {
+        Self {
+            kube: self.kube.iter().filter(|r| r.kubeconfig.is_none()).cloned().collect(),
+            health: Vec::new(),
+            ..self.clone()
+        }
+    }
+
     /// The grants that exactly cover what a plugin asks for, in pipeline-file form.
     pub fn from_request(needs: &crate::bindings::types::CapabilityRequest) -> Result<Self, String> {
         let paths = |list: &[String]| -> Result<Vec<GrantPath>, String> {
@@ -723,6 +740,7 @@ impl Grants {
                     resources: r.resources.clone(),
                     namespaces: r.namespaces.clone(),
                     resource_names: r.resource_names.clone(),
+                    kubeconfig: None,
                 })
                 .collect(),
             env: needs.env.clone(),

@@ -98,6 +98,8 @@ pub struct RunSpec {
     pub config: ResolvedConfig,
     pub cluster: Option<Arc<dyn Cluster>>,
     pub console: Console,
+    /// Facts about the node every phase gets as inputs (`node.hostname`, see [`crate::facts`]).
+    pub facts: Vec<(String, String)>,
 }
 
 /// A phase of the run with its plugin loaded and described.
@@ -148,7 +150,7 @@ pub fn bare_state(root: Arc<Dir>) -> State {
             Duration::from_secs(1),
             0,
         ),
-        kube: KubeCap::new("describe", vec![], None, true, plan.clone()),
+        kube: KubeCap::new("describe", vec![], None, PathBuf::new(), true, plan.clone()),
         health: HealthCap::new("describe", vec![], root.clone(), health::Mode::DryRun, plan),
         log: LogCap::new("describe", Console::buffer().0, budget.clone()),
         stdout: PluginOutput::new("describe", budget.clone(), false),
@@ -283,7 +285,7 @@ impl Runner<'_> {
             dry_run: spec.dry_run,
             config,
             settings: phase.spec.settings.to_string(),
-            inputs: report.outputs.clone(),
+            inputs: spec.facts.iter().chain(&report.outputs).cloned().collect(),
         };
         let limits = &phase.spec.limits;
         let state = self.sandbox(spec, &phase.spec, root, overlay, &report.plan);
@@ -416,6 +418,7 @@ impl Runner<'_> {
                 name,
                 kube.clone(),
                 spec.cluster.clone(),
+                spec.root.clone(),
                 spec.dry_run,
                 plan.clone(),
             ),

@@ -171,14 +171,25 @@ impl State {
     }
 }
 
-impl kube::Host for State {
-    fn cluster(&mut self) -> Result<Resource<ClientHandle>, kube::ApiError> {
-        let client = self.kube.connect().map_err(to_wit)?;
+impl State {
+    fn push_client(&mut self, client: ClientHandle) -> Result<Resource<ClientHandle>, kube::ApiError> {
         self.table.push(client).map_err(|e| kube::ApiError {
             code: kube::ErrorCode::Other,
             status: 0,
             message: format!("too many client handles: {e}"),
         })
+    }
+}
+
+impl kube::Host for State {
+    fn cluster(&mut self) -> Result<Resource<ClientHandle>, kube::ApiError> {
+        let client = self.kube.connect().map_err(to_wit)?;
+        self.push_client(client)
+    }
+
+    fn cluster_as(&mut self, kubeconfig: String) -> Result<Resource<ClientHandle>, kube::ApiError> {
+        let client = self.kube.connect_as(&kubeconfig).map_err(to_wit)?;
+        self.push_client(client)
     }
 }
 

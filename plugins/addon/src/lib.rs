@@ -13,7 +13,7 @@ use serde_json::Value;
 use targets::apply;
 use wasmadm_plugin_sdk::apply::{self as sdk_apply, resource};
 use wasmadm_plugin_sdk::config::ClusterConfiguration;
-use wasmadm_plugin_sdk::kube::{self, Client};
+use wasmadm_plugin_sdk::kube::Client;
 use wasmadm_plugin_sdk::types::{PhaseContext, PhaseError, PhaseReport, PluginInfo, SubPhase};
 use wasmadm_plugin_sdk::{Context, Findings, Plugin, export_plugin, log, print};
 
@@ -141,6 +141,7 @@ impl Plugin for Addon {
             },
         ];
         info.needs.kube = targets::kube_rules();
+        info.needs.kube.insert(0, sdk_apply::admin_binding_rule());
         info
     }
 
@@ -160,7 +161,7 @@ impl Plugin for Addon {
         if !dns && !proxy {
             return Ok(Findings::default().into_report());
         }
-        let client = kube::cluster()?;
+        let client = sdk_apply::cluster()?;
         if dns {
             install_coredns(&client, &cluster)?;
         }

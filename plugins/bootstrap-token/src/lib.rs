@@ -199,7 +199,7 @@ fn run(ctx: &Context<'_>) -> Result<PhaseReport, PhaseError> {
         many => print(&format!("[bootstrap-token] Using tokens: [{}]", many.join(" "))),
     }
     print("[bootstrap-token] Configuring bootstrap tokens, cluster-info ConfigMap, RBAC Roles");
-    let client = kube::cluster()?;
+    let client = wasmadm_plugin_sdk::apply::cluster()?;
     for (spec, ttl_based) in &tokens {
         let applied = apply_token(&client, spec, *ttl_based, now)?;
         debug(&format!("Secret {}: {applied:?}", spec.secret_name()));
@@ -251,6 +251,7 @@ impl Plugin for BootstrapToken {
         );
         info.needs.files_read = vec![ADMIN_CONF.into()];
         info.needs.kube = kube_rules();
+        info.needs.kube.insert(0, wasmadm_plugin_sdk::apply::admin_binding_rule());
         info.settings_example = SETTINGS_EXAMPLE.into();
         info
     }

@@ -6,10 +6,9 @@ use static_pod::command;
 use wasmadm_plugin_sdk::config::kubelet::{self as kc, CONFIG_FILE, FLAGS_ENV_FILE, INSTANCE_CONFIG_FILE};
 use wasmadm_plugin_sdk::config::{ClusterConfiguration, NodeRegistration};
 use wasmadm_plugin_sdk::types::{PhaseContext, PhaseError, PhaseReport, PluginInfo};
-use wasmadm_plugin_sdk::{Context, Findings, Plugin, export_plugin, files, fs, print, systemd};
+use wasmadm_plugin_sdk::{Context, Findings, Plugin, export_plugin, files, print, systemd};
 
 /// Where the kernel keeps the node's host name (`os.Hostname()` in kubeadm).
-const HOSTNAME_FILE: &str = "/proc/sys/kernel/hostname";
 
 /// The kubelet's node-specific flags, as kubeadm's `buildKubeletArgs` (init, control plane): the
 /// CRI socket unless NodeLocalCRISocket, `--hostname-override` when the node name differs from
@@ -67,7 +66,6 @@ impl Plugin for KubeletStart {
             "kubelet-start",
             "Write kubelet settings and (re)start the kubelet",
         );
-        info.needs.files_read = vec![HOSTNAME_FILE.into()];
         info.needs.files_write = vec![
             FLAGS_ENV_FILE.into(),
             INSTANCE_CONFIG_FILE.into(),
@@ -87,7 +85,9 @@ impl Plugin for KubeletStart {
         let ctx = Context::new(&context)?;
         let cluster = ctx.cluster();
         let node = ctx.node_registration();
-        let host_name = fs::read_string(HOSTNAME_FILE)?;
+        let host_name = ctx.input("node.hostname").ok_or_else(|| {
+            PhaseError::Failed("the host did not hand this phase the node's hostname (input node.hostname)".into())
+        })?;
         let user = ctx.config.components.get(kc::KIND);
         // Everything is computed (and refused if invalid) before the kubelet is stopped.
         let resolv_conf = systemd::resolv_conf()?;

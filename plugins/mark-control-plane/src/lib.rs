@@ -157,6 +157,7 @@ impl Plugin for MarkControlPlane {
             namespaces: Vec::new(),
             resource_names: Vec::new(),
         }];
+        info.needs.kube.insert(0, apply::admin_binding_rule());
         info.settings_example =
             "# How long to wait for the kubelet to register the Node (default: timeouts.kubernetesAPICall).\nnodeWaitTimeout: 1m0s\n"
                 .into();

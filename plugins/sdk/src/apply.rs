@@ -110,13 +110,105 @@ pub fn role_bindings() -> ResourceType {
     )
 }
 
+pub fn cluster_role_bindings() -> ResourceType {
+    resource(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "ClusterRoleBinding",
+        "clusterrolebindings",
+        false,
+    )
+}
+
 pub fn nodes() -> ResourceType {
     resource("", "v1", "Node", "nodes", false)
 }
 
-/// The run's cluster, limited to the phase's grants.
+/// kubeadm's break-glass kubeconfig (group `system:masters`), written by `init` only.
+pub const SUPER_ADMIN_CONF: &str = "/etc/kubernetes/super-admin.conf";
+
+/// The group of `admin.conf`'s identity, and the ClusterRoleBinding that gives it `cluster-admin`.
+pub const CLUSTER_ADMINS: &str = "kubeadm:cluster-admins";
+
+/// The rule [`cluster`] needs to create ClusterRoleBinding `kubeadm:cluster-admins` with the run's
+/// client, for a phase's `describe()`. The pipeline grants the same rule once more with
+/// `kubeconfig: /etc/kubernetes/super-admin.conf` (see `kube.cluster-as` in `wit/kube.wit`).
+pub fn admin_binding_rule() -> crate::types::KubeRule {
+    crate::types::KubeRule {
+        verbs: vec!["create".into()],
+        api_groups: vec!["rbac.authorization.k8s.io".into()],
+        resources: vec!["clusterrolebindings".into()],
+        namespaces: vec![],
+        resource_names: vec![CLUSTER_ADMINS.into()],
+    }
+}
+
+/// The run's cluster, limited to the phase's grants, with `admin.conf`'s permissions in place.
+///
+/// As kubeadm's `EnsureAdminClusterRoleBinding`: `admin.conf`'s group has no permissions until
+/// ClusterRoleBinding `kubeadm:cluster-admins` exists. The binding is created with the run's own
+/// client; when the server refuses that (`forbidden`: the group has no rights yet), with
+/// `super-admin.conf`'s, then the run's client is used. A phase whose grants do not include the
+/// binding skips the step (nothing is sent).
 pub fn cluster() -> Result<Client, PhaseError> {
-    kube::cluster().map_err(|e| api_error("connecting to the cluster", e))
+    let client = kube::cluster().map_err(|e| api_error("connecting to the cluster", e))?;
+    ensure_admin_binding(&client)?;
+    Ok(client)
+}
+
+fn ensure_admin_binding(client: &Client) -> Result<(), PhaseError> {
+    let binding = serde_json::json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": CLUSTER_ADMINS},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": CLUSTER_ADMINS}],
+    })
+    .to_string();
+    let ty = cluster_role_bindings();
+    let create = |client: &Client| with_retries(|| client.create(&ty, None, &binding));
+    match create(client) {
+        Ok(_) => return Ok(()),
+        Err(e) if matches!(e.code, ErrorCode::AlreadyExists | ErrorCode::Denied) => return Ok(()),
+        Err(e) if e.code == ErrorCode::Forbidden => {}
+        Err(e) => return Err(api_error(&format!("unable to create ClusterRoleBinding {CLUSTER_ADMINS:?}"), e)),
+    }
+    crate::debug(&format!(
+        "creating the ClusterRoleBinding for the {CLUSTER_ADMINS} Group by using super-admin.conf"
+    ));
+    let elevated = kube::cluster_as(SUPER_ADMIN_CONF).map_err(|e| match e.code {
+        ErrorCode::Denied => PhaseError::Denied(e.message),
+        _ => PhaseError::Failed(format!(
+            "the ClusterRoleBinding for the {CLUSTER_ADMINS} Group is missing but {SUPER_ADMIN_CONF} cannot \
+             create it: {}",
+            e.message
+        )),
+    })?;
+    match create(&elevated) {
+        Ok(_) => Ok(()),
+        Err(e) if e.code == ErrorCode::AlreadyExists => Ok(()),
+        Err(e) => Err(api_error(
+            &format!("unable to create ClusterRoleBinding {CLUSTER_ADMINS:?} with {SUPER_ADMIN_CONF}"),
+            e,
+        )),
+    }
+}
+
+/// Retries a call while the server cannot be reached or fails for a reason other than an answer
+/// about the object (as kubeadm's poll), for up to 30 seconds.
+fn with_retries<T>(mut call: impl FnMut() -> Result<T, ApiError>) -> Result<T, ApiError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        match call() {
+            Err(e)
+                if matches!(e.code, ErrorCode::Unavailable | ErrorCode::Other)
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(500));
+            }
+            result => return result,
+        }
+    }
 }
 
 /// An API failure as a phase error that says what was being done.

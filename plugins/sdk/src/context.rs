@@ -61,7 +61,8 @@ impl<'a> Context<'a> {
         self.raw.sub_phases.iter().any(|s| s == sub_phase)
     }
 
-    /// A value an earlier phase published, by `<phase>.<key>`.
+    /// A value an earlier phase published, by `<phase>.<key>`, or a fact about the node the host
+    /// hands every phase (`node.hostname`).
     pub fn input(&self, key: &str) -> Option<&str> {
         self.raw
             .inputs

@@ -181,6 +181,7 @@ impl Plugin for UploadCerts {
         let mut info = wasmadm_plugin_sdk::info("upload-certs", "Upload certificates to kubeadm-certs");
         info.needs.files_read = vec![DEFAULT_CERTIFICATES_DIR.into()];
         info.needs.kube = kube_rules();
+        info.needs.kube.insert(0, apply::admin_binding_rule());
         info
     }
 
@@ -202,7 +203,7 @@ impl Plugin for UploadCerts {
             CertificateKey::from_hex(&given)
                 .map_err(|e| PhaseError::InvalidConfig(format!("certificateKey (--certificate-key): {e}")))?
         };
-        let client = kube::cluster()?;
+        let client = apply::cluster()?;
         upload(&client, &ctx.cluster(), &key)?;
         if !ctx.config.skip_certificate_key_print {
             print("[upload-certs] Using certificate key:");

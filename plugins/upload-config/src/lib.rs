@@ -160,6 +160,7 @@ impl Plugin for UploadConfig {
         let rbac = "rbac.authorization.k8s.io";
         let role_names = [NODES_KUBEADM_CONFIG_ROLE, KUBELET_CONFIG_ROLE];
         info.needs.kube = vec![
+            apply::admin_binding_rule(),
             rule(&verbs, "", "configmaps", &[KUBEADM_CONFIG, KUBELET_CONFIG]),
             rule(&verbs, rbac, "roles", &role_names),
             rule(&verbs, rbac, "rolebindings", &role_names),

@@ -1,11 +1,11 @@
-//! `wasmadm token ...`: argument handling and printing over [`wasmadm::token`].
+//! `wasmadm token ...`: argument handling and printing over [`crate::token`].
 
 use anyhow::Result;
 use clap::{Subcommand, ValueEnum};
 use kubeadm_bootstrap_token::{DEFAULT_GROUP, Token, clock};
 use std::sync::Arc;
-use wasmadm::cluster::Cluster;
-use wasmadm::token::{self, CreateOptions};
+use crate::cluster::Cluster;
+use crate::token::{self, CreateOptions};
 
 #[derive(Subcommand)]
 pub enum TokenCmd {

@@ -1,0 +1,620 @@
+//! The `wasmadm` command line. Everything here is argument handling and printing; the work is in
+//! the rest of the library. It lives in the library (the binary only calls [`main`]) so that the
+//! integration tests can build the same command under another name and run it as users do.
+
+use anyhow::{Context as _, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use crate::caps::log::Console;
+use crate::cluster::{Cluster, memory::MemoryCluster, real::RealCluster};
+use crate::config::kubeadm::{self, ConfigError, Flags};
+use crate::config::pipeline::{Pipeline, PipelineError, Role};
+use crate::runtime::runner::load_and_describe;
+use crate::runtime::{Command, RunError, RunSpec, Runner, Runtime};
+
+mod token_cli;
+
+/// kubeadm, with every phase a sandboxed WebAssembly plugin.
+///
+/// `wasmadm init` bootstraps a control-plane node, `wasmadm join` adds a node, `wasmadm reset`
+/// undoes either. Each phase is a WebAssembly component listed in a pipeline file (the built-in
+/// default, or `--pipeline`), run with only the file, command and Kubernetes API grants that file
+/// gives it.
+#[derive(Parser)]
+#[command(name = "wasmadm", version, about, long_about, propagate_version = true)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Args)]
+struct Global {
+    /// The node's root directory: every node path (/etc/kubernetes, /proc, ...) is resolved under
+    /// it. Point it at a directory to run against a sandboxed node without root privileges.
+    #[arg(long, global = true, default_value = "/", value_name = "DIR")]
+    root: PathBuf,
+    /// The pipeline file (phases, components, grants). Default: the built-in pipeline
+    /// (`wasmadm config print pipeline` prints it).
+    #[arg(long, global = true, value_name = "FILE")]
+    pipeline: Option<PathBuf>,
+    /// Where compiled plugins are cached [default: $XDG_CACHE_HOME/wasmadm or ~/.cache/wasmadm].
+    #[arg(long, global = true, value_name = "DIR", env = "WASMADM_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Which Kubernetes API phases talk to: `memory` (wasmadm's in-memory cluster, kept in
+    /// <root>/var/lib/wasmadm/in-memory-cluster.json), `kubeconfig` (a real API server, see
+    /// --kubeconfig), or `auto`: `kubeconfig` when --root is `/`, else `memory`.
+    #[arg(long, global = true, value_enum, default_value_t = ClusterKind::Auto)]
+    cluster: ClusterKind,
+    /// The kubeconfig for `--cluster kubeconfig` (a node path, resolved under --root).
+    #[arg(
+        long,
+        global = true,
+        default_value = "/etc/kubernetes/admin.conf",
+        value_name = "FILE"
+    )]
+    kubeconfig: String,
+    /// Log verbosity, as kubeadm's --v: 0 none (the console shows kubeadm's lines only), 1
+    /// warnings, 2-4 info, 5-8 debug, 9+ trace; logs go to stderr. WASMADM_LOG (a tracing filter,
+    /// e.g. `wasmadm=debug`) overrides it.
+    #[arg(
+        short = 'v',
+        long = "v",
+        global = true,
+        default_value_t = 0,
+        value_name = "LEVEL"
+    )]
+    verbosity: u8,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ClusterKind {
+    Auto,
+    Memory,
+    Kubeconfig,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run this command in order to set up the Kubernetes control plane.
+    Init(Box<InitCommand>),
+    /// Run this on any machine you wish to join an existing cluster.
+    Join(JoinCommand),
+    /// Performs a best effort revert of changes made to this host by 'wasmadm init' or 'wasmadm join'.
+    Reset(ResetCommand),
+    /// List the phases of a command, with their sub-phases and plugins.
+    Phase {
+        #[command(subcommand)]
+        command: PhaseCmd,
+    },
+    /// Inspect plugin components.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCmd,
+    },
+    /// Print or check configuration files.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCmd,
+    },
+    /// Manage bootstrap tokens.
+    ///
+    /// Bootstrap tokens establish bidirectional trust between a node that joins the cluster and
+    /// the control plane: a token with the "signing" usage lets the node check the cluster-info
+    /// it discovers, and one with the "authentication" usage lets it authenticate to the API
+    /// server for the TLS bootstrap.
+    ///
+    /// A bootstrap token is a Secret of type "bootstrap.kubernetes.io/token" named
+    /// "bootstrap-token-<token id>" in the kube-system namespace. A token has the form
+    /// "[a-z0-9]{6}.[a-z0-9]{16}": the first part is the public token ID, the second the token
+    /// secret, which must be kept private.
+    ///
+    /// The commands use the cluster of --cluster: the in-memory cluster of --root, or the API
+    /// server of --kubeconfig.
+    Token {
+        #[command(subcommand)]
+        command: token_cli::TokenCmd,
+    },
+    /// Commands related to handling Kubernetes certificates.
+    Certs {
+        #[command(subcommand)]
+        command: CertsCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum CertsCmd {
+    /// Generate certificate keys: a new random 32-byte AES key, hex-encoded, for
+    /// `init --upload-certs --certificate-key` and `join --control-plane --certificate-key`.
+    CertificateKey,
+}
+
+#[derive(Args, Clone)]
+struct RunFlags {
+    /// Path to a kubeadm configuration file (kubeadm.k8s.io/v1beta4).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Don't apply any changes; just output what would be done.
+    #[arg(long)]
+    dry_run: bool,
+    /// A list of checks whose errors will be shown as warnings. Example: 'IsPrivilegedUser,Swap'.
+    /// Value 'all' ignores errors from all checks.
+    #[arg(long, value_delimiter = ',', value_name = "CHECKS")]
+    ignore_preflight_errors: Vec<String>,
+    /// List of phases to be skipped (`phase` or `phase/sub-phase`).
+    #[arg(long, value_delimiter = ',', value_name = "PHASES")]
+    skip_phases: Vec<String>,
+    /// Specify the node name.
+    #[arg(long)]
+    node_name: Option<String>,
+    /// Path to the CRI socket to connect. [default: unix:///var/run/containerd/containerd.sock]
+    #[arg(long, value_name = "SOCKET")]
+    cri_socket: Option<String>,
+}
+
+#[derive(Args)]
+struct NodeCommand {
+    #[command(flatten)]
+    flags: RunFlags,
+    #[command(subcommand)]
+    phase: Option<SinglePhase>,
+}
+
+#[derive(Subcommand)]
+enum SinglePhase {
+    /// Run one phase (and one sub-phase, or `all`) of the pipeline.
+    Phase {
+        /// The phase's name, e.g. `preflight` or `certs`.
+        name: String,
+        /// A sub-phase, e.g. `apiserver`, or `all`.
+        sub: Option<String>,
+        #[command(flatten)]
+        flags: RunFlags,
+    },
+}
+
+#[derive(Args)]
+struct InitCommand {
+    #[command(flatten)]
+    init: InitArgs,
+    #[command(flatten)]
+    node: NodeCommand,
+}
+
+/// `init` flags that set configuration fields; they cannot be mixed with --config.
+#[derive(Args)]
+struct InitArgs {
+    /// The IP address the API Server will advertise it's listening on.
+    #[arg(long, global = true, value_name = "IP")]
+    apiserver_advertise_address: Option<String>,
+    /// Port for the API Server to bind to. [default: 6443]
+    #[arg(long, global = true, value_name = "PORT")]
+    apiserver_bind_port: Option<u16>,
+    /// Optional extra Subject Alternative Names (SANs) to use for the API Server serving certificate.
+    #[arg(long, global = true, value_delimiter = ',', value_name = "SANS")]
+    apiserver_cert_extra_sans: Vec<String>,
+    /// The path where to save and store the certificates. [default: /etc/kubernetes/pki]
+    #[arg(long, global = true, value_name = "DIR")]
+    cert_dir: Option<String>,
+    /// Specify a stable IP address or DNS name for the control plane.
+    #[arg(long, global = true, value_name = "HOST[:PORT]")]
+    control_plane_endpoint: Option<String>,
+    /// Choose a specific Kubernetes version for the control plane. [default: v1.36.2, no network needed]
+    #[arg(long, global = true, value_name = "VERSION")]
+    kubernetes_version: Option<String>,
+    /// Specify range of IP addresses for the pod network.
+    #[arg(long, global = true, value_name = "CIDR")]
+    pod_network_cidr: Option<String>,
+    /// Use alternative range of IP address for service VIPs. [default: 10.96.0.0/12]
+    #[arg(long, global = true, value_name = "CIDR")]
+    service_cidr: Option<String>,
+    /// Use alternative domain for services, e.g. "myorg.internal". [default: cluster.local]
+    #[arg(long, global = true, value_name = "DOMAIN")]
+    service_dns_domain: Option<String>,
+    /// Choose a container registry to pull control plane images from. [default: registry.k8s.io]
+    #[arg(long, global = true, value_name = "REGISTRY")]
+    image_repository: Option<String>,
+    /// Upload control-plane certificates to the kubeadm-certs Secret.
+    #[arg(long, global = true)]
+    upload_certs: bool,
+    /// Key used to encrypt the control-plane certificates in the kubeadm-certs Secret. The
+    /// certificate key is a hex encoded string that is an AES key of size 32 bytes.
+    #[arg(long, global = true, value_name = "KEY")]
+    certificate_key: Option<String>,
+    /// Don't print the key used to encrypt the control-plane certificates.
+    #[arg(long, global = true)]
+    skip_certificate_key_print: bool,
+}
+
+impl From<InitArgs> for kubeadm::InitFlags {
+    fn from(a: InitArgs) -> Self {
+        Self {
+            apiserver_advertise_address: a.apiserver_advertise_address,
+            apiserver_bind_port: a.apiserver_bind_port,
+            apiserver_cert_extra_sans: a.apiserver_cert_extra_sans,
+            cert_dir: a.cert_dir,
+            control_plane_endpoint: a.control_plane_endpoint,
+            kubernetes_version: a.kubernetes_version,
+            pod_network_cidr: a.pod_network_cidr,
+            service_cidr: a.service_cidr,
+            service_dns_domain: a.service_dns_domain,
+            image_repository: a.image_repository,
+            upload_certs: a.upload_certs,
+            certificate_key: a.certificate_key,
+            skip_certificate_key_print: a.skip_certificate_key_print,
+        }
+    }
+}
+
+#[derive(Args)]
+struct JoinCommand {
+    /// Create a new control plane instance on this node.
+    #[arg(long)]
+    control_plane: bool,
+    #[command(flatten)]
+    node: NodeCommand,
+}
+
+#[derive(Args)]
+struct ResetCommand {
+    /// Reset the node without prompting for confirmation.
+    #[arg(short, long)]
+    force: bool,
+    #[command(flatten)]
+    node: NodeCommand,
+}
+
+#[derive(Subcommand)]
+enum PhaseCmd {
+    /// List the phases of a command.
+    List {
+        #[arg(long, value_enum, default_value_t = CommandArg::Init)]
+        command: CommandArg,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum CommandArg {
+    Init,
+    Join,
+    Reset,
+}
+
+#[derive(Subcommand)]
+enum PluginCmd {
+    /// Print what a plugin declares: name, sub-phases, settings and the capabilities it asks for
+    /// (as a pipeline `grants:` block).
+    Inspect {
+        /// A `.wasm` component, or `builtin:<name>`.
+        component: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCmd {
+    /// Print a default configuration.
+    Print {
+        #[arg(value_enum)]
+        what: PrintWhat,
+    },
+    /// Check a kubeadm configuration file (kubeadm.k8s.io/v1beta4): fields, values, defaults.
+    Validate {
+        /// The file to check.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum PrintWhat {
+    /// The built-in pipeline (phases, components, grants, limits).
+    Pipeline,
+    /// An InitConfiguration and ClusterConfiguration with kubeadm's defaults and placeholders.
+    InitDefaults,
+    /// A JoinConfiguration with kubeadm's defaults and placeholders.
+    JoinDefaults,
+}
+
+/// Parses the command line, runs it, prints an error the way kubeadm does, and returns the exit
+/// code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.global.verbosity);
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let code = exit_code(&e);
+            eprintln!("error: {e:#}");
+            if code == 1 {
+                eprintln!("To see more, run again with --v=5 or higher");
+            }
+            ExitCode::from(code)
+        }
+    }
+}
+
+/// Diagnostics go through `tracing` to stderr, and only when asked for (`-v`, or `WASMADM_LOG`):
+/// the console belongs to kubeadm's own lines. No colour codes unless stderr is a terminal.
+fn init_tracing(v: u8) {
+    let level = match v {
+        0 => "off",
+        1 => "warn",
+        2..=4 => "info",
+        5..=8 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WASMADM_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("{level},cranelift=warn,wasmtime=warn"))
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .init();
+}
+
+/// kubeadm's exit codes: 2 preflight, 3 invalid configuration, 1 anything else.
+fn exit_code(e: &anyhow::Error) -> u8 {
+    if let Some(r) = e.downcast_ref::<RunError>() {
+        return r.exit_code() as u8;
+    }
+    if e.downcast_ref::<ConfigError>().is_some() || e.downcast_ref::<PipelineError>().is_some() {
+        return 3;
+    }
+    1
+}
+
+fn load_pipeline(global: &Global) -> Result<Pipeline> {
+    Ok(match &global.pipeline {
+        Some(path) => Pipeline::load(path)?,
+        None => Pipeline::builtin_default()?,
+    })
+}
+
+fn runtime(global: &Global) -> Result<Runtime> {
+    let cache = global.cache_dir.clone().or_else(Runtime::default_cache_dir);
+    Ok(Runtime::new(cache)?)
+}
+
+/// The cluster of a run. With the in-memory cluster, `kubelet_node` is the Node whose
+/// registration the host simulates, since no kubelet runs (see
+/// [`MemoryCluster::simulate_kubelet_registration`]).
+fn cluster(global: &Global, dry_run: bool, kubelet_node: Option<&str>) -> Result<Arc<dyn Cluster>> {
+    let real = match global.cluster {
+        ClusterKind::Auto => global.root == Path::new("/"),
+        ClusterKind::Memory => false,
+        ClusterKind::Kubeconfig => true,
+    };
+    if real {
+        let path = global.root.join(global.kubeconfig.trim_start_matches('/'));
+        tracing::info!(kubeconfig = %path.display(), "using a real API server");
+        return Ok(Arc::new(RealCluster::new(path)?));
+    }
+    let memory = if dry_run {
+        MemoryCluster::new()
+    } else {
+        let state = global.root.join("var/lib/wasmadm/in-memory-cluster.json");
+        tracing::info!(state = %state.display(), "using the in-memory cluster");
+        MemoryCluster::open(&state)?
+    };
+    if let Some(name) = kubelet_node.filter(|n| !n.is_empty()) {
+        tracing::info!(
+            node = name,
+            "in-memory cluster: simulating the kubelet's Node registration"
+        );
+        memory.simulate_kubelet_registration(name)?;
+    }
+    Ok(Arc::new(memory))
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let global = &cli.global;
+    match cli.command {
+        Cmd::Init(init) => {
+            let InitCommand { init, node } = *init;
+            run_pipeline(global, Command::Init, node, false, init.into())
+        }
+        Cmd::Join(join) => run_pipeline(
+            global,
+            Command::Join,
+            join.node,
+            join.control_plane,
+            Default::default(),
+        ),
+        Cmd::Reset(reset) => {
+            if !reset.force && !reset.node.flags.dry_run {
+                eprintln!("[reset] Running without --force: pass --force (or --dry-run) to reset this node");
+                anyhow::bail!("reset needs --force to proceed, as there is no prompt in non-interactive use");
+            }
+            run_pipeline(global, Command::Reset, reset.node, false, Default::default())
+        }
+        Cmd::Phase {
+            command: PhaseCmd::List { command },
+        } => phase_list(global, command),
+        Cmd::Plugin {
+            command: PluginCmd::Inspect { component },
+        } => plugin_inspect(global, &component),
+        Cmd::Config {
+            command: ConfigCmd::Print { what },
+        } => {
+            match what {
+                PrintWhat::Pipeline => print!("{}", Pipeline::DEFAULT_YAML),
+                PrintWhat::InitDefaults => print!("{}", kubeadm::init_defaults_yaml()?),
+                PrintWhat::JoinDefaults => print!("{}", kubeadm::join_defaults_yaml()?),
+            }
+            Ok(())
+        }
+        Cmd::Config {
+            command: ConfigCmd::Validate { config },
+        } => validate(&config),
+        Cmd::Token { command } => token_cli::run(
+            command,
+            || cluster(global, false, None),
+            || {
+                let path = global.root.join(global.kubeconfig.trim_start_matches('/'));
+                std::fs::read_to_string(&path)
+                    .with_context(|| format!("cannot read the kubeconfig {}", path.display()))
+            },
+        ),
+        Cmd::Certs {
+            command: CertsCmd::CertificateKey,
+        } => {
+            println!("{}", kubeadm_copycerts::CertificateKey::generate()?.to_hex());
+            Ok(())
+        }
+    }
+}
+
+/// Checks a file as the command it is for (a JoinConfiguration as `join`, else `init`).
+fn validate(path: &Path) -> Result<()> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let parsed = kubeadm::parse(&text, path)?;
+    let command = if parsed.join.is_some() {
+        Command::Join
+    } else {
+        Command::Init
+    };
+    kubeadm::resolve(Some(path), command, &Flags::default(), &crate::facts::hostname(Path::new("/")))?;
+    println!("ok");
+    Ok(())
+}
+
+fn run_pipeline(
+    global: &Global,
+    command: Command,
+    node: NodeCommand,
+    control_plane: bool,
+    init: kubeadm::InitFlags,
+) -> Result<()> {
+    let (flags, only) = match node.phase {
+        Some(SinglePhase::Phase { name, sub, flags }) => (flags, Some((name, sub))),
+        None => (node.flags, None),
+    };
+    let pipeline = load_pipeline(global)?;
+    let mut config = kubeadm::resolve(
+        flags.config.as_deref(),
+        command,
+        &Flags {
+            node_name: flags.node_name.clone(),
+            ignore_preflight_errors: flags.ignore_preflight_errors.clone(),
+            skip_phases: flags.skip_phases.clone(),
+            control_plane,
+            cri_socket: flags.cri_socket.clone(),
+            init,
+        },
+        &crate::facts::hostname(&global.root),
+    )?;
+    // An empty advertiseAddress is the default route's, as in kubeadm: a kernel fact, taken from
+    // the machine under --root too (kubeadm's --rootfs moves files, not the network).
+    if command != Command::Reset
+        && let Some(ip) = kubeadm::detect_advertise_address(&mut config)?
+    {
+        tracing::info!(%ip, "advertise address from the default route");
+    }
+    let role = match command {
+        Command::Init => Role::ControlPlane,
+        _ if control_plane || config.join.as_ref().is_some_and(|j| j.control_plane.is_some()) => {
+            Role::ControlPlane
+        }
+        _ => Role::Worker,
+    };
+    let runtime = runtime(global)?;
+    let console = Console::stdio();
+    // kubeadm prints this for a whole `init` (not for `init phase`), skipped phases or not.
+    if command == Command::Init
+        && only.is_none()
+        && let Some(cluster) = &config.cluster
+    {
+        console.out(&format!("[init] Using Kubernetes version: {}", cluster.kubernetes_version));
+    }
+    let spec = RunSpec {
+        command,
+        role,
+        root: global.root.clone(),
+        dry_run: flags.dry_run,
+        skip_phases: kubeadm::skip_phases(&config, &flags.skip_phases),
+        implied_skips: kubeadm::implied_skips(&config),
+        only,
+        cluster: Some(cluster(
+            global,
+            flags.dry_run,
+            match command {
+                Command::Reset => None,
+                _ => config.node_registration().map(|n| n.name.as_str()),
+            },
+        )?),
+        config,
+        console,
+        facts: crate::facts::inputs(&global.root),
+    };
+    Runner {
+        runtime: &runtime,
+        pipeline: &pipeline,
+    }
+    .run(&spec)?;
+    Ok(())
+}
+
+fn root_dir(global: &Global) -> Result<Arc<cap_std::fs::Dir>> {
+    let dir = cap_std::fs::Dir::open_ambient_dir(&global.root, cap_std::ambient_authority())
+        .with_context(|| format!("cannot open --root {}", global.root.display()))?;
+    Ok(Arc::new(dir))
+}
+
+fn phase_list(global: &Global, command: CommandArg) -> Result<()> {
+    let command = match command {
+        CommandArg::Init => Command::Init,
+        CommandArg::Join => Command::Join,
+        CommandArg::Reset => Command::Reset,
+    };
+    let pipeline = load_pipeline(global)?;
+    let runtime = runtime(global)?;
+    let root = root_dir(global)?;
+    println!("The {command} pipeline runs these phases, in order:\n");
+    for spec in pipeline.phases(command) {
+        let planned = load_and_describe(&runtime, root.clone(), spec)?;
+        let mut flags = Vec::new();
+        if !spec.enabled {
+            flags.push("disabled".to_string());
+        }
+        if let Some(role) = spec.role {
+            flags.push(format!("{role:?} only"));
+        }
+        let flags = if flags.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", flags.join(", "))
+        };
+        println!("{:<24} {}{flags}", spec.name, planned.info.summary);
+        for sub in &planned.info.sub_phases {
+            println!("  /{:<21} {}", sub.name, sub.summary);
+        }
+        println!(
+            "{:<24} plugin {} {} (sha256:{})",
+            "", spec.component, planned.info.version, planned.plugin.digest
+        );
+    }
+    Ok(())
+}
+
+fn plugin_inspect(global: &Global, component: &str) -> Result<()> {
+    use crate::config::pipeline::{ComponentRef, PhaseSpec};
+    let runtime = runtime(global)?;
+    let root = root_dir(global)?;
+    let component_ref = ComponentRef::try_from(component.to_string()).map_err(anyhow::Error::msg)?;
+    let spec: PhaseSpec = serde_yaml::from_str(&format!("name: inspect\ncomponent: {component:?}\n"))?;
+    let spec = PhaseSpec {
+        component: component_ref,
+        ..spec
+    };
+    let planned = load_and_describe(&runtime, root, &spec)?;
+    println!(
+        "{}",
+        crate::config::pipeline::describe_plugin(&planned.info, &planned.plugin.digest)
+    );
+    Ok(())
+}

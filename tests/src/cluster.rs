@@ -1,0 +1,229 @@
+//! Nodes of real clusters for the end-to-end tests: a node directory, its own network namespace
+//! ([`crate::netns`]), and the test's kubelet ([`crate::kubelet`]) running the real control-plane
+//! binaries of `KUBEBUILDER_ASSETS`. Real kubeadm and the wasmadm command line run on a node as
+//! processes inside its namespace; a component that dies fails the waiting test at once, naming
+//! the component and the last lines of its log.
+
+use crate::kubelet::{Kubelet, KubeletSpec};
+use crate::netns::{NetNs, Network};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The binaries the end-to-end tests run, in controller-runtime envtest's layout.
+pub const BINARIES: [&str; 6] = [
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kubeadm",
+    "kubectl",
+];
+
+/// `KUBEBUILDER_ASSETS` with every binary of [`BINARIES`], or a panic that says how to get them.
+pub fn assets() -> PathBuf {
+    let dir = std::env::var_os("KUBEBUILDER_ASSETS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            panic!(
+                "KUBEBUILDER_ASSETS is not set: point it at a directory with {} of the Kubernetes \
+                 version wasmadm targets (controller-runtime envtest's layout) and rebuild the tests",
+                BINARIES.join(", ")
+            )
+        });
+    for b in BINARIES {
+        assert!(
+            dir.join(b).is_file(),
+            "KUBEBUILDER_ASSETS={} has no `{b}`",
+            dir.display()
+        );
+    }
+    if let Some(why) = crate::netns::unavailable() {
+        panic!("the end-to-end tests give each node its own network namespace, but {why}");
+    }
+    dir
+}
+
+/// `v1.x.y` of the API server binary: configurations ask for exactly that version.
+pub fn kubernetes_version(assets: &Path) -> String {
+    let out = Command::new(assets.join("kube-apiserver"))
+        .arg("--version")
+        .output()
+        .expect("kube-apiserver --version");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace()
+        .find(|w| w.starts_with('v'))
+        .unwrap_or_else(|| panic!("unexpected `kube-apiserver --version` output: {text}"))
+        .to_string()
+}
+
+/// What a command printed and how it ended.
+#[derive(Debug)]
+pub struct Ran {
+    pub status: std::process::ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+    pub took: Duration,
+}
+
+impl Ran {
+    /// Panics with the output unless the command succeeded.
+    pub fn expect_ok(self, what: &str) -> Self {
+        assert!(
+            self.status.success(),
+            "{what} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+            self.status,
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+}
+
+/// One node: directory, namespace, kubelet.
+pub struct Node {
+    pub name: String,
+    pub root: tempfile::TempDir,
+    pub logs: tempfile::TempDir,
+    pub assets: PathBuf,
+    kubelet: Option<Kubelet>,
+    // Dropped last: its processes are killed with it.
+    pub ns: NetNs,
+}
+
+impl Node {
+    /// An empty node directory named `name` at `address` on `network`.
+    pub fn new(network: &Network, name: &str, address: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            root: tempfile::tempdir().expect("node directory"),
+            logs: tempfile::tempdir().expect("log directory"),
+            assets: assets(),
+            kubelet: None,
+            ns: network.namespace(address),
+        }
+    }
+
+    pub fn path(&self, node_path: &str) -> PathBuf {
+        self.root.path().join(node_path.trim_start_matches('/'))
+    }
+
+    /// Starts the test's kubelet for this node.
+    pub fn start_kubelet(&mut self) {
+        self.kubelet = Some(Kubelet::start(KubeletSpec {
+            root: self.root.path().to_path_buf(),
+            assets: self.assets.clone(),
+            node_name: self.name.clone(),
+            netns: self.ns.name.clone(),
+            log_dir: self.logs.path().to_path_buf(),
+        }));
+    }
+
+    /// Panics if a component of this node died.
+    pub fn check(&self) {
+        if let Some(failure) = self.kubelet.as_ref().and_then(|k| k.failure()) {
+            panic!("node {}: {failure}", self.name);
+        }
+    }
+
+    /// True once the kubelet registered the Node.
+    pub fn registered(&self) -> bool {
+        self.kubelet.as_ref().is_some_and(|k| k.registered())
+    }
+
+    /// `program` inside this node's namespace.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        self.ns.command(program)
+    }
+
+    /// Real kubeadm on this node (`--rootfs` is the node directory).
+    pub fn kubeadm(&self, args: &[&str]) -> Command {
+        let mut cmd = self.command(self.assets.join("kubeadm"));
+        cmd.args(args).arg("--rootfs").arg(self.root.path());
+        cmd
+    }
+
+    /// The wasmadm command line `binary` on this node (`--root` is the node directory; the API
+    /// server of `/etc/kubernetes/admin.conf`).
+    pub fn wasmadm(&self, binary: &str, args: &[&str]) -> Command {
+        let mut cmd = self.command(binary);
+        cmd.arg("--root")
+            .arg(self.root.path())
+            .args(["--cluster", "kubeconfig"])
+            .args(args)
+            .env("WASMADM_CACHE_DIR", std::env::temp_dir().join("wasmadm-test-cache"));
+        cmd
+    }
+
+    /// Runs `cmd` to its end (at most `timeout`), failing at once, with the component's name and
+    /// log, when a component of this node dies meanwhile.
+    pub fn run(&self, what: &str, cmd: &mut Command, timeout: Duration) -> Ran {
+        let out = tempfile::tempdir().expect("output directory");
+        let (stdout, stderr) = (out.path().join("stdout"), out.path().join("stderr"));
+        let started = Instant::now();
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&stdout).expect("stdout file"))
+            .stderr(std::fs::File::create(&stderr).expect("stderr file"))
+            .spawn()
+            .unwrap_or_else(|e| panic!("{what}: cannot start: {e}"));
+        let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return Ran {
+                    status,
+                    stdout: read(&stdout),
+                    stderr: read(&stderr),
+                    took: started.elapsed(),
+                };
+            }
+            let failure = self.kubelet.as_ref().and_then(|k| k.failure());
+            if failure.is_some() || started.elapsed() > timeout {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "{what} on node {}: {}\nits stdout so far:\n{}\nits stderr so far:\n{}",
+                    self.name,
+                    failure.unwrap_or_else(|| format!("did not finish within {timeout:?}")),
+                    read(&stdout),
+                    read(&stderr)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `kubectl` with `admin.conf` (or `--kubeconfig` in `args`); its stdout.
+    pub fn kubectl(&self, args: &[&str]) -> String {
+        let mut cmd = self.command(self.assets.join("kubectl"));
+        if !args.iter().any(|a| a.starts_with("--kubeconfig")) {
+            cmd.arg("--kubeconfig").arg(self.path("/etc/kubernetes/admin.conf"));
+        }
+        let what = format!("kubectl {}", args.join(" "));
+        self.run(&what, cmd.args(args), Duration::from_secs(60))
+            .expect_ok(&what)
+            .stdout
+    }
+
+    /// `kubectl get ... -o json`, parsed.
+    pub fn get_json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = vec!["get"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["-o", "json"]);
+        serde_json::from_str(&self.kubectl(&all)).expect("kubectl JSON")
+    }
+
+    /// Polls `check` every 200 ms until it gives a value, for at most `timeout`, failing at once
+    /// when a component dies.
+    pub fn wait_for<T>(&self, what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+        let started = Instant::now();
+        loop {
+            self.check();
+            if let Some(v) = check() {
+                return v;
+            }
+            assert!(started.elapsed() < timeout, "node {}: {what}: not after {timeout:?}", self.name);
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
