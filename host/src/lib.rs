@@ -12,6 +12,7 @@ pub mod builtin;
 pub mod caps;
 pub mod cluster;
 pub mod config;
+pub mod deadline;
 pub mod runtime;
 pub mod token;
 pub mod util;

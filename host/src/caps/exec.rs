@@ -8,6 +8,7 @@ use crate::config::pipeline::ExecRule;
 use cap_std::fs::Dir;
 use cap_std::fs::PermissionsExt;
 use std::io::Read;
+use std::os::unix::process::CommandExt as _;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -149,6 +150,8 @@ impl ExecCap {
             .env("PATH", search_path.join(":"))
             .envs(cmd.env.iter().map(|(k, v)| (k, v)))
             .current_dir(&self.root_path)
+            // A process group of its own: whatever the command starts is killed with it.
+            .process_group(0)
             .stdin(if cmd.stdin.is_some() {
                 Stdio::piped()
             } else {
@@ -159,6 +162,7 @@ impl ExecCap {
             .spawn()
             .map_err(|e| ExecError::Failed(format!("cannot start {}: {e}", command_line(&cmd))))?;
         tracing::debug!(phase = %self.phase, command = %command_line(&cmd), "running command");
+        let group = ProcessGroup(child.id());
 
         if let (Some(input), Some(mut stdin)) = (cmd.stdin.clone(), child.stdin.take()) {
             std::thread::spawn(move || {
@@ -169,30 +173,52 @@ impl ExecCap {
         let stdout = child.stdout.take().map(|s| capture(s, cap));
         let stderr = child.stderr.take().map(|s| capture(s, cap));
 
-        let deadline = Instant::now() + self.timeout;
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(status)) => break status,
-                Ok(None) if Instant::now() >= deadline => {
-                    let _ = child.kill();
+        // The phase's timeout, cut to what is left of the phase: a command never outlives it.
+        let limit = crate::deadline::bound(self.timeout);
+        let deadline = Instant::now() + limit;
+        let timed_out = || {
+            ExecError::TimedOut(format!(
+                "{} did not finish within {limit:?} (the phase's time left) and was killed with its \
+                 process group",
+                command_line(&cmd)
+            ))
+        };
+        loop {
+            match group.leader_exited() {
+                Ok(true) => break,
+                Ok(false) if Instant::now() >= deadline => {
+                    group.kill();
                     let _ = child.wait();
-                    return Err(ExecError::TimedOut(format!(
-                        "{} did not finish within {:?} and was killed",
-                        command_line(&cmd),
-                        self.timeout
-                    )));
+                    return Err(timed_out());
                 }
-                Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+                Ok(false) => std::thread::sleep(Duration::from_millis(5)),
                 Err(e) => {
+                    group.kill();
+                    let _ = child.wait();
                     return Err(ExecError::Failed(format!(
                         "waiting for {}: {e}",
                         command_line(&cmd)
                     )));
                 }
             }
-        };
-        let (stdout, t1) = stdout.map(join_capture).unwrap_or_default();
-        let (stderr, t2) = stderr.map(join_capture).unwrap_or_default();
+        }
+        // The command is done; anything it left running in its group goes with it (killed
+        // before the leader is reaped, so the group's id cannot have been reused).
+        group.kill();
+        let status = child
+            .wait()
+            .map_err(|e| ExecError::Failed(format!("waiting for {}: {e}", command_line(&cmd))))?;
+        // A process that left the group may still hold the pipes: read them until the deadline.
+        let (stdout, t1) = stdout
+            .map(|c| c.finish(deadline))
+            .transpose()
+            .map_err(|()| timed_out())?
+            .unwrap_or_default();
+        let (stderr, t2) = stderr
+            .map(|c| c.finish(deadline))
+            .transpose()
+            .map_err(|()| timed_out())?
+            .unwrap_or_default();
         Ok(Output {
             status: status.code(),
             stdout,
@@ -203,11 +229,49 @@ impl ExecCap {
     }
 }
 
-type Capture = std::thread::JoinHandle<(Vec<u8>, bool)>;
+/// A command's process group (its id is the command's pid).
+struct ProcessGroup(u32);
 
-/// Reads a pipe to its end on a thread, keeping at most `cap` bytes (the rest is drained so the
+impl ProcessGroup {
+    /// True once the group's leader exited; it is left unreaped, so its pid (the group's id)
+    /// stays taken until `wait`.
+    fn leader_exited(&self) -> std::io::Result<bool> {
+        // SAFETY: waitid only writes into the zeroed siginfo we own; WNOWAIT leaves the child
+        // for `Child::wait` to reap.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let rc = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                self.0,
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            )
+        };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: with WNOHANG, si_pid is 0 until the child has exited.
+        Ok(unsafe { info.si_pid() } != 0)
+    }
+
+    /// SIGKILL to every process of the group.
+    fn kill(&self) {
+        let Ok(id) = libc::pid_t::try_from(self.0) else {
+            return;
+        };
+        // SAFETY: a plain kill(2) on the group we created; an empty group gives ESRCH.
+        unsafe {
+            libc::kill(-id, libc::SIGKILL);
+        }
+    }
+}
+
+/// A pipe read to its end on a thread, keeping at most `cap` bytes (the rest is drained so the
 /// child never blocks on a full pipe).
+struct Capture(std::sync::mpsc::Receiver<(Vec<u8>, bool)>);
+
 fn capture(mut pipe: impl Read + Send + 'static, cap: usize) -> Capture {
+    let (done, result) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut kept = Vec::new();
         let mut truncated = false;
@@ -222,12 +286,19 @@ fn capture(mut pipe: impl Read + Send + 'static, cap: usize) -> Capture {
                 }
             }
         }
-        (kept, truncated)
-    })
+        let _ = done.send((kept, truncated));
+    });
+    Capture(result)
 }
 
-fn join_capture(handle: Capture) -> (Vec<u8>, bool) {
-    handle.join().unwrap_or_default()
+impl Capture {
+    /// What was read, once the pipe closed; `Err` when it is still open at `deadline` (the
+    /// reading thread ends by itself when the last writer goes).
+    fn finish(self, deadline: Instant) -> Result<(Vec<u8>, bool), ()> {
+        self.0
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .map_err(|_| ())
+    }
 }
 
 /// `*` matches one argument, a final `**` the rest; anything else must be equal.

@@ -3,7 +3,7 @@
 //! server-side dry-runs, so the server still validates them.
 
 use super::plan::{Plan, PlanEntry};
-use crate::cluster::{ApiError, ApiErrorCode, Cluster, PatchKind, ResourceType};
+use crate::cluster::{ApiError, ApiErrorCode, Cluster, PatchKind, ResourceType, resources};
 use crate::config::pipeline::KubeRule;
 use serde_json::Value;
 use std::sync::Arc;
@@ -71,29 +71,93 @@ impl KubeCap {
         Ok(ClientHandle { cluster })
     }
 
-    /// Checks one call against the rules.
-    pub fn authorize(
+    /// The type as the API serves it: the plugin's record is checked against the host's table
+    /// of built-in types ([`resources::KNOWN`]) or, for any other type, the API server's
+    /// discovery (asked only when some rule could grant the call).
+    fn resolve(&self, verb: &str, ty: &ResourceType) -> Result<ResourceType, ApiError> {
+        resources::check_type_syntax(ty)?;
+        if let Some(known) = resources::lookup(&ty.group, &ty.plural) {
+            resources::check_version(ty, known)?;
+            return resources::reconcile(ty, known.kind, known.namespaced);
+        }
+        let may = self
+            .rules
+            .iter()
+            .any(|r| has(&r.verbs, verb) && has(&r.api_groups, &ty.group) && has(&r.resources, &ty.plural));
+        if !may {
+            return Err(self.denial(verb, ty, None, None));
+        }
+        let found = match &self.cluster {
+            Some(cluster) => cluster.discover(ty)?,
+            None => None,
+        };
+        match found {
+            Some(d) => resources::reconcile(ty, &d.kind, d.namespaced),
+            None => Err(ApiError::new(
+                ApiErrorCode::Invalid,
+                0,
+                format!(
+                    "kube: the cluster does not serve {} in version {:?} (the in-memory cluster \
+                     serves Kubernetes' built-in types only)",
+                    ty.qualified_plural(),
+                    ty.version
+                ),
+            )),
+        }
+    }
+
+    /// Checks one call: the type, namespace and name with the API server's rules, then the
+    /// phase's rules. Returns the type as the API serves it and the namespace to send (`None`
+    /// for cluster-scoped types and for listing all namespaces).
+    pub fn authorize<'n>(
         &self,
         verb: &str,
         ty: &ResourceType,
-        namespace: Option<&str>,
+        namespace: Option<&'n str>,
         name: Option<&str>,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(ResourceType, Option<&'n str>), ApiError> {
+        let ty = self.resolve(verb, ty)?;
+        let invalid = |m: String| ApiError::new(ApiErrorCode::Invalid, 0, m);
+        let namespace = namespace.filter(|ns| !ns.is_empty());
+        match namespace {
+            Some(ns) if !ty.namespaced => {
+                return Err(invalid(format!(
+                    "kube: {} is cluster-scoped: call it without a namespace, not {ns:?}",
+                    ty.qualified_plural()
+                )));
+            }
+            Some(ns) => resources::check_namespace(ns)?,
+            None if ty.namespaced && verb != "list" => {
+                return Err(invalid(format!(
+                    "kube: {} is namespaced: {verb} needs a namespace",
+                    ty.qualified_plural()
+                )));
+            }
+            None => {}
+        }
+        if let Some(n) = name {
+            resources::check_name(&ty, n)?;
+        }
         let allowed = self.rules.iter().any(|r| {
             has(&r.verbs, verb)
                 && has(&r.api_groups, &ty.group)
                 && has(&r.resources, &ty.plural)
                 && match (ty.namespaced, namespace) {
                     (false, _) => r.namespaces.is_empty(),
-                    (true, Some(ns)) if !ns.is_empty() => has(&r.namespaces, ns),
-                    (true, _) => r.namespaces.iter().any(|n| n == "*"),
+                    (true, Some(ns)) => has(&r.namespaces, ns),
+                    (true, None) => r.namespaces.iter().any(|n| n == "*"),
                 }
                 && (r.resource_names.is_empty()
                     || name.is_some_and(|n| r.resource_names.iter().any(|x| x == n)))
         });
         if allowed {
-            return Ok(());
+            return Ok((ty, namespace));
         }
+        Err(self.denial(verb, &ty, namespace, name))
+    }
+
+    /// The refusal of a call no rule grants, naming what to add.
+    fn denial(&self, verb: &str, ty: &ResourceType, namespace: Option<&str>, name: Option<&str>) -> ApiError {
         let group = if ty.group.is_empty() {
             "\"\" (core)".to_string()
         } else {
@@ -104,11 +168,11 @@ impl KubeCap {
             what.push_str(&format!(" {n:?}"));
         }
         match namespace {
-            Some(ns) if ty.namespaced && !ns.is_empty() => what.push_str(&format!(" in namespace {ns:?}")),
+            Some(ns) if ty.namespaced => what.push_str(&format!(" in namespace {ns:?}")),
             _ if ty.namespaced => what.push_str(" in all namespaces"),
             _ => {}
         }
-        Err(ApiError::new(
+        ApiError::new(
             ApiErrorCode::Denied,
             0,
             format!(
@@ -116,18 +180,18 @@ impl KubeCap {
                  resource {:?}; add one under grants.kube in the pipeline file if the phase needs it",
                 self.phase, ty.plural
             ),
-        ))
+        )
     }
 
     /// Authorizes a mutation and, in dry-run, records it in the plan.
-    fn admit(
+    fn admit<'n>(
         &self,
         verb: &str,
         ty: &ResourceType,
-        namespace: Option<&str>,
+        namespace: Option<&'n str>,
         name: &str,
-    ) -> Result<(), ApiError> {
-        self.authorize(verb, ty, namespace, Some(name))?;
+    ) -> Result<(ResourceType, Option<&'n str>), ApiError> {
+        let (ty, namespace) = self.authorize(verb, ty, namespace, Some(name))?;
         if self.dry_run {
             self.plan.record(PlanEntry::Api {
                 phase: self.phase.clone(),
@@ -137,7 +201,7 @@ impl KubeCap {
                 name: name.to_string(),
             });
         }
-        Ok(())
+        Ok((ty, namespace))
     }
 
     pub fn get(
@@ -147,8 +211,8 @@ impl KubeCap {
         ns: Option<&str>,
         name: &str,
     ) -> Result<Value, ApiError> {
-        self.authorize("get", ty, ns, Some(name))?;
-        c.cluster.get(ty, ns, name)
+        let (ty, ns) = self.authorize("get", ty, ns, Some(name))?;
+        c.cluster.get(&ty, ns, name)
     }
 
     pub fn list(
@@ -158,8 +222,12 @@ impl KubeCap {
         ns: Option<&str>,
         selector: Option<&str>,
     ) -> Result<Value, ApiError> {
-        self.authorize("list", ty, ns, None)?;
-        c.cluster.list(ty, ns, selector)
+        let (ty, ns) = self.authorize("list", ty, ns, None)?;
+        let selector = selector.filter(|s| !s.trim().is_empty());
+        if let Some(s) = selector {
+            resources::check_selector(s)?;
+        }
+        c.cluster.list(&ty, ns, selector)
     }
 
     pub fn create(
@@ -169,8 +237,8 @@ impl KubeCap {
         ns: Option<&str>,
         object: Value,
     ) -> Result<Value, ApiError> {
-        self.admit("create", ty, ns, object_name(&object))?;
-        c.cluster.create(ty, ns, object, self.dry_run)
+        let (ty, ns) = self.admit("create", ty, ns, object_name(&object))?;
+        c.cluster.create(&ty, ns, object, self.dry_run)
     }
 
     pub fn update(
@@ -180,8 +248,8 @@ impl KubeCap {
         ns: Option<&str>,
         object: Value,
     ) -> Result<Value, ApiError> {
-        self.admit("update", ty, ns, object_name(&object))?;
-        c.cluster.update(ty, ns, object, self.dry_run)
+        let (ty, ns) = self.admit("update", ty, ns, object_name(&object))?;
+        c.cluster.update(&ty, ns, object, self.dry_run)
     }
 
     pub fn patch(
@@ -193,8 +261,8 @@ impl KubeCap {
         kind: PatchKind,
         patch: Value,
     ) -> Result<Value, ApiError> {
-        self.admit("patch", ty, ns, name)?;
-        c.cluster.patch(ty, ns, name, kind, patch, self.dry_run)
+        let (ty, ns) = self.admit("patch", ty, ns, name)?;
+        c.cluster.patch(&ty, ns, name, kind, patch, self.dry_run)
     }
 
     pub fn delete(
@@ -204,8 +272,8 @@ impl KubeCap {
         ns: Option<&str>,
         name: &str,
     ) -> Result<(), ApiError> {
-        self.admit("delete", ty, ns, name)?;
-        c.cluster.delete(ty, ns, name, self.dry_run)
+        let (ty, ns) = self.admit("delete", ty, ns, name)?;
+        c.cluster.delete(&ty, ns, name, self.dry_run)
     }
 }
 
@@ -224,14 +292,10 @@ mod tests {
         }
     }
 
-    fn ty(plural: &str, namespaced: bool) -> ResourceType {
-        ResourceType {
-            group: String::new(),
-            version: "v1".into(),
-            kind: "X".into(),
-            plural: plural.into(),
-            namespaced,
-        }
+    /// A core type as the host's table has it.
+    fn ty(plural: &str) -> ResourceType {
+        let k = resources::lookup("", plural).expect("a known core type");
+        ResourceType::v1("", k.kind, plural, k.namespaced)
     }
 
     #[test]
@@ -247,37 +311,63 @@ mod tests {
             Plan::default(),
         );
         assert!(
-            cap.authorize("get", &ty("configmaps", true), Some("kube-system"), Some("a"))
+            cap.authorize("get", &ty("configmaps"), Some("kube-system"), Some("a"))
                 .is_ok()
         );
         assert!(
-            cap.authorize("delete", &ty("configmaps", true), Some("kube-system"), Some("a"))
+            cap.authorize("delete", &ty("configmaps"), Some("kube-system"), Some("a"))
                 .is_err()
         );
         assert!(
-            cap.authorize("get", &ty("configmaps", true), Some("default"), Some("a"))
+            cap.authorize("get", &ty("configmaps"), Some("default"), Some("a"))
                 .is_err()
         );
         assert!(
-            cap.authorize("get", &ty("secrets", true), Some("kube-system"), Some("a"))
+            cap.authorize("get", &ty("secrets"), Some("kube-system"), Some("a"))
                 .is_err()
         );
-        assert!(
-            cap.authorize("list", &ty("configmaps", true), None, None)
-                .is_err()
-        );
-        assert!(
-            cap.authorize("get", &ty("nodes", false), None, Some("n1"))
-                .is_ok()
-        );
-        assert!(
-            cap.authorize("get", &ty("nodes", false), None, Some("n2"))
-                .is_err()
-        );
+        assert!(cap.authorize("list", &ty("configmaps"), None, None).is_err());
+        assert!(cap.authorize("get", &ty("nodes"), None, Some("n1")).is_ok());
+        assert!(cap.authorize("get", &ty("nodes"), None, Some("n2")).is_err());
         let denied = cap
-            .authorize("get", &ty("secrets", true), Some("kube-system"), Some("s"))
+            .authorize("get", &ty("secrets"), Some("kube-system"), Some("s"))
             .expect_err("denied");
         assert_eq!(denied.code, ApiErrorCode::Denied);
         assert!(denied.message.contains("secrets"), "{}", denied.message);
+    }
+
+    #[test]
+    fn the_scope_is_the_hosts_not_the_plugins() {
+        let cap = KubeCap::new(
+            "p",
+            vec![rule(&["list", "get"], &["secrets", "*"], &[], &[])],
+            None,
+            false,
+            Plan::default(),
+        );
+        let mut lying = ty("secrets");
+        lying.namespaced = false;
+        let err = cap.authorize("list", &lying, None, None).expect_err("refused");
+        assert_eq!(err.code, ApiErrorCode::Invalid);
+        assert!(
+            err.message.contains("secrets is namespaced, not cluster-scoped"),
+            "{}",
+            err.message
+        );
+        // The honest record is refused too: the rule has no namespaces, so it grants cluster-scoped
+        // types only.
+        let err = cap
+            .authorize("list", &ty("secrets"), None, None)
+            .expect_err("refused");
+        assert_eq!(err.code, ApiErrorCode::Denied);
+        assert!(cap.authorize("get", &ty("nodes"), None, Some("n1")).is_ok());
+        let err = cap
+            .authorize("get", &ty("nodes"), None, Some("node1/proxy/configz"))
+            .expect_err("refused");
+        assert_eq!(err.code, ApiErrorCode::Invalid);
+        assert!(
+            cap.authorize("get", &ty("nodes"), Some("kube-system"), Some("n1"))
+                .is_err()
+        );
     }
 }
