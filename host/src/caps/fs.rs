@@ -9,8 +9,8 @@ use super::path::{self, NodePath};
 use super::plan::{Plan, PlanEntry};
 use crate::bindings::wasmadm::plugin::files::{EntryKind, ErrorCode, FileError, Metadata};
 use cap_fs_ext::DirExt as _;
-use cap_std::fs::PermissionsExt as _;
 use cap_std::fs::{Dir, OpenOptions, Permissions};
+use cap_std::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -396,9 +396,10 @@ impl FsCap {
                 Err(e) => return Err(e),
             }
             // fchmod on the new directory itself, never through a path that could be swapped.
-            dir.open_dir_nofollow(p.file_name())?
-                .into_std_file()
-                .set_permissions(std::fs::Permissions::from_mode(mode))
+            let mut opts = OpenOptions::new();
+            opts.read(true).custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW);
+            dir.open_with(p.file_name(), &opts)?
+                .set_permissions(Permissions::from_std(std::fs::Permissions::from_mode(mode)))
         })();
         result.map_err(|e| self.io_error(text, e))
     }
