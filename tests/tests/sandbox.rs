@@ -925,3 +925,36 @@ fn writes_are_bounded_by_the_phase_quota() {
     // f0..f99 from the first run; the second wrote f0..f9 again.
     assert_eq!(std::fs::read_dir(&pki).expect("pki").count(), before + 100);
 }
+
+#[test]
+fn node_path_arguments_are_resolved_under_the_root_and_checked_against_the_file_grants() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = node("healthy");
+    let show = root.path().join("usr/bin/show");
+    std::fs::write(&show, "#!/bin/sh\n/usr/bin/cat \"$1\"\n").expect("script");
+    std::fs::set_permissions(&show, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::write(root.path().join("etc/kubernetes/node.conf"), "on the node").expect("write");
+    let grants =
+        "{exec: [{command: show, args: [['{path}']], readOnly: true}], files: {read: [/etc/kubernetes]}}";
+    let show_arg = |arg: &str| {
+        let p = probe(
+            &format!("{{action: exec, program: show, args: ['{arg}']}}"),
+            grants,
+            "{}",
+        );
+        run(&p, root.path())
+    };
+    assert_eq!(
+        show_arg("/etc/kubernetes/node.conf")
+            .output("probe.stdout")
+            .as_deref(),
+        Some("on the node")
+    );
+    for outside in ["/etc/hostname", "/etc/kubernetes/../../../../etc/hostname"] {
+        let err = show_arg(outside).error();
+        assert!(err.contains("has no read grant for"), "{outside}: {err}");
+        assert!(err.contains("grants.files.read"), "{err}");
+    }
+    let err = show_arg("etc/hostname").error();
+    assert!(err.contains("may run \"show\" only with arguments"), "{err}");
+}

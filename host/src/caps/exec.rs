@@ -1,6 +1,7 @@
 //! The `exec` capability: allow-listed commands, found on the exec PATH under `--root`, run with
 //! a clean environment, a timeout and a cap on the output kept.
 
+use super::fs::{Access, FsCap};
 use super::path::{self, NodePath};
 use super::plan::{Plan, PlanEntry};
 use crate::bindings::wasmadm::plugin::exec::{Command as ExecCommand, ExecError, Output};
@@ -57,8 +58,9 @@ impl ExecCap {
         }
     }
 
-    /// The rule that allows `cmd`, or a denial naming what is missing.
-    fn authorize(&self, cmd: &ExecCommand) -> Result<&ExecRule, ExecError> {
+    /// The rule that allows `cmd` and, per argument, the access of a node-path pattern that
+    /// matched it (`{path}`, `{writable-path}`), or a denial naming what is missing.
+    fn authorize(&self, cmd: &ExecCommand) -> Result<(&ExecRule, Vec<Option<Access>>), ExecError> {
         let shown = command_line(cmd);
         let candidates: Vec<&ExecRule> = self.rules.iter().filter(|r| r.command == cmd.program).collect();
         if candidates.is_empty() {
@@ -76,9 +78,17 @@ impl ExecCap {
                 }
             )));
         }
-        let rule = candidates
+        let (rule, slots) = candidates
             .iter()
-            .find(|r| r.args.is_empty() || r.args.iter().any(|p| args_match(p, &cmd.args)))
+            .find_map(|r| {
+                if r.args.is_empty() {
+                    return Some((*r, vec![None; cmd.args.len()]));
+                }
+                r.args
+                    .iter()
+                    .find_map(|p| args_match(p, &cmd.args))
+                    .map(|slots| (*r, slots))
+            })
             .ok_or_else(|| {
                 ExecError::Denied(format!(
                     "exec: phase {:?} may run {:?} only with arguments {:?}, not {:?}",
@@ -94,7 +104,31 @@ impl ExecCap {
                 self.phase, cmd.program, rule.env
             )));
         }
-        Ok(rule)
+        Ok((rule, slots))
+    }
+
+    /// The arguments as the command gets them: each one a node-path pattern matched is resolved
+    /// under the root and checked against the phase's file grants (`files`), then given as the
+    /// host path.
+    fn host_args(
+        &self,
+        cmd: &ExecCommand,
+        slots: &[Option<Access>],
+        files: &FsCap,
+    ) -> Result<Vec<String>, ExecError> {
+        cmd.args
+            .iter()
+            .zip(slots)
+            .map(|(arg, slot)| match slot {
+                None => Ok(arg.clone()),
+                Some(access) => {
+                    let node = files.authorize(arg, *access, true).map_err(|e| {
+                        ExecError::Denied(format!("exec: argument of {:?}: {}", cmd.program, e.message))
+                    })?;
+                    Ok(path::host_path(&self.root_path, &node).display().to_string())
+                }
+            })
+            .collect()
     }
 
     /// Finds the program on the exec PATH, under the root; returns its host path.
@@ -122,8 +156,11 @@ impl ExecCap {
         )))
     }
 
-    pub fn run(&self, cmd: ExecCommand) -> Result<Output, ExecError> {
-        let rule = self.authorize(&cmd)?;
+    /// Runs an allowed command; `files` is the phase's file capability, which node-path
+    /// arguments are checked against.
+    pub fn run(&self, cmd: ExecCommand, files: &FsCap) -> Result<Output, ExecError> {
+        let (rule, slots) = self.authorize(&cmd)?;
+        let args = self.host_args(&cmd, &slots, files)?;
         if self.dry_run && !rule.read_only {
             self.plan.record(PlanEntry::Exec {
                 phase: self.phase.clone(),
@@ -145,7 +182,7 @@ impl ExecCap {
             .map(|d| path::host_path(&self.root_path, &d).display().to_string())
             .collect();
         let mut child = Command::new(&program)
-            .args(&cmd.args)
+            .args(&args)
             .env_clear()
             .env("PATH", search_path.join(":"))
             .envs(cmd.env.iter().map(|(k, v)| (k, v)))
@@ -301,20 +338,34 @@ impl Capture {
     }
 }
 
-/// `*` matches one argument, a final `**` the rest; anything else must be equal.
-pub fn args_match(patterns: &[String], args: &[String]) -> bool {
-    let mut i = 0;
+/// `*` matches one argument, a final `**` the rest, `{path}` one absolute node path the phase may
+/// read and `{writable-path}` one it may write (checked against its file grants when the command
+/// runs); anything else must be equal. Returns, per argument, the access a node-path pattern asks
+/// for, or `None` when the patterns do not match.
+pub fn args_match(patterns: &[String], args: &[String]) -> Option<Vec<Option<Access>>> {
+    let mut slots = Vec::with_capacity(args.len());
     for (n, p) in patterns.iter().enumerate() {
         if p == "**" && n == patterns.len() - 1 {
-            return true;
+            slots.resize(args.len(), None);
+            return Some(slots);
         }
-        match args.get(i) {
-            Some(a) if p == "*" || p == a => i += 1,
-            _ => return false,
-        }
+        let a = args.get(slots.len())?;
+        let slot = match p.as_str() {
+            "*" => None,
+            PATH_PATTERN if a.starts_with('/') => Some(Access::Read),
+            WRITABLE_PATH_PATTERN if a.starts_with('/') => Some(Access::Write),
+            literal if literal == a => None,
+            _ => return None,
+        };
+        slots.push(slot);
     }
-    i == args.len()
+    (slots.len() == args.len()).then_some(slots)
 }
+
+/// The argument pattern for a node path the phase may read.
+pub const PATH_PATTERN: &str = "{path}";
+/// The argument pattern for a node path the phase may write.
+pub const WRITABLE_PATH_PATTERN: &str = "{writable-path}";
 
 fn command_line(cmd: &ExecCommand) -> String {
     std::iter::once(cmd.program.as_str())
@@ -325,10 +376,27 @@ fn command_line(cmd: &ExecCommand) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::args_match;
+    use super::{Access, args_match as slots};
 
     fn v(items: &[&str]) -> Vec<String> {
         items.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn args_match(patterns: &[String], args: &[String]) -> bool {
+        slots(patterns, args).is_some()
+    }
+
+    #[test]
+    fn node_path_patterns() {
+        assert_eq!(
+            slots(&v(&["-in", "{path}"]), &v(&["-in", "/etc/kubernetes/pki/ca.crt"])),
+            Some(vec![None, Some(Access::Read)])
+        );
+        assert_eq!(slots(&v(&["{path}"]), &v(&["etc/passwd"])), None, "relative");
+        assert_eq!(
+            slots(&v(&["{writable-path}", "**"]), &v(&["/var/lib/x", "a"])),
+            Some(vec![Some(Access::Write), None])
+        );
     }
 
     #[test]

@@ -137,7 +137,7 @@ impl files::Host for State {
 
 impl exec::Host for State {
     fn run(&mut self, cmd: exec::Command) -> Result<exec::Output, exec::ExecError> {
-        self.exec.run(cmd)
+        self.exec.run(cmd, &self.files)
     }
 }
 
