@@ -958,3 +958,19 @@ fn node_path_arguments_are_resolved_under_the_root_and_checked_against_the_file_
     let err = show_arg("etc/hostname").error();
     assert!(err.contains("may run \"show\" only with arguments"), "{err}");
 }
+
+#[test]
+fn published_outputs_are_bounded_by_the_output_limit() {
+    let root = node("healthy");
+    std::fs::write(root.path().join("etc/kubernetes/big"), "b".repeat(100 << 10)).expect("write");
+    let p = probe(
+        "{action: read, path: /etc/kubernetes/big}",
+        READ_KUBERNETES,
+        "{output: 64Ki}",
+    );
+    let err = run(&p, root.path()).error();
+    assert!(
+        err.contains("published 102407 bytes of outputs, more than its output limit of 65536"),
+        "{err}"
+    );
+}

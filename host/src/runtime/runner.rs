@@ -363,6 +363,15 @@ impl Runner<'_> {
                 failures,
             });
         }
+        // Outputs are kept for the rest of the run: bounded by the phase's output limit too.
+        let published: usize = phase_report.outputs.iter().map(|(k, v)| k.len() + v.len()).sum();
+        if published > limits_output(phase) {
+            return Err(failed(format!(
+                "the phase published {published} bytes of outputs, more than its output limit of {} \
+                 bytes (limits.output in the pipeline file)",
+                limits_output(phase)
+            )));
+        }
         report.outputs.extend(
             phase_report
                 .outputs
