@@ -19,6 +19,8 @@ use std::path::{Path, PathBuf};
 const KEY_FILE: &str = "key";
 const KEY_LEN: usize = 32;
 const MAC_LEN: usize = 32;
+/// The largest cache entry read (compiled plugins are a few MiB).
+const MAX_ENTRY: u64 = 512 << 20;
 
 /// A cache directory with its key.
 pub struct Cache {
@@ -54,8 +56,20 @@ impl Cache {
     /// The verified artifact for this component and engine, if the cache holds one.
     pub fn get(&self, digest: &str, compat: &str) -> Option<Vec<u8>> {
         let path = self.entry(digest, compat);
+        // Whoever can write the directory may have put anything there: a FIFO must not block,
+        // a link is not followed, and a huge file is not read.
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(&path)
+            .ok()?;
+        let meta = file.metadata().ok()?;
+        if !meta.is_file() || meta.len() > MAX_ENTRY {
+            tracing::warn!(cache = %path.display(), "ignoring a cache entry that is not a plausible file");
+            return None;
+        }
         let mut bytes = Vec::new();
-        fs::File::open(&path).ok()?.read_to_end(&mut bytes).ok()?;
+        file.take(MAX_ENTRY).read_to_end(&mut bytes).ok()?;
         if bytes.len() < MAC_LEN {
             tracing::warn!(cache = %path.display(), "ignoring a truncated cache entry");
             return None;
