@@ -759,6 +759,19 @@ fn wasmadms_own_process_is_not_readable_under_any_grant() {
         let err = run(&p, Path::new("/")).error();
         assert!(err.contains("is wasmadm's own process"), "{path}: {err}");
     }
+    // Its status (uid, CPU affinity: preflight's IsPrivilegedUser and NumCPU) only when a grant
+    // names exactly that file.
+    let status = "{action: read, path: /proc/self/status}";
+    let err = run(&probe(status, "{files: {read: [/proc]}}", "{}"), Path::new("/")).error();
+    assert!(err.contains("only /proc/self/status can be granted"), "{err}");
+    let out = run(
+        &probe(status, "{files: {read: [/proc/self/status]}}", "{}"),
+        Path::new("/"),
+    );
+    assert!(
+        out.output("probe.content")
+            .is_some_and(|c| c.contains(&format!("Pid:\t{pid}")))
+    );
     // The rest of /proc stays readable under the grant.
     let p = probe(
         "{action: read, path: /proc/sys/kernel/ostype}",

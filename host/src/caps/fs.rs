@@ -173,12 +173,18 @@ impl FsCap {
             lexical.clone()
         };
         if path::is_own_process(&lexical) || path::is_own_process(&resolved) {
+            let named = access == Access::Read && self.read.contains(&lexical);
+            if named && path::is_own_process_file(&lexical, &resolved) {
+                return Ok(resolved);
+            }
             return Err(self.error(
                 ErrorCode::Denied,
                 text,
                 format!(
                     "files: {text} is wasmadm's own process (/proc/self, /proc/thread-self or \
-                     wasmadm's pid), which no grant covers"
+                     wasmadm's pid), which no grant covers; only {} can be granted, by naming it \
+                     exactly under grants.files.read",
+                    path::OWN_PROCESS_FILES.join(", ")
                 ),
             ));
         }

@@ -238,6 +238,20 @@ pub fn is_own_process(node: &NodePath) -> bool {
     }
 }
 
+/// Files of wasmadm's own process that a read grant may name explicitly, and only exactly:
+/// `/proc/self/status` (its user id and CPU affinity, for preflight). No broader grant covers
+/// them, and nothing else of the process is readable.
+pub const OWN_PROCESS_FILES: [&str; 1] = ["/proc/self/status"];
+
+/// True when `lexical` is one of [`OWN_PROCESS_FILES`] and `resolved` is that same file (under
+/// the real `/proc`, `/proc/self` resolves to `/proc/<pid>`).
+pub fn is_own_process_file(lexical: &NodePath, resolved: &NodePath) -> bool {
+    OWN_PROCESS_FILES.contains(&lexical.as_str()) && {
+        let name = lexical.file_name();
+        resolved == lexical || resolved.as_str() == format!("/proc/{}/{name}", std::process::id())
+    }
+}
+
 /// The host path of a node path under a root directory on the host.
 pub fn host_path(root: &Path, node: &NodePath) -> PathBuf {
     root.join(node.relative())
