@@ -60,8 +60,8 @@ impl RealCluster {
             .clone()
     }
 
-    /// Sends a request built by [`request`] after checking it ([`check_request`]), bounded by
-    /// the plugin call's deadline and [`REQUEST_TIMEOUT`].
+    /// Sends a request (built with `kube::core::Request` and checked with [`check_request`]),
+    /// bounded by the plugin call's deadline and [`REQUEST_TIMEOUT`].
     fn send<T: serde::de::DeserializeOwned>(&self, req: http::Request<Vec<u8>>) -> Result<T, ApiError> {
         let client = self.client()?;
         let limit = crate::deadline::bound(REQUEST_TIMEOUT);
@@ -81,38 +81,40 @@ impl RealCluster {
 /// The longest one API request may take, even with time left in the phase.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The path of a collection or of one object, from parts the `kube` capability has checked
-/// (`cluster::resources`): `/api/v1/namespaces/<ns>/<plural>[/<name>]`.
-fn object_path(ty: &ResourceType, namespace: Option<&str>, name: Option<&str>) -> String {
-    let mut path = if ty.group.is_empty() {
-        format!("/api/{}", ty.version)
+/// The path segments of a collection or of one object:
+/// `api/v1/namespaces/<ns>/<plural>[/<name>]` or `apis/<group>/<version>/...`.
+fn segments<'a>(ty: &'a ResourceType, namespace: Option<&'a str>, name: Option<&'a str>) -> Vec<&'a str> {
+    let mut parts = if ty.group.is_empty() {
+        vec!["api"]
     } else {
-        format!("/apis/{}/{}", ty.group, ty.version)
+        vec!["apis", ty.group.as_str()]
     };
+    parts.push(&ty.version);
     if let Some(ns) = namespace.filter(|_| ty.namespaced) {
-        path.push_str("/namespaces/");
-        path.push_str(ns);
+        parts.extend(["namespaces", ns]);
     }
-    path.push('/');
-    path.push_str(&ty.plural);
-    if let Some(name) = name {
-        path.push('/');
-        path.push_str(name);
-    }
-    path
+    parts.push(&ty.plural);
+    parts.extend(name);
+    parts
+}
+
+/// The path of a collection, from parts the `kube` capability has checked (`cluster::resources`);
+/// `kube::core::Request` appends an object's name.
+fn collection_path(ty: &ResourceType, namespace: Option<&str>) -> String {
+    format!("/{}", segments(ty, namespace, None).join("/"))
 }
 
 /// The query parameters wasmadm itself sets; anything else in a built request is refused.
 const QUERY_KEYS: [&str; 3] = ["dryRun", "fieldManager", "labelSelector"];
 
-/// Checks the request about to be sent against the call the capability authorized: exactly this
-/// method on exactly the object (or collection) path, with no other query parameter than
-/// wasmadm's own and the label selector asked for. The host's credentials go only where a rule
-/// allowed.
+/// Checks the request about to be sent against the call the capability authorized: this method,
+/// a path of exactly these segments (each one plain: not empty, `.` or `..`, no `%`), and no
+/// query parameter but wasmadm's own and the label selector asked for. The host's credentials
+/// go only where a rule allowed, even if a string slipped past `cluster::resources`.
 fn check_request(
     req: &http::Request<Vec<u8>>,
     method: http::Method,
-    path: &str,
+    expected: &[&str],
     selector: Option<&str>,
 ) -> Result<(), ApiError> {
     let refuse = |why: String| {
@@ -122,8 +124,11 @@ fn check_request(
             format!("kube: refusing to send {} {}: {why}", req.method(), req.uri()),
         )
     };
-    if *req.method() != method || req.uri().path() != path || req.uri().host().is_some() {
-        return Err(refuse(format!("it is not {method} {path}")));
+    let path = req.uri().path();
+    let sent: Vec<&str> = path.strip_prefix('/').unwrap_or(path).split('/').collect();
+    let plain = |s: &&str| !s.is_empty() && *s != "." && *s != ".." && !s.contains('%');
+    if *req.method() != method || req.uri().host().is_some() || sent != expected || !sent.iter().all(plain) {
+        return Err(refuse(format!("it is not {method} /{}", expected.join("/"))));
     }
     for (key, value) in form_urlencoded::parse(req.uri().query().unwrap_or_default().as_bytes()) {
         if !QUERY_KEYS.contains(&key.as_ref()) {
@@ -181,12 +186,12 @@ fn to_body(object: &DynamicObject) -> Result<Vec<u8>, ApiError> {
 
 impl Cluster for RealCluster {
     fn get(&self, ty: &ResourceType, namespace: Option<&str>, name: &str) -> Result<Value, ApiError> {
-        let base = object_path(ty, namespace, None);
+        let base = collection_path(ty, namespace);
         let req = build(Request::new(base).get(name, &GetParams::default()))?;
         check_request(
             &req,
             http::Method::GET,
-            &object_path(ty, namespace, Some(name)),
+            &segments(ty, namespace, Some(name)),
             None,
         )?;
         self.send::<DynamicObject>(req).and_then(to_value)
@@ -202,9 +207,14 @@ impl Cluster for RealCluster {
         if let Some(s) = label_selector {
             params = params.labels(s);
         }
-        let path = object_path(ty, namespace, None);
+        let path = collection_path(ty, namespace);
         let req = build(Request::new(&path).list(&params))?;
-        check_request(&req, http::Method::GET, &path, label_selector)?;
+        check_request(
+            &req,
+            http::Method::GET,
+            &segments(ty, namespace, None),
+            label_selector,
+        )?;
         let list = self.send::<ObjectList<DynamicObject>>(req)?;
         let items = list
             .items
@@ -227,9 +237,9 @@ impl Cluster for RealCluster {
         dry_run: bool,
     ) -> Result<Value, ApiError> {
         let object = from_value(object)?;
-        let path = object_path(ty, namespace, None);
+        let path = collection_path(ty, namespace);
         let req = build(Request::new(&path).create(&post_params(dry_run), to_body(&object)?))?;
-        check_request(&req, http::Method::POST, &path, None)?;
+        check_request(&req, http::Method::POST, &segments(ty, namespace, None), None)?;
         self.send::<DynamicObject>(req).and_then(to_value)
     }
 
@@ -242,12 +252,12 @@ impl Cluster for RealCluster {
     ) -> Result<Value, ApiError> {
         let object = from_value(object)?;
         let name = object.metadata.name.clone().unwrap_or_default();
-        let base = object_path(ty, namespace, None);
+        let base = collection_path(ty, namespace);
         let req = build(Request::new(base).replace(&name, &post_params(dry_run), to_body(&object)?))?;
         check_request(
             &req,
             http::Method::PUT,
-            &object_path(ty, namespace, Some(&name)),
+            &segments(ty, namespace, Some(&name)),
             None,
         )?;
         self.send::<DynamicObject>(req).and_then(to_value)
@@ -271,12 +281,12 @@ impl Cluster for RealCluster {
             PatchKind::Merge => Patch::Merge(patch),
             PatchKind::StrategicMerge => Patch::Strategic(patch),
         };
-        let base = object_path(ty, namespace, None);
+        let base = collection_path(ty, namespace);
         let req = build(Request::new(base).patch(name, &params, &patch))?;
         check_request(
             &req,
             http::Method::PATCH,
-            &object_path(ty, namespace, Some(name)),
+            &segments(ty, namespace, Some(name)),
             None,
         )?;
         self.send::<DynamicObject>(req).and_then(to_value)
@@ -293,12 +303,12 @@ impl Cluster for RealCluster {
             dry_run,
             ..DeleteParams::default()
         };
-        let base = object_path(ty, namespace, None);
+        let base = collection_path(ty, namespace);
         let req = build(Request::new(base).delete(name, &params))?;
         check_request(
             &req,
             http::Method::DELETE,
-            &object_path(ty, namespace, Some(name)),
+            &segments(ty, namespace, Some(name)),
             None,
         )?;
         self.send::<Value>(req).map(|_| ())
@@ -317,16 +327,17 @@ impl Cluster for RealCluster {
             None => {
                 // The group and version were checked (`resources::check_type_syntax`): the path
                 // is exactly the group-version's discovery document.
-                let path = match ty.group.as_str() {
-                    "" => format!("/api/{}", ty.version),
-                    group => format!("/apis/{group}/{}", ty.version),
+                let expected = match ty.group.as_str() {
+                    "" => vec!["api", ty.version.as_str()],
+                    group => vec!["apis", group, ty.version.as_str()],
                 };
+                let path = format!("/{}", expected.join("/"));
                 let req = build(
                     http::Request::get(&path)
                         .body(Vec::new())
                         .map_err(kube::core::request::Error::BuildRequest),
                 )?;
-                check_request(&req, http::Method::GET, &path, None)?;
+                check_request(&req, http::Method::GET, &expected, None)?;
                 let list = match self.send::<APIResourceList>(req) {
                     Ok(list) => list.resources,
                     Err(e) if e.code == ApiErrorCode::NotFound => Vec::new(),
@@ -346,5 +357,44 @@ impl Cluster for RealCluster {
                 kind: r.kind.clone(),
                 namespaced: r.namespaced,
             }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Even if a name slipped past `cluster::resources`, the built request would not go out.
+    #[test]
+    fn a_request_that_is_not_the_authorized_one_is_refused() {
+        let cm = ResourceType::v1("", "ConfigMap", "configmaps", true);
+        let base = collection_path(&cm, Some("kube-system"));
+        let get = |name: &str| {
+            let req = build(Request::new(&base).get(name, &GetParams::default())).expect("built");
+            check_request(
+                &req,
+                http::Method::GET,
+                &segments(&cm, Some("kube-system"), Some(name)),
+                None,
+            )
+        };
+        assert!(get("kubeadm-config").is_ok());
+        for name in [
+            "x/../../secrets/admin-token",
+            "kubeadm-config?watch=true",
+            "a?x=/namespaces/y",
+        ] {
+            let err = get(name).expect_err(name);
+            assert!(
+                err.message.starts_with("kube: refusing to send GET"),
+                "{}",
+                err.message
+            );
+        }
+        let list = build(Request::new(&base).list(&ListParams::default().labels("a=b"))).expect("built");
+        let collection = segments(&cm, Some("kube-system"), None);
+        assert!(check_request(&list, http::Method::GET, &collection, Some("a=b")).is_ok());
+        assert!(check_request(&list, http::Method::GET, &collection, Some("a=c")).is_err());
+        assert!(check_request(&list, http::Method::DELETE, &collection, Some("a=b")).is_err());
     }
 }
