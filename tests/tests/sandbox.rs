@@ -288,8 +288,7 @@ fn infinite_loop_is_stopped_at_its_timeout() {
         err.contains("did not finish within its timeout of 300ms and was stopped"),
         "{err}"
     );
-    // Not a benchmark: only proof that the loop was interrupted rather than left running.
-    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    assert_within(started, Duration::from_millis(300));
 }
 
 #[test]

@@ -99,9 +99,17 @@ impl Runtime {
         std::thread::Builder::new()
             .name("wasmadm-epoch".into())
             .spawn(move || {
+                // The epoch follows the wall clock: a tick delayed by a busy machine is caught up
+                // at once, so a deadline of N ticks never stretches past N * EPOCH_TICK.
+                let started = std::time::Instant::now();
+                let mut ticks: u128 = 0;
                 while !stop.load(Ordering::Relaxed) {
                     std::thread::sleep(EPOCH_TICK);
-                    ticking.increment_epoch();
+                    let due = started.elapsed().as_nanos() / EPOCH_TICK.as_nanos();
+                    while ticks < due {
+                        ticking.increment_epoch();
+                        ticks += 1;
+                    }
                 }
             })
             .map_err(|e| LoadError::Engine(format!("cannot start the epoch thread: {e}")))?;
