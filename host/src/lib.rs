@@ -13,6 +13,7 @@ pub mod caps;
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod deadline;
 pub mod facts;
 pub mod runtime;
 pub mod token;

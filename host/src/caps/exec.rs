@@ -1,6 +1,7 @@
 //! The `exec` capability: allow-listed commands, found on the exec PATH under `--root`, run with
 //! a clean environment, a timeout and a cap on the output kept.
 
+use super::fs::{Access, FsCap};
 use super::path::{self, NodePath};
 use super::plan::{Plan, PlanEntry};
 use crate::bindings::wasmadm::plugin::exec::{Command as ExecCommand, ExecError, Output};
@@ -8,6 +9,7 @@ use crate::config::pipeline::ExecRule;
 use cap_std::fs::Dir;
 use cap_std::fs::PermissionsExt;
 use std::io::Read;
+use std::os::unix::process::CommandExt as _;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -56,8 +58,9 @@ impl ExecCap {
         }
     }
 
-    /// The rule that allows `cmd`, or a denial naming what is missing.
-    fn authorize(&self, cmd: &ExecCommand) -> Result<&ExecRule, ExecError> {
+    /// The rule that allows `cmd` and, per argument, the access of a node-path pattern that
+    /// matched it (`{path}`, `{writable-path}`), or a denial naming what is missing.
+    fn authorize(&self, cmd: &ExecCommand) -> Result<(&ExecRule, Vec<Option<Access>>), ExecError> {
         let shown = command_line(cmd);
         let candidates: Vec<&ExecRule> = self.rules.iter().filter(|r| r.command == cmd.program).collect();
         if candidates.is_empty() {
@@ -75,9 +78,17 @@ impl ExecCap {
                 }
             )));
         }
-        let rule = candidates
+        let (rule, slots) = candidates
             .iter()
-            .find(|r| r.args.is_empty() || r.args.iter().any(|p| args_match(p, &cmd.args)))
+            .find_map(|r| {
+                if r.args.is_empty() {
+                    return Some((*r, vec![None; cmd.args.len()]));
+                }
+                r.args
+                    .iter()
+                    .find_map(|p| args_match(p, &cmd.args))
+                    .map(|slots| (*r, slots))
+            })
             .ok_or_else(|| {
                 ExecError::Denied(format!(
                     "exec: phase {:?} may run {:?} only with arguments {:?}, not {:?}",
@@ -93,7 +104,31 @@ impl ExecCap {
                 self.phase, cmd.program, rule.env
             )));
         }
-        Ok(rule)
+        Ok((rule, slots))
+    }
+
+    /// The arguments as the command gets them: each one a node-path pattern matched is resolved
+    /// under the root and checked against the phase's file grants (`files`), then given as the
+    /// host path.
+    fn host_args(
+        &self,
+        cmd: &ExecCommand,
+        slots: &[Option<Access>],
+        files: &FsCap,
+    ) -> Result<Vec<String>, ExecError> {
+        cmd.args
+            .iter()
+            .zip(slots)
+            .map(|(arg, slot)| match slot {
+                None => Ok(arg.clone()),
+                Some(access) => {
+                    let node = files.authorize(arg, *access, true).map_err(|e| {
+                        ExecError::Denied(format!("exec: argument of {:?}: {}", cmd.program, e.message))
+                    })?;
+                    Ok(path::host_path(&self.root_path, &node).display().to_string())
+                }
+            })
+            .collect()
     }
 
     /// Finds the program on the exec PATH, under the root; returns its host path.
@@ -121,8 +156,11 @@ impl ExecCap {
         )))
     }
 
-    pub fn run(&self, cmd: ExecCommand) -> Result<Output, ExecError> {
-        let rule = self.authorize(&cmd)?;
+    /// Runs an allowed command; `files` is the phase's file capability, which node-path
+    /// arguments are checked against.
+    pub fn run(&self, cmd: ExecCommand, files: &FsCap) -> Result<Output, ExecError> {
+        let (rule, slots) = self.authorize(&cmd)?;
+        let args = self.host_args(&cmd, &slots, files)?;
         if self.dry_run && !rule.read_only {
             self.plan.record(PlanEntry::Exec {
                 phase: self.phase.clone(),
@@ -144,11 +182,13 @@ impl ExecCap {
             .map(|d| path::host_path(&self.root_path, &d).display().to_string())
             .collect();
         let mut child = Command::new(&program)
-            .args(&cmd.args)
+            .args(&args)
             .env_clear()
             .env("PATH", search_path.join(":"))
             .envs(cmd.env.iter().map(|(k, v)| (k, v)))
             .current_dir(&self.root_path)
+            // A process group of its own: whatever the command starts is killed with it.
+            .process_group(0)
             .stdin(if cmd.stdin.is_some() {
                 Stdio::piped()
             } else {
@@ -159,6 +199,7 @@ impl ExecCap {
             .spawn()
             .map_err(|e| ExecError::Failed(format!("cannot start {}: {e}", command_line(&cmd))))?;
         tracing::debug!(phase = %self.phase, command = %command_line(&cmd), "running command");
+        let group = ProcessGroup(child.id());
 
         if let (Some(input), Some(mut stdin)) = (cmd.stdin.clone(), child.stdin.take()) {
             std::thread::spawn(move || {
@@ -169,30 +210,52 @@ impl ExecCap {
         let stdout = child.stdout.take().map(|s| capture(s, cap));
         let stderr = child.stderr.take().map(|s| capture(s, cap));
 
-        let deadline = Instant::now() + self.timeout;
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(status)) => break status,
-                Ok(None) if Instant::now() >= deadline => {
-                    let _ = child.kill();
+        // The phase's timeout, cut to what is left of the phase: a command never outlives it.
+        let limit = crate::deadline::bound(self.timeout);
+        let deadline = Instant::now() + limit;
+        let timed_out = || {
+            ExecError::TimedOut(format!(
+                "{} did not finish within {limit:?} (the phase's time left) and was killed with its \
+                 process group",
+                command_line(&cmd)
+            ))
+        };
+        loop {
+            match group.leader_exited() {
+                Ok(true) => break,
+                Ok(false) if Instant::now() >= deadline => {
+                    group.kill();
                     let _ = child.wait();
-                    return Err(ExecError::TimedOut(format!(
-                        "{} did not finish within {:?} and was killed",
-                        command_line(&cmd),
-                        self.timeout
-                    )));
+                    return Err(timed_out());
                 }
-                Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+                Ok(false) => std::thread::sleep(Duration::from_millis(5)),
                 Err(e) => {
+                    group.kill();
+                    let _ = child.wait();
                     return Err(ExecError::Failed(format!(
                         "waiting for {}: {e}",
                         command_line(&cmd)
                     )));
                 }
             }
-        };
-        let (stdout, t1) = stdout.map(join_capture).unwrap_or_default();
-        let (stderr, t2) = stderr.map(join_capture).unwrap_or_default();
+        }
+        // The command is done; anything it left running in its group goes with it (killed
+        // before the leader is reaped, so the group's id cannot have been reused).
+        group.kill();
+        let status = child
+            .wait()
+            .map_err(|e| ExecError::Failed(format!("waiting for {}: {e}", command_line(&cmd))))?;
+        // A process that left the group may still hold the pipes: read them until the deadline.
+        let (stdout, t1) = stdout
+            .map(|c| c.finish(deadline))
+            .transpose()
+            .map_err(|()| timed_out())?
+            .unwrap_or_default();
+        let (stderr, t2) = stderr
+            .map(|c| c.finish(deadline))
+            .transpose()
+            .map_err(|()| timed_out())?
+            .unwrap_or_default();
         Ok(Output {
             status: status.code(),
             stdout,
@@ -203,11 +266,49 @@ impl ExecCap {
     }
 }
 
-type Capture = std::thread::JoinHandle<(Vec<u8>, bool)>;
+/// A command's process group (its id is the command's pid).
+struct ProcessGroup(u32);
 
-/// Reads a pipe to its end on a thread, keeping at most `cap` bytes (the rest is drained so the
+impl ProcessGroup {
+    /// True once the group's leader exited; it is left unreaped, so its pid (the group's id)
+    /// stays taken until `wait`.
+    fn leader_exited(&self) -> std::io::Result<bool> {
+        // SAFETY: waitid only writes into the zeroed siginfo we own; WNOWAIT leaves the child
+        // for `Child::wait` to reap.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let rc = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                self.0,
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            )
+        };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: with WNOHANG, si_pid is 0 until the child has exited.
+        Ok(unsafe { info.si_pid() } != 0)
+    }
+
+    /// SIGKILL to every process of the group.
+    fn kill(&self) {
+        let Ok(id) = libc::pid_t::try_from(self.0) else {
+            return;
+        };
+        // SAFETY: a plain kill(2) on the group we created; an empty group gives ESRCH.
+        unsafe {
+            libc::kill(-id, libc::SIGKILL);
+        }
+    }
+}
+
+/// A pipe read to its end on a thread, keeping at most `cap` bytes (the rest is drained so the
 /// child never blocks on a full pipe).
+struct Capture(std::sync::mpsc::Receiver<(Vec<u8>, bool)>);
+
 fn capture(mut pipe: impl Read + Send + 'static, cap: usize) -> Capture {
+    let (done, result) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut kept = Vec::new();
         let mut truncated = false;
@@ -222,28 +323,49 @@ fn capture(mut pipe: impl Read + Send + 'static, cap: usize) -> Capture {
                 }
             }
         }
-        (kept, truncated)
-    })
+        let _ = done.send((kept, truncated));
+    });
+    Capture(result)
 }
 
-fn join_capture(handle: Capture) -> (Vec<u8>, bool) {
-    handle.join().unwrap_or_default()
+impl Capture {
+    /// What was read, once the pipe closed; `Err` when it is still open at `deadline` (the
+    /// reading thread ends by itself when the last writer goes).
+    fn finish(self, deadline: Instant) -> Result<(Vec<u8>, bool), ()> {
+        self.0
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .map_err(|_| ())
+    }
 }
 
-/// `*` matches one argument, a final `**` the rest; anything else must be equal.
-pub fn args_match(patterns: &[String], args: &[String]) -> bool {
-    let mut i = 0;
+/// `*` matches one argument, a final `**` the rest, `{path}` one absolute node path the phase may
+/// read and `{writable-path}` one it may write (checked against its file grants when the command
+/// runs); anything else must be equal. Returns, per argument, the access a node-path pattern asks
+/// for, or `None` when the patterns do not match.
+pub fn args_match(patterns: &[String], args: &[String]) -> Option<Vec<Option<Access>>> {
+    let mut slots = Vec::with_capacity(args.len());
     for (n, p) in patterns.iter().enumerate() {
         if p == "**" && n == patterns.len() - 1 {
-            return true;
+            slots.resize(args.len(), None);
+            return Some(slots);
         }
-        match args.get(i) {
-            Some(a) if p == "*" || p == a => i += 1,
-            _ => return false,
-        }
+        let a = args.get(slots.len())?;
+        let slot = match p.as_str() {
+            "*" => None,
+            PATH_PATTERN if a.starts_with('/') => Some(Access::Read),
+            WRITABLE_PATH_PATTERN if a.starts_with('/') => Some(Access::Write),
+            literal if literal == a => None,
+            _ => return None,
+        };
+        slots.push(slot);
     }
-    i == args.len()
+    (slots.len() == args.len()).then_some(slots)
 }
+
+/// The argument pattern for a node path the phase may read.
+pub const PATH_PATTERN: &str = "{path}";
+/// The argument pattern for a node path the phase may write.
+pub const WRITABLE_PATH_PATTERN: &str = "{writable-path}";
 
 fn command_line(cmd: &ExecCommand) -> String {
     std::iter::once(cmd.program.as_str())
@@ -254,10 +376,27 @@ fn command_line(cmd: &ExecCommand) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::args_match;
+    use super::{Access, args_match as slots};
 
     fn v(items: &[&str]) -> Vec<String> {
         items.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn args_match(patterns: &[String], args: &[String]) -> bool {
+        slots(patterns, args).is_some()
+    }
+
+    #[test]
+    fn node_path_patterns() {
+        assert_eq!(
+            slots(&v(&["-in", "{path}"]), &v(&["-in", "/etc/kubernetes/pki/ca.crt"])),
+            Some(vec![None, Some(Access::Read)])
+        );
+        assert_eq!(slots(&v(&["{path}"]), &v(&["etc/passwd"])), None, "relative");
+        assert_eq!(
+            slots(&v(&["{writable-path}", "**"]), &v(&["/var/lib/x", "a"])),
+            Some(vec![Some(Access::Write), None])
+        );
     }
 
     #[test]

@@ -8,15 +8,20 @@
 use super::path::{self, NodePath};
 use super::plan::{Plan, PlanEntry};
 use crate::bindings::wasmadm::plugin::files::{EntryKind, ErrorCode, FileError, Metadata};
-use cap_std::fs::PermissionsExt as _;
+use cap_fs_ext::DirExt as _;
 use cap_std::fs::{Dir, OpenOptions, Permissions};
+use cap_std::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::os::unix::fs::PermissionsExt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// The largest file a plugin may read in one call.
 pub const MAX_READ: u64 = 64 << 20;
+
+/// The permission bits a plugin may set: setuid, setgid and sticky bits are dropped.
+pub const MODE_MASK: u32 = 0o777;
 
 /// Whether a call reads or changes the file system.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +46,39 @@ impl Overlay {
     }
 }
 
+/// How much a phase may still write: bytes, and files or directories created.
+pub struct WriteQuota {
+    bytes: AtomicU64,
+    files: AtomicU64,
+    limits: (u64, u64),
+}
+
+impl WriteQuota {
+    pub fn new(bytes: u64, files: u64) -> Self {
+        Self {
+            bytes: AtomicU64::new(bytes),
+            files: AtomicU64::new(files),
+            limits: (bytes, files),
+        }
+    }
+
+    /// Takes one file and `bytes` bytes; false once either would run out.
+    fn take(&self, bytes: u64) -> bool {
+        let take = |left: &AtomicU64, n: u64| {
+            left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |l| l.checked_sub(n))
+                .is_ok()
+        };
+        if !take(&self.files, 1) {
+            return false;
+        }
+        if !take(&self.bytes, bytes) {
+            self.files.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+}
+
 /// The files capability of one phase.
 pub struct FsCap {
     phase: String,
@@ -49,6 +87,7 @@ pub struct FsCap {
     write: Vec<NodePath>,
     dry_run: Option<Arc<Mutex<Overlay>>>,
     plan: Plan,
+    quota: WriteQuota,
 }
 
 impl FsCap {
@@ -61,6 +100,7 @@ impl FsCap {
         write: Vec<NodePath>,
         dry_run: Option<Arc<Mutex<Overlay>>>,
         plan: Plan,
+        quota: WriteQuota,
     ) -> Self {
         Self {
             phase: phase.to_string(),
@@ -69,7 +109,26 @@ impl FsCap {
             write,
             dry_run,
             plan,
+            quota,
         }
+    }
+
+    /// Counts a write of `bytes` (or a new directory) against the phase's quota.
+    fn charge(&self, text: &str, bytes: u64) -> Result<(), FileError> {
+        if self.quota.take(bytes) {
+            return Ok(());
+        }
+        let (max_bytes, max_files) = self.quota.limits;
+        Err(self.error(
+            ErrorCode::Denied,
+            text,
+            format!(
+                "files: phase {:?} exceeded its write quota ({max_bytes} bytes, {max_files} files \
+                 and directories); raise limits.writeBytes or limits.writeFiles in the pipeline file \
+                 if the phase needs more",
+                self.phase
+            ),
+        ))
     }
 
     fn error(&self, code: ErrorCode, path: &str, message: impl Into<String>) -> FileError {
@@ -111,8 +170,24 @@ impl FsCap {
         let resolved = if self.granted(&lexical, access) {
             path::resolve(&self.root, text, follow_last).map_err(|e| self.io_error(text, e))?
         } else {
-            lexical
+            lexical.clone()
         };
+        if path::is_own_process(&lexical) || path::is_own_process(&resolved) {
+            let named = access == Access::Read && self.read.contains(&lexical);
+            if named && path::is_own_process_file(&lexical, &resolved) {
+                return Ok(resolved);
+            }
+            return Err(self.error(
+                ErrorCode::Denied,
+                text,
+                format!(
+                    "files: {text} is wasmadm's own process (/proc/self, /proc/thread-self or \
+                     wasmadm's pid), which no grant covers; only {} can be granted, by naming it \
+                     exactly under grants.files.read",
+                    path::OWN_PROCESS_FILES.join(", ")
+                ),
+            ));
+        }
         if self.granted(&resolved, access) {
             return Ok(resolved);
         }
@@ -176,7 +251,7 @@ impl FsCap {
             return Err(self.error(ErrorCode::IsADirectory, text, format!("{text} is a directory")));
         }
         // /proc files report size 0: the limit is enforced while reading, not from metadata.
-        let file = self.root.open(p.relative()).map_err(|e| self.io_error(text, e))?;
+        let file = path::open_regular(&self.root, &p).map_err(|e| self.io_error(text, e))?;
         let mut bytes = Vec::new();
         let read = io::Read::read_to_end(&mut io::Read::take(file.into_std(), MAX_READ + 1), &mut bytes)
             .map_err(|e| self.io_error(text, e))?;
@@ -262,7 +337,8 @@ impl FsCap {
 
     pub fn write(&self, text: &str, contents: &[u8], mode: u32) -> Result<(), FileError> {
         let p = self.authorize(text, Access::Write, false)?;
-        let mode = mode & 0o7777;
+        let mode = mode & MODE_MASK;
+        self.charge(text, contents.len() as u64)?;
         if let Some(mut overlay) = self.overlay() {
             overlay.files.insert(p.clone(), (contents.to_vec(), mode));
             self.plan.record(PlanEntry::WriteFile {
@@ -276,22 +352,21 @@ impl FsCap {
         let parent = p
             .parent()
             .ok_or_else(|| self.error(ErrorCode::IsADirectory, text, "cannot write /"))?;
-        self.root
-            .create_dir_all(parent.relative())
+        let dir = path::open_dir_beneath(&self.root, &parent, true)
             .map_err(|e| self.io_error(parent.as_str(), e))?;
-        let tmp_name = format!(".{}.wasmadm-{}.tmp", p.file_name(), std::process::id());
-        let tmp = parent.join(&tmp_name);
+        let name = p.file_name();
+        let tmp = format!(".{name}.wasmadm-{}.tmp", std::process::id());
         let result = (|| -> io::Result<()> {
             let mut opts = OpenOptions::new();
             opts.write(true).create_new(true);
-            let mut file = self.root.open_with(tmp.relative(), &opts)?;
+            let mut file = dir.open_with(&tmp, &opts)?;
             file.set_permissions(Permissions::from_std(std::fs::Permissions::from_mode(mode)))?;
             file.write_all(contents)?;
             file.sync_all()?;
-            self.root.rename(tmp.relative(), &self.root, p.relative())
+            dir.rename(&tmp, &dir, name)
         })();
         if let Err(e) = result {
-            let _ = self.root.remove_file(tmp.relative());
+            let _ = dir.remove_file(&tmp);
             return Err(self.io_error(text, e));
         }
         tracing::debug!(phase = %self.phase, path = %p, mode = format!("{mode:o}"), bytes = contents.len(), "wrote file");
@@ -300,7 +375,8 @@ impl FsCap {
 
     pub fn create_dir(&self, text: &str, mode: u32) -> Result<(), FileError> {
         let p = self.authorize(text, Access::Write, true)?;
-        let mode = mode & 0o7777;
+        let mode = mode & MODE_MASK;
+        self.charge(text, 0)?;
         if let Some(mut overlay) = self.overlay() {
             if !self.root.is_dir(p.relative()) && !overlay.dirs.contains_key(&p) {
                 overlay.dirs.insert(p.clone(), mode);
@@ -312,18 +388,26 @@ impl FsCap {
             }
             return Ok(());
         }
-        if self.root.is_dir(p.relative()) {
-            return Ok(());
-        }
-        self.root
-            .create_dir_all(p.relative())
-            .map_err(|e| self.io_error(text, e))?;
-        self.root
-            .set_permissions(
-                p.relative(),
-                Permissions::from_std(std::fs::Permissions::from_mode(mode)),
-            )
-            .map_err(|e| self.io_error(text, e))
+        let Some(parent) = p.parent() else {
+            return Ok(()); // the root exists
+        };
+        let result = (|| -> io::Result<()> {
+            let dir = path::open_dir_beneath(&self.root, &parent, true)?;
+            match dir.create_dir(p.file_name()) {
+                Ok(()) => {}
+                // An existing directory is left as it is.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    return dir.open_dir_nofollow(p.file_name()).map(drop);
+                }
+                Err(e) => return Err(e),
+            }
+            // fchmod on the new directory itself, never through a path that could be swapped.
+            let mut opts = OpenOptions::new();
+            opts.read(true).custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW);
+            dir.open_with(p.file_name(), &opts)?
+                .set_permissions(Permissions::from_std(std::fs::Permissions::from_mode(mode)))
+        })();
+        result.map_err(|e| self.io_error(text, e))
     }
 
     pub fn remove(&self, text: &str, recursive: bool) -> Result<(), FileError> {
@@ -339,19 +423,32 @@ impl FsCap {
             });
             return Ok(());
         }
-        let meta = match self.root.symlink_metadata(p.relative()) {
+        let Some(parent) = p.parent() else {
+            return Err(self.error(
+                ErrorCode::Denied,
+                text,
+                "files: the node's root cannot be removed",
+            ));
+        };
+        let dir = match path::open_dir_beneath(&self.root, &parent, false) {
+            Ok(dir) => dir,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(self.io_error(text, e)),
+        };
+        let name = p.file_name();
+        let meta = match dir.symlink_metadata(name) {
             Ok(m) => m,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(self.io_error(text, e)),
         };
         let result = if meta.is_dir() {
             if recursive {
-                self.root.remove_dir_all(p.relative())
+                dir.remove_dir_all(name)
             } else {
-                self.root.remove_dir(p.relative())
+                dir.remove_dir(name)
             }
         } else {
-            self.root.remove_file(p.relative())
+            dir.remove_file_or_symlink(name)
         };
         result.map_err(|e| self.io_error(text, e))
     }

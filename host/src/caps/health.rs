@@ -218,7 +218,8 @@ impl HealthCap {
             Mode::Simulated => return Ok(empty(200, Origin::Simulated)),
             Mode::Network => {}
         }
-        let timeout = Duration::from_millis(u64::from(timeout_ms.max(1))).min(MAX_TIMEOUT);
+        let timeout =
+            crate::deadline::bound(Duration::from_millis(u64::from(timeout_ms.max(1))).min(MAX_TIMEOUT));
         let deadline = Instant::now() + timeout;
         let tls = match &endpoint.tls {
             Tls::None => None,
@@ -265,8 +266,7 @@ impl HealthCap {
         let fail = |e: io::Error| HealthError::Tls(format!("cannot read CA file {ca}: {e}"));
         let resolved = path::resolve(&self.root, ca.as_str(), true).map_err(fail)?;
         let mut data = Vec::new();
-        self.root
-            .open(resolved.relative())
+        path::open_regular(&self.root, &resolved)
             .map_err(fail)?
             .take(1 << 20)
             .read_to_end(&mut data)

@@ -3,7 +3,7 @@
 //! server-side dry-runs, so the server still validates them.
 
 use super::plan::{Plan, PlanEntry};
-use crate::cluster::{ApiError, ApiErrorCode, Cluster, PatchKind, ResourceType};
+use crate::cluster::{ApiError, ApiErrorCode, Cluster, PatchKind, ResourceType, resources};
 use crate::config::pipeline::KubeRule;
 use serde_json::Value;
 use std::path::PathBuf;
@@ -111,15 +111,74 @@ impl KubeCap {
         })
     }
 
-    /// Checks one call against the rules.
-    pub fn authorize(
+    /// The type as the API serves it: the plugin's record is checked against the host's table
+    /// of built-in types ([`resources::KNOWN`]) or, for any other type, the API server's
+    /// discovery (asked only when some rule could grant the call).
+    fn resolve(&self, verb: &str, ty: &ResourceType) -> Result<ResourceType, ApiError> {
+        resources::check_type_syntax(ty)?;
+        if let Some(known) = resources::lookup(&ty.group, &ty.plural) {
+            resources::check_version(ty, known)?;
+            return resources::reconcile(ty, known.kind, known.namespaced);
+        }
+        let may = self
+            .rules
+            .iter()
+            .any(|r| has(&r.verbs, verb) && has(&r.api_groups, &ty.group) && has(&r.resources, &ty.plural));
+        if !may {
+            return Err(self.denial(None, verb, ty, None, None));
+        }
+        let found = match &self.cluster {
+            Some(cluster) => cluster.discover(ty)?,
+            None => None,
+        };
+        match found {
+            Some(d) => resources::reconcile(ty, &d.kind, d.namespaced),
+            None => Err(ApiError::new(
+                ApiErrorCode::Invalid,
+                0,
+                format!(
+                    "kube: the cluster does not serve {} in version {:?} (the in-memory cluster \
+                     serves Kubernetes' built-in types only)",
+                    ty.qualified_plural(),
+                    ty.version
+                ),
+            )),
+        }
+    }
+
+    /// Checks one call: the type, namespace and name with the API server's rules, then the
+    /// phase's rules. Returns the type as the API serves it and the namespace to send (`None`
+    /// for cluster-scoped types and for listing all namespaces).
+    pub fn authorize<'n>(
         &self,
         client: &ClientHandle,
         verb: &str,
         ty: &ResourceType,
-        namespace: Option<&str>,
+        namespace: Option<&'n str>,
         name: Option<&str>,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(ResourceType, Option<&'n str>), ApiError> {
+        let ty = self.resolve(verb, ty)?;
+        let invalid = |m: String| ApiError::new(ApiErrorCode::Invalid, 0, m);
+        let namespace = namespace.filter(|ns| !ns.is_empty());
+        match namespace {
+            Some(ns) if !ty.namespaced => {
+                return Err(invalid(format!(
+                    "kube: {} is cluster-scoped: call it without a namespace, not {ns:?}",
+                    ty.qualified_plural()
+                )));
+            }
+            Some(ns) => resources::check_namespace(ns)?,
+            None if ty.namespaced && verb != "list" => {
+                return Err(invalid(format!(
+                    "kube: {} is namespaced: {verb} needs a namespace",
+                    ty.qualified_plural()
+                )));
+            }
+            None => {}
+        }
+        if let Some(n) = name {
+            resources::check_name(&ty, n)?;
+        }
         let allowed = self.rules.iter().any(|r| {
             r.kubeconfig.as_ref().map(|k| k.0.as_str()) == client.kubeconfig.as_deref()
                 && has(&r.verbs, verb)
@@ -127,15 +186,31 @@ impl KubeCap {
                 && has(&r.resources, &ty.plural)
                 && match (ty.namespaced, namespace) {
                     (false, _) => r.namespaces.is_empty(),
-                    (true, Some(ns)) if !ns.is_empty() => has(&r.namespaces, ns),
-                    (true, _) => r.namespaces.iter().any(|n| n == "*"),
+                    (true, Some(ns)) => has(&r.namespaces, ns),
+                    (true, None) => r.namespaces.iter().any(|n| n == "*"),
                 }
                 && (r.resource_names.is_empty()
                     || name.is_some_and(|n| r.resource_names.iter().any(|x| x == n)))
         });
         if allowed {
-            return Ok(());
+            return Ok((ty, namespace));
         }
+        Err(self.denial(client.kubeconfig.as_deref(), verb, &ty, namespace, name))
+    }
+
+    /// The refusal of a call no rule grants, naming what to add.
+    fn denial(
+        &self,
+        kubeconfig: Option<&str>,
+        verb: &str,
+        ty: &ResourceType,
+        namespace: Option<&str>,
+        name: Option<&str>,
+    ) -> ApiError {
+        let identity = match kubeconfig {
+            Some(k) => format!(" with the credentials of {k} (rules with `kubeconfig: {k}`)"),
+            None => String::new(),
+        };
         let group = if ty.group.is_empty() {
             "\"\" (core)".to_string()
         } else {
@@ -146,15 +221,11 @@ impl KubeCap {
             what.push_str(&format!(" {n:?}"));
         }
         match namespace {
-            Some(ns) if ty.namespaced && !ns.is_empty() => what.push_str(&format!(" in namespace {ns:?}")),
+            Some(ns) if ty.namespaced => what.push_str(&format!(" in namespace {ns:?}")),
             _ if ty.namespaced => what.push_str(" in all namespaces"),
             _ => {}
         }
-        let identity = match &client.kubeconfig {
-            Some(k) => format!(" with the credentials of {k} (rules with `kubeconfig: {k}`)"),
-            None => String::new(),
-        };
-        Err(ApiError::new(
+        ApiError::new(
             ApiErrorCode::Denied,
             0,
             format!(
@@ -163,19 +234,19 @@ impl KubeCap {
                  needs it",
                 self.phase, ty.plural
             ),
-        ))
+        )
     }
 
     /// Authorizes a mutation and, in dry-run, records it in the plan.
-    fn admit(
+    fn admit<'n>(
         &self,
         client: &ClientHandle,
         verb: &str,
         ty: &ResourceType,
-        namespace: Option<&str>,
+        namespace: Option<&'n str>,
         name: &str,
-    ) -> Result<(), ApiError> {
-        self.authorize(client, verb, ty, namespace, Some(name))?;
+    ) -> Result<(ResourceType, Option<&'n str>), ApiError> {
+        let (ty, namespace) = self.authorize(client, verb, ty, namespace, Some(name))?;
         if self.dry_run {
             self.plan.record(PlanEntry::Api {
                 phase: self.phase.clone(),
@@ -185,7 +256,7 @@ impl KubeCap {
                 name: name.to_string(),
             });
         }
-        Ok(())
+        Ok((ty, namespace))
     }
 
     pub fn get(
@@ -195,8 +266,8 @@ impl KubeCap {
         ns: Option<&str>,
         name: &str,
     ) -> Result<Value, ApiError> {
-        self.authorize(c, "get", ty, ns, Some(name))?;
-        c.cluster.get(ty, ns, name)
+        let (ty, ns) = self.authorize(c, "get", ty, ns, Some(name))?;
+        c.cluster.get(&ty, ns, name)
     }
 
     pub fn list(
@@ -206,8 +277,12 @@ impl KubeCap {
         ns: Option<&str>,
         selector: Option<&str>,
     ) -> Result<Value, ApiError> {
-        self.authorize(c, "list", ty, ns, None)?;
-        c.cluster.list(ty, ns, selector)
+        let (ty, ns) = self.authorize(c, "list", ty, ns, None)?;
+        let selector = selector.filter(|s| !s.trim().is_empty());
+        if let Some(s) = selector {
+            resources::check_selector(s)?;
+        }
+        c.cluster.list(&ty, ns, selector)
     }
 
     pub fn create(
@@ -217,8 +292,8 @@ impl KubeCap {
         ns: Option<&str>,
         object: Value,
     ) -> Result<Value, ApiError> {
-        self.admit(c, "create", ty, ns, object_name(&object))?;
-        c.cluster.create(ty, ns, object, self.dry_run)
+        let (ty, ns) = self.admit(c, "create", ty, ns, object_name(&object))?;
+        c.cluster.create(&ty, ns, object, self.dry_run)
     }
 
     pub fn update(
@@ -228,8 +303,8 @@ impl KubeCap {
         ns: Option<&str>,
         object: Value,
     ) -> Result<Value, ApiError> {
-        self.admit(c, "update", ty, ns, object_name(&object))?;
-        c.cluster.update(ty, ns, object, self.dry_run)
+        let (ty, ns) = self.admit(c, "update", ty, ns, object_name(&object))?;
+        c.cluster.update(&ty, ns, object, self.dry_run)
     }
 
     pub fn patch(
@@ -241,8 +316,8 @@ impl KubeCap {
         kind: PatchKind,
         patch: Value,
     ) -> Result<Value, ApiError> {
-        self.admit(c, "patch", ty, ns, name)?;
-        c.cluster.patch(ty, ns, name, kind, patch, self.dry_run)
+        let (ty, ns) = self.admit(c, "patch", ty, ns, name)?;
+        c.cluster.patch(&ty, ns, name, kind, patch, self.dry_run)
     }
 
     pub fn delete(
@@ -252,8 +327,8 @@ impl KubeCap {
         ns: Option<&str>,
         name: &str,
     ) -> Result<(), ApiError> {
-        self.admit(c, "delete", ty, ns, name)?;
-        c.cluster.delete(ty, ns, name, self.dry_run)
+        let (ty, ns) = self.admit(c, "delete", ty, ns, name)?;
+        c.cluster.delete(&ty, ns, name, self.dry_run)
     }
 }
 
@@ -273,14 +348,10 @@ mod tests {
         }
     }
 
-    fn ty(plural: &str, namespaced: bool) -> ResourceType {
-        ResourceType {
-            group: String::new(),
-            version: "v1".into(),
-            kind: "X".into(),
-            plural: plural.into(),
-            namespaced,
-        }
+    /// A core type as the host's table has it.
+    fn ty(plural: &str) -> ResourceType {
+        let k = resources::lookup("", plural).expect("a known core type");
+        ResourceType::v1("", k.kind, plural, k.namespaced)
     }
 
     #[test]
@@ -301,45 +372,79 @@ mod tests {
             kubeconfig: None,
         };
         assert!(
-            cap.authorize(&own, "get", &ty("configmaps", true), Some("kube-system"), Some("a"))
+            cap.authorize(&own, "get", &ty("configmaps"), Some("kube-system"), Some("a"))
                 .is_ok()
         );
         assert!(
-            cap.authorize(&own, "delete", &ty("configmaps", true), Some("kube-system"), Some("a"))
+            cap.authorize(&own, "delete", &ty("configmaps"), Some("kube-system"), Some("a"))
                 .is_err()
         );
         assert!(
-            cap.authorize(&own, "get", &ty("configmaps", true), Some("default"), Some("a"))
+            cap.authorize(&own, "get", &ty("configmaps"), Some("default"), Some("a"))
                 .is_err()
         );
         assert!(
-            cap.authorize(&own, "get", &ty("secrets", true), Some("kube-system"), Some("a"))
+            cap.authorize(&own, "get", &ty("secrets"), Some("kube-system"), Some("a"))
                 .is_err()
         );
-        assert!(
-            cap.authorize(&own, "list", &ty("configmaps", true), None, None)
-                .is_err()
-        );
-        assert!(
-            cap.authorize(&own, "get", &ty("nodes", false), None, Some("n1"))
-                .is_ok()
-        );
-        assert!(
-            cap.authorize(&own, "get", &ty("nodes", false), None, Some("n2"))
-                .is_err()
-        );
+        assert!(cap.authorize(&own, "list", &ty("configmaps"), None, None).is_err());
+        assert!(cap.authorize(&own, "get", &ty("nodes"), None, Some("n1")).is_ok());
+        assert!(cap.authorize(&own, "get", &ty("nodes"), None, Some("n2")).is_err());
         let denied = cap
-            .authorize(&own, "get", &ty("secrets", true), Some("kube-system"), Some("s"))
+            .authorize(&own, "get", &ty("secrets"), Some("kube-system"), Some("s"))
             .expect_err("denied");
         assert_eq!(denied.code, ApiErrorCode::Denied);
         assert!(denied.message.contains("secrets"), "{}", denied.message);
     }
 
     #[test]
+    fn the_scope_is_the_hosts_not_the_plugins() {
+        let cap = KubeCap::new(
+            "p",
+            vec![rule(&["list", "get"], &["secrets", "*"], &[], &[])],
+            None,
+            PathBuf::from("/"),
+            false,
+            Plan::default(),
+        );
+        let own = ClientHandle {
+            cluster: Arc::new(crate::cluster::memory::MemoryCluster::new()),
+            kubeconfig: None,
+        };
+        let mut lying = ty("secrets");
+        lying.namespaced = false;
+        let err = cap.authorize(&own, "list", &lying, None, None).expect_err("refused");
+        assert_eq!(err.code, ApiErrorCode::Invalid);
+        assert!(
+            err.message.contains("secrets is namespaced, not cluster-scoped"),
+            "{}",
+            err.message
+        );
+        // The honest record is refused too: the rule has no namespaces, so it grants cluster-scoped
+        // types only.
+        let err = cap
+            .authorize(&own, "list", &ty("secrets"), None, None)
+            .expect_err("refused");
+        assert_eq!(err.code, ApiErrorCode::Denied);
+        assert!(cap.authorize(&own, "get", &ty("nodes"), None, Some("n1")).is_ok());
+        let err = cap
+            .authorize(&own, "get", &ty("nodes"), None, Some("node1/proxy/configz"))
+            .expect_err("refused");
+        assert_eq!(err.code, ApiErrorCode::Invalid);
+        assert!(
+            cap.authorize(&own, "get", &ty("nodes"), Some("kube-system"), Some("n1"))
+                .is_err()
+        );
+    }
+
+    #[test]
     fn rules_naming_a_kubeconfig_apply_only_to_its_client() {
         let super_admin = "/etc/kubernetes/super-admin.conf";
+        let crb = ResourceType::v1("rbac.authorization.k8s.io", "ClusterRoleBinding", "clusterrolebindings", false);
         let mut bind = rule(&["create"], &["clusterrolebindings"], &[], &["kubeadm:cluster-admins"]);
-        bind.kubeconfig = Some(crate::config::pipeline::GrantPath::try_from(super_admin.to_string()).expect("path"));
+        bind.api_groups = vec![crb.group.clone()];
+        bind.kubeconfig =
+            Some(crate::config::pipeline::GrantPath::try_from(super_admin.to_string()).expect("path"));
         let cap = KubeCap::new(
             "p",
             vec![bind, rule(&["get"], &["configmaps"], &["kube-system"], &[])],
@@ -350,10 +455,10 @@ mod tests {
         );
         let own = cap.connect().expect("own client");
         let elevated = cap.connect_as(super_admin).expect("granted kubeconfig");
-        let crb = ty("clusterrolebindings", false);
-        let cm = ty("configmaps", true);
-        assert!(cap.authorize(&elevated, "create", &crb, None, Some("kubeadm:cluster-admins")).is_ok());
-        assert!(cap.authorize(&own, "create", &crb, None, Some("kubeadm:cluster-admins")).is_err());
+        let cm = ty("configmaps");
+        let name = Some("kubeadm:cluster-admins");
+        assert!(cap.authorize(&elevated, "create", &crb, None, name).is_ok());
+        assert!(cap.authorize(&own, "create", &crb, None, name).is_err());
         let denied = cap
             .authorize(&elevated, "get", &cm, Some("kube-system"), Some("x"))
             .expect_err("the run's rules are not the elevated client's");

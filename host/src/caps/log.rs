@@ -9,6 +9,42 @@ use std::task::{Context, Poll};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
+/// The longest line of plugin text the host prints or logs (console line, log line, finding
+/// message); longer text is cut, saying how much.
+pub const MAX_LINE: usize = 16 << 10;
+
+/// At most this many findings are kept per phase; further ones are counted, not kept.
+pub const MAX_FINDINGS: usize = 1000;
+
+/// Plugin text made safe for a terminal: control characters (C0 and C1, including ESC, CR and
+/// newlines) and bidirectional overrides become visible escapes (`\x1b`, `\r`, `\u{202e}`),
+/// so a plugin can neither move the cursor, conceal, recolour or rewrite lines, nor reach the
+/// terminal's clipboard; text past `max` bytes is cut, with a note of how much. Tabs are kept.
+pub fn terminal_safe(text: &str, max: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max) + 16);
+    let mut cut = 0;
+    for (i, c) in text.char_indices() {
+        if out.len() >= max {
+            cut = text.len() - i;
+            break;
+        }
+        match c {
+            '\t' => out.push(c),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') => {
+                out.push_str(&c.escape_unicode().to_string())
+            }
+            c => out.push(c),
+        }
+    }
+    if cut > 0 {
+        out.push_str(&format!("... ({cut} more bytes cut)"));
+    }
+    out
+}
+
 /// Which terminal stream a console line belongs on (kubeadm prints check warnings to stderr).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stream {
@@ -95,8 +131,12 @@ pub struct LogCap {
     pub phase: String,
     pub console: Console,
     pub budget: Arc<Budget>,
-    /// Findings reported during the call, in order.
+    /// Findings reported during the call, in order (at most [`MAX_FINDINGS`], their text made
+    /// terminal-safe and cut to [`MAX_LINE`]).
     pub findings: Vec<Finding>,
+    /// Findings past [`MAX_FINDINGS`], counted: errors among them still fail the phase.
+    pub dropped: usize,
+    pub dropped_errors: usize,
 }
 
 impl LogCap {
@@ -106,36 +146,54 @@ impl LogCap {
             console,
             budget,
             findings: Vec::new(),
+            dropped: 0,
+            dropped_errors: 0,
         }
     }
 
     /// Prints a warning at once (`\t[WARNING name]: message`, on stderr as kubeadm does) and keeps
-    /// every finding for the end of the phase.
+    /// the finding for the end of the phase. What is kept is bounded: past [`MAX_FINDINGS`] a
+    /// finding is only counted, and past the output limit its message is dropped.
     pub fn report(&mut self, finding: Finding) {
-        if !self.budget.take(finding.check.len() + finding.message.len() + 16) {
-            // Past the output limit the finding still counts; only its text is dropped.
-            self.findings.push(finding);
+        if self.findings.len() >= MAX_FINDINGS {
+            self.dropped += 1;
+            if finding.severity == Severity::Error {
+                self.dropped_errors += 1;
+            }
             return;
         }
-        match finding.severity {
-            Severity::Warning => self
-                .console
-                .err(&format!("\t[WARNING {}]: {}", finding.check, finding.message)),
-            Severity::Info => {
-                tracing::info!(phase = %self.phase, check = %finding.check, "{}", finding.message)
-            }
-            Severity::Error => {}
+        let check = terminal_safe(&finding.check, 256);
+        let mut message = terminal_safe(&finding.message, MAX_LINE);
+        // As printed: `\t[WARNING check]: message` (errors at the end of the phase).
+        let shown = self.budget.take(check.len() + message.len() + 16);
+        if !shown {
+            message = "(message dropped: the phase exceeded its output limit)".to_string();
         }
-        self.findings.push(finding);
+        if shown {
+            match finding.severity {
+                Severity::Warning => self.console.err(&format!("\t[WARNING {check}]: {message}")),
+                Severity::Info => {
+                    tracing::info!(phase = %self.phase, check = %check, "{message}")
+                }
+                Severity::Error => {}
+            }
+        }
+        self.findings.push(Finding {
+            check,
+            severity: finding.severity,
+            message,
+        });
     }
 
     pub fn print(&self, line: &str) {
+        let line = terminal_safe(line, MAX_LINE);
         if self.budget.take(line.len() + 1) {
-            self.console.out(line);
+            self.console.out(&line);
         }
     }
 
     pub fn log(&self, level: tracing::Level, message: &str) {
+        let message = terminal_safe(message, MAX_LINE);
         if !self.budget.take(message.len() + 1) {
             return;
         }
@@ -183,7 +241,7 @@ impl PluginOutput {
     }
 
     fn emit(&self, line: &[u8]) {
-        let text = String::from_utf8_lossy(line);
+        let text = terminal_safe(&String::from_utf8_lossy(line), MAX_LINE);
         let phase = &*self.phase;
         if self.stderr {
             tracing::warn!(target: "plugin", phase, stream = "stderr", "{text}");
@@ -244,5 +302,23 @@ impl tokio::io::AsyncWrite for PluginOutput {
     }
     fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::terminal_safe;
+
+    #[test]
+    fn control_characters_are_made_visible_and_text_is_cut() {
+        let forged = "ok\x1b[8m\rdigest: sha256:00\u{9b}2J\u{202e}x\ty";
+        assert_eq!(
+            terminal_safe(forged, 100),
+            "ok\\x1b[8m\\rdigest: sha256:00\\u{9b}2J\\u{202e}x\ty"
+        );
+        assert_eq!(terminal_safe("a\nb", 100), "a\\nb");
+        let long = "x".repeat(1000);
+        let cut = terminal_safe(&long, 10);
+        assert_eq!(cut, format!("{}... (990 more bytes cut)", "x".repeat(10)));
     }
 }

@@ -173,6 +173,85 @@ fn components(path: &Path) -> Vec<String> {
         .collect()
 }
 
+/// Opens the directory `dir` (canonical, as [`resolve`] returned it) one component at a time from
+/// the root, following no symbolic link and creating missing components when `create` is true.
+/// A directory swapped for a link after the grant check makes this fail instead of leading the
+/// operation elsewhere, so a write stays inside its grant even under a race.
+pub fn open_dir_beneath(root: &Dir, dir: &NodePath, create: bool) -> io::Result<Dir> {
+    use cap_fs_ext::DirExt as _;
+    let mut here = root.try_clone()?;
+    for part in dir.as_str().split('/').filter(|p| !p.is_empty()) {
+        if create {
+            match here.create_dir(part) {
+                Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
+                _ => {}
+            }
+        }
+        here = here.open_dir_nofollow(part)?;
+    }
+    Ok(here)
+}
+
+/// Opens a node file for reading, refusing anything but a regular file. The open is
+/// non-blocking and stays so: opening a FIFO never waits for a writer, and a file that blocks
+/// readers (`/proc/kmsg`) answers "would block" instead of holding the host past the phase's
+/// deadline.
+pub fn open_regular(root: &Dir, node: &NodePath) -> io::Result<cap_std::fs::File> {
+    use cap_std::fs::OpenOptionsExt as _;
+    let mut opts = cap_std::fs::OpenOptions::new();
+    opts.read(true).custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY);
+    let file = root.open_with(node.relative(), &opts)?;
+    let kind = file.metadata()?.file_type();
+    if !kind.is_file() {
+        let what = if kind.is_dir() {
+            "a directory"
+        } else {
+            "not a regular file (a FIFO, socket or device)"
+        };
+        return Err(io::Error::new(
+            if kind.is_dir() {
+                io::ErrorKind::IsADirectory
+            } else {
+                io::ErrorKind::InvalidInput
+            },
+            format!("{node} is {what}; only regular files are read"),
+        ));
+    }
+    Ok(file)
+}
+
+/// True for a node path that is this wasmadm process as `/proc` shows it (`/proc/self`,
+/// `/proc/thread-self`, `/proc/<our pid>` or one of our threads' ids, and anything below):
+/// its environment, memory and file descriptors are the host's, never a plugin's, whatever
+/// the grants say.
+pub fn is_own_process(node: &NodePath) -> bool {
+    let mut parts = node.as_str().split('/').skip(1);
+    if parts.next() != Some("proc") {
+        return false;
+    }
+    match parts.next() {
+        Some("self" | "thread-self") => true,
+        Some(id) if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) => {
+            id == std::process::id().to_string() || Path::new("/proc/self/task").join(id).exists()
+        }
+        _ => false,
+    }
+}
+
+/// Files of wasmadm's own process that a read grant may name explicitly, and only exactly:
+/// `/proc/self/status` (its user id and CPU affinity, for preflight). No broader grant covers
+/// them, and nothing else of the process is readable.
+pub const OWN_PROCESS_FILES: [&str; 1] = ["/proc/self/status"];
+
+/// True when `lexical` is one of [`OWN_PROCESS_FILES`] and `resolved` is that same file (under
+/// the real `/proc`, `/proc/self` resolves to `/proc/<pid>`).
+pub fn is_own_process_file(lexical: &NodePath, resolved: &NodePath) -> bool {
+    OWN_PROCESS_FILES.contains(&lexical.as_str()) && {
+        let name = lexical.file_name();
+        resolved == lexical || resolved.as_str() == format!("/proc/{}/{name}", std::process::id())
+    }
+}
+
 /// The host path of a node path under a root directory on the host.
 pub fn host_path(root: &Path, node: &NodePath) -> PathBuf {
     root.join(node.relative())
@@ -236,5 +315,29 @@ mod tests {
                 .expect("p")
                 .starts_with(&NodePath::parse("/").expect("p"))
         );
+    }
+
+    #[test]
+    fn own_process_paths() {
+        let own = |t: &str| is_own_process(&NodePath::parse(t).expect("p"));
+        assert!(own("/proc/self/environ"));
+        assert!(own("/proc/thread-self"));
+        assert!(own(&format!("/proc/{}/cmdline", std::process::id())));
+        assert!(!own("/proc/sys/net/ipv4/ip_forward"));
+        assert!(!own("/proc/1/status"));
+        assert!(!own("/etc/proc/self"));
+    }
+
+    #[test]
+    fn fifos_are_refused_without_blocking() {
+        let (t, dir) = root();
+        let fifo = t.path().join("fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo");
+        assert!(made.success());
+        let err = open_regular(&dir, &NodePath::parse("/fifo").expect("p")).expect_err("refused");
+        assert!(err.to_string().contains("not a regular file"), "{err}");
     }
 }

@@ -5,7 +5,7 @@
 //! It can be backed by a JSON file so that consecutive commands (`init`, then `token list`) see
 //! the same cluster; every mutation rewrites the file atomically.
 
-use super::{ApiError, ApiErrorCode, Cluster, PatchKind, ResourceType};
+use super::{ApiError, ApiErrorCode, Cluster, PatchKind, ResourceType, resources};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -196,9 +196,15 @@ impl MemoryCluster {
     }
 }
 
+/// An object's key, with the name and namespace checked as the API server checks them.
 fn key(ty: &ResourceType, namespace: Option<&str>, name: &str) -> Result<Key, ApiError> {
+    let invalid = |e: ApiError| ApiError::new(ApiErrorCode::Invalid, 400, e.message);
+    resources::check_name(ty, name).map_err(invalid)?;
     let ns = match (ty.namespaced, namespace) {
-        (true, Some(ns)) if !ns.is_empty() => ns.to_string(),
+        (true, Some(ns)) if !ns.is_empty() => {
+            resources::check_namespace(ns).map_err(invalid)?;
+            ns.to_string()
+        }
         (true, _) => {
             return Err(ApiError::new(
                 ApiErrorCode::Invalid,
@@ -219,12 +225,29 @@ fn not_found(ty: &ResourceType, name: &str) -> ApiError {
     )
 }
 
+/// Refuses what a real API server refuses as too large (its request body limit, 3 MiB).
+fn check_size(what: &Value) -> Result<(), ApiError> {
+    let size = serde_json::to_vec(what).map(|v| v.len()).unwrap_or(usize::MAX);
+    if size <= resources::MAX_OBJECT_BYTES {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        ApiErrorCode::Other,
+        413,
+        format!(
+            "Request entity too large: limit is {} bytes, the object has {size}",
+            resources::MAX_OBJECT_BYTES
+        ),
+    ))
+}
+
 /// Checks the object's shape and fills `apiVersion`, `kind` and `metadata.namespace`.
 fn normalize(
     ty: &ResourceType,
     namespace: Option<&str>,
     mut object: Value,
 ) -> Result<(Value, String), ApiError> {
+    check_size(&object)?;
     let invalid = |m: String| ApiError::new(ApiErrorCode::Invalid, 422, m);
     let obj = object
         .as_object_mut()
@@ -255,12 +278,8 @@ fn normalize(
         .filter(|n| !n.is_empty())
         .ok_or_else(|| invalid(format!("{}: metadata.name is required", ty.kind)))?
         .to_string();
-    if !kubeadm_config::validate::is_dns1123_subdomain(&name) && !name.contains(':') {
-        return Err(invalid(format!(
-            "{}: metadata.name {name:?} is not a valid name",
-            ty.kind
-        )));
-    }
+    resources::check_name(ty, &name)
+        .map_err(|e| invalid(format!("{}: metadata.name: {}", ty.kind, e.message)))?;
     if ty.namespaced {
         let ns = namespace.unwrap_or_default();
         match meta.get("namespace").and_then(Value::as_str) {
@@ -489,6 +508,7 @@ impl Cluster for MemoryCluster {
                 "a merge patch must be a JSON object",
             ));
         }
+        check_size(&patch)?;
         let k = key(ty, namespace, name)?;
         let mut store = self.lock();
         let old = store

@@ -4,6 +4,7 @@
 
 pub mod memory;
 pub mod real;
+pub mod resources;
 
 use serde_json::Value;
 use std::path::Path;
@@ -128,6 +129,13 @@ pub trait Cluster: Send + Sync {
         name: &str,
         dry_run: bool,
     ) -> Result<(), ApiError>;
+
+    /// What the API server's discovery says about a type the host does not know
+    /// ([`resources::KNOWN`]); `None` when it is not served. The in-memory cluster serves only
+    /// the known types.
+    fn discover(&self, _ty: &ResourceType) -> Result<Option<resources::Discovered>, ApiError> {
+        Ok(None)
+    }
 
     /// True for a simulated cluster with no real node behind it (no kubelet, no static Pods):
     /// the `health` capability then answers for the simulated node instead of connecting.

@@ -4,17 +4,26 @@
 //! an earlier phase of the same run, as with kubeadm. Calls are blocking for the plugin; the
 //! async client runs on a runtime owned by this backend.
 
+use super::resources::Discovered;
 use super::{ApiError, ApiErrorCode, Cluster, PatchKind, ResourceType};
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{APIResource, APIResourceList};
+use kube::api::{
+    DeleteParams, DynamicObject, GetParams, ListParams, ObjectList, Patch, PatchParams, PostParams,
+};
+use kube::core::Request;
 use serde_json::Value;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 /// A real cluster reached with a kubeconfig file.
 pub struct RealCluster {
     kubeconfig: PathBuf,
     runtime: tokio::runtime::Runtime,
     client: OnceLock<Result<kube::Client, ApiError>>,
+    /// Discovery documents already read, by (group, version).
+    discovered: Mutex<HashMap<(String, String), Vec<APIResource>>>,
 }
 
 impl RealCluster {
@@ -28,6 +37,7 @@ impl RealCluster {
             kubeconfig,
             runtime,
             client: OnceLock::new(),
+            discovered: Mutex::default(),
         })
     }
 
@@ -50,20 +60,85 @@ impl RealCluster {
             .clone()
     }
 
-    fn api(&self, ty: &ResourceType, namespace: Option<&str>) -> Result<Api<DynamicObject>, ApiError> {
+    /// Sends a request (built with `kube::core::Request` and checked with [`check_request`]),
+    /// bounded by the plugin call's deadline and [`REQUEST_TIMEOUT`].
+    fn send<T: serde::de::DeserializeOwned>(&self, req: http::Request<Vec<u8>>) -> Result<T, ApiError> {
         let client = self.client()?;
-        let resource = ApiResource {
-            group: ty.group.clone(),
-            version: ty.version.clone(),
-            api_version: ty.api_version(),
-            kind: ty.kind.clone(),
-            plural: ty.plural.clone(),
-        };
-        Ok(match (ty.namespaced, namespace) {
-            (true, Some(ns)) if !ns.is_empty() => Api::namespaced_with(client, ns, &resource),
-            _ => Api::all_with(client, &resource),
+        let limit = crate::deadline::bound(REQUEST_TIMEOUT);
+        self.runtime.block_on(async {
+            match tokio::time::timeout(limit, client.request::<T>(req)).await {
+                Ok(result) => result.map_err(convert),
+                Err(_) => Err(ApiError::new(
+                    ApiErrorCode::Unavailable,
+                    0,
+                    format!("the API server did not answer within {limit:?} (the phase's time left)"),
+                )),
+            }
         })
     }
+}
+
+/// The longest one API request may take, even with time left in the phase.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The path segments of a collection or of one object:
+/// `api/v1/namespaces/<ns>/<plural>[/<name>]` or `apis/<group>/<version>/...`.
+fn segments<'a>(ty: &'a ResourceType, namespace: Option<&'a str>, name: Option<&'a str>) -> Vec<&'a str> {
+    let mut parts = if ty.group.is_empty() {
+        vec!["api"]
+    } else {
+        vec!["apis", ty.group.as_str()]
+    };
+    parts.push(&ty.version);
+    if let Some(ns) = namespace.filter(|_| ty.namespaced) {
+        parts.extend(["namespaces", ns]);
+    }
+    parts.push(&ty.plural);
+    parts.extend(name);
+    parts
+}
+
+/// The path of a collection, from parts the `kube` capability has checked (`cluster::resources`);
+/// `kube::core::Request` appends an object's name.
+fn collection_path(ty: &ResourceType, namespace: Option<&str>) -> String {
+    format!("/{}", segments(ty, namespace, None).join("/"))
+}
+
+/// The query parameters wasmadm itself sets; anything else in a built request is refused.
+const QUERY_KEYS: [&str; 3] = ["dryRun", "fieldManager", "labelSelector"];
+
+/// Checks the request about to be sent against the call the capability authorized: this method,
+/// a path of exactly these segments (each one plain: not empty, `.` or `..`, no `%`), and no
+/// query parameter but wasmadm's own and the label selector asked for. The host's credentials
+/// go only where a rule allowed, even if a string slipped past `cluster::resources`.
+fn check_request(
+    req: &http::Request<Vec<u8>>,
+    method: http::Method,
+    expected: &[&str],
+    selector: Option<&str>,
+) -> Result<(), ApiError> {
+    let refuse = |why: String| {
+        ApiError::new(
+            ApiErrorCode::Denied,
+            0,
+            format!("kube: refusing to send {} {}: {why}", req.method(), req.uri()),
+        )
+    };
+    let path = req.uri().path();
+    let sent: Vec<&str> = path.strip_prefix('/').unwrap_or(path).split('/').collect();
+    let plain = |s: &&str| !s.is_empty() && *s != "." && *s != ".." && !s.contains('%');
+    if *req.method() != method || req.uri().host().is_some() || sent != expected || !sent.iter().all(plain) {
+        return Err(refuse(format!("it is not {method} /{}", expected.join("/"))));
+    }
+    for (key, value) in form_urlencoded::parse(req.uri().query().unwrap_or_default().as_bytes()) {
+        if !QUERY_KEYS.contains(&key.as_ref()) {
+            return Err(refuse(format!("unexpected query parameter {key:?}")));
+        }
+        if key == "labelSelector" && Some(value.as_ref()) != selector {
+            return Err(refuse("the label selector was changed".into()));
+        }
+    }
+    Ok(())
 }
 
 fn convert(e: kube::Error) -> ApiError {
@@ -99,6 +174,16 @@ fn post_params(dry_run: bool) -> PostParams {
     }
 }
 
+fn build(
+    req: Result<http::Request<Vec<u8>>, kube::core::request::Error>,
+) -> Result<http::Request<Vec<u8>>, ApiError> {
+    req.map_err(|e| ApiError::new(ApiErrorCode::Invalid, 0, format!("kube: {e}")))
+}
+
+fn to_body(object: &DynamicObject) -> Result<Vec<u8>, ApiError> {
+    serde_json::to_vec(object).map_err(|e| ApiError::new(ApiErrorCode::Invalid, 0, e.to_string()))
+}
+
 impl Cluster for RealCluster {
     fn with_credentials(self: Arc<Self>, kubeconfig: &Path) -> Result<Arc<dyn Cluster>, ApiError> {
         let other = RealCluster::new(kubeconfig.to_path_buf()).map_err(|e| {
@@ -108,11 +193,15 @@ impl Cluster for RealCluster {
     }
 
     fn get(&self, ty: &ResourceType, namespace: Option<&str>, name: &str) -> Result<Value, ApiError> {
-        let api = self.api(ty, namespace)?;
-        self.runtime
-            .block_on(api.get(name))
-            .map_err(convert)
-            .and_then(to_value)
+        let base = collection_path(ty, namespace);
+        let req = build(Request::new(base).get(name, &GetParams::default()))?;
+        check_request(
+            &req,
+            http::Method::GET,
+            &segments(ty, namespace, Some(name)),
+            None,
+        )?;
+        self.send::<DynamicObject>(req).and_then(to_value)
     }
 
     fn list(
@@ -121,12 +210,19 @@ impl Cluster for RealCluster {
         namespace: Option<&str>,
         label_selector: Option<&str>,
     ) -> Result<Value, ApiError> {
-        let api = self.api(ty, namespace)?;
         let mut params = ListParams::default();
         if let Some(s) = label_selector {
             params = params.labels(s);
         }
-        let list = self.runtime.block_on(api.list(&params)).map_err(convert)?;
+        let path = collection_path(ty, namespace);
+        let req = build(Request::new(&path).list(&params))?;
+        check_request(
+            &req,
+            http::Method::GET,
+            &segments(ty, namespace, None),
+            label_selector,
+        )?;
+        let list = self.send::<ObjectList<DynamicObject>>(req)?;
         let items = list
             .items
             .into_iter()
@@ -147,12 +243,11 @@ impl Cluster for RealCluster {
         object: Value,
         dry_run: bool,
     ) -> Result<Value, ApiError> {
-        let api = self.api(ty, namespace)?;
         let object = from_value(object)?;
-        self.runtime
-            .block_on(api.create(&post_params(dry_run), &object))
-            .map_err(convert)
-            .and_then(to_value)
+        let path = collection_path(ty, namespace);
+        let req = build(Request::new(&path).create(&post_params(dry_run), to_body(&object)?))?;
+        check_request(&req, http::Method::POST, &segments(ty, namespace, None), None)?;
+        self.send::<DynamicObject>(req).and_then(to_value)
     }
 
     fn update(
@@ -162,13 +257,17 @@ impl Cluster for RealCluster {
         object: Value,
         dry_run: bool,
     ) -> Result<Value, ApiError> {
-        let api = self.api(ty, namespace)?;
         let object = from_value(object)?;
         let name = object.metadata.name.clone().unwrap_or_default();
-        self.runtime
-            .block_on(api.replace(&name, &post_params(dry_run), &object))
-            .map_err(convert)
-            .and_then(to_value)
+        let base = collection_path(ty, namespace);
+        let req = build(Request::new(base).replace(&name, &post_params(dry_run), to_body(&object)?))?;
+        check_request(
+            &req,
+            http::Method::PUT,
+            &segments(ty, namespace, Some(&name)),
+            None,
+        )?;
+        self.send::<DynamicObject>(req).and_then(to_value)
     }
 
     fn patch(
@@ -180,7 +279,6 @@ impl Cluster for RealCluster {
         patch: Value,
         dry_run: bool,
     ) -> Result<Value, ApiError> {
-        let api = self.api(ty, namespace)?;
         let params = PatchParams {
             dry_run,
             field_manager: Some("wasmadm".into()),
@@ -190,10 +288,15 @@ impl Cluster for RealCluster {
             PatchKind::Merge => Patch::Merge(patch),
             PatchKind::StrategicMerge => Patch::Strategic(patch),
         };
-        self.runtime
-            .block_on(api.patch(name, &params, &patch))
-            .map_err(convert)
-            .and_then(to_value)
+        let base = collection_path(ty, namespace);
+        let req = build(Request::new(base).patch(name, &params, &patch))?;
+        check_request(
+            &req,
+            http::Method::PATCH,
+            &segments(ty, namespace, Some(name)),
+            None,
+        )?;
+        self.send::<DynamicObject>(req).and_then(to_value)
     }
 
     fn delete(
@@ -203,14 +306,102 @@ impl Cluster for RealCluster {
         name: &str,
         dry_run: bool,
     ) -> Result<(), ApiError> {
-        let api = self.api(ty, namespace)?;
         let params = DeleteParams {
             dry_run,
             ..DeleteParams::default()
         };
-        self.runtime
-            .block_on(api.delete(name, &params))
-            .map(|_| ())
-            .map_err(convert)
+        let base = collection_path(ty, namespace);
+        let req = build(Request::new(base).delete(name, &params))?;
+        check_request(
+            &req,
+            http::Method::DELETE,
+            &segments(ty, namespace, Some(name)),
+            None,
+        )?;
+        self.send::<Value>(req).map(|_| ())
+    }
+
+    fn discover(&self, ty: &ResourceType) -> Result<Option<Discovered>, ApiError> {
+        let key = (ty.group.clone(), ty.version.clone());
+        let cached = self
+            .discovered
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .cloned();
+        let resources = match cached {
+            Some(r) => r,
+            None => {
+                // The group and version were checked (`resources::check_type_syntax`): the path
+                // is exactly the group-version's discovery document.
+                let expected = match ty.group.as_str() {
+                    "" => vec!["api", ty.version.as_str()],
+                    group => vec!["apis", group, ty.version.as_str()],
+                };
+                let path = format!("/{}", expected.join("/"));
+                let req = build(
+                    http::Request::get(&path)
+                        .body(Vec::new())
+                        .map_err(kube::core::request::Error::BuildRequest),
+                )?;
+                check_request(&req, http::Method::GET, &expected, None)?;
+                let list = match self.send::<APIResourceList>(req) {
+                    Ok(list) => list.resources,
+                    Err(e) if e.code == ApiErrorCode::NotFound => Vec::new(),
+                    Err(e) => return Err(e),
+                };
+                self.discovered
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(key, list.clone());
+                list
+            }
+        };
+        Ok(resources
+            .iter()
+            .find(|r| r.name == ty.plural)
+            .map(|r| Discovered {
+                kind: r.kind.clone(),
+                namespaced: r.namespaced,
+            }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Even if a name slipped past `cluster::resources`, the built request would not go out.
+    #[test]
+    fn a_request_that_is_not_the_authorized_one_is_refused() {
+        let cm = ResourceType::v1("", "ConfigMap", "configmaps", true);
+        let base = collection_path(&cm, Some("kube-system"));
+        let get = |name: &str| {
+            let req = build(Request::new(&base).get(name, &GetParams::default())).expect("built");
+            check_request(
+                &req,
+                http::Method::GET,
+                &segments(&cm, Some("kube-system"), Some(name)),
+                None,
+            )
+        };
+        assert!(get("kubeadm-config").is_ok());
+        for name in [
+            "x/../../secrets/admin-token",
+            "kubeadm-config?watch=true",
+            "a?x=/namespaces/y",
+        ] {
+            let err = get(name).expect_err(name);
+            assert!(
+                err.message.starts_with("kube: refusing to send GET"),
+                "{}",
+                err.message
+            );
+        }
+        let list = build(Request::new(&base).list(&ListParams::default().labels("a=b"))).expect("built");
+        let collection = segments(&cm, Some("kube-system"), None);
+        assert!(check_request(&list, http::Method::GET, &collection, Some("a=b")).is_ok());
+        assert!(check_request(&list, http::Method::GET, &collection, Some("a=c")).is_err());
+        assert!(check_request(&list, http::Method::DELETE, &collection, Some("a=b")).is_err());
     }
 }

@@ -489,6 +489,12 @@ pub struct Limits {
     /// Bytes of console output, logs and captured command output the host keeps from the phase.
     #[serde(default = "default_output")]
     pub output: ByteSize,
+    /// Bytes the phase may write through `files.write` in one run (dry-run writes count too).
+    #[serde(default = "default_write_bytes")]
+    pub write_bytes: ByteSize,
+    /// Files and directories the phase may write or create in one run.
+    #[serde(default = "default_write_files")]
+    pub write_files: u64,
 }
 
 impl Default for Limits {
@@ -497,8 +503,19 @@ impl Default for Limits {
             memory: default_memory(),
             timeout: default_timeout(),
             output: default_output(),
+            write_bytes: default_write_bytes(),
+            write_files: default_write_files(),
         }
     }
+}
+
+/// kubeadm's phases write a few dozen small files (PKI, kubeconfigs, manifests, kubelet
+/// configuration): the defaults leave ample room and stop a runaway writer early.
+fn default_write_bytes() -> ByteSize {
+    ByteSize(64 << 20)
+}
+fn default_write_files() -> u64 {
+    1000
 }
 
 fn default_memory() -> ByteSize {
@@ -753,8 +770,12 @@ impl Grants {
 /// A plugin's self-description for `wasmadm plugin inspect`: what it is, its sub-phases, its
 /// settings, and the grants it asks for as a block to paste into a pipeline file.
 pub fn describe_plugin(info: &crate::bindings::PluginInfo, digest: &str) -> String {
+    // The digest is the host's own fact and comes first; everything after it is the plugin's
+    // word (already made terminal-safe by the runner, so it cannot forge a line).
     let mut out = format!(
-        "name: {}\nversion: {}\nsummary: {}\ndigest: sha256:{digest}\n",
+        "digest: sha256:{digest}  # computed by wasmadm from the component's bytes\n\
+         # What the plugin says about itself:\n\
+         name: {}\nversion: {}\nsummary: {}\n",
         info.name, info.version, info.summary
     );
     if !info.sub_phases.is_empty() {
@@ -769,7 +790,7 @@ pub fn describe_plugin(info: &crate::bindings::PluginInfo, digest: &str) -> Stri
             let yaml = serde_yaml::to_string(&grants).unwrap_or_default();
             out.push_str("# The capabilities it asks for, as a pipeline `grants:` block:\ngrants:\n");
             for line in yaml.lines() {
-                out.push_str(&format!("  {line}\n"));
+                out.push_str(&format!("  {}\n", crate::caps::log::terminal_safe(line, 4096)));
             }
         }
         Err(e) => out.push_str(&format!("grants: invalid request from the plugin: {e}\n")),

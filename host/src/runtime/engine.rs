@@ -1,7 +1,8 @@
 //! The Wasmtime engine, the linker with every host interface, the on-disk cache of compiled
 //! components, and plugin loading (digest check, compile or deserialize, type-check once).
 
-use super::sandbox::{Limiter, State};
+use super::cache::Cache;
+use super::sandbox::{BoundedClock, Limiter, State};
 use crate::bindings::{Phase, PhasePre, PluginInfo};
 use sha2::{Digest as _, Sha256};
 use std::hash::{Hash, Hasher};
@@ -49,7 +50,7 @@ pub struct LoadedPlugin {
 pub struct Runtime {
     pub engine: Engine,
     linker: Linker<State>,
-    cache_dir: Option<PathBuf>,
+    cache: Option<Cache>,
     stop_ticker: Arc<AtomicBool>,
 }
 
@@ -83,6 +84,14 @@ impl Runtime {
         let engine = Engine::new(&config).map_err(engine_err)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(engine_err)?;
+        // WASI's monotonic clock again, with sleeps bounded by the call's deadline.
+        linker.allow_shadowing(true);
+        wasmtime_wasi::p2::bindings::clocks::monotonic_clock::add_to_linker::<State, BoundedClock<'static>>(
+            &mut linker,
+            BoundedClock::of,
+        )
+        .map_err(engine_err)?;
+        linker.allow_shadowing(false);
         Phase::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s).map_err(engine_err)?;
 
         let stop_ticker = Arc::new(AtomicBool::new(false));
@@ -90,16 +99,31 @@ impl Runtime {
         std::thread::Builder::new()
             .name("wasmadm-epoch".into())
             .spawn(move || {
+                // The epoch follows the wall clock: a tick delayed by a busy machine is caught up
+                // at once, so a deadline of N ticks never stretches past N * EPOCH_TICK.
+                let started = std::time::Instant::now();
+                let mut ticks: u128 = 0;
                 while !stop.load(Ordering::Relaxed) {
                     std::thread::sleep(EPOCH_TICK);
-                    ticking.increment_epoch();
+                    let due = started.elapsed().as_nanos() / EPOCH_TICK.as_nanos();
+                    while ticks < due {
+                        ticking.increment_epoch();
+                        ticks += 1;
+                    }
                 }
             })
             .map_err(|e| LoadError::Engine(format!("cannot start the epoch thread: {e}")))?;
+        let cache = cache_dir.and_then(|dir| match Cache::open(&dir) {
+            Ok(cache) => Some(cache),
+            Err(e) => {
+                tracing::warn!(cache = %dir.display(), "not using the compiled-code cache: {e}");
+                None
+            }
+        });
         Ok(Self {
             engine,
             linker,
-            cache_dir,
+            cache,
             stop_ticker,
         })
     }
@@ -149,41 +173,37 @@ impl Runtime {
         })
     }
 
-    fn cache_path(&self, digest: &str) -> Option<PathBuf> {
+    /// The engine's compatibility hash, as a cache key part.
+    fn compat(&self) -> String {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         self.engine.precompile_compatibility_hash().hash(&mut hasher);
-        let compat = hasher.finish();
-        self.cache_dir
-            .as_ref()
-            .map(|d| d.join(format!("{digest}-{compat:016x}.cwasm")))
+        format!("{:016x}", hasher.finish())
     }
 
     fn compile_cached(&self, source: &str, bytes: &[u8], digest: &str) -> wasmtime::Result<Component> {
-        let cached = self.cache_path(digest);
-        if let Some(path) = &cached
-            && path.exists()
+        let compat = self.compat();
+        if let Some(cache) = &self.cache
+            && let Some(artifact) = cache.get(digest, &compat)
         {
-            // SAFETY: the file is one this runtime wrote for these exact bytes (named by their
-            // digest) and for this engine's configuration (named by its compatibility hash).
-            // `deserialize_file` still checks the header and refuses a mismatched artifact.
-            match unsafe { Component::deserialize_file(&self.engine, path) } {
+            // SAFETY: the artifact's MAC verified: this user's wasmadm compiled it from the
+            // component with this digest for this engine configuration, and these are the bytes
+            // that were checked. `deserialize` still checks the header.
+            match unsafe { Component::deserialize(&self.engine, &artifact) } {
                 Ok(component) => {
-                    tracing::debug!(%source, cache = %path.display(), "loaded compiled component from cache");
+                    tracing::debug!(%source, "loaded compiled component from cache");
                     return Ok(component);
                 }
-                Err(e) => {
-                    tracing::warn!(%source, cache = %path.display(), "ignoring unusable cache entry: {e:#}")
-                }
+                Err(e) => tracing::warn!(%source, "ignoring unusable cache entry: {e:#}"),
             }
         }
         let started = std::time::Instant::now();
         let component = Component::new(&self.engine, bytes)?;
         tracing::debug!(%source, elapsed = ?started.elapsed(), "compiled component");
-        if let Some(path) = &cached {
+        if let Some(cache) = &self.cache {
             match component.serialize() {
                 Ok(artifact) => {
-                    if let Err(e) = crate::util::write_atomic(path, &artifact, 0o644) {
-                        tracing::warn!(cache = %path.display(), "cannot write component cache: {e}");
+                    if let Err(e) = cache.put(digest, &compat, &artifact) {
+                        tracing::warn!("cannot write component cache: {e}");
                     }
                 }
                 Err(e) => tracing::warn!("cannot serialize component: {e:#}"),
@@ -204,12 +224,15 @@ impl Runtime {
 
     /// Calls `describe` in a sandbox with no grants at all.
     pub fn describe(&self, plugin: &LoadedPlugin, state: State) -> Result<PluginInfo, String> {
-        let mut store = self.store(state, Duration::from_secs(10));
-        let phase = plugin.pre.instantiate(&mut store).map_err(|e| format!("{e:#}"))?;
-        phase
-            .wasmadm_plugin_plugin()
-            .call_describe(&mut store)
-            .map_err(|e| explain_trap(&e, &store.data().limiter, Duration::from_secs(10)))
+        let timeout = Duration::from_secs(10);
+        let mut store = self.store(state, timeout);
+        crate::deadline::scope(std::time::Instant::now() + timeout, || {
+            let phase = plugin.pre.instantiate(&mut store).map_err(|e| format!("{e:#}"))?;
+            phase
+                .wasmadm_plugin_plugin()
+                .call_describe(&mut store)
+                .map_err(|e| explain_trap(&e, &store.data().limiter, timeout))
+        })
     }
 }
 

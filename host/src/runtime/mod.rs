@@ -1,6 +1,7 @@
-//! Running plugins: the engine and component cache ([`engine`]), the per-call sandbox
+//! Running plugins: the engine ([`engine`]), the compiled-code cache ([`cache`]), the per-call sandbox
 //! ([`sandbox`]) and kubeadm's phase-runner semantics ([`runner`]).
 
+pub mod cache;
 pub mod engine;
 pub mod runner;
 pub mod sandbox;

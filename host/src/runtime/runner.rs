@@ -11,10 +11,10 @@ use crate::bindings::types::{Command as WitCommand, NodeRole, Severity};
 use crate::bindings::{PhaseContext, PhaseError, PluginInfo};
 use crate::builtin;
 use crate::caps::exec::{ExecCap, ExecEnv};
-use crate::caps::fs::{FsCap, Overlay};
+use crate::caps::fs::{FsCap, Overlay, WriteQuota};
 use crate::caps::health::{self, HealthCap};
 use crate::caps::kube::KubeCap;
-use crate::caps::log::{Budget, Console, LogCap, PluginOutput};
+use crate::caps::log::{Budget, Console, LogCap, MAX_FINDINGS, MAX_LINE, PluginOutput, terminal_safe};
 use crate::caps::plan::Plan;
 use crate::cluster::Cluster;
 use crate::config::pipeline::{ComponentRef, Grants, PhaseSpec, Pipeline, Role};
@@ -136,7 +136,15 @@ pub fn bare_state(root: Arc<Dir>) -> State {
             memory_bytes: 64 << 20,
             memory_exceeded: false,
         },
-        files: FsCap::new("describe", root.clone(), vec![], vec![], None, plan.clone()),
+        files: FsCap::new(
+            "describe",
+            root.clone(),
+            vec![],
+            vec![],
+            None,
+            plan.clone(),
+            WriteQuota::new(0, 0),
+        ),
         exec: ExecCap::new(
             "describe",
             ExecEnv {
@@ -183,9 +191,14 @@ pub fn load_and_describe(
     .map_err(load_err)?;
     let info = runtime
         .describe(&plugin, bare_state(root))
+        .map(safe_info)
         .map_err(|message| RunError::PhaseFailed {
             phase: spec.name.0.clone(),
-            message: format!("{} failed to describe itself: {message}", plugin.source),
+            message: format!(
+                "{} failed to describe itself: {}",
+                plugin.source,
+                terminal_safe(&message, MAX_LINE)
+            ),
         })?;
     Ok(PlannedPhase {
         spec: spec.clone(),
@@ -265,9 +278,12 @@ impl Runner<'_> {
         report: &mut RunReport,
     ) -> Result<(), RunError> {
         let name = phase.spec.name.0.clone();
+        // Whatever the plugin hands back is printed: made terminal-safe and bounded by its
+        // output limit (at least a line, so the reason is never lost).
+        let max_message = (limits_output(phase)).clamp(256, MAX_LINE);
         let failed = |message: String| RunError::PhaseFailed {
             phase: name.clone(),
-            message,
+            message: terminal_safe(&message, max_message),
         };
         let config = serde_json::to_string(&spec.config).map_err(|e| failed(e.to_string()))?;
         let context = PhaseContext {
@@ -290,13 +306,16 @@ impl Runner<'_> {
         let limits = &phase.spec.limits;
         let state = self.sandbox(spec, &phase.spec, root, overlay, &report.plan);
         let (stdout, stderr) = (state.stdout.clone(), state.stderr.clone());
+        let deadline = std::time::Instant::now() + limits.timeout.0;
         let mut store = self.runtime.store(state, limits.timeout.0);
         tracing::debug!(phase = %name, plugin = %phase.plugin.source, "running phase");
-        let result = phase
-            .plugin
-            .pre
-            .instantiate(&mut store)
-            .and_then(|instance| instance.wasmadm_plugin_plugin().call_run(&mut store, &context));
+        let result = crate::deadline::scope(deadline, || {
+            phase
+                .plugin
+                .pre
+                .instantiate(&mut store)
+                .and_then(|instance| instance.wasmadm_plugin_plugin().call_run(&mut store, &context))
+        });
         stdout.finish();
         stderr.finish();
         let outcome =
@@ -304,7 +323,10 @@ impl Runner<'_> {
         let phase_report = match outcome {
             Ok(r) => r,
             Err(PhaseError::InvalidConfig(message)) => {
-                return Err(RunError::InvalidConfig { phase: name, message });
+                return Err(RunError::InvalidConfig {
+                    phase: name,
+                    message: terminal_safe(&message, max_message),
+                });
             }
             Err(PhaseError::Denied(message) | PhaseError::Failed(message)) => return Err(failed(message)),
         };
@@ -314,12 +336,21 @@ impl Runner<'_> {
         for f in phase_report.findings {
             log.report(f);
         }
-        let failures: Vec<(String, String)> = log
+        let mut failures: Vec<(String, String)> = log
             .findings
             .iter()
             .filter(|f| f.severity == Severity::Error)
             .map(|f| (f.check.clone(), f.message.clone()))
             .collect();
+        if log.dropped_errors > 0 {
+            failures.push((
+                "TooManyFindings".into(),
+                format!(
+                    "{} more error findings were not kept: a phase keeps at most {MAX_FINDINGS} findings",
+                    log.dropped_errors
+                ),
+            ));
+        }
         if !failures.is_empty() {
             spec.console.err(&format!("[{name}] Some fatal errors occurred:"));
             for (check, message) in &failures {
@@ -333,6 +364,15 @@ impl Runner<'_> {
                 phase: name,
                 failures,
             });
+        }
+        // Outputs are kept for the rest of the run: bounded by the phase's output limit too.
+        let published: usize = phase_report.outputs.iter().map(|(k, v)| k.len() + v.len()).sum();
+        if published > limits_output(phase) {
+            return Err(failed(format!(
+                "the phase published {published} bytes of outputs, more than its output limit of {} \
+                 bytes (limits.output in the pipeline file)",
+                limits_output(phase)
+            )));
         }
         report.outputs.extend(
             phase_report
@@ -400,6 +440,7 @@ impl Runner<'_> {
                 files.write.iter().map(|g| g.0.clone()).collect(),
                 overlay,
                 plan.clone(),
+                WriteQuota::new(phase.limits.write_bytes.0, phase.limits.write_files),
             ),
             exec: ExecCap::new(
                 name,
@@ -427,6 +468,32 @@ impl Runner<'_> {
             stderr,
         }
     }
+}
+
+/// A phase's output limit, in bytes.
+fn limits_output(phase: &PlannedPhase) -> usize {
+    usize::try_from(phase.spec.limits.output.0).unwrap_or(usize::MAX)
+}
+
+/// What a plugin says about itself, made terminal-safe and bounded: it is printed by
+/// `phase list` and `plugin inspect`, where an operator decides what to grant.
+fn safe_info(mut info: PluginInfo) -> PluginInfo {
+    info.name = terminal_safe(&info.name, 64);
+    info.version = terminal_safe(&info.version, 64);
+    info.summary = terminal_safe(&info.summary, 256);
+    info.sub_phases.truncate(64);
+    for sub in &mut info.sub_phases {
+        sub.name = terminal_safe(&sub.name, 64);
+        sub.summary = terminal_safe(&sub.summary, 256);
+    }
+    info.settings_example = info
+        .settings_example
+        .lines()
+        .take(200)
+        .map(|line| terminal_safe(line, 256))
+        .collect::<Vec<_>>()
+        .join("\n");
+    info
 }
 
 /// A phase's health grants with `{advertiseAddress}` and `{bindPort}` filled in from the node's

@@ -10,7 +10,10 @@ use crate::caps::kube::{ClientHandle, KubeCap};
 use crate::caps::log::{LogCap, PluginOutput};
 use crate::cluster::{self, PatchKind, ResourceType};
 use wasmtime::ResourceLimiter;
-use wasmtime::component::{Resource, ResourceTable};
+use wasmtime::component::{HasData, Resource, ResourceTable};
+use wasmtime_wasi::clocks::{WasiClocksCtxView, WasiClocksView};
+use wasmtime_wasi::p2::DynPollable;
+use wasmtime_wasi::p2::bindings::clocks::monotonic_clock;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 /// Memory and table limits that remember which one a plugin ran into, so the error can say so.
@@ -66,6 +69,49 @@ impl WasiView for State {
     }
 }
 
+/// WASI's monotonic clock, bounded by the call's deadline ([`crate::deadline`]): a guest blocked
+/// in `wasi:io/poll` is in the host, where the epoch deadline cannot interrupt it. A timer that
+/// would go off after the deadline ends the call at the deadline instead: the host waits until
+/// then and traps as the epoch would (no sandboxed pollable can become ready sooner: sockets and
+/// files are not available, stdin is closed and output streams are always ready).
+pub struct BoundedClock<'a>(WasiClocksCtxView<'a>);
+
+impl HasData for BoundedClock<'static> {
+    type Data<'a> = BoundedClock<'a>;
+}
+
+impl BoundedClock<'_> {
+    pub fn of(state: &mut State) -> BoundedClock<'_> {
+        BoundedClock(state.clocks())
+    }
+}
+
+impl monotonic_clock::Host for BoundedClock<'_> {
+    fn now(&mut self) -> wasmtime::Result<u64> {
+        monotonic_clock::Host::now(&mut self.0)
+    }
+
+    fn resolution(&mut self) -> wasmtime::Result<u64> {
+        monotonic_clock::Host::resolution(&mut self.0)
+    }
+
+    fn subscribe_instant(&mut self, when: u64) -> wasmtime::Result<Resource<DynPollable>> {
+        let now = monotonic_clock::Host::now(&mut self.0)?;
+        self.subscribe_duration(when.saturating_sub(now))
+    }
+
+    fn subscribe_duration(&mut self, nanos: u64) -> wasmtime::Result<Resource<DynPollable>> {
+        if let Some(deadline) = crate::deadline::current() {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if std::time::Duration::from_nanos(nanos) >= left {
+                std::thread::sleep(left);
+                return Err(wasmtime::Trap::Interrupt.into());
+            }
+        }
+        monotonic_clock::Host::subscribe_duration(&mut self.0, nanos)
+    }
+}
+
 impl types::Host for State {}
 
 impl files::Host for State {
@@ -91,7 +137,7 @@ impl files::Host for State {
 
 impl exec::Host for State {
     fn run(&mut self, cmd: exec::Command) -> Result<exec::Output, exec::ExecError> {
-        self.exec.run(cmd)
+        self.exec.run(cmd, &self.files)
     }
 }
 
@@ -149,7 +195,20 @@ fn resource_type(t: kube::ResourceType) -> ResourceType {
     }
 }
 
+/// Parses an object or patch from the plugin, refusing before parsing what the API server would
+/// refuse as too large.
 fn parse_object(text: &str) -> Result<serde_json::Value, kube::ApiError> {
+    if text.len() > cluster::resources::MAX_OBJECT_BYTES {
+        return Err(kube::ApiError {
+            code: kube::ErrorCode::Invalid,
+            status: 0,
+            message: format!(
+                "kube: the object is {} bytes, more than the API server's limit of {} bytes",
+                text.len(),
+                cluster::resources::MAX_OBJECT_BYTES
+            ),
+        });
+    }
     serde_json::from_str(text).map_err(|e| kube::ApiError {
         code: kube::ErrorCode::Invalid,
         status: 0,

@@ -46,6 +46,8 @@ impl Plugin for Preflight {
         let mut info = wasmadm_plugin_sdk::info("preflight", "Run pre-flight checks");
         let read = [
             "/proc",
+            // wasmadm's own uid and CPU affinity: `/proc` does not cover its own process.
+            "/proc/self/status",
             "/sys/fs/cgroup",
             "/etc/kubernetes",
             "/etc/hosts",

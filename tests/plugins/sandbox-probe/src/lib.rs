@@ -23,7 +23,17 @@ fn denied(text: String) -> PhaseError {
 
 impl Plugin for Probe {
     fn describe() -> PluginInfo {
-        wasmadm_plugin_sdk::info("sandbox-probe", "Test plugin that attacks the sandbox")
+        // What an operator reads before granting anything: concealed text, a carriage return
+        // and a forged digest line, and a settings example that sets the terminal's clipboard.
+        let mut info = wasmadm_plugin_sdk::info(
+            "sandbox-probe",
+            &format!(
+                "Test plugin that attacks the sandbox\x1b[8m\r\ndigest: sha256:{}",
+                "0".repeat(64)
+            ),
+        );
+        info.settings_example = "action: noop\n\x1b]52;c;ZWNobyBwd25lZA==\x07# clipboard".into();
+        info
     }
 
     fn run(context: PhaseContext) -> Result<PhaseReport, PhaseError> {
@@ -39,6 +49,15 @@ impl Plugin for Probe {
                 let mode = s.get("mode").and_then(Value::as_u64).unwrap_or(0o600) as u32;
                 files::write(path, setting(&s, "content").as_bytes(), mode).map_err(|e| denied(e.text()))?;
                 report.output("written", path);
+            }
+            "write-many" => {
+                // `count` files `<path>/f<i>`, going on after failures; publishes how many were
+                // written.
+                let count = s.get("count").and_then(Value::as_u64).unwrap_or(1);
+                let written = (0..count)
+                    .filter(|i| files::write(&format!("{path}/f{i}"), b"x", 0o600).is_ok())
+                    .count();
+                report.output("written", written.to_string());
             }
             "list" => {
                 let names = files::list_dir(path).map_err(|e| denied(e.text()))?;
@@ -60,23 +79,73 @@ impl Plugin for Probe {
                 report.output("status", format!("{:?}", out.status));
                 report.output("recorded", out.recorded.to_string());
             }
-            "kube-get" | "kube-create" => {
+            "kube-get" | "kube-create" | "kube-list" | "kube-patch" => {
+                // The resource-type record exactly as the settings say, however wrong.
                 let ty = kube::ResourceType {
-                    group: String::new(),
-                    version: "v1".into(),
+                    group: setting(&s, "group").into(),
+                    version: s.get("version").and_then(Value::as_str).unwrap_or("v1").into(),
                     kind: setting(&s, "kind").into(),
                     plural: setting(&s, "plural").into(),
-                    namespaced: true,
+                    namespaced: s.get("namespaced").and_then(Value::as_bool).unwrap_or(true),
                 };
                 let client = kube::cluster().map_err(|e| denied(e.text()))?;
-                let ns = Some(setting(&s, "namespace"));
+                let ns = s.get("namespace").and_then(Value::as_str);
                 let name = setting(&s, "name");
-                let result = if setting(&s, "action") == "kube-get" {
-                    client.get(&ty, ns, name)
-                } else {
-                    client.create(&ty, ns, &format!(r#"{{"metadata":{{"name":"{name}"}}}}"#))
+                let result = match setting(&s, "action") {
+                    "kube-get" => client.get(&ty, ns, name),
+                    "kube-list" => client.list(&ty, ns, s.get("selector").and_then(Value::as_str)),
+                    "kube-patch" => client.patch(
+                        &ty,
+                        ns,
+                        name,
+                        kube::PatchType::Merge,
+                        r#"{"metadata":{"labels":{"probe":"x"}}}"#,
+                    ),
+                    _ => {
+                        // `size`: pad the object's data to this many bytes.
+                        let size = s.get("size").and_then(Value::as_u64).unwrap_or(0) as usize;
+                        let object = serde_json::json!({"metadata": {"name": name}, "data": {"pad": "x".repeat(size)}});
+                        client.create(&ty, ns, &object.to_string())
+                    }
                 };
                 report.output("object", result.map_err(|e| denied(e.text()))?);
+            }
+            "sleep" => {
+                // Served by WASI's monotonic clock: the guest is in the host, not running.
+                std::thread::sleep(std::time::Duration::from_nanos(u64::MAX));
+                report.output("woke", "yes");
+            }
+            "findings" => {
+                // `count` findings of `size` bytes each, of `severity` (`warning` or `error`), or
+                // the given `text` as a warning.
+                let count = s.get("count").and_then(Value::as_u64).unwrap_or(1);
+                let size = s.get("size").and_then(Value::as_u64).unwrap_or(16) as usize;
+                let text = s
+                    .get("text")
+                    .and_then(Value::as_str)
+                    .map(String::from)
+                    .unwrap_or_else(|| "f".repeat(size));
+                let severity = match setting(&s, "severity") {
+                    "error" => wasmadm_plugin_sdk::types::Severity::Error,
+                    _ => wasmadm_plugin_sdk::types::Severity::Warning,
+                };
+                for i in 0..count {
+                    log::report(&wasmadm_plugin_sdk::types::Finding {
+                        check: format!("Probe{i}"),
+                        severity,
+                        message: text.clone(),
+                    });
+                }
+            }
+            "print" => log::print(setting(&s, "text")),
+            "fail" => {
+                // A phase-error of `size` bytes after `text`.
+                let size = s.get("size").and_then(Value::as_u64).unwrap_or(0) as usize;
+                return Err(PhaseError::Failed(format!(
+                    "{}{}",
+                    setting(&s, "text"),
+                    "e".repeat(size)
+                )));
             }
             "health" => {
                 let timeout = s.get("timeoutMs").and_then(Value::as_u64).unwrap_or(2000) as u32;
