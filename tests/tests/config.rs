@@ -202,13 +202,7 @@ fn kubeadm_config_values_are_validated() {
 
 #[test]
 fn reference_configs_are_accepted_with_kubeadms_defaults() {
-    let reference = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/reference/kubeadm-v1.36");
-    let init = reference.join("init-config.yaml");
-    let file = if init.exists() {
-        init
-    } else {
-        wasmadm_tests::fixture("init-config.yaml")
-    };
+    let file = wasmadm_tests::fixture("reference/init-config.yaml");
     let c = kubeadm::resolve(Some(&file), Command::Init, &Default::default(), "host").expect("valid");
     let i = c.init.expect("init");
     let cl = c.cluster.expect("cluster");
