@@ -1,11 +1,11 @@
 //! The `etcd` and `control-plane` phases against real kubeadm's output: with the reference
 //! configuration, every manifest must be byte for byte what kubeadm v1.36 wrote
-//! (`tests/fixtures/reference/manifests`, copied from `shared/reference/kubeadm-v1.36`).
+//! (`tests/fixtures/reference/manifests`).
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use wasmadm::config::pipeline::Pipeline;
-use wasmadm_tests::{Outcome, Run, fixture, node};
+use wasmadm_tests::{Outcome, Run, fixture, node, run_phases};
 
 const MANIFESTS: [&str; 4] = [
     "etcd",
@@ -63,6 +63,35 @@ fn manifests_match_real_kubeadm_byte_for_byte() {
     );
 }
 
+/// The second configuration (`reference/extra-args`): `extraArgs` added, overriding defaults and
+/// repeated for all four components (a `bind-address` and `listen-metrics-urls` that move the
+/// probes), extra volumes (one without `pathType`), extra env; and its IPv6 variant (etcd's `::1`
+/// listeners and probes). Every manifest is byte for byte what kubeadm v1.36 wrote for them.
+#[test]
+fn extra_args_volumes_env_and_ipv6_match_real_kubeadm_byte_for_byte() {
+    for (config, golden) in [
+        ("init-config.yaml", "manifests"),
+        ("ipv6-config.yaml", "manifests-ipv6"),
+    ] {
+        let root = node("healthy");
+        let dir = "reference/extra-args";
+        run_phases(
+            root.path(),
+            &fixture(&format!("{dir}/{config}")),
+            &["etcd", "control-plane"],
+        );
+        for name in MANIFESTS {
+            let want =
+                std::fs::read_to_string(fixture(&format!("{dir}/{golden}/{name}.yaml"))).expect("golden");
+            assert_eq!(
+                manifest(root.path(), name),
+                want,
+                "{config}: {name}.yaml differs from kubeadm's"
+            );
+        }
+    }
+}
+
 #[test]
 fn configuration_reaches_the_manifests() {
     let root = node("healthy");
@@ -98,9 +127,11 @@ fn configuration_reaches_the_manifests() {
     );
     assert!(!apiserver.contains("--authorization-mode=Node,RBAC\n"));
     assert!(
-        apiserver.contains("- --audit-log-path=/var/log/audit.log\n- --authorization-mode")
-            || apiserver.contains("    - --audit-log-path=/var/log/audit.log\n    - --authorization-mode"),
-        "sorted: {apiserver}"
+        apiserver.contains(
+            "    - --tls-private-key-file=/etc/kubernetes/pki/apiserver.key\n    \
+             - --authorization-mode=Node,RBAC,Webhook\n    - --audit-log-path=/var/log/audit.log\n"
+        ),
+        "the extra args follow the sorted defaults, in the configuration's order: {apiserver}"
     );
     assert!(apiserver.contains("- --secure-port=8443"));
     assert!(apiserver.contains("kube-apiserver.advertise-address.endpoint: 10.0.0.5:8443"));

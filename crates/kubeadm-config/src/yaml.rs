@@ -133,11 +133,32 @@ fn looks_numeric(s: &str) -> bool {
         return !bin.is_empty() && bin.chars().all(|c| c == '0' || c == '1');
     }
     if body.contains(':') {
-        return body
-            .split(':')
-            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit() || c == '.'));
+        return is_base60_float(s);
     }
     body.parse::<f64>().is_ok() && body.chars().all(|c| c.is_ascii_digit() || ".eE+-".contains(c))
+}
+
+/// go-yaml v2's `isBase60Float`, `^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?$`: `1:20`
+/// is quoted, `10.0.0.1:6443` is not.
+fn is_base60_float(s: &str) -> bool {
+    let s = s.strip_prefix(['-', '+']).unwrap_or(s);
+    let (s, fraction) = s.split_once('.').map_or((s, ""), |(a, b)| (a, b));
+    let digits = |p: &str| p.chars().all(|c| c.is_ascii_digit() || c == '_');
+    let mut parts = s.split(':');
+    let head = parts.next().unwrap_or_default();
+    let mut groups = 0;
+    for part in parts {
+        let ok = match part.as_bytes() {
+            [d] => d.is_ascii_digit(),
+            [t, d] => (b'0'..=b'5').contains(t) && d.is_ascii_digit(),
+            _ => false,
+        };
+        if !ok {
+            return false;
+        }
+        groups += 1;
+    }
+    groups > 0 && head.starts_with(|c: char| c.is_ascii_digit()) && digits(head) && digits(fraction)
 }
 
 #[cfg(test)]
@@ -171,6 +192,9 @@ mod tests {
         assert_eq!(string("y"), "\"y\"");
         assert_eq!(string("0.0.0.0"), "0.0.0.0");
         assert_eq!(string("1:20"), "\"1:20\"");
+        assert_eq!(string("-1:20:05.5"), "\"-1:20:05.5\"");
+        assert_eq!(string("10.200.0.2:6443"), "10.200.0.2:6443");
+        assert_eq!(string("1:60"), "1:60");
         assert_eq!(string("0b101"), "\"0b101\"");
         assert_eq!(string("it's: x"), "'it''s: x'");
     }
