@@ -32,18 +32,24 @@ fn manifest(root: &Path, name: &str) -> String {
     std::fs::read_to_string(root.join(format!("etc/kubernetes/manifests/{name}.yaml"))).expect("manifest")
 }
 
+/// Each manifest under `root` is byte for byte kubeadm's in `tests/fixtures/<golden>`.
+fn assert_manifests_equal(root: &Path, golden: &str) {
+    for name in MANIFESTS {
+        let want = std::fs::read_to_string(fixture(&format!("{golden}/{name}.yaml"))).expect("golden");
+        assert_eq!(
+            manifest(root, name),
+            want,
+            "{name}.yaml differs from kubeadm's {golden}"
+        );
+    }
+}
+
 #[test]
 fn manifests_match_real_kubeadm_byte_for_byte() {
     let root = node("healthy");
     let out = run_manifests(root.path(), &fixture("init-config.yaml"), &[]);
+    assert_manifests_equal(root.path(), "reference/manifests");
     for name in MANIFESTS {
-        let golden =
-            std::fs::read_to_string(fixture(&format!("reference/manifests/{name}.yaml"))).expect("golden");
-        assert_eq!(
-            manifest(root.path(), name),
-            golden,
-            "{name}.yaml differs from kubeadm's"
-        );
         assert_eq!(
             mode(&root.path().join(format!("etc/kubernetes/manifests/{name}.yaml"))),
             0o600
@@ -80,15 +86,7 @@ fn extra_args_volumes_env_and_ipv6_match_real_kubeadm_byte_for_byte() {
             &fixture(&format!("{dir}/{config}")),
             &["etcd", "control-plane"],
         );
-        for name in MANIFESTS {
-            let want =
-                std::fs::read_to_string(fixture(&format!("{dir}/{golden}/{name}.yaml"))).expect("golden");
-            assert_eq!(
-                manifest(root.path(), name),
-                want,
-                "{config}: {name}.yaml differs from kubeadm's"
-            );
-        }
+        assert_manifests_equal(root.path(), &format!("{dir}/{golden}"));
     }
 }
 

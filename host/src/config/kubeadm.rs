@@ -463,8 +463,10 @@ mod tests {
         if let Some(text) = file {
             std::fs::write(&path, text).expect("write");
         }
-        let mut flags = Flags::default();
-        flags.skip_phases = flag.iter().map(|s| s.to_string()).collect();
+        let mut flags = Flags {
+            skip_phases: flag.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        };
         if file.is_none() {
             flags.init.apiserver_advertise_address = Some("10.0.0.7".into());
         }
