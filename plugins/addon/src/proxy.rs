@@ -233,3 +233,20 @@ pub fn daemon_set(image: &str) -> Value {
         },
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasmadm_plugin_sdk::config::upload::COMPONENT_CONFIG_HASH;
+
+    #[test]
+    fn only_a_generated_kube_proxy_configuration_is_signed() {
+        let generated = config_map("mode: ipvs", "https://10.0.0.1:6443", false);
+        let hash = generated["metadata"]["annotations"][COMPONENT_CONFIG_HASH].as_str();
+        assert!(hash.is_some_and(|h| h.starts_with("sha256:")), "{generated}");
+        let user = config_map("mode: ipvs", "https://10.0.0.1:6443", true);
+        assert_eq!(user["metadata"].get("annotations"), None, "{user}");
+        assert_eq!(user["metadata"]["labels"], generated["metadata"]["labels"]);
+        assert_eq!(user["data"], generated["data"]);
+    }
+}

@@ -177,3 +177,19 @@ impl Plugin for UploadConfig {
 }
 
 export_plugin!(UploadConfig);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasmadm_plugin_sdk::config::upload::COMPONENT_CONFIG_HASH;
+
+    #[test]
+    fn only_a_generated_kubelet_configuration_is_signed() {
+        let generated = kubelet_config_map("kind: KubeletConfiguration\n", false);
+        let hash = generated["metadata"]["annotations"][COMPONENT_CONFIG_HASH].as_str();
+        assert!(hash.is_some_and(|h| h.starts_with("sha256:")), "{generated}");
+        let user = kubelet_config_map("kind: KubeletConfiguration\n", true);
+        assert_eq!(user["metadata"].get("annotations"), None, "{user}");
+        assert_eq!(user["data"], generated["data"]);
+    }
+}
