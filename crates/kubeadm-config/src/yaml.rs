@@ -122,6 +122,9 @@ fn looks_numeric(s: &str) -> bool {
     if matches!(body.to_ascii_lowercase().as_str(), ".inf" | ".nan") {
         return true;
     }
+    if body.contains(':') {
+        return is_base60(body);
+    }
     let body = body.replace('_', "");
     if body.is_empty() {
         return false;
@@ -132,33 +135,28 @@ fn looks_numeric(s: &str) -> bool {
     if let Some(bin) = body.strip_prefix("0b") {
         return !bin.is_empty() && bin.chars().all(|c| c == '0' || c == '1');
     }
-    if body.contains(':') {
-        return is_base60_float(s);
-    }
     body.parse::<f64>().is_ok() && body.chars().all(|c| c.is_ascii_digit() || ".eE+-".contains(c))
 }
 
-/// go-yaml v2's `isBase60Float`, `^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?$`: `1:20`
-/// is quoted, `10.0.0.1:6443` is not.
-fn is_base60_float(s: &str) -> bool {
-    let s = s.strip_prefix(['-', '+']).unwrap_or(s);
-    let (s, fraction) = s.split_once('.').map_or((s, ""), |(a, b)| (a, b));
-    let digits = |p: &str| p.chars().all(|c| c.is_ascii_digit() || c == '_');
-    let mut parts = s.split(':');
+/// go-yaml v2's `isBase60Float` (YAML 1.1 sexagesimal, quoted for other parsers' sake):
+/// `[0-9][0-9_]*(:[0-5]?[0-9])+(\.[0-9_]*)?`, sign already stripped. `10.200.0.2:6443` is not.
+fn is_base60(body: &str) -> bool {
+    let (whole, fraction) = body.split_once('.').unwrap_or((body, ""));
+    let mut parts = whole.split(':');
     let head = parts.next().unwrap_or_default();
-    let mut groups = 0;
-    for part in parts {
-        let ok = match part.as_bytes() {
+    let head_ok = head.starts_with(|c: char| c.is_ascii_digit())
+        && head.chars().all(|c| c.is_ascii_digit() || c == '_');
+    let mut sixties = 0;
+    let tail_ok = parts.all(|p| {
+        sixties += 1;
+        let digits = p.as_bytes();
+        match digits {
             [d] => d.is_ascii_digit(),
             [t, d] => (b'0'..=b'5').contains(t) && d.is_ascii_digit(),
             _ => false,
-        };
-        if !ok {
-            return false;
         }
-        groups += 1;
-    }
-    groups > 0 && head.starts_with(|c: char| c.is_ascii_digit()) && digits(head) && digits(fraction)
+    });
+    head_ok && sixties > 0 && tail_ok && fraction.chars().all(|c| c.is_ascii_digit() || c == '_')
 }
 
 #[cfg(test)]
@@ -192,9 +190,11 @@ mod tests {
         assert_eq!(string("y"), "\"y\"");
         assert_eq!(string("0.0.0.0"), "0.0.0.0");
         assert_eq!(string("1:20"), "\"1:20\"");
-        assert_eq!(string("-1:20:05.5"), "\"-1:20:05.5\"");
+        assert_eq!(string("-1_0:5:59.5"), "\"-1_0:5:59.5\"");
+        // kubeadm-config's controlPlaneEndpoint, as kubeadm writes it (real kubeadm v1.36.2).
         assert_eq!(string("10.200.0.2:6443"), "10.200.0.2:6443");
         assert_eq!(string("1:60"), "1:60");
+        assert_eq!(string("api.example.com:6443"), "api.example.com:6443");
         assert_eq!(string("0b101"), "\"0b101\"");
         assert_eq!(string("it's: x"), "'it''s: x'");
     }
