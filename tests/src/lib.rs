@@ -65,11 +65,16 @@ pub fn default_pipeline_of(phases: &[&str]) -> Pipeline {
     with_init_phases(Pipeline::builtin_default().expect("default pipeline"), phases)
 }
 
-/// An object real kubeadm created (`tests/fixtures/reference/api/<file>`, copied from
-/// `shared/reference/kubeadm-v1.36/api`), as JSON.
+/// An object real kubeadm created for the reference configuration
+/// (`tests/fixtures/reference/api/<file>`), as JSON.
 pub fn reference_object(file: &str) -> serde_json::Value {
-    let text = std::fs::read_to_string(fixture("reference/api").join(file)).expect("reference object");
-    serde_yaml::from_str(&text).expect("reference YAML")
+    yaml_fixture(&format!("reference/api/{file}"))
+}
+
+/// A YAML file of `tests/fixtures` (e.g. `reference/extra-args/api/<file>`), as JSON.
+pub fn yaml_fixture(path: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(fixture(path)).unwrap_or_else(|e| panic!("fixture {path}: {e}"));
+    serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("fixture {path}: {e}"))
 }
 
 /// A fresh in-memory cluster in which the kubelet of node `name` has registered its Node (the
@@ -87,7 +92,12 @@ pub fn openssl(args: &[&str]) -> String {
     let out = std::process::Command::new("openssl")
         .args(args)
         .output()
-        .expect("the openssl CLI is installed");
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run `openssl` ({e}): these tests check certificates with the real openssl CLI; \
+                 install it (`apt-get install openssl`, README \"Try it\")"
+            )
+        });
     assert!(
         out.status.success(),
         "openssl {args:?}: {}{}",

@@ -244,6 +244,30 @@ fn user_kube_proxy_configuration_is_merged_over_kubeadms() {
     assert!(conf.starts_with("apiVersion: kubeproxy.config.k8s.io/v1alpha1\nbindAddress: 0.0.0.0\n"));
 }
 
+/// The second configuration (`reference/extra-args`) with `--skip-phases addon/coredns`: only
+/// kube-proxy is installed, and its ConfigMap, from the user's KubeProxyConfiguration, is what
+/// kubeadm's `init --dry-run` printed: the user's values over kubeadm's, and no hash annotation
+/// (kubeadm signs only a configuration it generated).
+#[test]
+fn user_kube_proxy_configuration_is_uploaded_unsigned_as_kubeadm_does() {
+    let root = tempfile::tempdir().expect("tmp");
+    let cluster = Arc::new(MemoryCluster::new());
+    let pipeline = Pipeline::builtin_default().expect("default pipeline");
+    let config = fixture("reference/extra-args/init-config.yaml");
+    let mut run = Run::new(&pipeline, root.path());
+    run.config = Some(&config);
+    run.only = Some(("addon".into(), Some("all".into())));
+    run.flags.skip_phases = vec!["addon/coredns".into()];
+    run.cluster = Some(cluster.clone() as Arc<dyn Cluster>);
+    let out = run.go();
+    out.expect_ok();
+    assert_eq!(out.stdout, ["[addons] Applied essential addon: kube-proxy"]);
+    let ours = objects(&cluster);
+    let want =
+        wasmadm_tests::yaml_fixture("reference/extra-args/api-skip-coredns/kube-system.cm.kube-proxy.yaml");
+    assert_eq!(find(&ours, "ConfigMap", "kube-proxy"), &want);
+}
+
 #[test]
 fn a_deployed_coredns_keeps_its_replicas() {
     let root = tempfile::tempdir().expect("tmp");

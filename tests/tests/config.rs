@@ -110,6 +110,19 @@ fn unknown_skip_phase_is_an_invalid_phase_name() {
 }
 
 #[test]
+fn skipping_all_of_a_phase_by_its_all_sub_phase_is_refused_with_the_fix() {
+    let root = node("healthy");
+    let pipeline = Pipeline::builtin_default().expect("default");
+    let mut run = Run::new(&pipeline, root.path());
+    run.flags.skip_phases = vec!["addon/all".into()];
+    let out = run.go();
+    let err = out.error();
+    assert!(err.contains("invalid phase name \"addon/all\""), "{err}");
+    assert!(err.contains("give `addon` to skip the whole phase"), "{err}");
+    assert!(out.stdout.is_empty(), "no phase ran: {:?}", out.stdout);
+}
+
+#[test]
 fn skipping_a_phase_skips_it() {
     let root = node("healthy");
     // A node that would fail preflight passes when preflight is skipped (kubeadm's --skip-phases).
@@ -202,13 +215,7 @@ fn kubeadm_config_values_are_validated() {
 
 #[test]
 fn reference_configs_are_accepted_with_kubeadms_defaults() {
-    let reference = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/reference/kubeadm-v1.36");
-    let init = reference.join("init-config.yaml");
-    let file = if init.exists() {
-        init
-    } else {
-        wasmadm_tests::fixture("init-config.yaml")
-    };
+    let file = wasmadm_tests::fixture("reference/init-config.yaml");
     let c = kubeadm::resolve(Some(&file), Command::Init, &Default::default(), "host").expect("valid");
     let i = c.init.expect("init");
     let cl = c.cluster.expect("cluster");

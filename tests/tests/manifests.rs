@@ -1,11 +1,11 @@
 //! The `etcd` and `control-plane` phases against real kubeadm's output: with the reference
 //! configuration, every manifest must be byte for byte what kubeadm v1.36 wrote
-//! (`tests/fixtures/reference/manifests`, copied from `shared/reference/kubeadm-v1.36`).
+//! (`tests/fixtures/reference/manifests`).
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use wasmadm::config::pipeline::Pipeline;
-use wasmadm_tests::{Outcome, Run, fixture, node};
+use wasmadm_tests::{Outcome, Run, fixture, node, run_phases};
 
 const MANIFESTS: [&str; 4] = [
     "etcd",
@@ -32,18 +32,24 @@ fn manifest(root: &Path, name: &str) -> String {
     std::fs::read_to_string(root.join(format!("etc/kubernetes/manifests/{name}.yaml"))).expect("manifest")
 }
 
+/// Each manifest under `root` is byte for byte kubeadm's in `tests/fixtures/<golden>`.
+fn assert_manifests_equal(root: &Path, golden: &str) {
+    for name in MANIFESTS {
+        let want = std::fs::read_to_string(fixture(&format!("{golden}/{name}.yaml"))).expect("golden");
+        assert_eq!(
+            manifest(root, name),
+            want,
+            "{name}.yaml differs from kubeadm's {golden}"
+        );
+    }
+}
+
 #[test]
 fn manifests_match_real_kubeadm_byte_for_byte() {
     let root = node("healthy");
     let out = run_manifests(root.path(), &fixture("init-config.yaml"), &[]);
+    assert_manifests_equal(root.path(), "reference/manifests");
     for name in MANIFESTS {
-        let golden =
-            std::fs::read_to_string(fixture(&format!("reference/manifests/{name}.yaml"))).expect("golden");
-        assert_eq!(
-            manifest(root.path(), name),
-            golden,
-            "{name}.yaml differs from kubeadm's"
-        );
         assert_eq!(
             mode(&root.path().join(format!("etc/kubernetes/manifests/{name}.yaml"))),
             0o600
@@ -61,6 +67,27 @@ fn manifests_match_real_kubeadm_byte_for_byte() {
             "[control-plane] Creating static Pod manifest for \"kube-scheduler\"",
         ]
     );
+}
+
+/// The second configuration (`reference/extra-args`): `extraArgs` added, overriding defaults and
+/// repeated for all four components (a `bind-address` and `listen-metrics-urls` that move the
+/// probes), extra volumes (one without `pathType`), extra env; and its IPv6 variant (etcd's `::1`
+/// listeners and probes). Every manifest is byte for byte what kubeadm v1.36 wrote for them.
+#[test]
+fn extra_args_volumes_env_and_ipv6_match_real_kubeadm_byte_for_byte() {
+    for (config, golden) in [
+        ("init-config.yaml", "manifests"),
+        ("ipv6-config.yaml", "manifests-ipv6"),
+    ] {
+        let root = node("healthy");
+        let dir = "reference/extra-args";
+        run_phases(
+            root.path(),
+            &fixture(&format!("{dir}/{config}")),
+            &["etcd", "control-plane"],
+        );
+        assert_manifests_equal(root.path(), &format!("{dir}/{golden}"));
+    }
 }
 
 #[test]
@@ -98,9 +125,11 @@ fn configuration_reaches_the_manifests() {
     );
     assert!(!apiserver.contains("--authorization-mode=Node,RBAC\n"));
     assert!(
-        apiserver.contains("- --audit-log-path=/var/log/audit.log\n- --authorization-mode")
-            || apiserver.contains("    - --audit-log-path=/var/log/audit.log\n    - --authorization-mode"),
-        "sorted: {apiserver}"
+        apiserver.contains(
+            "    - --tls-private-key-file=/etc/kubernetes/pki/apiserver.key\n    \
+             - --authorization-mode=Node,RBAC,Webhook\n    - --audit-log-path=/var/log/audit.log\n"
+        ),
+        "the extra args follow the sorted defaults, in the configuration's order: {apiserver}"
     );
     assert!(apiserver.contains("- --secure-port=8443"));
     assert!(apiserver.contains("kube-apiserver.advertise-address.endpoint: 10.0.0.5:8443"));

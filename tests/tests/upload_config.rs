@@ -9,7 +9,7 @@ use std::sync::Arc;
 use wasmadm::cluster::memory::MemoryCluster;
 use wasmadm::cluster::{Cluster, ResourceType};
 use wasmadm::config::pipeline::Pipeline;
-use wasmadm_tests::{Outcome, Run, fixture, node, reference_object};
+use wasmadm_tests::{Outcome, Run, fixture, node, reference_object, yaml_fixture};
 
 fn ty(group: &str, kind: &str, plural: &str) -> ResourceType {
     ResourceType::v1(group, kind, plural, true)
@@ -132,7 +132,7 @@ fn second_run_changes_nothing_and_stale_objects_are_updated() {
 }
 
 #[test]
-fn kubelet_configuration_of_the_config_file_is_uploaded_with_its_hash() {
+fn kubelet_configuration_of_the_config_file_is_uploaded_unsigned() {
     let root = node("healthy");
     let config = root.path().join("config.yaml");
     let base = std::fs::read_to_string(fixture("init-config.yaml")).expect("fixture");
@@ -165,13 +165,49 @@ fn kubelet_configuration_of_the_config_file_is_uploaded_with_its_hash() {
     let data = cm["data"]["kubelet"].as_str().expect("kubelet key");
     assert!(data.contains("maxPods: 50\n"), "{data}");
     assert!(data.contains("clusterDNS:\n- 10.100.0.10\n"), "{data}");
-    let reference = reference_object("kube-system.cm.kubelet-config.yaml");
-    let hash = &cm["metadata"]["annotations"]["kubeadm.kubernetes.io/component-config.hash"];
-    assert!(hash.as_str().is_some_and(|h| h.starts_with("sha256:")), "{hash}");
-    assert_ne!(
-        hash, &reference["metadata"]["annotations"]["kubeadm.kubernetes.io/component-config.hash"],
-        "another configuration has another hash"
+    // kubeadm signs only a configuration it generated itself (the reference run's is signed).
+    assert_eq!(cm["metadata"]["annotations"], Value::Null, "{cm}");
+    assert!(
+        reference_object("kube-system.cm.kubelet-config.yaml")["metadata"]["annotations"]
+            ["kubeadm.kubernetes.io/component-config.hash"]
+            .is_string()
     );
+}
+
+/// The second configuration (`reference/extra-args`): its user KubeletConfiguration is uploaded
+/// unsigned, and a skipped addon phase is a disabled addon in `kubeadm-config` (`skipPhases:
+/// [addon/kube-proxy]` in the file; `--skip-phases addon/coredns` replacing it), as kubeadm's
+/// `init --dry-run` printed them.
+#[test]
+fn extra_args_config_maps_match_real_kubeadm() {
+    let config = fixture("reference/extra-args/init-config.yaml");
+    let cm = ty("", "ConfigMap", "configmaps");
+    for (flag, dir, names) in [
+        (None, "api", ["kubeadm-config", "kubelet-config"].as_slice()),
+        (
+            Some("addon/coredns"),
+            "api-skip-coredns",
+            ["kubeadm-config"].as_slice(),
+        ),
+    ] {
+        let root = node("healthy");
+        let cluster = Arc::new(MemoryCluster::new());
+        let pipeline = Pipeline::builtin_default().expect("pipeline");
+        let mut run = Run::new(&pipeline, root.path());
+        run.config = Some(&config);
+        run.only = Some(("upload-config".into(), Some("all".into())));
+        run.flags.skip_phases = flag.into_iter().map(String::from).collect();
+        run.cluster = Some(cluster.clone());
+        run.go().expect_ok();
+        for name in names {
+            let file = format!("reference/extra-args/{dir}/kube-system.cm.{name}.yaml");
+            assert_eq!(
+                stable(&get(&cluster, &cm, name)),
+                stable(&yaml_fixture(&file)),
+                "{file}"
+            );
+        }
+    }
 }
 
 #[test]

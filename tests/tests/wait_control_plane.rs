@@ -45,9 +45,7 @@ impl Default for Replies {
 
 /// What real kubeadm v1.36 printed for the reference configuration.
 fn kubeadm_output() -> String {
-    let path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/reference/kubeadm-v1.36/init-output.txt");
-    std::fs::read_to_string(path).expect("shared/reference/kubeadm-v1.36/init-output.txt")
+    std::fs::read_to_string(fixture("reference/init-output.txt")).expect("reference/init-output.txt")
 }
 
 /// A static Pod manifest kubeadm wrote for the reference configuration.

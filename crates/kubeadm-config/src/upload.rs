@@ -54,6 +54,19 @@ pub fn cluster_configuration_yaml(cluster: &ClusterConfiguration) -> Result<Stri
     Ok(crate::yaml::to_string(&value))
 }
 
+/// kubeadm's `SignConfigMap`: the hash annotation over the ConfigMap's `data`. It marks a
+/// component config kubeadm generated (so `kubeadm upgrade` may regenerate it): kubeadm signs only
+/// when the user gave no KubeletConfiguration / KubeProxyConfiguration document.
+pub fn sign_config_map(config_map: &mut Value) {
+    let data: BTreeMap<String, String> = config_map["data"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+        .collect();
+    config_map["metadata"]["annotations"][COMPONENT_CONFIG_HASH] = Value::from(config_map_hash(&data));
+}
+
 /// kubeadm's `ChecksumForConfigMap`: sha256 over the values of `data`, in key order.
 pub fn config_map_hash(data: &BTreeMap<String, String>) -> String {
     let mut hash = Sha256::new();
@@ -79,6 +92,18 @@ mod tests {
              controllerManager: {}\ndns: {}\nencryptionAlgorithm: RSA-2048\netcd:\n  local:\n    dataDir: /var/lib/etcd\n\
              imageRepository: registry.k8s.io\nkind: ClusterConfiguration\nkubernetesVersion: v1.36.2\nnetworking:\n  \
              dnsDomain: cluster.local\n  serviceSubnet: 10.96.0.0/12\nproxy: {}\nscheduler: {}\n"
+        );
+    }
+
+    #[test]
+    fn signing_annotates_the_hash_of_the_data() {
+        let mut cm = serde_json::json!({"metadata": {"name": "x"}, "data": {"b": "2", "a": "1"}});
+        sign_config_map(&mut cm);
+        let data: BTreeMap<String, String> =
+            [("a".to_string(), "1".to_string()), ("b".into(), "2".into())].into();
+        assert_eq!(
+            cm["metadata"],
+            serde_json::json!({"name": "x", "annotations": {COMPONENT_CONFIG_HASH: config_map_hash(&data)}})
         );
     }
 

@@ -1,12 +1,13 @@
 //! kubeadm's static Pod manifests (`/etc/kubernetes/manifests/*.yaml`), shared by the `etcd` and
 //! `control-plane` phases.
 //!
-//! Manifests are built as JSON values and written through `serde_yaml`: with `serde_json`'s
-//! sorted maps this reproduces kubeadm's output byte for byte (Go's `sigs.k8s.io/yaml` also sorts
-//! keys), which `tests/tests/manifests.rs` checks against real kubeadm's files.
+//! Manifests are built as JSON values and written as Go's `sigs.k8s.io/yaml` writes them
+//! (`kubeadm_config::yaml`, keys sorted): byte for byte kubeadm's output, which
+//! `tests/tests/manifests.rs` checks against real kubeadm's files.
 
 use kubeadm_config::{Arg, EnvVar, HostPathMount};
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 
 /// Where kubeadm writes static Pod manifests.
 pub const MANIFESTS_DIR: &str = "/etc/kubernetes/manifests";
@@ -20,17 +21,19 @@ pub struct Volume {
     pub name: String,
     pub host_path: String,
     pub mount_path: String,
-    pub path_type: &'static str,
+    /// `hostPath.type`, written even when empty (`type: ""`), as kubeadm does for an
+    /// `extraVolumes` entry without `pathType`.
+    pub path_type: String,
     pub read_only: bool,
 }
 
 impl Volume {
-    pub fn new(name: &str, path: &str, path_type: &'static str, read_only: bool) -> Self {
+    pub fn new(name: &str, path: &str, path_type: &str, read_only: bool) -> Self {
         Self {
             name: name.into(),
             host_path: path.into(),
             mount_path: path.into(),
-            path_type,
+            path_type: path_type.into(),
             read_only,
         }
     }
@@ -40,14 +43,7 @@ impl Volume {
             name: v.name.clone(),
             host_path: v.host_path.clone(),
             mount_path: v.mount_path.clone(),
-            path_type: match v.path_type.as_deref() {
-                Some("DirectoryOrCreate") => "DirectoryOrCreate",
-                Some("Directory") => "Directory",
-                Some("FileOrCreate") => "FileOrCreate",
-                Some("File") => "File",
-                Some("Socket") => "Socket",
-                _ => "",
-            },
+            path_type: v.path_type.clone().unwrap_or_default(),
             read_only: v.read_only,
         }
     }
@@ -56,6 +52,7 @@ impl Volume {
 /// An HTTP(S) probe target: host, path, scheme; the port is the container's `probe-port`.
 #[derive(Debug, Clone)]
 pub struct Probes {
+    /// Empty: no `host`, the kubelet probes the Pod IP (see [`probe_address`]).
     pub host: String,
     pub scheme: &'static str,
     pub liveness_path: &'static str,
@@ -79,34 +76,75 @@ pub struct PodSpec {
     pub env: Vec<EnvVar>,
 }
 
-/// kubeadm's argument merge: `extra` replaces defaults of the same name (a name given several
-/// times in `extra` is kept several times), and the result is sorted by name.
+/// kubeadm's `ArgumentsToCommand` (v1.36): the defaults sorted by name (then value), less those
+/// that `extra` names, then `extra` in the user's order, repeated names kept as given.
 pub fn command(binary: &str, defaults: &[(&str, String)], extra: &[Arg]) -> Vec<String> {
-    let mut args: Vec<(String, String)> = defaults
+    let mut base: Vec<&(&str, String)> = defaults
         .iter()
         .filter(|(name, _)| !extra.iter().any(|e| e.name == *name))
-        .map(|(n, v)| (n.to_string(), v.clone()))
         .collect();
-    args.extend(extra.iter().map(|e| (e.name.clone(), e.value.clone())));
-    args.sort_by(|a, b| a.0.cmp(&b.0));
+    base.sort();
     std::iter::once(binary.to_string())
-        .chain(args.into_iter().map(|(n, v)| format!("--{n}={v}")))
+        .chain(base.into_iter().map(|(n, v)| format!("--{n}={v}")))
+        .chain(extra.iter().map(|e| format!("--{}={}", e.name, e.value)))
         .collect()
 }
 
-/// Adds `extraVolumes` to a component's volumes.
-pub fn with_extra_volumes(mut volumes: Vec<Volume>, extra: &[HostPathMount]) -> Vec<Volume> {
-    volumes.extend(extra.iter().map(Volume::from_extra));
-    volumes
+/// The value of the last `name` in `args` (kubeadm's `GetArgValue(args, name, -1)`).
+pub fn arg_value<'a>(args: &'a [Arg], name: &str) -> Option<&'a str> {
+    args.iter()
+        .rev()
+        .find(|a| a.name == name)
+        .map(|a| a.value.as_str())
+}
+
+/// The loopback address of the advertise address's family: where kubeadm has etcd listen for
+/// local clients and metrics, and the API server reach a local etcd.
+pub fn loopback_of(advertise_address: &str) -> &'static str {
+    if advertise_address.parse::<std::net::Ipv6Addr>().is_ok() {
+        "::1"
+    } else {
+        "127.0.0.1"
+    }
+}
+
+/// kubeadm's `getProbeAddress`: an unspecified bind address (`0.0.0.0`, `::`) cannot be probed, so
+/// the probe gets no host and the kubelet probes the Pod IP.
+pub fn probe_address(addr: &str) -> &str {
+    if addr == "0.0.0.0" || addr == "::" {
+        ""
+    } else {
+        addr
+    }
+}
+
+/// A control-plane component's volumes as kubeadm keeps them: by name, an `extraVolumes` entry
+/// replacing a default (or an earlier entry) of the same name, sorted by name.
+pub fn with_extra_volumes(volumes: Vec<Volume>, extra: &[HostPathMount]) -> Vec<Volume> {
+    let by_name: BTreeMap<String, Volume> = volumes
+        .into_iter()
+        .chain(extra.iter().map(Volume::from_extra))
+        .map(|v| (v.name.clone(), v))
+        .collect();
+    by_name.into_values().collect()
+}
+
+/// kubeadm's `MergeKubeadmEnvVars`: one variable per name, the last given wins, sorted by name.
+fn merged_env(env: &[EnvVar]) -> Vec<&EnvVar> {
+    let by_name: BTreeMap<&str, &EnvVar> = env.iter().map(|e| (e.name.as_str(), e)).collect();
+    by_name.into_values().collect()
 }
 
 fn probe(p: &Probes, path: &str, failure_threshold: u32, initial_delay: bool, period: u32) -> Value {
     let mut probe = json!({
         "failureThreshold": failure_threshold,
-        "httpGet": {"host": p.host, "path": path, "port": "probe-port", "scheme": p.scheme},
+        "httpGet": {"path": path, "port": "probe-port", "scheme": p.scheme},
         "periodSeconds": period,
         "timeoutSeconds": 15,
     });
+    if !p.host.is_empty() {
+        probe["httpGet"]["host"] = json!(p.host);
+    }
     if initial_delay {
         probe["initialDelaySeconds"] = json!(10);
     }
@@ -152,9 +190,8 @@ pub fn pod(spec: &PodSpec) -> Value {
         container["readinessProbe"] = probe(&spec.probes, path, 3, false, 1);
     }
     if !spec.env.is_empty() {
-        container["env"] = spec
-            .env
-            .iter()
+        container["env"] = merged_env(&spec.env)
+            .into_iter()
             .map(|e| json!({"name": e.name, "value": e.value}))
             .collect();
     }
@@ -171,20 +208,16 @@ pub fn pod(spec: &PodSpec) -> Value {
             "priorityClassName": "system-node-critical",
             "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
             "volumes": volumes.iter().map(|v| {
-                let mut host_path = json!({"path": v.host_path});
-                if !v.path_type.is_empty() {
-                    host_path["type"] = json!(v.path_type);
-                }
-                json!({"hostPath": host_path, "name": v.name})
+                json!({"hostPath": {"path": v.host_path, "type": v.path_type}, "name": v.name})
             }).collect::<Vec<_>>(),
         },
         "status": {},
     })
 }
 
-/// The manifest as kubeadm writes it.
-pub fn to_yaml(pod: &Value) -> Result<String, String> {
-    serde_yaml::to_string(pod).map_err(|e| format!("cannot render the manifest: {e}"))
+/// The manifest as kubeadm writes it (Go's YAML: `type: ""`, not `serde_yaml`'s `type: ''`).
+pub fn to_yaml(pod: &Value) -> String {
+    kubeadm_config::yaml::to_string(pod)
 }
 
 pub use kubeadm_config::join_host_port;
@@ -209,22 +242,125 @@ pub fn etcd_version(kubernetes_version: &str) -> &'static str {
 mod tests {
     use super::*;
 
-    #[test]
-    fn extra_args_replace_defaults_and_sort() {
-        let extra = [
-            Arg {
-                name: "b".into(),
-                value: "new".into(),
-            },
-            Arg {
-                name: "a".into(),
-                value: "1".into(),
-            },
-        ];
-        let cmd = command("x", &[("c", "3".into()), ("b", "old".into())], &extra);
-        assert_eq!(cmd, ["x", "--a=1", "--b=new", "--c=3"]);
+    fn arg(name: &str, value: &str) -> Arg {
+        Arg {
+            name: name.into(),
+            value: value.into(),
+        }
     }
 
     #[test]
-    fn ipv6_hosts_are_bracketed() {}
+    fn extra_args_follow_the_sorted_defaults_in_their_own_order() {
+        let defaults = [("c", "3".into()), ("b", "old".into()), ("a", "1".into())];
+        // `b` overrides a default: it leaves the defaults and comes with the extras; `z` is
+        // repeated and both stay, in the given order (not sorted by value).
+        let extra = [arg("z", "2"), arg("b", "new"), arg("z", "1"), arg("d", "4")];
+        assert_eq!(
+            command("x", &defaults, &extra),
+            ["x", "--a=1", "--c=3", "--z=2", "--b=new", "--z=1", "--d=4"]
+        );
+        assert_eq!(command("x", &defaults, &[]), ["x", "--a=1", "--b=old", "--c=3"]);
+    }
+
+    #[test]
+    fn the_last_bind_address_sets_the_probe_host_and_an_unspecified_one_none() {
+        let args = [
+            arg("bind-address", "10.0.0.1"),
+            arg("v", "2"),
+            arg("bind-address", "0.0.0.0"),
+        ];
+        assert_eq!(arg_value(&args, "bind-address"), Some("0.0.0.0"));
+        assert_eq!(arg_value(&args, "port"), None);
+        assert_eq!(probe_address("0.0.0.0"), "");
+        assert_eq!(probe_address("::"), "");
+        assert_eq!(probe_address("10.0.0.1"), "10.0.0.1");
+        assert_eq!(loopback_of("fd00::2"), "::1");
+        assert_eq!(loopback_of("10.0.0.2"), "127.0.0.1");
+    }
+
+    #[test]
+    fn extra_volumes_replace_defaults_by_name_and_sort() {
+        let mount = |name: &str, path: &str, path_type: Option<&str>| HostPathMount {
+            name: name.into(),
+            host_path: path.into(),
+            mount_path: path.into(),
+            read_only: false,
+            path_type: path_type.map(String::from),
+        };
+        let defaults = vec![
+            Volume::new("k8s-certs", "/etc/kubernetes/pki", "DirectoryOrCreate", true),
+            Volume::new("ca-certs", "/etc/ssl/certs", "DirectoryOrCreate", true),
+        ];
+        let extra = [
+            mount("audit", "/var/log/a", None),
+            mount("k8s-certs", "/srv/pki", Some("Directory")),
+        ];
+        let volumes = with_extra_volumes(defaults, &extra);
+        let summary: Vec<(&str, &str, &str, bool)> = volumes
+            .iter()
+            .map(|v| {
+                (
+                    v.name.as_str(),
+                    v.host_path.as_str(),
+                    v.path_type.as_str(),
+                    v.read_only,
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("audit", "/var/log/a", "", false),
+                ("ca-certs", "/etc/ssl/certs", "DirectoryOrCreate", true),
+                ("k8s-certs", "/srv/pki", "Directory", false),
+            ]
+        );
+    }
+
+    #[test]
+    fn env_is_one_variable_per_name_sorted_and_the_last_wins() {
+        let var = |name: &str, value: &str| EnvVar {
+            name: name.into(),
+            value: value.into(),
+        };
+        let env = [var("TZ", "UTC"), var("GODEBUG", "x=1"), var("TZ", "Europe/Paris")];
+        let merged: Vec<(&str, &str)> = merged_env(&env)
+            .into_iter()
+            .map(|e| (e.name.as_str(), e.value.as_str()))
+            .collect();
+        assert_eq!(merged, [("GODEBUG", "x=1"), ("TZ", "Europe/Paris")]);
+    }
+
+    #[test]
+    fn a_volume_without_path_type_is_written_with_an_empty_type() {
+        let mut volume = Volume::new("flex", "/usr/libexec/flex", "", false);
+        volume.mount_path = "/flex".into();
+        let spec = PodSpec {
+            component: "c".into(),
+            image: "i".into(),
+            command: vec!["c".into()],
+            port: 1,
+            probes: Probes {
+                host: "127.0.0.1".into(),
+                scheme: "HTTPS",
+                liveness_path: "/livez",
+                readiness_path: None,
+                startup_path: "/livez",
+            },
+            cpu: "1m",
+            memory: None,
+            volumes: vec![volume],
+            annotations: Vec::new(),
+            env: Vec::new(),
+        };
+        let yaml = to_yaml(&pod(&spec));
+        assert!(
+            yaml.contains("  - hostPath:\n      path: /usr/libexec/flex\n      type: \"\"\n    name: flex\n"),
+            "{yaml}"
+        );
+        assert!(
+            yaml.contains("    - mountPath: /flex\n      name: flex\n"),
+            "{yaml}"
+        );
+    }
 }

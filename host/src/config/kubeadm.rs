@@ -268,6 +268,10 @@ pub fn resolve(
                     .into_iter()
                     .map(|e| e.to_string()),
             );
+            let skipped = skip_phases(&config, &flags.skip_phases);
+            if let Some(cluster) = &mut config.cluster {
+                disable_skipped_addons(cluster, &skipped);
+            }
         }
         Command::Join | Command::Reset => {
             if config.init.is_some() && command == Command::Join {
@@ -337,6 +341,24 @@ pub fn skip_phases(config: &ResolvedConfig, flag: &[String]) -> Vec<String> {
         .map(|i| i.skip_phases.clone())
         .or_else(|| config.join.as_ref().map(|j| j.skip_phases.clone()))
         .unwrap_or_default()
+}
+
+/// kubeadm's `manageSkippedAddons`: skipping `addon/coredns`, `addon/kube-proxy` or the whole
+/// `addon` phase (flag or `skipPhases`) disables that addon in the ClusterConfiguration that
+/// `upload-config` stores. kubeadm takes `addon/all` as no skip at all: it disables nothing.
+fn disable_skipped_addons(cluster: &mut ClusterConfiguration, skipped: &[String]) {
+    let skips = |sub: &str| {
+        skipped.iter().any(|s| {
+            let s = s.trim().to_lowercase();
+            s == "addon" || s.strip_prefix("addon/") == Some(sub)
+        })
+    };
+    if skips("coredns") {
+        cluster.dns.disabled = true;
+    }
+    if skips("kube-proxy") {
+        cluster.proxy.disabled = true;
+    }
 }
 
 /// Skips implied by the configuration (`dns.disabled`, `proxy.disabled`), as kubeadm adds them.
@@ -432,6 +454,49 @@ mod tests {
         let mut flags = Flags::default();
         flags.init.apiserver_advertise_address = (!advertise.is_empty()).then(|| advertise.to_string());
         resolve(None, crate::runtime::Command::Init, &flags, "n1").expect("config")
+    }
+
+    /// (dns.disabled, proxy.disabled) after resolving `file` (if any) with `--skip-phases flag`.
+    fn disabled_addons(file: Option<&str>, flag: &[&str]) -> (bool, bool) {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("config.yaml");
+        if let Some(text) = file {
+            std::fs::write(&path, text).expect("write");
+        }
+        let mut flags = Flags {
+            skip_phases: flag.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        };
+        if file.is_none() {
+            flags.init.apiserver_advertise_address = Some("10.0.0.7".into());
+        }
+        let config = resolve(
+            file.map(|_| path.as_path()),
+            crate::runtime::Command::Init,
+            &flags,
+            "n1",
+        )
+        .expect("config");
+        let cluster = config.cluster.expect("cluster");
+        (cluster.dns.disabled, cluster.proxy.disabled)
+    }
+
+    #[test]
+    fn skipped_addon_phases_are_disabled_addons_as_in_kubeadm() {
+        assert_eq!(disabled_addons(None, &[]), (false, false));
+        assert_eq!(disabled_addons(None, &["addon/kube-proxy"]), (false, true));
+        assert_eq!(
+            disabled_addons(None, &["preflight", "addon/CoreDNS"]),
+            (true, false)
+        );
+        assert_eq!(disabled_addons(None, &["addon"]), (true, true));
+        // kubeadm v1.36 skips nothing for `addon/all` and uploads `dns: {}`, `proxy: {}`.
+        assert_eq!(disabled_addons(None, &["addon/all"]), (false, false));
+        let file = "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\n\
+                    localAPIEndpoint: {advertiseAddress: 10.0.0.7}\nskipPhases: [addon/coredns]\n";
+        assert_eq!(disabled_addons(Some(file), &[]), (true, false));
+        // The flag replaces the file's list, as in kubeadm.
+        assert_eq!(disabled_addons(Some(file), &["addon/kube-proxy"]), (false, true));
     }
 
     fn has_default_route() -> bool {

@@ -605,6 +605,16 @@ fn select(
         let i = find(name).ok_or_else(invalid)?;
         match sub {
             None => selection[i] = None,
+            // kubeadm accepts `<phase>/all` here and then skips nothing: refused with the fix.
+            Some("all") => {
+                return Err(RunError::InvalidPhaseName {
+                    name: entry.clone(),
+                    hint: format!(
+                        "`all` names no sub-phase to skip (kubeadm would skip nothing); give `{name}` \
+                         to skip the whole phase"
+                    ),
+                });
+            }
             Some(s) if has_sub(i, s) => {
                 if let Some(list) = &mut selection[i] {
                     list.retain(|x| x != s);

@@ -95,12 +95,9 @@ fn install_kube_proxy(
     };
     let server = net::api_server_url(&cluster.control_plane_endpoint, &endpoint.advertise_address, port)
         .map_err(PhaseError::InvalidConfig)?;
-    let config = proxy::config(
-        ctx.config.components.get("KubeProxyConfiguration"),
-        &cluster.networking.pod_subnet,
-        &endpoint.advertise_address,
-    )
-    .map_err(PhaseError::InvalidConfig)?;
+    let user = ctx.config.components.get("KubeProxyConfiguration");
+    let config = proxy::config(user, &cluster.networking.pod_subnet, &endpoint.advertise_address)
+        .map_err(PhaseError::InvalidConfig)?;
     for warning in &config.warnings {
         log::log(log::Level::Warn, warning);
     }
@@ -111,7 +108,7 @@ fn install_kube_proxy(
     );
     for object in [
         service_account("kube-proxy"),
-        proxy::config_map(&config.yaml, &server),
+        proxy::config_map(&config.yaml, &server, user.is_some()),
         proxy::daemon_set(&image),
         // kube-proxy's ServiceAccount gets system:node-proxier.
         service_account_binding("kubeadm:node-proxier", "system:node-proxier", "kube-proxy"),

@@ -1,8 +1,8 @@
 //! The kube-proxy addon's objects, as kubeadm v1.36 creates them (`phases/addons/proxy`), with the
 //! fields the API server would default spelled out.
 
-use serde_json::{Map, Value, json};
-use sha2::{Digest, Sha256};
+use serde_json::{Value, json};
+use wasmadm_plugin_sdk::config::upload::sign_config_map;
 use wasmadm_plugin_sdk::config::yaml as goyaml;
 
 const CONFIG_KEY: &str = "config.conf";
@@ -136,32 +136,23 @@ pub fn kubeconfig(server: &str) -> String {
     )
 }
 
-/// kubeadm's `ChecksumForConfigMap`: sha256 over the values in key order.
-pub fn checksum(data: &Map<String, Value>) -> String {
-    let mut keys: Vec<&String> = data.keys().collect();
-    keys.sort();
-    let mut hash = Sha256::new();
-    for k in keys {
-        hash.update(data[k].as_str().unwrap_or_default().as_bytes());
-    }
-    format!("sha256:{}", hex::encode(hash.finalize()))
-}
-
-pub fn config_map(config_yaml: &str, server: &str) -> Value {
-    let mut data = Map::new();
-    data.insert(CONFIG_KEY.into(), config_yaml.into());
-    data.insert(KUBECONFIG_KEY.into(), kubeconfig(server).into());
-    json!({
+/// The ConfigMap `kube-system/kube-proxy`; signed with kubeadm's hash of its data unless the
+/// configuration came from the user (`user_supplied`: a KubeProxyConfiguration document was given).
+pub fn config_map(config_yaml: &str, server: &str, user_supplied: bool) -> Value {
+    let mut config_map = json!({
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {
             "name": "kube-proxy",
             "namespace": "kube-system",
             "labels": {"app": "kube-proxy"},
-            "annotations": {"kubeadm.kubernetes.io/component-config.hash": checksum(&data)},
         },
-        "data": data,
-    })
+        "data": {CONFIG_KEY: config_yaml, KUBECONFIG_KEY: kubeconfig(server)},
+    });
+    if !user_supplied {
+        sign_config_map(&mut config_map);
+    }
+    config_map
 }
 
 /// Role `kube-proxy`: joining nodes (bootstrap tokens) may read the ConfigMap.
@@ -241,4 +232,21 @@ pub fn daemon_set(image: &str) -> Value {
             "updateStrategy": {"rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}, "type": "RollingUpdate"},
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasmadm_plugin_sdk::config::upload::COMPONENT_CONFIG_HASH;
+
+    #[test]
+    fn only_a_generated_kube_proxy_configuration_is_signed() {
+        let generated = config_map("mode: ipvs", "https://10.0.0.1:6443", false);
+        let hash = generated["metadata"]["annotations"][COMPONENT_CONFIG_HASH].as_str();
+        assert!(hash.is_some_and(|h| h.starts_with("sha256:")), "{generated}");
+        let user = config_map("mode: ipvs", "https://10.0.0.1:6443", true);
+        assert_eq!(user["metadata"].get("annotations"), None, "{user}");
+        assert_eq!(user["metadata"]["labels"], generated["metadata"]["labels"]);
+        assert_eq!(user["data"], generated["data"]);
+    }
 }

@@ -3,8 +3,10 @@
 //! runs the `bootstrapsigner` and `tokencleaner` controllers and signs with the cluster CA.
 
 use static_pod::{
-    MANIFESTS_DIR, PodSpec, Probes, Volume, command, join_host_port, pod, to_yaml, with_extra_volumes,
+    MANIFESTS_DIR, PodSpec, Probes, Volume, arg_value, command, join_host_port, loopback_of, pod,
+    probe_address, to_yaml, with_extra_volumes,
 };
+use wasmadm_plugin_sdk::config::Arg;
 use wasmadm_plugin_sdk::config::{ClusterConfiguration, InitConfiguration};
 use wasmadm_plugin_sdk::types::{PhaseContext, PhaseError, PhaseReport, PluginInfo, SubPhase};
 use wasmadm_plugin_sdk::{Context, Findings, Plugin, export_plugin, files, fs, print};
@@ -46,9 +48,12 @@ fn ca_volumes(cluster: &ClusterConfiguration, node: &NodeFacts) -> Vec<Volume> {
     volumes
 }
 
-fn sorted(mut volumes: Vec<Volume>) -> Vec<Volume> {
-    volumes.sort_by(|a, b| a.name.cmp(&b.name));
-    volumes
+/// The probe host of the controller-manager and the scheduler: their `bind-address` if given
+/// (kubeadm's `GetControllerManagerProbeAddress`, `GetSchedulerProbeAddress`), else loopback.
+fn bind_probe_host(extra_args: &[Arg]) -> String {
+    arg_value(extra_args, "bind-address")
+        .map_or("127.0.0.1", probe_address)
+        .to_string()
 }
 
 fn image(cluster: &ClusterConfiguration, component: &str) -> String {
@@ -59,17 +64,13 @@ fn image(cluster: &ClusterConfiguration, component: &str) -> String {
 }
 
 /// The kube-apiserver manifest.
-pub fn apiserver(
-    init: &InitConfiguration,
-    cluster: &ClusterConfiguration,
-    node: &NodeFacts,
-) -> Result<String, String> {
+pub fn apiserver(init: &InitConfiguration, cluster: &ClusterConfiguration, node: &NodeFacts) -> String {
     let ip = &init.local_api_endpoint.advertise_address;
     let port = init.local_api_endpoint.bind_port;
     let pki = &cluster.certificates_dir;
     let etcd_servers = match &cluster.etcd.external {
         Some(external) => external.endpoints.join(","),
-        None => "https://127.0.0.1:2379".into(),
+        None => format!("https://{}", join_host_port(loopback_of(ip), 2379)),
     };
     let (etcd_ca, etcd_cert, etcd_key) = match &cluster.etcd.external {
         Some(e) => (e.ca_file.clone(), e.cert_file.clone(), e.key_file.clone()),
@@ -132,7 +133,10 @@ pub fn apiserver(
         command: command("kube-apiserver", &defaults, &cluster.api_server.extra_args),
         port,
         probes: Probes {
-            host: ip.clone(),
+            host: match ip.as_str() {
+                "" => "127.0.0.1".into(),
+                ip => probe_address(ip).into(),
+            },
             scheme: "HTTPS",
             liveness_path: "/livez",
             readiness_path: Some("/readyz"),
@@ -140,10 +144,7 @@ pub fn apiserver(
         },
         cpu: "250m",
         memory: None,
-        volumes: with_extra_volumes(
-            sorted(ca_volumes(cluster, node)),
-            &cluster.api_server.extra_volumes,
-        ),
+        volumes: with_extra_volumes(ca_volumes(cluster, node), &cluster.api_server.extra_volumes),
         annotations: vec![(
             "kubeadm.kubernetes.io/kube-apiserver.advertise-address.endpoint".into(),
             join_host_port(ip, port),
@@ -154,7 +155,7 @@ pub fn apiserver(
 }
 
 /// The kube-controller-manager manifest.
-pub fn controller_manager(cluster: &ClusterConfiguration, node: &NodeFacts) -> Result<String, String> {
+pub fn controller_manager(cluster: &ClusterConfiguration, node: &NodeFacts) -> String {
     let pki = &cluster.certificates_dir;
     let kubeconfig = "/etc/kubernetes/controller-manager.conf";
     let mut defaults: Vec<(&str, String)> = vec![
@@ -196,7 +197,7 @@ pub fn controller_manager(cluster: &ClusterConfiguration, node: &NodeFacts) -> R
         ),
         port: 10257,
         probes: Probes {
-            host: "127.0.0.1".into(),
+            host: bind_probe_host(&cluster.controller_manager.extra_args),
             scheme: "HTTPS",
             liveness_path: "/healthz",
             readiness_path: None,
@@ -204,7 +205,7 @@ pub fn controller_manager(cluster: &ClusterConfiguration, node: &NodeFacts) -> R
         },
         cpu: "200m",
         memory: None,
-        volumes: with_extra_volumes(sorted(volumes), &cluster.controller_manager.extra_volumes),
+        volumes: with_extra_volumes(volumes, &cluster.controller_manager.extra_volumes),
         annotations: Vec::new(),
         env: cluster.controller_manager.extra_envs.clone(),
     };
@@ -212,7 +213,7 @@ pub fn controller_manager(cluster: &ClusterConfiguration, node: &NodeFacts) -> R
 }
 
 /// The kube-scheduler manifest.
-pub fn scheduler(cluster: &ClusterConfiguration) -> Result<String, String> {
+pub fn scheduler(cluster: &ClusterConfiguration) -> String {
     let kubeconfig = "/etc/kubernetes/scheduler.conf";
     let defaults: Vec<(&str, String)> = vec![
         ("authentication-kubeconfig", kubeconfig.into()),
@@ -227,7 +228,7 @@ pub fn scheduler(cluster: &ClusterConfiguration) -> Result<String, String> {
         command: command("kube-scheduler", &defaults, &cluster.scheduler.extra_args),
         port: 10259,
         probes: Probes {
-            host: "127.0.0.1".into(),
+            host: bind_probe_host(&cluster.scheduler.extra_args),
             scheme: "HTTPS",
             liveness_path: "/livez",
             readiness_path: Some("/readyz"),
@@ -290,8 +291,7 @@ impl Plugin for ControlPlane {
                 "apiserver" => apiserver(&init, &cluster, &node),
                 "controller-manager" => controller_manager(&cluster, &node),
                 _ => scheduler(&cluster),
-            }
-            .map_err(PhaseError::Failed)?;
+            };
             files::write(
                 &format!("{MANIFESTS_DIR}/{component}.yaml"),
                 yaml.as_bytes(),

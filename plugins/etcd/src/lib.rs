@@ -1,8 +1,11 @@
 //! The `etcd` phase (`etcd/local`): the static Pod manifest of a stacked etcd member, and its
 //! data directory (mode 0700), as kubeadm writes them. With external etcd it does nothing.
 
-use static_pod::{MANIFESTS_DIR, PodSpec, Probes, Volume, command, etcd_version, pod, to_yaml};
-use wasmadm_plugin_sdk::config::{ClusterConfiguration, InitConfiguration};
+use static_pod::{
+    MANIFESTS_DIR, PodSpec, Probes, Volume, arg_value, command, etcd_version, join_host_port, loopback_of,
+    pod, to_yaml,
+};
+use wasmadm_plugin_sdk::config::{Arg, ClusterConfiguration, InitConfiguration};
 use wasmadm_plugin_sdk::types::{PhaseContext, PhaseError, PhaseReport, PluginInfo, SubPhase};
 use wasmadm_plugin_sdk::{Context, Findings, Plugin, export_plugin, files, print};
 
@@ -10,12 +13,45 @@ const CLIENT_PORT: u16 = 2379;
 const PEER_PORT: u16 = 2380;
 const METRICS_PORT: u16 = 2381;
 
+/// kubeadm's `GetEtcdProbeEndpoint`: the first URL of a `listen-metrics-urls` extra argument
+/// gives the probes' host, port and scheme; without one (or unparsable) they are `localhost`,
+/// the metrics port and HTTP.
+fn probe_endpoint(extra_args: &[Arg], localhost: &str) -> (String, u16, &'static str) {
+    let default = (localhost.to_string(), METRICS_PORT, "HTTP");
+    let Some(urls) = arg_value(extra_args, "listen-metrics-urls") else {
+        return default;
+    };
+    let first = urls.split(',').next().unwrap_or_default();
+    let Some((scheme, rest)) = first.split_once("://") else {
+        return default;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(bracketed) => match bracketed.split_once(']') {
+            Some((host, port)) => (host, port.strip_prefix(':')),
+            None => return default,
+        },
+        None => match authority.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        },
+    };
+    (
+        if host.is_empty() { localhost } else { host }.to_string(),
+        port.and_then(|p| p.parse().ok())
+            .filter(|p| *p != 0)
+            .unwrap_or(METRICS_PORT),
+        if scheme == "https" { "HTTPS" } else { "HTTP" },
+    )
+}
+
 /// The etcd manifest for this node (`init`: a new single-member cluster).
-pub fn manifest(init: &InitConfiguration, cluster: &ClusterConfiguration) -> Result<String, String> {
+pub fn manifest(init: &InitConfiguration, cluster: &ClusterConfiguration) -> String {
     let local = cluster.etcd.local.clone().unwrap_or_default();
     let name = &init.node_registration.name;
     let ip = &init.local_api_endpoint.advertise_address;
-    let url = |port| format!("https://{}", static_pod::join_host_port(ip, port));
+    let url = |port| format!("https://{}", join_host_port(ip, port));
+    let localhost = loopback_of(ip);
     let pki = format!("{}/etcd", cluster.certificates_dir);
     let tag = if local.image_tag.is_empty() {
         etcd_version(&cluster.kubernetes_version).to_string()
@@ -39,9 +75,16 @@ pub fn manifest(init: &InitConfiguration, cluster: &ClusterConfiguration) -> Res
         ("key-file", format!("{pki}/server.key")),
         (
             "listen-client-urls",
-            format!("https://127.0.0.1:{CLIENT_PORT},{}", url(CLIENT_PORT)),
+            format!(
+                "https://{},{}",
+                join_host_port(localhost, CLIENT_PORT),
+                url(CLIENT_PORT)
+            ),
         ),
-        ("listen-metrics-urls", format!("http://127.0.0.1:{METRICS_PORT}")),
+        (
+            "listen-metrics-urls",
+            format!("http://{}", join_host_port(localhost, METRICS_PORT)),
+        ),
         ("listen-peer-urls", url(PEER_PORT)),
         ("name", name.clone()),
         ("peer-cert-file", format!("{pki}/peer.crt")),
@@ -58,14 +101,15 @@ pub fn manifest(init: &InitConfiguration, cluster: &ClusterConfiguration) -> Res
         defaults.push(("experimental-initial-corrupt-check", "true".into()));
         defaults.push(("experimental-watch-progress-notify-interval", "5s".into()));
     }
+    let (probe_host, probe_port, probe_scheme) = probe_endpoint(&local.extra_args, localhost);
     let spec = PodSpec {
         component: "etcd".into(),
         image: format!("{repository}/etcd:{tag}"),
         command: command("etcd", &defaults, &local.extra_args),
-        port: METRICS_PORT,
+        port: probe_port,
         probes: Probes {
-            host: "127.0.0.1".into(),
-            scheme: "HTTP",
+            host: probe_host,
+            scheme: probe_scheme,
             liveness_path: "/livez",
             readiness_path: Some("/readyz"),
             startup_path: "/readyz",
@@ -110,7 +154,7 @@ impl Plugin for Etcd {
         print(&format!(
             "[etcd] Creating static Pod manifest for local etcd in {MANIFESTS_DIR:?}"
         ));
-        let yaml = manifest(&init, &cluster).map_err(PhaseError::Failed)?;
+        let yaml = manifest(&init, &cluster);
         files::create_dir(&data_dir, 0o700)?;
         files::create_dir(MANIFESTS_DIR, 0o700)?;
         files::write(&format!("{MANIFESTS_DIR}/etcd.yaml"), yaml.as_bytes(), 0o600)?;
@@ -119,3 +163,32 @@ impl Plugin for Etcd {
 }
 
 export_plugin!(Etcd);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn metrics(urls: &str) -> (String, u16, &'static str) {
+        let args = [Arg {
+            name: "listen-metrics-urls".into(),
+            value: urls.into(),
+        }];
+        probe_endpoint(&args, "127.0.0.1")
+    }
+
+    #[test]
+    fn the_probes_follow_the_first_metrics_url_as_in_kubeadm() {
+        assert_eq!(probe_endpoint(&[], "::1"), ("::1".into(), 2381, "HTTP"));
+        assert_eq!(
+            metrics("https://10.0.0.5:9000,http://127.0.0.1:2381"),
+            ("10.0.0.5".into(), 9000, "HTTPS")
+        );
+        assert_eq!(metrics("http://[fd00::5]:2382"), ("fd00::5".into(), 2382, "HTTP"));
+        assert_eq!(
+            metrics("http://:2383/metrics"),
+            ("127.0.0.1".into(), 2383, "HTTP")
+        );
+        assert_eq!(metrics("http://10.0.0.5"), ("10.0.0.5".into(), 2381, "HTTP"));
+        assert_eq!(metrics("10.0.0.5:2384"), ("127.0.0.1".into(), 2381, "HTTP"));
+    }
+}

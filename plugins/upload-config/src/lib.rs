@@ -3,13 +3,10 @@
 //! joining nodes read, with the Roles and RoleBindings that let them read those ConfigMaps.
 
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
 use wasmadm_plugin_sdk::apply::{self, config_maps, create_or_merge, role_bindings, roles};
 use wasmadm_plugin_sdk::config::defaults::DEFAULT_TOKEN_GROUP;
 use wasmadm_plugin_sdk::config::kubelet as kc;
-use wasmadm_plugin_sdk::config::upload::{
-    COMPONENT_CONFIG_HASH, cluster_configuration_yaml, config_map_hash,
-};
+use wasmadm_plugin_sdk::config::upload::{cluster_configuration_yaml, sign_config_map};
 use wasmadm_plugin_sdk::kube::Client;
 use wasmadm_plugin_sdk::types::{KubeRule, PhaseContext, PhaseError, PhaseReport, PluginInfo, SubPhase};
 use wasmadm_plugin_sdk::{Context, Findings, Plugin, export_plugin, print, systemd};
@@ -31,19 +28,19 @@ pub fn kubeadm_config_map(cluster_yaml: &str) -> Value {
     })
 }
 
-/// The ConfigMap `kube-system/kubelet-config`, with kubeadm's hash of its data.
-pub fn kubelet_config_map(kubelet_yaml: &str) -> Value {
-    let data: BTreeMap<String, String> = [("kubelet".to_string(), kubelet_yaml.to_string())].into();
-    json!({
+/// The ConfigMap `kube-system/kubelet-config`; signed with kubeadm's hash of its data unless the
+/// configuration came from the user (`user_supplied`: a KubeletConfiguration document was given).
+pub fn kubelet_config_map(kubelet_yaml: &str, user_supplied: bool) -> Value {
+    let mut config_map = json!({
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": {
-            "name": KUBELET_CONFIG,
-            "namespace": NAMESPACE,
-            "annotations": {COMPONENT_CONFIG_HASH: config_map_hash(&data)},
-        },
-        "data": data,
-    })
+        "metadata": {"name": KUBELET_CONFIG, "namespace": NAMESPACE},
+        "data": {"kubelet": kubelet_yaml},
+    });
+    if !user_supplied {
+        sign_config_map(&mut config_map);
+    }
+    config_map
 }
 
 /// A Role that may `get` one ConfigMap.
@@ -107,17 +104,14 @@ fn upload_kubelet(ctx: &Context, client: &Client) -> Result<(), PhaseError> {
     print(&format!(
         "[kubelet] Creating a ConfigMap {KUBELET_CONFIG:?} in namespace {NAMESPACE} with the configuration for the kubelets in the cluster"
     ));
-    let config = kc::configuration(
-        &ctx.cluster(),
-        ctx.config.components.get(kc::KIND),
-        systemd::resolv_conf()?,
-    )
-    .map_err(|e| PhaseError::InvalidConfig(e.to_string()))?;
+    let user = ctx.config.components.get(kc::KIND);
+    let config = kc::configuration(&ctx.cluster(), user, systemd::resolv_conf()?)
+        .map_err(|e| PhaseError::InvalidConfig(e.to_string()))?;
     let yaml = wasmadm_plugin_sdk::config::yaml::to_string(&config);
     apply_all(
         client,
         &[
-            (config_maps(), kubelet_config_map(&yaml)),
+            (config_maps(), kubelet_config_map(&yaml, user.is_some())),
             (roles(), read_config_map_role(KUBELET_CONFIG_ROLE, KUBELET_CONFIG)),
             (
                 role_bindings(),
@@ -184,3 +178,19 @@ impl Plugin for UploadConfig {
 }
 
 export_plugin!(UploadConfig);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasmadm_plugin_sdk::config::upload::COMPONENT_CONFIG_HASH;
+
+    #[test]
+    fn only_a_generated_kubelet_configuration_is_signed() {
+        let generated = kubelet_config_map("kind: KubeletConfiguration\n", false);
+        let hash = generated["metadata"]["annotations"][COMPONENT_CONFIG_HASH].as_str();
+        assert!(hash.is_some_and(|h| h.starts_with("sha256:")), "{generated}");
+        let user = kubelet_config_map("kind: KubeletConfiguration\n", true);
+        assert_eq!(user["metadata"].get("annotations"), None, "{user}");
+        assert_eq!(user["data"], generated["data"]);
+    }
+}
