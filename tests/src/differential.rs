@@ -71,13 +71,24 @@ pub fn mask_console(text: &str) -> Vec<String> {
         .iter()
         .map(|(r, t)| (Regex::new(r).expect("regex"), *t))
         .collect();
-    text.lines()
+    let mut lines: Vec<String> = text
+        .lines()
         .map(|l| {
             rules
                 .iter()
                 .fold(l.to_string(), |l, (r, t)| r.replace_all(&l, *t).into_owned())
         })
-        .collect()
+        .collect();
+    // Both tools check the control-plane components at once and print each as it turns healthy:
+    // the order of those lines is the components' start-up race, not the tool's.
+    let racing = |l: &String| l.starts_with("[control-plane-check] ") && l.contains(" is healthy after ");
+    let mut i = 0;
+    while i < lines.len() {
+        let run = lines[i..].iter().take_while(|l| racing(l)).count();
+        lines[i..i + run].sort();
+        i += run.max(1);
+    }
+    lines
 }
 
 /// Applies [`ALLOWED`] for `area` to wasmadm's side.
@@ -320,8 +331,24 @@ const BYTE_FOR_BYTE: [&str; 7] = [
     "var/lib/kubelet/instance-config.yaml",
 ];
 
-/// Every difference between what kubeadm and wasmadm left, after [`ALLOWED`]; empty when none.
-pub fn compare(kubeadm: &Side, wasmadm: &Side) -> Vec<String> {
+/// What [`compare`] found, and how much it compared (so an empty comparison cannot pass).
+#[derive(Debug, Default)]
+pub struct Comparison {
+    /// Every difference after [`ALLOWED`]; empty when none.
+    pub differences: Vec<String>,
+    /// Files kubeadm wrote (each compared at least by path and mode).
+    pub files: usize,
+    /// Certificates compared field by field.
+    pub certificates: usize,
+    /// API objects kubeadm created (each compared), as `Kind namespace/name`.
+    pub objects: Vec<String>,
+    /// Console lines kubeadm printed.
+    pub console_lines: usize,
+}
+
+/// Compares what kubeadm and wasmadm left, after [`ALLOWED`].
+pub fn compare(kubeadm: &Side, wasmadm: &Side) -> Comparison {
+    let mut counts = Comparison::default();
     let mut out = Vec::new();
     let (k_root, w_root) = (kubeadm.node.root.path(), wasmadm.node.root.path());
 
@@ -331,6 +358,7 @@ pub fn compare(kubeadm: &Side, wasmadm: &Side) -> Vec<String> {
         m.iter().map(|(k, v)| (k.clone(), Value::String(format!("{v:o}")))).collect()
     };
     out.extend(diff_maps("file", &as_values(&k_files), &as_values(&w_files)));
+    counts.files = k_files.len();
 
     for (path, _) in k_files.iter().filter(|(p, _)| w_files.contains_key(*p)) {
         let (k, w) = (k_root.join(path), w_root.join(path));
@@ -341,6 +369,7 @@ pub fn compare(kubeadm: &Side, wasmadm: &Side) -> Vec<String> {
                 out.push(format!("file {path} differs:\n{d}"));
             }
         } else if path.ends_with(".crt") {
+            counts.certificates += 1;
             let facts = |p: &Path| certificate_facts(&std::fs::read(p).unwrap_or_default());
             match (facts(&k), facts(&w)) {
                 (Ok(k), Ok(w)) if k == w => {}
@@ -357,9 +386,10 @@ pub fn compare(kubeadm: &Side, wasmadm: &Side) -> Vec<String> {
     // The API objects each tool wrote.
     for ty in OBJECT_TYPES {
         let (k, w) = (
-            objects_by(&kubeadm.node.get_json(&[ty, "-A"]), kubeadm.manager),
-            objects_by(&wasmadm.node.get_json(&[ty, "-A"]), wasmadm.manager),
+            objects_by(&kubeadm.node.get_json(&[ty, "-A", "--show-managed-fields"]), kubeadm.manager),
+            objects_by(&wasmadm.node.get_json(&[ty, "-A", "--show-managed-fields"]), wasmadm.manager),
         );
+        counts.objects.extend(k.keys().cloned());
         out.extend(diff_maps("object", &k, &w));
     }
 
@@ -369,7 +399,11 @@ pub fn compare(kubeadm: &Side, wasmadm: &Side) -> Vec<String> {
     if let Some(d) = diff_lines(&k, &w) {
         out.push(format!("console output differs (- kubeadm, + wasmadm):\n{d}"));
     }
-    out
+    counts.console_lines = k.len();
+    Comparison {
+        differences: out,
+        ..counts
+    }
 }
 
 fn read(p: &Path) -> String {

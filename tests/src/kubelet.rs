@@ -225,7 +225,9 @@ impl State {
     }
 
     fn register_node(&self) -> bool {
-        if !self.root().join("etc/kubernetes/kubelet.conf").exists() || !self.pods.contains_key("kube-apiserver") {
+        // Until the API server answers (on a control-plane node: until its static Pod runs),
+        // registration fails and is tried again on the next pass.
+        if !self.root().join("etc/kubernetes/kubelet.conf").exists() {
             return false;
         }
         let Ok(client) = self.client("/etc/kubernetes/kubelet.conf") else {

@@ -79,9 +79,10 @@ fn init_both(config: &str, flags: &[&str]) -> (Node, Ran, Node, Ran, Network) {
     (k_node, k_ran, w_node, w_ran, w_net)
 }
 
-/// The differences between the two runs, as one message (empty when none).
-fn differences(k_node: &Node, k_ran: &Ran, w_node: &Node, w_ran: &Ran) -> String {
-    compare(
+/// Compares the two runs; panics listing every difference, or when too little was compared
+/// (`at_least`: files, certificates, objects, console lines) for the comparison to mean anything.
+fn assert_same(k_node: &Node, k_ran: &Ran, w_node: &Node, w_ran: &Ran, at_least: [usize; 4]) {
+    let c = compare(
         &Side {
             node: k_node,
             stdout: &k_ran.stdout,
@@ -92,8 +93,18 @@ fn differences(k_node: &Node, k_ran: &Ran, w_node: &Node, w_ran: &Ran) -> String
             stdout: &w_ran.stdout,
             manager: "wasmadm",
         },
-    )
-    .join("\n")
+    );
+    assert!(
+        c.differences.is_empty(),
+        "wasmadm init differs from kubeadm init:\n{}",
+        c.differences.join("\n")
+    );
+    let compared = [c.files, c.certificates, c.objects.len(), c.console_lines];
+    assert!(
+        compared.iter().zip(at_least).all(|(n, min)| *n >= min),
+        "too little compared: {c:?}, expected at least {at_least:?} (files, certificates, objects, console lines)"
+    );
+    eprintln!("same as kubeadm: {c:?}");
 }
 
 /// `--discovery-token-ca-cert-hash sha256:...` from a printed join command.
@@ -118,8 +129,7 @@ fn init_matches_kubeadm_and_kubeadm_joins_the_cluster() {
     let config = configuration(&version, "", "");
     let (k_node, k_ran, w_node, w_ran, w_net) = init_both(&config, &[]);
 
-    let differences = differences(&k_node, &k_ran, &w_node, &w_ran);
-    assert!(differences.is_empty(), "wasmadm init differs from kubeadm init:\n{differences}");
+    assert_same(&k_node, &k_ran, &w_node, &w_ran, [40, 10, 28, 75]);
     drop(k_node);
 
     // The control plane wasmadm made is whole: both leader leases, ready, the admin binding.

@@ -23,6 +23,9 @@ pub const MAX_READ: u64 = 64 << 20;
 /// The permission bits a plugin may set: setuid, setgid and sticky bits are dropped.
 pub const MODE_MASK: u32 = 0o777;
 
+/// Mode of the parent directories `write` creates (`files.write` in wit/files.wit).
+const PARENT_MODE: u32 = 0o755;
+
 /// Whether a call reads or changes the file system.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
@@ -352,7 +355,7 @@ impl FsCap {
         let parent = p
             .parent()
             .ok_or_else(|| self.error(ErrorCode::IsADirectory, text, "cannot write /"))?;
-        let dir = path::open_dir_beneath(&self.root, &parent, true)
+        let dir = path::open_dir_beneath(&self.root, &parent, Some(PARENT_MODE))
             .map_err(|e| self.io_error(parent.as_str(), e))?;
         let name = p.file_name();
         let tmp = format!(".{name}.wasmadm-{}.tmp", std::process::id());
@@ -373,8 +376,24 @@ impl FsCap {
         Ok(())
     }
 
+    /// Creates a directory and its missing parents, all with `mode`, as Go's `os.MkdirAll` (and
+    /// so kubeadm) does. Besides granted paths, the parents of a granted write path may be
+    /// created (as `write` creates them): `create-dir /var/lib/kubelet` under a grant of
+    /// `/var/lib/kubelet/config.yaml`. Directories are created without following links.
     pub fn create_dir(&self, text: &str, mode: u32) -> Result<(), FileError> {
-        let p = self.authorize(text, Access::Write, true)?;
+        let p = match self.authorize(text, Access::Write, true) {
+            Ok(p) => p,
+            Err(denied) => {
+                let lexical = path::normalize(text);
+                let parent_of_grant = text.starts_with('/')
+                    && !path::is_own_process(&lexical)
+                    && self.write.iter().any(|g| g != &lexical && g.starts_with(&lexical));
+                if !parent_of_grant {
+                    return Err(denied);
+                }
+                lexical
+            }
+        };
         let mode = mode & MODE_MASK;
         self.charge(text, 0)?;
         if let Some(mut overlay) = self.overlay() {
@@ -392,7 +411,7 @@ impl FsCap {
             return Ok(()); // the root exists
         };
         let result = (|| -> io::Result<()> {
-            let dir = path::open_dir_beneath(&self.root, &parent, true)?;
+            let dir = path::open_dir_beneath(&self.root, &parent, Some(mode))?;
             match dir.create_dir(p.file_name()) {
                 Ok(()) => {}
                 // An existing directory is left as it is.
@@ -430,7 +449,7 @@ impl FsCap {
                 "files: the node's root cannot be removed",
             ));
         };
-        let dir = match path::open_dir_beneath(&self.root, &parent, false) {
+        let dir = match path::open_dir_beneath(&self.root, &parent, None) {
             Ok(dir) => dir,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(self.io_error(text, e)),

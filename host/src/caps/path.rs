@@ -177,14 +177,23 @@ fn components(path: &Path) -> Vec<String> {
 /// the root, following no symbolic link and creating missing components when `create` is true.
 /// A directory swapped for a link after the grant check makes this fail instead of leading the
 /// operation elsewhere, so a write stays inside its grant even under a race.
-pub fn open_dir_beneath(root: &Dir, dir: &NodePath, create: bool) -> io::Result<Dir> {
+pub fn open_dir_beneath(root: &Dir, dir: &NodePath, create: Option<u32>) -> io::Result<Dir> {
     use cap_fs_ext::DirExt as _;
     let mut here = root.try_clone()?;
     for part in dir.as_str().split('/').filter(|p| !p.is_empty()) {
-        if create {
+        if let Some(mode) = create {
             match here.create_dir(part) {
+                Ok(()) => {
+                    // On the new directory itself, never through a path that could be swapped.
+                    let mut opts = cap_std::fs::OpenOptions::new();
+                    use cap_std::fs::OpenOptionsExt as _;
+                    opts.read(true).custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW);
+                    use std::os::unix::fs::PermissionsExt as _;
+                    here.open_with(part, &opts)?
+                        .set_permissions(cap_std::fs::Permissions::from_std(std::fs::Permissions::from_mode(mode)))?;
+                }
                 Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
-                _ => {}
+                Err(_) => {}
             }
         }
         here = here.open_dir_nofollow(part)?;

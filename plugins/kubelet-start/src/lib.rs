@@ -97,6 +97,8 @@ impl Plugin for KubeletStart {
         print(&format!(
             "[kubelet-start] Writing kubelet environment file with flags to file {FLAGS_ENV_FILE:?}"
         ));
+        // kubeadm's os.MkdirAll(/var/lib/kubelet, 0700): its missing parents get 0700 too.
+        files::create_dir("/var/lib/kubelet", 0o700)?;
         files::write(FLAGS_ENV_FILE, files_.flags_env.as_bytes(), 0o644)?;
         if let Some(instance) = &files_.instance_config {
             print(&format!(
