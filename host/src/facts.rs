@@ -36,10 +36,17 @@ mod tests {
         let node = tempfile::tempdir().expect("tmp");
         let machine = hostname(Path::new("/nonexistent-root"));
         assert!(!machine.is_empty());
-        assert_eq!(hostname(node.path()), machine, "no proc/ under the root: the machine's");
+        assert_eq!(
+            hostname(node.path()),
+            machine,
+            "no proc/ under the root: the machine's"
+        );
         std::fs::create_dir_all(node.path().join("proc/sys/kernel")).expect("mkdir");
         std::fs::write(node.path().join("proc/sys/kernel/hostname"), "fixture-node\n").expect("write");
         assert_eq!(hostname(node.path()), "fixture-node");
-        assert_eq!(inputs(node.path()), [("node.hostname".to_string(), "fixture-node".to_string())]);
+        assert_eq!(
+            inputs(node.path()),
+            [("node.hostname".to_string(), "fixture-node".to_string())]
+        );
     }
 }

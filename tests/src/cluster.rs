@@ -151,7 +151,10 @@ impl Node {
             .arg(self.root.path())
             .args(["--cluster", "kubeconfig"])
             .args(args)
-            .env("WASMADM_CACHE_DIR", std::env::temp_dir().join("wasmadm-test-cache"));
+            .env(
+                "WASMADM_CACHE_DIR",
+                std::env::temp_dir().join("wasmadm-test-cache"),
+            );
         cmd
     }
 
@@ -197,7 +200,8 @@ impl Node {
     pub fn kubectl(&self, args: &[&str]) -> String {
         let mut cmd = self.command(self.assets.join("kubectl"));
         if !args.iter().any(|a| a.starts_with("--kubeconfig")) {
-            cmd.arg("--kubeconfig").arg(self.path("/etc/kubernetes/admin.conf"));
+            cmd.arg("--kubeconfig")
+                .arg(self.path("/etc/kubernetes/admin.conf"));
         }
         let what = format!("kubectl {}", args.join(" "));
         self.run(&what, cmd.args(args), Duration::from_secs(60))
@@ -222,7 +226,11 @@ impl Node {
             if let Some(v) = check() {
                 return v;
             }
-            assert!(started.elapsed() < timeout, "node {}: {what}: not after {timeout:?}", self.name);
+            assert!(
+                started.elapsed() < timeout,
+                "node {}: {what}: not after {timeout:?}",
+                self.name
+            );
             std::thread::sleep(Duration::from_millis(200));
         }
     }

@@ -24,9 +24,10 @@ pub struct Allowed {
 /// The intended differences from kubeadm.
 pub const ALLOWED: &[Allowed] = &[Allowed {
     area: "console",
-    from: r"\bwasmadm join\b",
-    to: "kubeadm join",
-    reason: "the printed join command runs wasmadm, which joins as kubeadm does",
+    from: r"\bwasmadm (join|init phase)\b",
+    to: "kubeadm $1",
+    reason: "the commands printed for the operator (join, re-upload the certificates) run wasmadm, \
+             which does what kubeadm's do",
 }];
 
 /// Files of a node that are not the tool's output: etcd's data, the kubelet's own files.
@@ -97,7 +98,10 @@ pub fn allowed(area: &str, text: &str) -> String {
         .iter()
         .filter(|a| a.area == area)
         .fold(text.to_string(), |t, a| {
-            Regex::new(a.from).expect("allow-list regex").replace_all(&t, a.to).into_owned()
+            Regex::new(a.from)
+                .expect("allow-list regex")
+                .replace_all(&t, a.to)
+                .into_owned()
         })
 }
 
@@ -138,7 +142,12 @@ pub fn certificate_facts(pem: &[u8]) -> Result<BTreeMap<&'static str, String>, S
             Ok(x509_parser::public_key::PublicKey::EC(ec)) => format!(
                 "EC-{} {}",
                 ec.key_size(),
-                key.algorithm.parameters.as_ref().and_then(|p| p.as_oid().ok()).map(|o| o.to_id_string()).unwrap_or_default()
+                key.algorithm
+                    .parameters
+                    .as_ref()
+                    .and_then(|p| p.as_oid().ok())
+                    .map(|o| o.to_id_string())
+                    .unwrap_or_default()
             ),
             Ok(_) | Err(_) => key.algorithm.algorithm.to_id_string(),
         },
@@ -155,11 +164,18 @@ pub fn certificate_facts(pem: &[u8]) -> Result<BTreeMap<&'static str, String>, S
                 facts.insert("extendedKeyUsage", format!("{eku:?}"));
             }
             ParsedExtension::BasicConstraints(bc) => {
-                facts.insert("basicConstraints", format!("CA:{} pathlen:{:?}", bc.ca, bc.path_len_constraint));
+                facts.insert(
+                    "basicConstraints",
+                    format!("CA:{} pathlen:{:?}", bc.ca, bc.path_len_constraint),
+                );
             }
             _ => {}
         }
-        extensions.push(format!("{}{}", ext.oid.to_id_string(), if ext.critical { " critical" } else { "" }));
+        extensions.push(format!(
+            "{}{}",
+            ext.oid.to_id_string(),
+            if ext.critical { " critical" } else { "" }
+        ));
     }
     extensions.sort();
     facts.insert("subjectAltName", sans.join(", "));
@@ -208,8 +224,38 @@ pub const OBJECT_TYPES: [&str; 11] = [
 /// `managedFields`), normalized: server-set metadata and status removed, Secrets' data reduced to
 /// their keys, certificates, keys and signatures masked. Keyed by `Kind namespace/name`.
 pub fn objects_by(list: &Value, manager: &str) -> BTreeMap<String, Value> {
+    // Owners named at random (upload-certs' two-hour token) are compared as one placeholder.
+    let random_owners: BTreeSet<String> = list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|i| i["metadata"]["ownerReferences"].as_array().into_iter().flatten())
+        .filter_map(|o| o["name"].as_str())
+        .filter(|n| n.starts_with("bootstrap-token-"))
+        .map(str::to_string)
+        .collect();
     let mut out = BTreeMap::new();
     for item in list["items"].as_array().into_iter().flatten() {
+        let mut item = item.clone();
+        if item["metadata"]["name"]
+            .as_str()
+            .is_some_and(|n| random_owners.contains(n))
+        {
+            item["metadata"]["name"] = Value::String("bootstrap-token-<owner>".into());
+        }
+        for owner in item["metadata"]["ownerReferences"]
+            .as_array_mut()
+            .into_iter()
+            .flatten()
+        {
+            if owner["name"].as_str().is_some_and(|n| random_owners.contains(n)) {
+                owner["name"] = Value::String("bootstrap-token-<owner>".into());
+            }
+            if let Some(o) = owner.as_object_mut() {
+                o.remove("uid");
+            }
+        }
+        let item = &item;
         let managed = item["metadata"]["managedFields"]
             .as_array()
             .is_some_and(|m| m.iter().any(|f| f["manager"] == manager));
@@ -231,11 +277,21 @@ fn normalize(item: &Value) -> Value {
     let mut v = item.clone();
     let kind = v["kind"].as_str().unwrap_or_default().to_string();
     if let Some(meta) = v["metadata"].as_object_mut() {
-        for k in ["uid", "resourceVersion", "creationTimestamp", "managedFields", "generation", "selfLink"] {
+        for k in [
+            "uid",
+            "resourceVersion",
+            "creationTimestamp",
+            "managedFields",
+            "generation",
+            "selfLink",
+        ] {
             meta.remove(k);
         }
         if let Some(annotations) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
-            for k in ["deprecated.daemonset.template.generation", "deployment.kubernetes.io/revision"] {
+            for k in [
+                "deprecated.daemonset.template.generation",
+                "deployment.kubernetes.io/revision",
+            ] {
                 annotations.remove(k);
             }
             if annotations.is_empty() {
@@ -255,9 +311,22 @@ fn normalize(item: &Value) -> Value {
             v["data"] = Value::Array(keys.into_iter().map(Value::String).collect());
         }
         "Node" => {
+            // The node lifecycle controller's taints (`node.kubernetes.io/not-ready`, ...) come
+            // and go with the Node's status, not with what the tool did.
+            let taints: Vec<Value> = v["spec"]["taints"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|t| {
+                    !t["key"]
+                        .as_str()
+                        .is_some_and(|k| k.starts_with("node.kubernetes.io/"))
+                })
+                .cloned()
+                .collect();
             v = serde_json::json!({
                 "labels": v["metadata"]["labels"],
-                "taints": v["spec"]["taints"],
+                "taints": taints,
             });
         }
         _ => {}
@@ -292,7 +361,11 @@ fn mask_values(v: &mut Value) {
 }
 
 /// Differences between two maps of normalized objects (or files), one line each.
-pub fn diff_maps(what: &str, kubeadm: &BTreeMap<String, Value>, wasmadm: &BTreeMap<String, Value>) -> Vec<String> {
+pub fn diff_maps(
+    what: &str,
+    kubeadm: &BTreeMap<String, Value>,
+    wasmadm: &BTreeMap<String, Value>,
+) -> Vec<String> {
     let mut out = Vec::new();
     for (k, v) in kubeadm {
         match wasmadm.get(k) {
@@ -355,7 +428,9 @@ pub fn compare(kubeadm: &Side, wasmadm: &Side) -> Comparison {
     // The files written, with their modes.
     let (k_files, w_files) = (files(k_root), files(w_root));
     let as_values = |m: &BTreeMap<String, u32>| -> BTreeMap<String, Value> {
-        m.iter().map(|(k, v)| (k.clone(), Value::String(format!("{v:o}")))).collect()
+        m.iter()
+            .map(|(k, v)| (k.clone(), Value::String(format!("{v:o}"))))
+            .collect()
     };
     out.extend(diff_maps("file", &as_values(&k_files), &as_values(&w_files)));
     counts.files = k_files.len();
@@ -373,12 +448,16 @@ pub fn compare(kubeadm: &Side, wasmadm: &Side) -> Comparison {
             let facts = |p: &Path| certificate_facts(&std::fs::read(p).unwrap_or_default());
             match (facts(&k), facts(&w)) {
                 (Ok(k), Ok(w)) if k == w => {}
-                (k, w) => out.push(format!("certificate {path} differs:\n  kubeadm: {k:?}\n  wasmadm: {w:?}")),
+                (k, w) => out.push(format!(
+                    "certificate {path} differs:\n  kubeadm: {k:?}\n  wasmadm: {w:?}"
+                )),
             }
         } else if path.starts_with("etc/kubernetes/") && path.ends_with(".conf") {
             let (k, w) = (kubeconfig_structure(&read(&k)), kubeconfig_structure(&read(&w)));
             if k != w {
-                out.push(format!("kubeconfig {path} differs:\n  kubeadm: {k}\n  wasmadm: {w}"));
+                out.push(format!(
+                    "kubeconfig {path} differs:\n  kubeadm: {k}\n  wasmadm: {w}"
+                ));
             }
         }
     }
@@ -386,8 +465,14 @@ pub fn compare(kubeadm: &Side, wasmadm: &Side) -> Comparison {
     // The API objects each tool wrote.
     for ty in OBJECT_TYPES {
         let (k, w) = (
-            objects_by(&kubeadm.node.get_json(&[ty, "-A", "--show-managed-fields"]), kubeadm.manager),
-            objects_by(&wasmadm.node.get_json(&[ty, "-A", "--show-managed-fields"]), wasmadm.manager),
+            objects_by(
+                &kubeadm.node.get_json(&[ty, "-A", "--show-managed-fields"]),
+                kubeadm.manager,
+            ),
+            objects_by(
+                &wasmadm.node.get_json(&[ty, "-A", "--show-managed-fields"]),
+                wasmadm.manager,
+            ),
         );
         counts.objects.extend(k.keys().cloned());
         out.extend(diff_maps("object", &k, &w));

@@ -123,7 +123,8 @@ fn serve_healthz(netns: &str, shared: &Shared) {
                 let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
                 let mut buf = [0u8; 1024];
                 let _ = stream.read(&mut buf);
-                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+                let _ =
+                    stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
             }
             Err(_) => std::thread::sleep(Duration::from_millis(20)),
         }
@@ -188,13 +189,8 @@ impl State {
                     }
                     self.pods.remove(name);
                     let process = self.start_pod(name);
-                    self.pods.insert(
-                        name.to_string(),
-                        RunningPod {
-                            manifest: m,
-                            process,
-                        },
-                    );
+                    self.pods
+                        .insert(name.to_string(), RunningPod { manifest: m, process });
                 }
                 (None, None) => {}
             }
@@ -242,7 +238,13 @@ impl State {
                 "beta.kubernetes.io/os": "linux", "beta.kubernetes.io/arch": "amd64",
             }},
         });
-        match send(&self.runtime, &client, http::Method::POST, "/api/v1/nodes", Some(node)) {
+        match send(
+            &self.runtime,
+            &client,
+            http::Method::POST,
+            "/api/v1/nodes",
+            Some(node),
+        ) {
             Ok(_) => true,
             Err(e) => e.contains("already exists"),
         }
@@ -261,7 +263,10 @@ impl State {
         let name = &self.spec.node_name;
         let pki = root.join("var/lib/kubelet/pki");
         std::fs::create_dir_all(&pki).map_err(|e| e.to_string())?;
-        let (key, csr) = (pki.join("kubelet-client.key.tmp"), pki.join("kubelet-client.csr.tmp"));
+        let (key, csr) = (
+            pki.join("kubelet-client.key.tmp"),
+            pki.join("kubelet-client.csr.tmp"),
+        );
         crate::openssl(&[
             "req",
             "-new",
@@ -278,7 +283,8 @@ impl State {
             &format!("/O=system:nodes/CN=system:node:{name}"),
         ]);
         use base64::Engine as _;
-        let request = base64::engine::general_purpose::STANDARD.encode(std::fs::read(&csr).map_err(|e| e.to_string())?);
+        let request =
+            base64::engine::general_purpose::STANDARD.encode(std::fs::read(&csr).map_err(|e| e.to_string())?);
         let csr_name = format!("node-csr-{name}-{}", std::process::id());
         let client = self.client("/etc/kubernetes/bootstrap-kubelet.conf")?;
         let body = serde_json::json!({
@@ -292,12 +298,19 @@ impl State {
             },
         });
         let path = "/apis/certificates.k8s.io/v1/certificatesigningrequests";
-        send(&self.runtime, &client, http::Method::POST, path, Some(body))
-            .map_err(|e| format!("kubelet TLS bootstrap: creating CSR {csr_name} with bootstrap-kubelet.conf: {e}"))?;
+        send(&self.runtime, &client, http::Method::POST, path, Some(body)).map_err(|e| {
+            format!("kubelet TLS bootstrap: creating CSR {csr_name} with bootstrap-kubelet.conf: {e}")
+        })?;
         let deadline = Instant::now() + Duration::from_secs(60);
         let certificate = loop {
-            let csr = send(&self.runtime, &client, http::Method::GET, &format!("{path}/{csr_name}"), None)
-                .map_err(|e| format!("kubelet TLS bootstrap: reading CSR {csr_name}: {e}"))?;
+            let csr = send(
+                &self.runtime,
+                &client,
+                http::Method::GET,
+                &format!("{path}/{csr_name}"),
+                None,
+            )
+            .map_err(|e| format!("kubelet TLS bootstrap: reading CSR {csr_name}: {e}"))?;
             let csr: serde_json::Value = serde_json::from_str(&csr).map_err(|e| e.to_string())?;
             if let Some(cert) = csr["status"]["certificate"].as_str().filter(|c| !c.is_empty()) {
                 break base64::engine::general_purpose::STANDARD
@@ -345,9 +358,14 @@ impl State {
 
 /// A client with the credentials of the kubeconfig at node path `kubeconfig` under `root`; file
 /// references in it are node paths, mapped under `root`.
-pub fn client(runtime: &tokio::runtime::Runtime, root: &Path, kubeconfig: &str) -> Result<kube::Client, String> {
+pub fn client(
+    runtime: &tokio::runtime::Runtime,
+    root: &Path,
+    kubeconfig: &str,
+) -> Result<kube::Client, String> {
     let path = root.join(kubeconfig.trim_start_matches('/'));
-    let mut kc = kube::config::Kubeconfig::read_from(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut kc =
+        kube::config::Kubeconfig::read_from(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     let node_file = |p: &mut Option<String>| {
         if let Some(file) = p.as_mut() {
             *file = root.join(file.trim_start_matches('/')).display().to_string();

@@ -79,7 +79,15 @@ impl Network {
         ip(&["link", "set", &outer, "up"]);
         ip(&["link", "set", &inner, "netns", &name]);
         ip(&["-n", &name, "link", "set", &inner, "name", "eth0"]);
-        ip(&["-n", &name, "addr", "add", &format!("{address}/24"), "dev", "eth0"]);
+        ip(&[
+            "-n",
+            &name,
+            "addr",
+            "add",
+            &format!("{address}/24"),
+            "dev",
+            "eth0",
+        ]);
         ip(&["-n", &name, "link", "set", "eth0", "up"]);
         ip(&["-n", &name, "link", "set", "lo", "up"]);
         // kubeadm and wasmadm look for the default route's interface; it leads nowhere else.

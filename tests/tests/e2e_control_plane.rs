@@ -30,14 +30,14 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 const TOKEN: &str = "abcdef.0123456789abcdef";
 
-/// The configuration both tools get, with `init_extra` in the InitConfiguration and
+/// The configuration both tools get, with `node_extra` in its nodeRegistration and
 /// `cluster_extra` in the ClusterConfiguration.
-fn configuration(version: &str, init_extra: &str, cluster_extra: &str) -> String {
+fn configuration(version: &str, node_extra: &str, cluster_extra: &str) -> String {
     format!(
         "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\n\
          localAPIEndpoint: {{advertiseAddress: 10.200.0.2, bindPort: 6443}}\n\
          nodeRegistration:\n  name: n1\n  criSocket: unix:///var/run/containerd/containerd.sock\n\
-         bootstrapTokens:\n- token: {TOKEN}\n{init_extra}---\n\
+         {node_extra}bootstrapTokens:\n- token: {TOKEN}\n---\n\
          apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\nkubernetesVersion: {version}\n\
          {cluster_extra}"
     )
@@ -47,6 +47,17 @@ fn configuration(version: &str, init_extra: &str, cluster_extra: &str) -> String
 /// plane, at the same time; returns (kubeadm's node, its run, wasmadm's node, its run, wasmadm's
 /// network, which later nodes can join).
 fn init_both(config: &str, flags: &[&str]) -> (Node, Ran, Node, Ran, Network) {
+    init_both_with(config, flags, "preflight", None)
+}
+
+/// [`init_both`] with `--skip-phases skip` (which replaces the file's `skipPhases`, in both tools),
+/// and wasmadm with `pipeline` (the text of a pipeline file) instead of the default.
+fn init_both_with(
+    config: &str,
+    flags: &[&str],
+    skip: &str,
+    pipeline: Option<&str>,
+) -> (Node, Ran, Node, Ran, Network) {
     let (k_net, w_net) = (Network::new(), Network::new());
     let (mut k_node, mut w_node) = (
         Node::new(&k_net, "n1", "10.200.0.2"),
@@ -57,11 +68,17 @@ fn init_both(config: &str, flags: &[&str]) -> (Node, Ran, Node, Ran, Network) {
         node.start_kubelet();
     }
     // The preflight checks are about the test machine, not the control plane.
-    let mut k_args = vec!["init", "--config", "/kubeadm.yaml", "--skip-phases", "preflight"];
+    let mut k_args = vec!["init", "--config", "/kubeadm.yaml", "--skip-phases", skip];
     k_args.extend_from_slice(flags);
     let w_config = w_node.path("/kubeadm.yaml").display().to_string();
-    let mut w_args = vec!["init", "--config", &w_config, "--skip-phases", "preflight"];
+    let mut w_args = vec!["init", "--config", &w_config, "--skip-phases", skip];
     w_args.extend_from_slice(flags);
+    let pipeline_file = w_node.logs.path().join("pipeline.yaml");
+    let pipeline_arg = pipeline_file.display().to_string();
+    if let Some(text) = pipeline {
+        std::fs::write(&pipeline_file, text).expect("pipeline");
+        w_args.extend_from_slice(&["--pipeline", &pipeline_arg]);
+    }
     let timeout = Duration::from_secs(300);
     let (k_ran, w_ran) = std::thread::scope(|s| {
         let k = s.spawn(|| k_node.run("kubeadm init", &mut k_node.kubeadm(&k_args), timeout));
@@ -72,7 +89,7 @@ fn init_both(config: &str, flags: &[&str]) -> (Node, Ran, Node, Ran, Network) {
         )
     });
     let k_ran = k_ran.expect_ok("kubeadm init");
-    let w_ran = w_ran.expect_ok("wasmadm init");
+    let w_ran = w_ran.expect_ok(&format!("wasmadm init (kubeadm printed:\n{})", k_ran.stdout));
     // The Node is the kubelet's; both tools wait for it, so it exists once they finished.
     assert!(k_node.registered() && w_node.registered());
     drop(k_net);
@@ -130,6 +147,17 @@ fn init_matches_kubeadm_and_kubeadm_joins_the_cluster() {
     let (k_node, k_ran, w_node, w_ran, w_net) = init_both(&config, &[]);
 
     assert_same(&k_node, &k_ran, &w_node, &w_ran, [40, 10, 28, 75]);
+    // ServiceAccounts carry no field beyond their name, so no field manager names their creator.
+    for node in [&k_node, &w_node] {
+        node.kubectl(&[
+            "get",
+            "serviceaccount",
+            "coredns",
+            "kube-proxy",
+            "-n",
+            "kube-system",
+        ]);
+    }
     drop(k_node);
 
     // The control plane wasmadm made is whole: both leader leases, ready, the admin binding.
@@ -187,4 +215,105 @@ fn init_matches_kubeadm_and_kubeadm_joins_the_cluster() {
         let nodes = w_node.kubectl(&["get", "nodes", "-o", "name"]);
         (nodes.contains("node/n1") && nodes.contains("node/n2")).then_some(())
     });
+}
+
+/// A fixed certificate key, so that kubeadm can download what wasmadm uploaded.
+const CERTIFICATE_KEY: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+#[test]
+#[cfg_attr(
+    not(kubebuilder_assets),
+    ignore = "skipped: needs KUBEBUILDER_ASSETS with etcd, kube-apiserver, kube-controller-manager, \
+              kube-scheduler, kubeadm and kubectl when the tests are built (README, \"End-to-end tests\")"
+)]
+fn ecdsa_endpoint_sans_subnets_and_uploaded_certs_match_kubeadm() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let version = kubernetes_version(&wasmadm_tests::cluster::assets());
+    let config = configuration(
+        &version,
+        "  taints: []\n",
+        "encryptionAlgorithm: ECDSA-P256\ncontrolPlaneEndpoint: 10.200.0.2:6443\n\
+         apiServer:\n  certSANs: [extra.example.com, 10.200.0.100]\n\
+         networking: {serviceSubnet: 10.97.0.0/16, dnsDomain: cluster.test}\n",
+    );
+    // kubeadm takes the key from the file only: `--certificate-key` is refused with `--config`.
+    let config = config.replace(
+        "bootstrapTokens:",
+        &format!("certificateKey: {CERTIFICATE_KEY}\nbootstrapTokens:"),
+    );
+    let flags = ["--upload-certs"];
+    let (k_node, k_ran, w_node, w_ran, w_net) = init_both(&config, &flags);
+    assert_same(&k_node, &k_ran, &w_node, &w_ran, [40, 10, 29, 75]);
+    drop(k_node);
+
+    // kubeadm's own download-certs decrypts what wasmadm uploaded: the CA keys and sa.key.
+    let joining = Node::new(&w_net, "n3", "10.200.0.4");
+    let pin = ca_pin(&w_ran.stdout);
+    joining
+        .run(
+            "kubeadm join phase control-plane-prepare download-certs",
+            &mut joining.kubeadm(&[
+                "join",
+                "phase",
+                "control-plane-prepare",
+                "download-certs",
+                "10.200.0.2:6443",
+                "--control-plane",
+                "--certificate-key",
+                CERTIFICATE_KEY,
+                "--token",
+                TOKEN,
+                "--discovery-token-ca-cert-hash",
+                &pin,
+            ]),
+            Duration::from_secs(120),
+        )
+        .expect_ok("kubeadm download-certs");
+    for file in [
+        "ca.crt",
+        "ca.key",
+        "sa.key",
+        "sa.pub",
+        "front-proxy-ca.crt",
+        "front-proxy-ca.key",
+        "etcd/ca.crt",
+        "etcd/ca.key",
+    ] {
+        let path = format!("/etc/kubernetes/pki/{file}");
+        let (theirs, ours) = (
+            std::fs::read(joining.path(&path)),
+            std::fs::read(w_node.path(&path)),
+        );
+        assert!(
+            matches!((&theirs, &ours), (Ok(a), Ok(b)) if a == b),
+            "{file}: kubeadm downloaded {theirs:?}, wasmadm uploaded {ours:?}"
+        );
+    }
+}
+
+#[test]
+#[cfg_attr(
+    not(kubebuilder_assets),
+    ignore = "skipped: needs KUBEBUILDER_ASSETS with etcd, kube-apiserver, kube-controller-manager, \
+              kube-scheduler, kubeadm and kubectl when the tests are built (README, \"End-to-end tests\")"
+)]
+fn extra_args_volumes_component_configs_and_a_skipped_addon_match_kubeadm() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let version = kubernetes_version(&wasmadm_tests::cluster::assets());
+    let fixture = wasmadm_tests::fixture("reference/extra-args/init-config.yaml");
+    let config = std::fs::read_to_string(&fixture).expect("fixture").replace(
+        "kubernetesVersion: v1.36.2",
+        &format!("kubernetesVersion: {version}"),
+    );
+    // The controller-manager binds 0.0.0.0 (extraArgs): kubeadm then checks
+    // https://0.0.0.0:10257/healthz, and wasmadm's pipeline must grant that URL (grants are exact).
+    let pipeline = wasmadm::config::pipeline::Pipeline::DEFAULT_YAML.replace(
+        "        - url: https://127.0.0.1:10257/healthz\n          tls: insecure\n",
+        "        - url: https://0.0.0.0:10257/healthz\n          tls: insecure\n",
+    );
+    assert_ne!(pipeline, wasmadm::config::pipeline::Pipeline::DEFAULT_YAML);
+    let (k_node, k_ran, w_node, w_ran, _net) =
+        init_both_with(&config, &[], "preflight,addon/kube-proxy", Some(&pipeline));
+    // No kube-proxy: 6 objects fewer than the default configuration.
+    assert_same(&k_node, &k_ran, &w_node, &w_ran, [40, 10, 22, 70]);
 }

@@ -349,7 +349,11 @@ fn default_pipeline_grants_exactly_what_the_plugins_ask_for() {
             wasmadm::runtime::runner::load_and_describe(wasmadm_tests::runtime(), dir.clone(), spec)
                 .expect("describe");
         let asked = Grants::from_request(&planned.info.needs).expect("request");
-        assert_eq!(permissions(&spec.grants.requestable()), permissions(&asked), "{name}");
+        assert_eq!(
+            permissions(&spec.grants.requestable()),
+            permissions(&asked),
+            "{name}"
+        );
         assert!(!permissions(&asked).is_empty(), "{name} asks for something");
     }
 }

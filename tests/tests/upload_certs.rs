@@ -401,7 +401,7 @@ fn the_join_command_carries_the_uploaded_key_for_control_plane_nodes() {
     let text = out.stdout.join("\n");
     assert!(
         text.contains(
-            "You can now join any number of the control-plane node running the following command on each as root:\n\n  \
+            "You can now join any number of control-plane nodes running the following command on each as root:\n\n  \
              wasmadm join cp.example:6443 --token abcdef.0123456789abcdef \\\n\t--discovery-token-ca-cert-hash sha256:"
         ),
         "{text}"

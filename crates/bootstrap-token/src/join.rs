@@ -95,7 +95,7 @@ Run \"kubectl apply -f [podnetwork].yaml\" with one of the options listed at:
 ";
 
 const CONTROL_PLANE_UPLOADED: &str = "\
-You can now join any number of the control-plane node running the following command on each as root:
+You can now join any number of control-plane nodes running the following command on each as root:
 
   COMMAND
 
@@ -200,7 +200,7 @@ mod tests {
     fn init_message_with_uploaded_certificates() {
         let text = init_done_message("/etc/kubernetes/admin.conf", &command(None), true, Some("k3y"));
         let expected = "\n\
-            You can now join any number of the control-plane node running the following command on each as root:\n\
+            You can now join any number of control-plane nodes running the following command on each as root:\n\
             \n  wasmadm join 10.200.0.2:6443 --token abcdef.0123456789abcdef \\\n\t--discovery-token-ca-cert-hash sha256:2ccf \\\n\t--control-plane --certificate-key k3y\n\
             \n\
             Please note that the certificate-key gives access to cluster sensitive data, keep it secret!\n\

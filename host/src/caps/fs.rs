@@ -387,7 +387,10 @@ impl FsCap {
                 let lexical = path::normalize(text);
                 let parent_of_grant = text.starts_with('/')
                     && !path::is_own_process(&lexical)
-                    && self.write.iter().any(|g| g != &lexical && g.starts_with(&lexical));
+                    && self
+                        .write
+                        .iter()
+                        .any(|g| g != &lexical && g.starts_with(&lexical));
                 if !parent_of_grant {
                     return Err(denied);
                 }

@@ -387,9 +387,15 @@ mod tests {
             cap.authorize(&own, "get", &ty("secrets"), Some("kube-system"), Some("a"))
                 .is_err()
         );
-        assert!(cap.authorize(&own, "list", &ty("configmaps"), None, None).is_err());
+        assert!(
+            cap.authorize(&own, "list", &ty("configmaps"), None, None)
+                .is_err()
+        );
         assert!(cap.authorize(&own, "get", &ty("nodes"), None, Some("n1")).is_ok());
-        assert!(cap.authorize(&own, "get", &ty("nodes"), None, Some("n2")).is_err());
+        assert!(
+            cap.authorize(&own, "get", &ty("nodes"), None, Some("n2"))
+                .is_err()
+        );
         let denied = cap
             .authorize(&own, "get", &ty("secrets"), Some("kube-system"), Some("s"))
             .expect_err("denied");
@@ -413,7 +419,9 @@ mod tests {
         };
         let mut lying = ty("secrets");
         lying.namespaced = false;
-        let err = cap.authorize(&own, "list", &lying, None, None).expect_err("refused");
+        let err = cap
+            .authorize(&own, "list", &lying, None, None)
+            .expect_err("refused");
         assert_eq!(err.code, ApiErrorCode::Invalid);
         assert!(
             err.message.contains("secrets is namespaced, not cluster-scoped"),
@@ -440,8 +448,18 @@ mod tests {
     #[test]
     fn rules_naming_a_kubeconfig_apply_only_to_its_client() {
         let super_admin = "/etc/kubernetes/super-admin.conf";
-        let crb = ResourceType::v1("rbac.authorization.k8s.io", "ClusterRoleBinding", "clusterrolebindings", false);
-        let mut bind = rule(&["create"], &["clusterrolebindings"], &[], &["kubeadm:cluster-admins"]);
+        let crb = ResourceType::v1(
+            "rbac.authorization.k8s.io",
+            "ClusterRoleBinding",
+            "clusterrolebindings",
+            false,
+        );
+        let mut bind = rule(
+            &["create"],
+            &["clusterrolebindings"],
+            &[],
+            &["kubeadm:cluster-admins"],
+        );
         bind.api_groups = vec![crb.group.clone()];
         bind.kubeconfig =
             Some(crate::config::pipeline::GrantPath::try_from(super_admin.to_string()).expect("path"));
@@ -463,9 +481,19 @@ mod tests {
             .authorize(&elevated, "get", &cm, Some("kube-system"), Some("x"))
             .expect_err("the run's rules are not the elevated client's");
         assert!(denied.message.contains(super_admin), "{}", denied.message);
-        assert!(cap.authorize(&own, "get", &cm, Some("kube-system"), Some("x")).is_ok());
-        let other = cap.connect_as("/etc/kubernetes/admin.conf").err().expect("not granted");
+        assert!(
+            cap.authorize(&own, "get", &cm, Some("kube-system"), Some("x"))
+                .is_ok()
+        );
+        let other = cap
+            .connect_as("/etc/kubernetes/admin.conf")
+            .err()
+            .expect("not granted");
         assert_eq!(other.code, ApiErrorCode::Denied);
-        assert!(other.message.contains("kubeconfig: /etc/kubernetes/admin.conf"), "{}", other.message);
+        assert!(
+            other.message.contains("kubeconfig: /etc/kubernetes/admin.conf"),
+            "{}",
+            other.message
+        );
     }
 }

@@ -190,7 +190,9 @@ pub fn open_dir_beneath(root: &Dir, dir: &NodePath, create: Option<u32>) -> io::
                     opts.read(true).custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW);
                     use std::os::unix::fs::PermissionsExt as _;
                     here.open_with(part, &opts)?
-                        .set_permissions(cap_std::fs::Permissions::from_std(std::fs::Permissions::from_mode(mode)))?;
+                        .set_permissions(cap_std::fs::Permissions::from_std(
+                            std::fs::Permissions::from_mode(mode),
+                        ))?;
                 }
                 Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
                 Err(_) => {}

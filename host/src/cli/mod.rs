@@ -2,17 +2,17 @@
 //! the rest of the library. It lives in the library (the binary only calls [`main`]) so that the
 //! integration tests can build the same command under another name and run it as users do.
 
-use anyhow::{Context as _, Result};
-use clap::{Args, Parser, Subcommand, ValueEnum};
-use std::path::{Path, PathBuf};
-use std::process::ExitCode;
-use std::sync::Arc;
 use crate::caps::log::Console;
 use crate::cluster::{Cluster, memory::MemoryCluster, real::RealCluster};
 use crate::config::kubeadm::{self, ConfigError, Flags};
 use crate::config::pipeline::{Pipeline, PipelineError, Role};
 use crate::runtime::runner::load_and_describe;
 use crate::runtime::{Command, RunError, RunSpec, Runner, Runtime};
+use anyhow::{Context as _, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
 
 mod token_cli;
 
@@ -478,7 +478,12 @@ fn validate(path: &Path) -> Result<()> {
     } else {
         Command::Init
     };
-    kubeadm::resolve(Some(path), command, &Flags::default(), &crate::facts::hostname(Path::new("/")))?;
+    kubeadm::resolve(
+        Some(path),
+        command,
+        &Flags::default(),
+        &crate::facts::hostname(Path::new("/")),
+    )?;
     println!("ok");
     Ok(())
 }
@@ -529,7 +534,10 @@ fn run_pipeline(
         && only.is_none()
         && let Some(cluster) = &config.cluster
     {
-        console.out(&format!("[init] Using Kubernetes version: {}", cluster.kubernetes_version));
+        console.out(&format!(
+            "[init] Using Kubernetes version: {}",
+            cluster.kubernetes_version
+        ));
     }
     let spec = RunSpec {
         command,

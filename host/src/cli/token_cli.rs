@@ -1,11 +1,11 @@
 //! `wasmadm token ...`: argument handling and printing over [`crate::token`].
 
+use crate::cluster::Cluster;
+use crate::token::{self, CreateOptions};
 use anyhow::Result;
 use clap::{Subcommand, ValueEnum};
 use kubeadm_bootstrap_token::{DEFAULT_GROUP, Token, clock};
 use std::sync::Arc;
-use crate::cluster::Cluster;
-use crate::token::{self, CreateOptions};
 
 #[derive(Subcommand)]
 pub enum TokenCmd {

@@ -187,7 +187,11 @@ fn to_body(object: &DynamicObject) -> Result<Vec<u8>, ApiError> {
 impl Cluster for RealCluster {
     fn with_credentials(self: Arc<Self>, kubeconfig: &Path) -> Result<Arc<dyn Cluster>, ApiError> {
         let other = RealCluster::new(kubeconfig.to_path_buf()).map_err(|e| {
-            ApiError::new(ApiErrorCode::Unavailable, 0, format!("cannot start an API client: {e}"))
+            ApiError::new(
+                ApiErrorCode::Unavailable,
+                0,
+                format!("cannot start an API client: {e}"),
+            )
         })?;
         Ok(Arc::new(other))
     }

@@ -45,7 +45,8 @@ pub struct InitFlags {
     pub image_repository: Option<String>,
     /// `--upload-certs` (allowed with --config, as in kubeadm).
     pub upload_certs: bool,
-    /// `--certificate-key`: sets `certificateKey` (allowed with --config, as in kubeadm).
+    /// `--certificate-key`: sets `certificateKey` (refused with --config, as in kubeadm, which
+    /// wants it in the file).
     pub certificate_key: Option<String>,
     /// `--skip-certificate-key-print`.
     pub skip_certificate_key_print: bool,
@@ -76,6 +77,7 @@ impl InitFlags {
         add(self.service_cidr.is_some(), "service-cidr");
         add(self.service_dns_domain.is_some(), "service-dns-domain");
         add(self.image_repository.is_some(), "image-repository");
+        add(self.certificate_key.is_some(), "certificate-key");
         names
     }
 

@@ -722,7 +722,12 @@ impl Grants {
     /// for other credentials): what a plugin's `describe()` can be compared with.
     pub fn requestable(&self) -> Self {
         Self {
-            kube: self.kube.iter().filter(|r| r.kubeconfig.is_none()).cloned().collect(),
+            kube: self
+                .kube
+                .iter()
+                .filter(|r| r.kubeconfig.is_none())
+                .cloned()
+                .collect(),
             health: Vec::new(),
             ..self.clone()
         }

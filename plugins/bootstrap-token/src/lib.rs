@@ -251,7 +251,9 @@ impl Plugin for BootstrapToken {
         );
         info.needs.files_read = vec![ADMIN_CONF.into()];
         info.needs.kube = kube_rules();
-        info.needs.kube.insert(0, wasmadm_plugin_sdk::apply::admin_binding_rule());
+        info.needs
+            .kube
+            .insert(0, wasmadm_plugin_sdk::apply::admin_binding_rule());
         info.settings_example = SETTINGS_EXAMPLE.into();
         info
     }

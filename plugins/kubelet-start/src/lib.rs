@@ -86,7 +86,9 @@ impl Plugin for KubeletStart {
         let cluster = ctx.cluster();
         let node = ctx.node_registration();
         let host_name = ctx.input("node.hostname").ok_or_else(|| {
-            PhaseError::Failed("the host did not hand this phase the node's hostname (input node.hostname)".into())
+            PhaseError::Failed(
+                "the host did not hand this phase the node's hostname (input node.hostname)".into(),
+            )
         })?;
         let user = ctx.config.components.get(kc::KIND);
         // Everything is computed (and refused if invalid) before the kubelet is stopped.

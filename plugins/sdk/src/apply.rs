@@ -171,7 +171,12 @@ fn ensure_admin_binding(client: &Client) -> Result<(), PhaseError> {
         Ok(_) => return Ok(()),
         Err(e) if matches!(e.code, ErrorCode::AlreadyExists | ErrorCode::Denied) => return Ok(()),
         Err(e) if e.code == ErrorCode::Forbidden => {}
-        Err(e) => return Err(api_error(&format!("unable to create ClusterRoleBinding {CLUSTER_ADMINS:?}"), e)),
+        Err(e) => {
+            return Err(api_error(
+                &format!("unable to create ClusterRoleBinding {CLUSTER_ADMINS:?}"),
+                e,
+            ));
+        }
     }
     crate::debug(&format!(
         "creating the ClusterRoleBinding for the {CLUSTER_ADMINS} Group by using super-admin.conf"
