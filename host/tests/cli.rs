@@ -47,7 +47,13 @@ fn init_of_a_healthy_sandbox_node_succeeds_and_warm_start_uses_the_cache() {
     ];
     let out = wasmadm(cache.path(), &args);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).starts_with("[preflight] Running pre-flight checks\n"));
+    // kubeadm's first line of a whole init, then its preflight.
+    assert!(
+        text(&out.stdout)
+            .starts_with("[init] Using Kubernetes version: v1.36.2\n[preflight] Running pre-flight checks\n"),
+        "{}",
+        text(&out.stdout)
+    );
     let cached: Vec<_> = std::fs::read_dir(cache.path())
         .expect("cache dir")
         .filter_map(|e| e.ok())

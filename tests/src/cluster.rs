@@ -63,7 +63,10 @@ pub struct Ran {
     pub status: std::process::ExitStatus,
     pub stdout: String,
     pub stderr: String,
+    /// Wall time.
     pub took: Duration,
+    /// CPU time (user + system) of the process (`ip netns exec` execs the command itself).
+    pub cpu: Duration,
 }
 
 impl Ran {
@@ -172,12 +175,13 @@ impl Node {
             .unwrap_or_else(|e| panic!("{what}: cannot start: {e}"));
         let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
         loop {
-            if let Some(status) = child.try_wait().expect("wait") {
+            if let Some((status, cpu)) = reap(&child) {
                 return Ran {
                     status,
                     stdout: read(&stdout),
                     stderr: read(&stderr),
                     took: started.elapsed(),
+                    cpu,
                 };
             }
             let failure = self.kubelet.as_ref().and_then(|k| k.failure());
@@ -234,4 +238,23 @@ impl Node {
             std::thread::sleep(Duration::from_millis(200));
         }
     }
+}
+
+/// The child's exit status and CPU time once it has exited (`wait4`, which reports the resources
+/// of that one process, unlike `RUSAGE_CHILDREN`).
+fn reap(child: &std::process::Child) -> Option<(std::process::ExitStatus, Duration)> {
+    use std::os::unix::process::ExitStatusExt as _;
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value for wait4 to fill in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: the pid is our own child's, and both pointers are valid for the call.
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, libc::WNOHANG, &mut usage) };
+    if pid <= 0 {
+        return None;
+    }
+    let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    Some((
+        std::process::ExitStatus::from_raw(status),
+        time(usage.ru_utime) + time(usage.ru_stime),
+    ))
 }

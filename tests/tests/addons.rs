@@ -87,14 +87,21 @@ fn every_object_equals_kubeadms() {
     let files: Vec<String> = std::fs::read_dir(fixture("reference/api"))
         .expect("reference dir")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        // The reference holds every object of init; these are the addons'.
+        // The reference holds every object of init; these are the addons' (and the admin
+        // binding every API phase ensures first).
         .filter(|f| {
-            ["coredns", "kube-proxy", "kube-dns", "node-proxier"]
-                .iter()
-                .any(|a| f.contains(a))
+            [
+                "coredns",
+                "kube-proxy",
+                "kube-dns",
+                "node-proxier",
+                "cluster-admins",
+            ]
+            .iter()
+            .any(|a| f.contains(a))
         })
         .collect();
-    assert_eq!(files.len(), 12, "{files:?}");
+    assert_eq!(files.len(), 13, "{files:?}");
     assert_eq!(ours.len(), files.len(), "one object per reference file");
     for file in files {
         let want = reference(&file);

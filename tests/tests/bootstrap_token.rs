@@ -20,6 +20,13 @@ const RBAC: &str = "rbac.authorization.k8s.io";
 
 /// The reference objects the bootstrap-token phase creates: (file, group, plural, namespace).
 const REFERENCE: &[(&str, &str, &str, Option<&str>)] = &[
+    // kubeadm's admin bootstrap, which every API phase ensures first (SDK `apply::cluster`).
+    (
+        "cluster.clusterrolebinding.kubeadm_cluster-admins.yaml",
+        RBAC,
+        "clusterrolebindings",
+        None,
+    ),
     (
         "cluster.clusterrole.kubeadm_get-nodes.yaml",
         RBAC,

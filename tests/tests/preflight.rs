@@ -195,6 +195,35 @@ fn warnings_do_not_fail_the_run() {
     );
 }
 
+/// Real kubeadm v1.36.2 on a cgroup-v1 machine without a kubelet printed only
+/// `[ERROR SystemVerification]: couldn't get kubelet version: ...`: no cgroups warning, no
+/// "system verification failed" block.
+#[test]
+fn without_a_kubelet_system_verification_reports_only_that() {
+    let root = node("healthy");
+    let r = root.path();
+    std::fs::remove_file(r.join("usr/bin/kubelet")).expect("no kubelet");
+    std::fs::remove_file(r.join("sys/fs/cgroup/cgroup.controllers")).expect("cgroup v1");
+    let out = init(r, &[]);
+    let lines: Vec<&String> = out
+        .stdout
+        .iter()
+        .chain(&out.stderr)
+        .filter(|l| l.contains("SystemVerification") || l.contains("system verification"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    assert!(
+        lines[0].starts_with("\t[ERROR SystemVerification]: couldn't get kubelet version: "),
+        "{lines:#?}"
+    );
+    assert!(
+        !out.stderr
+            .iter()
+            .chain(&out.stdout)
+            .any(|l| l.contains("cgroups v1"))
+    );
+}
+
 #[test]
 fn no_init_system_is_a_warning_as_in_kubeadm() {
     let root = node("healthy");

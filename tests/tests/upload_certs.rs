@@ -69,10 +69,21 @@ fn node_with_pki() -> tempfile::TempDir {
     root
 }
 
-fn run(root: &Path, cluster: &Arc<MemoryCluster>, init: InitFlags) -> Outcome {
+fn run(root: &Path, cluster: &Arc<MemoryCluster>, mut init: InitFlags) -> Outcome {
     let pipeline = Pipeline::builtin_default().expect("default pipeline");
     let mut run = Run::new(&pipeline, root);
-    let config = fixture("init-config.yaml");
+    // As in kubeadm, `--certificate-key` does not mix with `--config`: the key goes in the file.
+    let mut text = std::fs::read_to_string(fixture("init-config.yaml")).expect("fixture");
+    if let Some(key) = init.certificate_key.take() {
+        text = text.replacen(
+            "kind: InitConfiguration\n",
+            &format!("kind: InitConfiguration\ncertificateKey: {key:?}\n"),
+            1,
+        );
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = dir.path().join("init-config.yaml");
+    std::fs::write(&config, text).expect("config");
     run.config = Some(&config);
     run.flags = Flags {
         init,
@@ -316,8 +327,9 @@ fn a_wrong_key_is_refused_with_a_clear_message() {
         .expect_err("short")
         .to_string();
     assert!(bad.contains("64 hexadecimal characters"), "{bad}");
+    // Without a file (the flag does not mix with --config, as in kubeadm).
     let config = kubeadm::resolve(
-        Some(&fixture("init-config.yaml")),
+        None,
         wasmadm::runtime::Command::Init,
         &Flags {
             init: upload(Some("abc")),
@@ -328,6 +340,22 @@ fn a_wrong_key_is_refused_with_a_clear_message() {
     .expect_err("a short --certificate-key is invalid")
     .to_string();
     assert!(config.contains("certificateKey"), "{config}");
+    // With a file, kubeadm wants the key in it (real kubeadm v1.36.2's words).
+    let mixed = kubeadm::resolve(
+        Some(&fixture("init-config.yaml")),
+        wasmadm::runtime::Command::Init,
+        &Flags {
+            init: upload(Some(KEY)),
+            ..Flags::default()
+        },
+        "n1",
+    )
+    .expect_err("--certificate-key with --config")
+    .to_string();
+    assert!(
+        mixed.starts_with("can not mix '--config' with arguments [certificate-key]"),
+        "{mixed}"
+    );
 }
 
 #[test]

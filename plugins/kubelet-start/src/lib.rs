@@ -8,8 +8,6 @@ use wasmadm_plugin_sdk::config::{ClusterConfiguration, NodeRegistration};
 use wasmadm_plugin_sdk::types::{PhaseContext, PhaseError, PhaseReport, PluginInfo};
 use wasmadm_plugin_sdk::{Context, Findings, Plugin, export_plugin, files, print, systemd};
 
-/// Where the kernel keeps the node's host name (`os.Hostname()` in kubeadm).
-
 /// The kubelet's node-specific flags, as kubeadm's `buildKubeletArgs` (init, control plane): the
 /// CRI socket unless NodeLocalCRISocket, `--hostname-override` when the node name differs from
 /// the host name, then `kubeletExtraArgs` over them, sorted.
@@ -94,7 +92,7 @@ impl Plugin for KubeletStart {
         // Everything is computed (and refused if invalid) before the kubelet is stopped.
         let resolv_conf = systemd::resolv_conf()?;
         let files_ =
-            render(&cluster, &node, user, &host_name, resolv_conf).map_err(PhaseError::InvalidConfig)?;
+            render(&cluster, &node, user, host_name, resolv_conf).map_err(PhaseError::InvalidConfig)?;
         systemd::try_stop_kubelet()?;
         print(&format!(
             "[kubelet-start] Writing kubelet environment file with flags to file {FLAGS_ENV_FILE:?}"

@@ -561,6 +561,13 @@ impl Checks<'_> {
     /// Kernel release, OS and cgroups, as kubeadm's system validators check them.
     fn system_verification(&mut self, kubelet: &std::result::Result<String, String>) -> Result {
         const CHECK: &str = "SystemVerification";
+        // kubeadm picks its validators by the kubelet's version: without one it reports that alone,
+        // with no verification output (real kubeadm v1.36.2 on a cgroup-v1 machine without kubelet).
+        if let Err(e) = kubelet {
+            self.findings
+                .error(CHECK, format!("couldn't get kubelet version: {e}"));
+            return Ok(());
+        }
         let mut report: Vec<String> = Vec::new();
         let mut errors: Vec<String> = Vec::new();
 
@@ -617,9 +624,6 @@ impl Checks<'_> {
                     self.findings.warning(CHECK, message);
                 }
             }
-        }
-        if let Err(e) = kubelet {
-            errors.push(format!("couldn't get kubelet version: {e}"));
         }
         if !errors.is_empty() {
             print("[preflight] The system verification failed. Printing the output from the verification:");
