@@ -163,6 +163,8 @@ impl Node {
 
     /// Runs `cmd` to its end (at most `timeout`), failing at once, with the component's name and
     /// log, when a component of this node dies meanwhile.
+    // The child is reaped by `reap` (wait4, for its CPU time) or waited for after `kill`.
+    #[allow(clippy::zombie_processes)]
     pub fn run(&self, what: &str, cmd: &mut Command, timeout: Duration) -> Ran {
         let out = tempfile::tempdir().expect("output directory");
         let (stdout, stderr) = (out.path().join("stdout"), out.path().join("stderr"));

@@ -348,6 +348,21 @@ mod tests {
         }
     }
 
+    /// A phase's capability with `rules` on the in-memory cluster, and its own client.
+    fn cap_and_client(rules: Vec<KubeRule>) -> (KubeCap, ClientHandle) {
+        let cluster: Arc<dyn Cluster> = Arc::new(crate::cluster::memory::MemoryCluster::new());
+        let cap = KubeCap::new(
+            "p",
+            rules,
+            Some(cluster),
+            PathBuf::from("/"),
+            false,
+            Plan::default(),
+        );
+        let own = cap.connect().expect("a phase with rules connects");
+        (cap, own)
+    }
+
     /// A core type as the host's table has it.
     fn ty(plural: &str) -> ResourceType {
         let k = resources::lookup("", plural).expect("a known core type");
@@ -356,21 +371,10 @@ mod tests {
 
     #[test]
     fn rules_are_deny_by_default_and_exact() {
-        let cap = KubeCap::new(
-            "p",
-            vec![
-                rule(&["get", "create"], &["configmaps"], &["kube-system"], &[]),
-                rule(&["get"], &["nodes"], &[], &["n1"]),
-            ],
-            None,
-            PathBuf::from("/"),
-            false,
-            Plan::default(),
-        );
-        let own = ClientHandle {
-            cluster: Arc::new(crate::cluster::memory::MemoryCluster::new()),
-            kubeconfig: None,
-        };
+        let (cap, own) = cap_and_client(vec![
+            rule(&["get", "create"], &["configmaps"], &["kube-system"], &[]),
+            rule(&["get"], &["nodes"], &[], &["n1"]),
+        ]);
         assert!(
             cap.authorize(&own, "get", &ty("configmaps"), Some("kube-system"), Some("a"))
                 .is_ok()
@@ -405,18 +409,7 @@ mod tests {
 
     #[test]
     fn the_scope_is_the_hosts_not_the_plugins() {
-        let cap = KubeCap::new(
-            "p",
-            vec![rule(&["list", "get"], &["secrets", "*"], &[], &[])],
-            None,
-            PathBuf::from("/"),
-            false,
-            Plan::default(),
-        );
-        let own = ClientHandle {
-            cluster: Arc::new(crate::cluster::memory::MemoryCluster::new()),
-            kubeconfig: None,
-        };
+        let (cap, own) = cap_and_client(vec![rule(&["list", "get"], &["secrets", "*"], &[], &[])]);
         let mut lying = ty("secrets");
         lying.namespaced = false;
         let err = cap
