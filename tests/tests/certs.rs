@@ -241,6 +241,12 @@ fn verify_pki(dir: &Path, ecdsa: bool) {
             assert!(full.contains("NIST CURVE: P-256"), "{base}: {full}");
         } else {
             assert!(key_pem.starts_with("-----BEGIN RSA PRIVATE KEY-----\n"), "{base}");
+            // openssl's own consistency check: p and q prime, n = pq, d and the CRT values right.
+            assert_eq!(
+                openssl(&["rsa", "-check", "-noout", "-in", &key]).trim(),
+                "RSA key ok",
+                "{base}"
+            );
             assert!(
                 full.contains("Signature Algorithm: sha256WithRSAEncryption"),
                 "{base}"

@@ -86,11 +86,7 @@ pub enum PublicKey {
 impl PrivateKey {
     /// Generates a fresh key.
     pub fn generate(algorithm: KeyAlgorithm) -> Result<Self, PkiError> {
-        let rsa = |bits| {
-            RsaPrivateKey::new(&mut SysRng, bits)
-                .map(|k| PrivateKey::Rsa(Box::new(k)))
-                .map_err(|e| PkiError::KeyGeneration(e.to_string()))
-        };
+        let rsa = |bits| crate::prime::rsa_key(bits).map(|k| PrivateKey::Rsa(Box::new(k)));
         match algorithm {
             KeyAlgorithm::Rsa2048 => rsa(2048),
             KeyAlgorithm::Rsa3072 => rsa(3072),

@@ -1,4 +1,5 @@
-//! kubeadm's PKI in pure Rust: key generation (RSA via `rsa`, ECDSA via `p256`/`p384`),
+//! kubeadm's PKI in pure Rust: key generation (RSA with `rsa`'s arithmetic and our own prime
+//! search, ECDSA via `p256`/`p384`),
 //! certificates built with `rcgen` and signed by the RustCrypto crates, PEM in kubeadm's
 //! formats, and the checks kubeadm makes before reusing files already on disk.
 //!
@@ -11,6 +12,7 @@
 pub mod cert;
 pub mod key;
 pub mod kubeadm;
+mod prime;
 pub mod rng;
 
 pub use cert::{CertSpec, Certificate, Usage};
