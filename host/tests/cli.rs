@@ -57,14 +57,20 @@ fn init_of_a_healthy_sandbox_node_succeeds_and_warm_start_uses_the_cache() {
     // Logs reach the console only when asked for (-v), and never as colour codes into a file.
     let stderr = text(&out.stderr);
     assert!(
-        !stderr.contains('\x1b') && !stderr.lines().any(|l| l.contains(" WARN ") || l.contains(" INFO ")),
+        !stderr.contains('\x1b')
+            && !stderr
+                .lines()
+                .any(|l| l.contains(" WARN ") || l.contains(" INFO ")),
         "{stderr}"
     );
     let mut verbose_args = vec!["-v", "2"];
     verbose_args.extend_from_slice(&args);
     verbose_args.push("--dry-run");
     let verbose = text(&wasmadm(cache.path(), &verbose_args).stderr);
-    assert!(verbose.contains(" INFO ") && !verbose.contains('\x1b'), "{verbose}");
+    assert!(
+        verbose.contains(" INFO ") && !verbose.contains('\x1b'),
+        "{verbose}"
+    );
     let cached: Vec<_> = std::fs::read_dir(cache.path())
         .expect("cache dir")
         .filter_map(|e| e.ok())
@@ -92,6 +98,63 @@ fn init_of_a_healthy_sandbox_node_succeeds_and_warm_start_uses_the_cache() {
         .modified()
         .expect("mtime");
     assert_eq!(modified, again, "warm start must not recompile");
+}
+
+#[test]
+fn keys_are_made_by_the_host_when_granted_else_by_the_plugin() {
+    let cache = tempfile::tempdir().expect("cache");
+    let config = repo().join("examples/init-config.yaml");
+    let config = config.to_str().expect("utf8");
+    let phases = |root: &Path, pipeline: Option<&Path>| {
+        let root = root.to_str().expect("utf8").to_string();
+        let mut args = vec!["-v", "5", "--root", &root];
+        let pipeline = pipeline.map(|p| p.to_str().expect("utf8").to_string());
+        if let Some(p) = &pipeline {
+            args.extend(["--pipeline", p]);
+        }
+        let mut log = String::new();
+        for phase in ["certs", "kubeconfig"] {
+            let mut args = args.clone();
+            args.extend(["init", "phase", phase, "all", "--config", config]);
+            let out = wasmadm(cache.path(), &args);
+            assert!(out.status.success(), "{phase}: {}", text(&out.stderr));
+            log.push_str(&text(&out.stderr));
+        }
+        log
+    };
+    // The default pipeline grants the keys: the host makes them, one call per phase.
+    let root = node();
+    let log = phases(root.path(), None);
+    assert!(
+        log.contains(r#"keys for phase "certs""#) && log.contains("made 11 "),
+        "{log}"
+    );
+    assert!(
+        log.contains(r#"made 5 "#) && log.contains(r#"keys for phase "kubeconfig""#),
+        "{log}"
+    );
+    assert!(!log.contains("making keys in the plugin"), "{log}");
+    // Without the grant, the host refuses and the plugins make their keys themselves.
+    let printed = text(&wasmadm(cache.path(), &["config", "print", "pipeline"]).stdout);
+    let ungranted: String = printed
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("keys:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_ne!(ungranted, printed, "the default pipeline grants keys");
+    let dir = tempfile::tempdir().expect("tmp");
+    let pipeline = dir.path().join("pipeline.yaml");
+    std::fs::write(&pipeline, ungranted).expect("write pipeline");
+    let root = node();
+    let log = phases(root.path(), Some(&pipeline));
+    assert!(
+        log.contains("making keys in the plugin") && log.contains("grants.keys: 0"),
+        "{log}"
+    );
+    assert!(!log.contains("keys: made"), "{log}");
+    for file in ["pki/ca.key", "pki/sa.key", "admin.conf"] {
+        assert!(root.path().join("etc/kubernetes").join(file).is_file(), "{file}");
+    }
 }
 
 #[test]

@@ -28,7 +28,7 @@ const PUBLIC_EXPONENT: u32 = 65537;
 
 /// A new RSA key of `bits` bits (two primes, public exponent 65537).
 pub fn rsa_key(bits: usize) -> Result<RsaPrivateKey, PkiError> {
-    if bits < 1024 || bits % 2 != 0 {
+    if bits < 1024 || !bits.is_multiple_of(2) {
         return Err(PkiError::KeyGeneration(format!(
             "RSA keys of {bits} bits are not supported (use 2048, 3072 or 4096)"
         )));
@@ -76,7 +76,7 @@ fn random_prime(bits: usize) -> BigUint {
         composite.fill(false);
         for &p in primes {
             let r = residue(&bytes, p);
-            let half = (p + 1) / 2; // the inverse of 2 modulo p
+            let half = p.div_ceil(2); // the inverse of 2 modulo p
             let mut k = ((u64::from(p - r) % u64::from(p)) * u64::from(half) % u64::from(p)) as usize;
             while k < WINDOW {
                 composite[k] = true;
@@ -125,7 +125,9 @@ fn small_primes() -> &'static [u32] {
 fn residue(bytes: &[u8], m: u32) -> u32 {
     let m = u64::from(m);
     let head = bytes.len() % 4;
-    let mut r = bytes[..head].iter().fold(0u64, |r, &b| (r << 8 | u64::from(b)) % m);
+    let mut r = bytes[..head]
+        .iter()
+        .fold(0u64, |r, &b| (r << 8 | u64::from(b)) % m);
     for chunk in bytes[head..].chunks_exact(4) {
         let word = u32::from_be_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
         r = (r << 32 | u64::from(word)) % m;
@@ -209,7 +211,11 @@ mod tests {
     fn small_primes_are_the_odd_primes_below_the_bound() {
         let primes = small_primes();
         assert_eq!(primes[..6], [3, 5, 7, 11, 13, 17]);
-        assert_eq!(primes.len(), 1899, "odd primes below 16384 (pi(16384) = 1900, minus 2)");
+        assert_eq!(
+            primes.len(),
+            1899,
+            "odd primes below 16384 (pi(16384) = 1900, minus 2)"
+        );
         assert_eq!(primes.last(), Some(&16381));
     }
 

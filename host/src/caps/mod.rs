@@ -5,6 +5,7 @@
 pub mod exec;
 pub mod fs;
 pub mod health;
+pub mod keys;
 pub mod kube;
 pub mod log;
 pub mod path;

@@ -271,6 +271,14 @@ pub struct Grants {
     /// Health endpoints the plugin may `GET` (the `health` interface).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub health: Vec<HealthRule>,
+    /// How many private keys the host may generate for the plugin per run (the `keys`
+    /// interface); none by default, and a plugin then makes its keys itself.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub keys: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// One health endpoint a phase may `GET`: an exact `scheme://host:port/path`, and for `https`
@@ -719,7 +727,7 @@ fn line_of(text: &str, needle: &str) -> Option<usize> {
 
 impl Grants {
     /// These grants without what a `0.1` capability request cannot express (health URLs, rules
-    /// for other credentials): what a plugin's `describe()` can be compared with.
+    /// for other credentials, keys): what a plugin's `describe()` can be compared with.
     pub fn requestable(&self) -> Self {
         Self {
             kube: self
@@ -729,6 +737,7 @@ impl Grants {
                 .cloned()
                 .collect(),
             health: Vec::new(),
+            keys: 0,
             ..self.clone()
         }
     }
@@ -768,6 +777,7 @@ impl Grants {
             env: needs.env.clone(),
             // Not in the 0.1 capability request (see `capability-request` in wit/types.wit).
             health: Vec::new(),
+            keys: 0,
         })
     }
 }

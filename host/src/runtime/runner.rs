@@ -13,6 +13,7 @@ use crate::builtin;
 use crate::caps::exec::{ExecCap, ExecEnv};
 use crate::caps::fs::{FsCap, Overlay, WriteQuota};
 use crate::caps::health::{self, HealthCap};
+use crate::caps::keys::KeysCap;
 use crate::caps::kube::KubeCap;
 use crate::caps::log::{Budget, Console, LogCap, MAX_FINDINGS, MAX_LINE, PluginOutput, terminal_safe};
 use crate::caps::plan::Plan;
@@ -160,6 +161,7 @@ pub fn bare_state(root: Arc<Dir>) -> State {
         ),
         kube: KubeCap::new("describe", vec![], None, PathBuf::new(), true, plan.clone()),
         health: HealthCap::new("describe", vec![], root.clone(), health::Mode::DryRun, plan),
+        keys: KeysCap::new("describe", 0),
         log: LogCap::new("describe", Console::buffer().0, budget.clone()),
         stdout: PluginOutput::new("describe", budget.clone(), false),
         stderr: PluginOutput::new("describe", budget, true),
@@ -399,6 +401,7 @@ impl Runner<'_> {
             kube,
             env,
             health: health_rules,
+            keys,
         } = &phase.grants;
         let budget = Budget::new(name, phase.limits.output.0 as usize);
         let stdout = PluginOutput::new(name, budget.clone(), false);
@@ -420,6 +423,7 @@ impl Runner<'_> {
                 memory_bytes: phase.limits.memory.0 as usize,
                 memory_exceeded: false,
             },
+            keys: KeysCap::new(name, *keys),
             health: HealthCap::new(
                 name,
                 health_endpoints(name, health_rules, &spec.config),

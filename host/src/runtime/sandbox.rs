@@ -2,10 +2,11 @@
 //! capabilities and its limits. The WIT `Host` traits are implemented here by delegating to the
 //! capabilities, which do the grant checks.
 
-use crate::bindings::wasmadm::plugin::{exec, files, health, kube, log, types};
+use crate::bindings::wasmadm::plugin::{exec, files, health, keys, kube, log, types};
 use crate::caps::exec::ExecCap;
 use crate::caps::fs::FsCap;
 use crate::caps::health::HealthCap;
+use crate::caps::keys::KeysCap;
 use crate::caps::kube::{ClientHandle, KubeCap};
 use crate::caps::log::{LogCap, PluginOutput};
 use crate::cluster::{self, PatchKind, ResourceType};
@@ -55,6 +56,7 @@ pub struct State {
     pub exec: ExecCap,
     pub kube: KubeCap,
     pub health: HealthCap,
+    pub keys: KeysCap,
     pub log: LogCap,
     pub stdout: PluginOutput,
     pub stderr: PluginOutput,
@@ -144,6 +146,12 @@ impl exec::Host for State {
 impl health::Host for State {
     fn get(&mut self, url: String, timeout_ms: u32) -> Result<health::Response, health::HealthError> {
         self.health.get(&url, timeout_ms)
+    }
+}
+
+impl keys::Host for State {
+    fn generate(&mut self, algorithm: keys::Algorithm, count: u32) -> Result<Vec<String>, keys::KeyError> {
+        self.keys.generate(algorithm, count)
     }
 }
 

@@ -8,6 +8,7 @@ use time::{Duration, OffsetDateTime};
 use wasmadm_plugin_sdk::config::ClusterConfiguration;
 use wasmadm_plugin_sdk::files::{self, ErrorCode};
 use wasmadm_plugin_sdk::fs;
+use wasmadm_plugin_sdk::keys::Keys;
 use wasmadm_plugin_sdk::types::{PhaseError, PhaseReport};
 use wasmadm_plugin_sdk::{Context, ErrorText, Findings, log, print};
 
@@ -29,11 +30,11 @@ pub struct Phase<'a> {
     ctx: &'a Context<'a>,
     cluster: ClusterConfiguration,
     dir: String,
-    algorithm: KeyAlgorithm,
     validity: Duration,
     ca_validity: Duration,
     now: OffsetDateTime,
     cas: BTreeMap<&'static str, Ca>,
+    keys: Keys,
     findings: Findings,
 }
 
@@ -66,7 +67,6 @@ pub fn run(ctx: &Context<'_>) -> Result<PhaseReport> {
     let mut phase = Phase {
         ctx,
         dir: cluster.certificates_dir.trim_end_matches('/').to_string(),
-        algorithm,
         validity: validity_period(
             "certificateValidityPeriod",
             cluster.certificate_validity_period.as_deref(),
@@ -81,6 +81,7 @@ pub fn run(ctx: &Context<'_>) -> Result<PhaseReport> {
         .map_err(PhaseError::InvalidConfig)?,
         now: OffsetDateTime::now_utc(),
         cas: BTreeMap::new(),
+        keys: Keys::new(algorithm),
         findings: Findings::default(),
         cluster,
     };
@@ -88,6 +89,8 @@ pub fn run(ctx: &Context<'_>) -> Result<PhaseReport> {
     if ctx.raw.sub_phases.len() > 1 {
         print(&format!("[certs] Using certificateDir folder {:?}", phase.dir));
     }
+    let new_keys = phase.new_keys()?;
+    phase.keys.prefetch(new_keys)?;
     for sub in &ctx.raw.sub_phases {
         match sub.as_str() {
             "sa" => phase.sa()?,
@@ -109,6 +112,28 @@ pub fn run(ctx: &Context<'_>) -> Result<PhaseReport> {
 impl Phase<'_> {
     fn path(&self, base: &str, ext: &str) -> String {
         format!("{}/{base}.{ext}", self.dir)
+    }
+
+    /// How many of the selected sub-phases will make a new key: those whose files are both
+    /// absent (and, for `sa`, when the CA is not external). The host makes them in one call.
+    fn new_keys(&self) -> Result<usize> {
+        let absent = |base: &str, ext: &str| -> Result<bool> { Ok(!fs::exists(&self.path(base, ext))?) };
+        let mut count = 0;
+        for sub in &self.ctx.raw.sub_phases {
+            let needs = match sub.as_str() {
+                "sa" => {
+                    let external_ca = absent("ca", "key")? && !absent("ca", "crt")?;
+                    absent("sa", "key")? && !external_ca
+                }
+                name => match kubeadm::def(name) {
+                    Some(def) if self.external_etcd() && def.is_etcd() => false,
+                    Some(def) => absent(def.base_name, "crt")? && absent(def.base_name, "key")?,
+                    None => false,
+                },
+            };
+            count += usize::from(needs);
+        }
+        Ok(count)
     }
 
     fn external_etcd(&self) -> bool {
@@ -206,7 +231,7 @@ impl Phase<'_> {
                 )));
             }
             (None, None) => {
-                let key = PrivateKey::generate(self.algorithm).map_err(pki)?;
+                let key = self.keys.new_key()?;
                 let cn = match def.common_name {
                     kubeadm::CommonName::Fixed(cn) => cn,
                     kubeadm::CommonName::NodeName => "",
@@ -324,7 +349,7 @@ impl Phase<'_> {
                         format_args!("{}/{ca_base}.key", self.dir)
                     ))
                 })?;
-                let key = PrivateKey::generate(self.algorithm).map_err(pki)?;
+                let key = self.keys.new_key()?;
                 let cert = Certificate::new_signed(&spec, &key.public_key(), &ca.cert, ca_key, validity, now)
                     .map_err(pki)?;
                 print(&format!("[certs] Generating {base:?} certificate and key"));
@@ -391,7 +416,7 @@ impl Phase<'_> {
                 print("[certs] Using the existing \"sa\" key");
             }
             None => {
-                let key = PrivateKey::generate(self.algorithm).map_err(pki)?;
+                let key = self.keys.new_key()?;
                 print("[certs] Generating \"sa\" key and public key");
                 write(&key_path, key.to_pem().map_err(pki)?.as_bytes(), KEY_MODE)?;
                 // kubeadm writes sa.pub with mode 0600 too (see the reference `_modes.txt`).

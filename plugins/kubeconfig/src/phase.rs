@@ -8,6 +8,7 @@ use time::{Duration, OffsetDateTime};
 use wasmadm_plugin_sdk::config::{ClusterConfiguration, control_plane_url, join_host_port};
 use wasmadm_plugin_sdk::files::{self, ErrorCode};
 use wasmadm_plugin_sdk::fs;
+use wasmadm_plugin_sdk::keys::Keys;
 use wasmadm_plugin_sdk::types::{PhaseError, PhaseReport};
 use wasmadm_plugin_sdk::{Context, ErrorText, Findings, log, print};
 
@@ -33,7 +34,7 @@ fn read(path: &str) -> Result<Option<Vec<u8>>> {
 struct Phase {
     cluster: ClusterConfiguration,
     node_name: String,
-    algorithm: KeyAlgorithm,
+    keys: Keys,
     validity: Duration,
     now: OffsetDateTime,
     ca: Certificate,
@@ -74,9 +75,20 @@ pub fn run(ctx: &Context<'_>) -> Result<PhaseReport> {
     }
     let dir = cluster.certificates_dir.trim_end_matches('/').to_string();
     let (ca, ca_key) = load_ca(&dir)?;
-    let phase = Phase {
+    let mut keys = Keys::new(algorithm);
+    // One client key per file this run writes (an existing file is kept, an external CA makes none).
+    if ca_key.is_some() {
+        let mut new_files = 0;
+        for sub in &ctx.raw.sub_phases {
+            if let Some(def) = FILES.iter().find(|f| f.name == sub) {
+                new_files += usize::from(!fs::exists(&path(def))?);
+            }
+        }
+        keys.prefetch(new_files)?;
+    }
+    let mut phase = Phase {
         node_name: ctx.node_name(),
-        algorithm,
+        keys,
         validity,
         now: OffsetDateTime::now_utc(),
         ca,
@@ -153,10 +165,14 @@ impl Phase {
         }
     }
 
-    fn file(&self, def: &FileDef) -> Result {
+    fn file(&mut self, def: &FileDef) -> Result {
         let path = path(def);
         let server = self.server(def)?;
         let existing = read(&path)?;
+        let new_key = match (&existing, &self.ca_key) {
+            (None, Some(_)) => Some(self.keys.new_key()?),
+            _ => None,
+        };
         match (existing, &self.ca_key) {
             (Some(bytes), key) => {
                 let checked = self.validate(&path, &bytes, &server);
@@ -185,7 +201,7 @@ impl Phase {
             ))),
             (None, Some(ca_key)) => {
                 let spec = self.spec(def);
-                let key = PrivateKey::generate(self.algorithm).map_err(pki)?;
+                let key = new_key.ok_or_else(|| failed("no key was made for a new kubeconfig file"))?;
                 let cert = Certificate::new_signed(
                     &spec,
                     &key.public_key(),

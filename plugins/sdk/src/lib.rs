@@ -35,6 +35,8 @@ pub mod apply;
 mod context;
 mod findings;
 pub mod fs;
+#[cfg(feature = "keys")]
+pub mod keys;
 pub mod systemd;
 
 pub use bindings::export_plugin;
