@@ -26,23 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use wasmtime_wasi::WasiCtxBuilder;
 
-/// A wasmadm command that runs a pipeline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Command {
-    Init,
-    Join,
-    Reset,
-}
-
-impl std::fmt::Display for Command {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Command::Init => "init",
-            Command::Join => "join",
-            Command::Reset => "reset",
-        })
-    }
-}
+pub use crate::command::Command;
 
 /// Why a run stopped. [`RunError::exit_code`] maps it to kubeadm's exit codes.
 #[derive(Debug, thiserror::Error)]
@@ -289,17 +273,10 @@ impl Runner<'_> {
         };
         let config = serde_json::to_string(&spec.config).map_err(|e| failed(e.to_string()))?;
         let context = PhaseContext {
-            command: match spec.command {
-                Command::Init => WitCommand::Init,
-                Command::Join => WitCommand::Join,
-                Command::Reset => WitCommand::Reset,
-            },
+            command: spec.command.into(),
             phase: name.clone(),
             sub_phases,
-            role: match spec.role {
-                Role::ControlPlane => NodeRole::ControlPlane,
-                Role::Worker => NodeRole::Worker,
-            },
+            role: spec.role.into(),
             dry_run: spec.dry_run,
             config,
             settings: phase.spec.settings.to_string(),
@@ -426,7 +403,7 @@ impl Runner<'_> {
             keys: KeysCap::new(name, *keys),
             health: HealthCap::new(
                 name,
-                health_endpoints(name, health_rules, &spec.config),
+                crate::grants::health_endpoints(name, health_rules, &spec.config),
                 root.clone(),
                 if spec.dry_run {
                     health::Mode::DryRun
@@ -498,36 +475,6 @@ fn safe_info(mut info: PluginInfo) -> PluginInfo {
         .collect::<Vec<_>>()
         .join("\n");
     info
-}
-
-/// A phase's health grants with `{advertiseAddress}` and `{bindPort}` filled in from the node's
-/// `localAPIEndpoint`. A grant that cannot be resolved (no address configured) grants nothing.
-fn health_endpoints(
-    phase: &str,
-    rules: &[crate::config::pipeline::HealthRule],
-    config: &ResolvedConfig,
-) -> Vec<health::Endpoint> {
-    use crate::config::pipeline::HealthTls;
-    let endpoint = config.local_api_endpoint();
-    rules
-        .iter()
-        .filter_map(
-            |rule| match rule.resolve(&endpoint.advertise_address, endpoint.bind_port) {
-                Ok(url) => Some(health::Endpoint {
-                    url,
-                    tls: match &rule.tls {
-                        HealthTls::None => health::Tls::None,
-                        HealthTls::Verify(ca) => health::Tls::Verify(ca.0.clone()),
-                        HealthTls::Insecure => health::Tls::Insecure,
-                    },
-                }),
-                Err(e) => {
-                    tracing::warn!(phase, grant = %rule.url, "health grant not usable: {e}");
-                    None
-                }
-            },
-        )
-        .collect()
 }
 
 /// For each phase, `None` when skipped, else the sub-phases to run.
@@ -631,4 +578,23 @@ fn select(
         }
     }
     Ok(selection)
+}
+
+impl From<Command> for WitCommand {
+    fn from(c: Command) -> Self {
+        match c {
+            Command::Init => WitCommand::Init,
+            Command::Join => WitCommand::Join,
+            Command::Reset => WitCommand::Reset,
+        }
+    }
+}
+
+impl From<Role> for NodeRole {
+    fn from(r: Role) -> Self {
+        match r {
+            Role::ControlPlane => NodeRole::ControlPlane,
+            Role::Worker => NodeRole::Worker,
+        }
+    }
 }
