@@ -9,6 +9,25 @@ use crate::caps::health;
 use crate::config::pipeline::{ExecRule, FileGrants, GrantPath, Grants, HealthRule, HealthTls, KubeRule};
 use kubeadm_config::ResolvedConfig;
 
+/// The host's environment variables an `env` grant shows the plugin: exact names, and for
+/// `*suffix` every name ending with `suffix` compared case-insensitively. Names or values that
+/// are not UTF-8 are left out.
+pub fn granted_env(grant: &[String]) -> Vec<(String, String)> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .filter(|(name, _)| grant.iter().any(|g| env_matches(g, name)))
+        .collect()
+}
+
+fn env_matches(grant: &str, name: &str) -> bool {
+    match grant.strip_prefix('*') {
+        Some(suffix) => {
+            name.len() > suffix.len() && name.to_ascii_lowercase().ends_with(&suffix.to_ascii_lowercase())
+        }
+        None => grant == name,
+    }
+}
+
 /// A phase's health grants with `{advertiseAddress}` and `{bindPort}` filled in from the node's
 /// `localAPIEndpoint`. A grant that cannot be resolved (no address configured) grants nothing.
 pub fn health_endpoints(phase: &str, rules: &[HealthRule], config: &ResolvedConfig) -> Vec<health::Endpoint> {
@@ -88,5 +107,22 @@ impl Grants {
             health: Vec::new(),
             keys: 0,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::env_matches;
+
+    #[test]
+    fn env_grants_are_exact_names_or_case_insensitive_suffixes() {
+        assert!(env_matches("HTTPS_PROXY", "HTTPS_PROXY"));
+        assert!(!env_matches("HTTPS_PROXY", "https_proxy"));
+        for name in ["HTTP_PROXY", "no_proxy", "Foo_Proxy"] {
+            assert!(env_matches("*_proxy", name), "{name}");
+        }
+        for name in ["_proxy", "PROXY", "HTTP_PROXY_URL", "HOME"] {
+            assert!(!env_matches("*_proxy", name), "{name}");
+        }
     }
 }

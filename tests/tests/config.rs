@@ -66,6 +66,19 @@ fn component_file_without_digest_is_refused() {
 }
 
 #[test]
+fn env_grant_is_a_name_or_a_suffix_pattern() {
+    for bad in ["\"*\"", "\"A=B\"", "\"*_PROXY*\"", "\"\""] {
+        let err = pipeline_error(&format!(
+            "{HEAD}init:\n  - name: p\n    component: builtin:preflight\n    grants: {{env: [{bad}]}}\n"
+        ));
+        assert!(
+            err.contains("init phase \"p\": env grant") && err.contains("`*` and the end of names (*_proxy)"),
+            "{bad}: {err}"
+        );
+    }
+}
+
+#[test]
 fn bad_digest_grant_and_limits_are_refused() {
     let err = pipeline_error(&format!(
         "{HEAD}init:\n  - name: v\n    component: ./v.wasm\n    digest: md5:abc\n"

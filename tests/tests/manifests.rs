@@ -90,6 +90,44 @@ fn extra_args_volumes_env_and_ipv6_match_real_kubeadm_byte_for_byte() {
     }
 }
 
+/// kubeadm hands every variable of its environment whose name ends with `_proxy`, in any case,
+/// to the API server, controller-manager and scheduler, merged with their `extraEnvs` (not to
+/// etcd). wasmadm does the same through the control-plane phase's `env: ["*_proxy"]` grant: the
+/// command runs with kubeadm's environment (`capture.sh`), and its manifests are kubeadm's.
+#[test]
+fn proxy_variables_of_the_environment_reach_the_manifests_as_with_kubeadm() {
+    let root = node("healthy");
+    let cache = tempfile::tempdir().expect("cache");
+    let config = fixture("reference/extra-args/init-config.yaml");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wasmadm-under-test"))
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("WASMADM_CACHE_DIR", cache.path())
+        .env("HTTPS_PROXY", "http://proxy.example:3128")
+        .env("http_proxy", "http://proxy.example:3128")
+        .env("NO_PROXY", "10.0.0.0/8,.svc")
+        .env("Foo_Proxy", "f")
+        .env("NOT_A_PROXY_URL", "x")
+        .arg("--root")
+        .arg(root.path())
+        .args(["init", "phase", "control-plane", "all", "--config"])
+        .arg(&config)
+        .output()
+        .expect("run wasmadm");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for name in &MANIFESTS[1..] {
+        let want = std::fs::read_to_string(fixture(&format!(
+            "reference/extra-args/manifests-proxy/{name}.yaml"
+        )))
+        .expect("golden");
+        assert_eq!(
+            manifest(root.path(), name),
+            want,
+            "{name}.yaml differs from kubeadm's"
+        );
+    }
+}
+
 #[test]
 fn configuration_reaches_the_manifests() {
     let root = node("healthy");

@@ -259,7 +259,9 @@ pub struct Grants {
     pub exec: Vec<ExecRule>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub kube: Vec<KubeRule>,
-    /// Environment variables visible to the plugin through WASI.
+    /// Environment variables visible to the plugin through WASI: exact names, or `*suffix` for
+    /// every variable whose name ends with `suffix`, in any case (`*_proxy`: kubeadm hands every
+    /// proxy variable to the control plane, `Foo_Proxy` included).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<String>,
     /// Health endpoints the plugin may `GET` (the `health` interface).
@@ -677,6 +679,15 @@ impl Pipeline {
                         "health grant {:?} verifies with CA file {}, which the phase may not read; \
                          add it (or its directory) under grants.files.read",
                         rule.url, ca.0
+                    )));
+                }
+            }
+            for name in &phase.grants.env {
+                let bare = name.strip_prefix('*').unwrap_or(name);
+                if bare.is_empty() || bare.contains(['=', '*', '\0']) {
+                    return Err(invalid(format!(
+                        "env grant {name:?}: give a variable's name (HTTPS_PROXY), or `*` and the end \
+                         of names (*_proxy)"
                     )));
                 }
             }

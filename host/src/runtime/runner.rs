@@ -388,10 +388,8 @@ impl Runner<'_> {
             .stderr(stderr.clone())
             .allow_tcp(false)
             .allow_udp(false);
-        for key in env {
-            if let Ok(value) = std::env::var(key) {
-                wasi.env(key, value);
-            }
+        for (name, value) in crate::grants::granted_env(env) {
+            wasi.env(name, value);
         }
         State {
             wasi: wasi.build(),

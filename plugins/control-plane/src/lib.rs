@@ -7,7 +7,7 @@ use static_pod::{
     probe_address, to_yaml, with_extra_volumes,
 };
 use wasmadm_plugin_sdk::config::Arg;
-use wasmadm_plugin_sdk::config::{ClusterConfiguration, InitConfiguration};
+use wasmadm_plugin_sdk::config::{ClusterConfiguration, EnvVar, InitConfiguration};
 use wasmadm_plugin_sdk::types::{PhaseContext, PhaseError, PhaseReport, PluginInfo, SubPhase};
 use wasmadm_plugin_sdk::{Context, Findings, Plugin, export_plugin, files, fs, print};
 
@@ -26,10 +26,32 @@ const COMPONENTS: [(&str, &str); 3] = [
     ("scheduler", "kube-scheduler"),
 ];
 
-/// What the node has that changes the manifests: which CA bundle directories exist.
+/// What the node has that changes the manifests: which CA bundle directories exist, and the
+/// proxy variables of the environment wasmadm runs in.
 #[derive(Debug, Default, Clone)]
 pub struct NodeFacts {
     pub ca_dirs: Vec<String>,
+    /// Every variable whose name ends with `_proxy` in any case (kubeadm's `GetProxyEnvVars`):
+    /// the API server, controller-manager and scheduler get them, under their `extraEnvs`.
+    pub proxy_env: Vec<EnvVar>,
+}
+
+impl NodeFacts {
+    /// A component's environment: the proxy variables, then its `extraEnvs` (which win on the
+    /// same name; the manifest lists one variable per name, sorted).
+    fn env(&self, extra: &[EnvVar]) -> Vec<EnvVar> {
+        self.proxy_env.iter().chain(extra).cloned().collect()
+    }
+}
+
+/// The proxy variables of the plugin's environment (the pipeline's `env` grant decides which
+/// of the host's it sees: `*_proxy` by default).
+fn proxy_env() -> Vec<EnvVar> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .filter(|(name, _)| name.to_ascii_lowercase().ends_with("_proxy"))
+        .map(|(name, value)| EnvVar { name, value })
+        .collect()
 }
 
 fn ca_volumes(cluster: &ClusterConfiguration, node: &NodeFacts) -> Vec<Volume> {
@@ -149,7 +171,7 @@ pub fn apiserver(init: &InitConfiguration, cluster: &ClusterConfiguration, node:
             "kubeadm.kubernetes.io/kube-apiserver.advertise-address.endpoint".into(),
             join_host_port(ip, port),
         )],
-        env: cluster.api_server.extra_envs.clone(),
+        env: node.env(&cluster.api_server.extra_envs),
     };
     to_yaml(&pod(&spec))
 }
@@ -207,13 +229,13 @@ pub fn controller_manager(cluster: &ClusterConfiguration, node: &NodeFacts) -> S
         memory: None,
         volumes: with_extra_volumes(volumes, &cluster.controller_manager.extra_volumes),
         annotations: Vec::new(),
-        env: cluster.controller_manager.extra_envs.clone(),
+        env: node.env(&cluster.controller_manager.extra_envs),
     };
     to_yaml(&pod(&spec))
 }
 
 /// The kube-scheduler manifest.
-pub fn scheduler(cluster: &ClusterConfiguration) -> String {
+pub fn scheduler(cluster: &ClusterConfiguration, node: &NodeFacts) -> String {
     let kubeconfig = "/etc/kubernetes/scheduler.conf";
     let defaults: Vec<(&str, String)> = vec![
         ("authentication-kubeconfig", kubeconfig.into()),
@@ -241,7 +263,7 @@ pub fn scheduler(cluster: &ClusterConfiguration) -> String {
             &cluster.scheduler.extra_volumes,
         ),
         annotations: Vec::new(),
-        env: cluster.scheduler.extra_envs.clone(),
+        env: node.env(&cluster.scheduler.extra_envs),
     };
     to_yaml(&pod(&spec))
 }
@@ -263,6 +285,7 @@ impl Plugin for ControlPlane {
             .collect();
         info.needs.files_read = CA_CERT_DIRS.map(String::from).to_vec();
         info.needs.files_write = vec![MANIFESTS_DIR.into()];
+        info.needs.env = vec!["*_proxy".into()];
         info
     }
 
@@ -270,7 +293,10 @@ impl Plugin for ControlPlane {
         let ctx = Context::new(&context)?;
         let cluster = ctx.cluster();
         let init = ctx.config.init.clone().unwrap_or_default();
-        let mut node = NodeFacts::default();
+        let mut node = NodeFacts {
+            proxy_env: proxy_env(),
+            ..NodeFacts::default()
+        };
         for dir in CA_CERT_DIRS {
             if fs::exists(dir)? {
                 node.ca_dirs.push(dir.to_string());
@@ -290,7 +316,7 @@ impl Plugin for ControlPlane {
             let yaml = match name {
                 "apiserver" => apiserver(&init, &cluster, &node),
                 "controller-manager" => controller_manager(&cluster, &node),
-                _ => scheduler(&cluster),
+                _ => scheduler(&cluster, &node),
             };
             files::write(
                 &format!("{MANIFESTS_DIR}/{component}.yaml"),
