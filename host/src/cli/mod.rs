@@ -563,7 +563,7 @@ fn plugin_inspect(global: &Global, component: &str) -> Result<()> {
     let planned = load_and_describe(&runtime, root, &spec)?;
     println!(
         "{}",
-        crate::config::pipeline::describe_plugin(&planned.info, &planned.plugin.digest)
+        crate::grants::describe_plugin(&planned.info, &planned.plugin.digest)
     );
     Ok(())
 }
