@@ -99,6 +99,18 @@ fn init_both_with(
 /// Compares the two runs; panics listing every difference, or when too little was compared
 /// (`at_least`: files, certificates, objects, console lines) for the comparison to mean anything.
 fn assert_same(k_node: &Node, k_ran: &Ran, w_node: &Node, w_ran: &Ran, at_least: [usize; 4]) {
+    // The controller-manager signs cluster-info some time after init ended (its bootstrap signer
+    // runs on its own schedule): compare both sides once each carries its signature.
+    for node in [k_node, w_node] {
+        node.wait_for("cluster-info signed", Duration::from_secs(120), || {
+            let cm = node.get_json(&["configmap", "cluster-info", "-n", "kube-public"]);
+            cm["data"]
+                .as_object()?
+                .keys()
+                .any(|k| k.starts_with("jws-kubeconfig-"))
+                .then_some(())
+        });
+    }
     let c = compare(
         &Side {
             node: k_node,
