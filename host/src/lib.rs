@@ -7,6 +7,7 @@
 //! one). The runner knows nothing of Kubernetes; the plugins know nothing of Wasmtime; the
 //! capabilities are where the two meet and the only place a grant is checked.
 
+pub mod author;
 pub mod bindings;
 pub mod builtin;
 pub mod caps;

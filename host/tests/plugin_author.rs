@@ -1,0 +1,315 @@
+//! What a plugin author meets on the command line: `plugin run` of one component against a node
+//! directory, and the three bugs of issue 12 (a relative `--root` and exec, output into a closed
+//! pipe, an error cause printed twice).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A scratch directory holding `node/`, a copy of the healthy fixture node, and `cache/`.
+struct Scratch {
+    dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tmp");
+        std::fs::create_dir(dir.path().join("node")).expect("mkdir");
+        let status = Command::new("cp")
+            .arg("-a")
+            .arg(repo().join("tests/fixtures/nodes/healthy/."))
+            .arg(dir.path().join("node"))
+            .status()
+            .expect("cp");
+        assert!(status.success());
+        Self { dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn node(&self) -> String {
+        self.path("node").display().to_string()
+    }
+
+    /// A built-in plugin's component written out as a file, as an author's own would be.
+    fn component(&self, builtin: &str) -> String {
+        let b = wasmadm::builtin::get(builtin).expect("built-in plugin");
+        let path = self.path(&format!("{builtin}.wasm"));
+        std::fs::write(&path, b.wasm).expect("write component");
+        path.display().to_string()
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_wasmadm"));
+        cmd.args(args)
+            .env("WASMADM_CACHE_DIR", self.path("cache"))
+            .current_dir(self.dir.path());
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run wasmadm")
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out.stdout)))
+}
+
+/// The findings of a JSON run as `(check, severity)`.
+fn checks(v: &serde_json::Value) -> Vec<(String, String)> {
+    v["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .map(|f| {
+            (
+                f["check"].as_str().expect("check").to_string(),
+                f["severity"].as_str().expect("severity").to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_relative_root_runs_commands_as_an_absolute_one_does() {
+    let s = Scratch::new();
+    // `kubelet --version` is run by preflight through exec, from the node's /usr/bin.
+    let out = s.run(&["--root", "node", "init", "phase", "preflight"]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        !stderr.contains("cannot execute") && !stderr.contains("cannot start"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    let s = Scratch::new();
+    // The reader is gone before wasmadm writes anything: its first write fails with EPIPE.
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let out = s
+        .command(&["--root", &s.node(), "phase", "list"])
+        .stdout(Stdio::from(writer))
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stderr), "", "no panic, no error: the reader just left");
+
+    // A run whose console is closed still does its work.
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let out = s
+        .command(&["--root", &s.node(), "init", "phase", "certs", "ca"])
+        .stdout(Stdio::from(writer))
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(s.path("node/etc/kubernetes/pki/ca.crt").is_file());
+}
+
+#[test]
+fn a_digest_mismatch_is_reported_once() {
+    let s = Scratch::new();
+    let component = s.component("preflight");
+    let pipeline = s.path("pipeline.yaml");
+    std::fs::write(
+        &pipeline,
+        format!(
+            "apiVersion: wasmadm.io/v1alpha1\nkind: Pipeline\ninit:\n  - name: preflight\n    \
+             component: {component}\n    digest: sha256:{}\n",
+            "0".repeat(64)
+        ),
+    )
+    .expect("write pipeline");
+    let out = s.run(&[
+        "--root",
+        &s.node(),
+        "--pipeline",
+        &pipeline.display().to_string(),
+        "init",
+    ]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.matches("it was not loaded").count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("update `digest:` in the pipeline file"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn plugin_run_runs_one_component_with_the_grants_it_asks_for() {
+    let s = Scratch::new();
+    let component = s.component("preflight");
+    let out = s.run(&["--root", &s.node(), "plugin", "run", &component]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.starts_with("[preflight] Running pre-flight checks\n"),
+        "{stdout}"
+    );
+    let digest = wasmadm::builtin::get("preflight").expect("preflight").digest();
+    assert!(
+        stderr.contains(&format!("[plugin] preflight 0.1.0 (sha256:{digest}): 0 errors")),
+        "{stderr}"
+    );
+    // No cluster was asked for: none was simulated or saved.
+    assert!(!s.path("node/var/lib/wasmadm/in-memory-cluster.json").exists());
+}
+
+#[test]
+fn plugin_run_reports_failed_checks_as_kubeadm_and_as_json() {
+    let s = Scratch::new();
+    std::fs::write(s.path("node/proc/meminfo"), "MemTotal: 1000 kB\n").expect("write");
+    let component = s.component("preflight");
+    let out = s.run(&["--root", &s.node(), "plugin", "run", &component]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("\t[ERROR Mem]: the system RAM (0 MB) is less than the minimum 1700 MB"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = s.run(&["--root", &s.node(), "plugin", "run", &component, "-o", "json"]);
+    assert_eq!(out.status.code(), Some(2));
+    let v = json(&out);
+    assert_eq!(v["exitCode"], 2);
+    assert_eq!(v["plugin"]["name"], "preflight");
+    assert!(checks(&v).contains(&("Mem".into(), "error".into())), "{v:#}");
+    assert_eq!(v["console"][0]["line"], "[preflight] Running pre-flight checks");
+
+    // --ignore-preflight-errors demotes it, as in kubeadm.
+    let out = s.run(&[
+        "--root",
+        &s.node(),
+        "plugin",
+        "run",
+        &component,
+        "-o",
+        "json",
+        "--ignore-preflight-errors",
+        "mem",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(checks(&json(&out)).contains(&("Mem".into(), "warning".into())));
+}
+
+#[test]
+fn plugin_run_lists_effects_of_a_dry_run_and_objects_of_the_memory_cluster() {
+    let s = Scratch::new();
+    let certs = s.component("certs");
+    let out = s.run(&[
+        "--root",
+        &s.node(),
+        "plugin",
+        "run",
+        &certs,
+        "--dry-run",
+        "-o",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v = json(&out);
+    let ca = v["effects"]
+        .as_array()
+        .expect("effects")
+        .iter()
+        .find(|e| e["path"] == "/etc/kubernetes/pki/ca.crt")
+        .unwrap_or_else(|| panic!("no write of ca.crt in {v:#}"));
+    assert_eq!(ca["kind"], "writeFile");
+    assert!(
+        ca["text"]
+            .as_str()
+            .expect("text")
+            .starts_with("-----BEGIN CERTIFICATE-----")
+    );
+    assert!(
+        !s.path("node/etc/kubernetes/pki/ca.crt").exists(),
+        "dry-run wrote nothing"
+    );
+
+    let upload = s.component("upload-config");
+    let out = s.run(&[
+        "--root",
+        &s.node(),
+        "--cluster",
+        "memory",
+        "plugin",
+        "run",
+        &upload,
+        "-o",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v = json(&out);
+    let names: Vec<&str> = v["objects"]
+        .as_array()
+        .expect("objects")
+        .iter()
+        .filter_map(|o| o["metadata"]["name"].as_str())
+        .collect();
+    assert!(names.contains(&"kubeadm-config"), "{names:?}");
+    assert!(!s.path("node/var/lib/wasmadm/in-memory-cluster.json").exists());
+}
+
+#[test]
+fn plugin_run_with_fewer_grants_names_the_missing_one() {
+    let s = Scratch::new();
+    let component = s.component("preflight");
+    let grants = s.path("grants.yaml");
+    std::fs::write(&grants, "grants:\n  files:\n    read: [/etc]\n").expect("write");
+    let out = s.run(&[
+        "--root",
+        &s.node(),
+        "plugin",
+        "run",
+        &component,
+        "--grants",
+        &grants.display().to_string(),
+    ]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("grants"), "{stderr}");
+
+    std::fs::write(&grants, "grants:\n  file:\n    read: [/etc]\n").expect("write");
+    let out = s.run(&[
+        "--root",
+        &s.node(),
+        "plugin",
+        "run",
+        &component,
+        "--grants",
+        &grants.display().to_string(),
+    ]);
+    let stderr = text(&out.stderr);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        stderr.contains(&format!("{}:2:", grants.display())) && stderr.contains("unknown field `file`"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn plugin_run_of_a_missing_file_says_to_build_it() {
+    let s = Scratch::new();
+    let out = s.run(&["--root", &s.node(), "plugin", "run", "nope.wasm"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains("component nope.wasm does not exist") && stderr.contains("wasmadm plugin build"),
+        "{stderr}"
+    );
+}
