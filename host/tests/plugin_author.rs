@@ -313,3 +313,107 @@ fn plugin_run_of_a_missing_file_says_to_build_it() {
         "{stderr}"
     );
 }
+
+/// One command of the tutorial, with what its comment says it does.
+struct Step {
+    command: String,
+    exit: i32,
+    shows: Option<String>,
+}
+
+/// The shell commands between `<!-- tutorial-start -->` and `<!-- tutorial-end -->` of
+/// docs/plugins.md; a trailing `# exit N, shows: TEXT` gives the expected exit code and output.
+fn tutorial_steps() -> Vec<Step> {
+    let doc = std::fs::read_to_string(repo().join("docs/plugins.md")).expect("docs/plugins.md");
+    let start = doc
+        .find("<!-- tutorial-start -->")
+        .expect("tutorial start marker");
+    let end = doc.find("<!-- tutorial-end -->").expect("tutorial end marker");
+    let mut steps = Vec::new();
+    let mut in_block = false;
+    for line in doc[start..end].lines() {
+        if line.starts_with("```") {
+            in_block = line == "```sh";
+            continue;
+        }
+        let line = line.trim();
+        if !in_block || line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (command, comment) = match line.split_once("   # ") {
+            Some((c, note)) => (c.trim(), note),
+            None => (line, ""),
+        };
+        let mut step = Step {
+            command: command.to_string(),
+            exit: 0,
+            shows: None,
+        };
+        // `exit N`, `shows: TEXT`, or `exit N, shows: TEXT`.
+        let mut rest = comment;
+        if let Some(code) = rest.strip_prefix("exit ") {
+            let (code, after) = code.split_once(", ").unwrap_or((code, ""));
+            step.exit = code.parse().expect("exit code");
+            rest = after;
+        }
+        if let Some(text) = rest.strip_prefix("shows: ") {
+            step.shows = Some(text.to_string());
+        } else {
+            assert!(
+                rest.is_empty(),
+                "tutorial comment {comment:?}: use `exit N` and/or `shows: TEXT`"
+            );
+        }
+        steps.push(step);
+    }
+    steps
+}
+
+#[test]
+fn the_tutorial_runs_as_written() {
+    let steps = tutorial_steps();
+    assert!(steps.len() > 10, "the tutorial lost its commands");
+    let work = tempfile::tempdir().expect("tmp");
+    let bin = Path::new(env!("CARGO_BIN_EXE_wasmadm"))
+        .parent()
+        .expect("bin dir");
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    // Compiled dependencies are kept between runs (cargo's build-dir); the crate's own
+    // `target/` (where the tutorial finds the component) is new each time.
+    let build_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("tutorial-build");
+    let mut cwd = work.path().to_path_buf();
+    for step in &steps {
+        if let Some(dir) = step.command.strip_prefix("cd ") {
+            cwd = cwd.join(dir);
+            continue;
+        }
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(&step.command)
+            .current_dir(&cwd)
+            .env("PATH", &path)
+            .env("WASMADM_CACHE_DIR", work.path().join("cache"))
+            .env("CARGO_BUILD_BUILD_DIR", &build_dir)
+            .output()
+            .expect("run sh");
+        let shown = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(step.exit),
+            "`{}` exited {:?}, the tutorial says {}:\n{shown}",
+            step.command,
+            out.status.code(),
+            step.exit
+        );
+        if let Some(want) = &step.shows {
+            assert!(
+                shown.contains(want.as_str()),
+                "`{}` did not show {want:?}:\n{shown}",
+                step.command
+            );
+        }
+    }
+    // The last step ran the plugin from a pipeline, pinned by the digest `plugin build` printed.
+    let pipeline = std::fs::read_to_string(cwd.join("pipeline.yaml")).expect("pipeline.yaml");
+    assert!(pipeline.contains("digest: sha256:"), "{pipeline}");
+}
