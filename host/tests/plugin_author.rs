@@ -417,3 +417,71 @@ fn the_tutorial_runs_as_written() {
     let pipeline = std::fs::read_to_string(cwd.join("pipeline.yaml")).expect("pipeline.yaml");
     assert!(pipeline.contains("digest: sha256:"), "{pipeline}");
 }
+
+#[test]
+fn a_new_phase_plugin_builds_and_passes_its_cases() {
+    let s = Scratch::new();
+    let build_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("tutorial-build");
+    let out = s.run(&["plugin", "new", "vendor-conf", "--kind", "phase"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let crate_dir = s.path("vendor-conf");
+    let cargo_test = Command::new("cargo")
+        .arg("test")
+        .current_dir(&crate_dir)
+        .env("CARGO_BUILD_BUILD_DIR", &build_dir)
+        .output()
+        .expect("cargo test");
+    assert!(cargo_test.status.success(), "{}", text(&cargo_test.stderr));
+    let mut build = s.command(&["plugin", "build", "vendor-conf"]);
+    let out = build.env("CARGO_BUILD_BUILD_DIR", &build_dir).output().expect("build");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // The entry grants what the plugin asks for: writing its directory.
+    let entry = text(&out.stdout);
+    assert!(entry.contains("- name: vendor-conf\n") && entry.contains("write:\n      - /etc/vendor-conf\n"), "{entry}");
+    let out = s.run(&["plugin", "test", "vendor-conf/cases.yaml"]);
+    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(text(&out.stdout).ends_with("3 passed, 0 failed\n"), "{}", text(&out.stdout));
+}
+
+#[test]
+fn plugin_new_refuses_a_bad_name_or_an_existing_directory_and_leaves_nothing() {
+    let s = Scratch::new();
+    let out = s.run(&["plugin", "new", "Vendor_Checks"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("use lower-case letters, digits and '-'"), "{}", text(&out.stderr));
+    assert!(!s.path("Vendor_Checks").exists());
+
+    let out = s.run(&["plugin", "new", "vendor-checks", "--dir", "node"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("already exists: give another name or --dir"), "{}", text(&out.stderr));
+    let left: Vec<_> = std::fs::read_dir(s.dir.path())
+        .expect("read")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("wasmadm-plugin-new"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn plugin_build_of_a_directory_without_a_crate_says_what_to_give() {
+    let s = Scratch::new();
+    let out = s.run(&["plugin", "build", "node"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("node has no Cargo.toml: give the plugin crate's directory"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn plugin_test_reports_a_bad_cases_file_with_its_line() {
+    let s = Scratch::new();
+    let cases = s.path("cases.yaml");
+    std::fs::write(&cases, "component: x.wasm\ncases:\n  - name: one\n    expect: { exitcode: 2 }\n").expect("write");
+    let out = s.run(&["plugin", "test", "cases.yaml"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cases.yaml:4:") && stderr.contains("unknown field `exitcode`"), "{stderr}");
+}
