@@ -73,8 +73,7 @@ pub fn build(dir: &Path) -> Result<PathBuf, BuildError> {
                 .filter_map(|f| f.as_str().map(PathBuf::from))
                 .collect::<Vec<_>>()
         })
-        .filter(|f| f.extension().is_some_and(|e| e == "wasm"))
-        .last()
+        .rfind(|f| f.extension().is_some_and(|e| e == "wasm"))
         .ok_or_else(|| BuildError::NoArtifact(dir.to_path_buf()))
 }
 
