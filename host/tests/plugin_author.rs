@@ -433,14 +433,24 @@ fn a_new_phase_plugin_builds_and_passes_its_cases() {
         .expect("cargo test");
     assert!(cargo_test.status.success(), "{}", text(&cargo_test.stderr));
     let mut build = s.command(&["plugin", "build", "vendor-conf"]);
-    let out = build.env("CARGO_BUILD_BUILD_DIR", &build_dir).output().expect("build");
+    let out = build
+        .env("CARGO_BUILD_BUILD_DIR", &build_dir)
+        .output()
+        .expect("build");
     assert!(out.status.success(), "{}", text(&out.stderr));
     // The entry grants what the plugin asks for: writing its directory.
     let entry = text(&out.stdout);
-    assert!(entry.contains("- name: vendor-conf\n") && entry.contains("write:\n      - /etc/vendor-conf\n"), "{entry}");
+    assert!(
+        entry.contains("- name: vendor-conf\n") && entry.contains("write:\n      - /etc/vendor-conf\n"),
+        "{entry}"
+    );
     let out = s.run(&["plugin", "test", "vendor-conf/cases.yaml"]);
     assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
-    assert!(text(&out.stdout).ends_with("3 passed, 0 failed\n"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).ends_with("3 passed, 0 failed\n"),
+        "{}",
+        text(&out.stdout)
+    );
 }
 
 #[test]
@@ -448,12 +458,20 @@ fn plugin_new_refuses_a_bad_name_or_an_existing_directory_and_leaves_nothing() {
     let s = Scratch::new();
     let out = s.run(&["plugin", "new", "Vendor_Checks"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("use lower-case letters, digits and '-'"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("use lower-case letters, digits and '-'"),
+        "{}",
+        text(&out.stderr)
+    );
     assert!(!s.path("Vendor_Checks").exists());
 
     let out = s.run(&["plugin", "new", "vendor-checks", "--dir", "node"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("already exists: give another name or --dir"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("already exists: give another name or --dir"),
+        "{}",
+        text(&out.stderr)
+    );
     let left: Vec<_> = std::fs::read_dir(s.dir.path())
         .expect("read")
         .filter_map(|e| e.ok())
@@ -479,9 +497,16 @@ fn plugin_build_of_a_directory_without_a_crate_says_what_to_give() {
 fn plugin_test_reports_a_bad_cases_file_with_its_line() {
     let s = Scratch::new();
     let cases = s.path("cases.yaml");
-    std::fs::write(&cases, "component: x.wasm\ncases:\n  - name: one\n    expect: { exitcode: 2 }\n").expect("write");
+    std::fs::write(
+        &cases,
+        "component: x.wasm\ncases:\n  - name: one\n    expect: { exitcode: 2 }\n",
+    )
+    .expect("write");
     let out = s.run(&["plugin", "test", "cases.yaml"]);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("cases.yaml:4:") && stderr.contains("unknown field `exitcode`"), "{stderr}");
+    assert!(
+        stderr.contains("cases.yaml:4:") && stderr.contains("unknown field `exitcode`"),
+        "{stderr}"
+    );
 }
