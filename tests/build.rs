@@ -3,16 +3,7 @@
 
 use std::path::Path;
 
-/// The binaries the end-to-end tests run, in controller-runtime's envtest layout
-/// (`$KUBEBUILDER_ASSETS/<binary>`); the same list as `wasmadm_tests::cluster::BINARIES`.
-const BINARIES: [&str; 6] = [
-    "etcd",
-    "kube-apiserver",
-    "kube-controller-manager",
-    "kube-scheduler",
-    "kubeadm",
-    "kubectl",
-];
+include!("src/binaries.rs");
 
 fn main() {
     for (package, path) in wasm_build::build_components(&["sandbox-probe", "legacy-probe"]) {
@@ -21,6 +12,7 @@ fn main() {
     }
 
     println!("cargo::rustc-check-cfg=cfg(kubebuilder_assets)");
+    println!("cargo:rerun-if-changed=src/binaries.rs");
     println!("cargo:rerun-if-env-changed=KUBEBUILDER_ASSETS");
     println!("cargo:rerun-if-env-changed=CI");
     // In CI the end-to-end tests must run: a missing binary fails the build instead of skipping.

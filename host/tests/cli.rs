@@ -57,14 +57,20 @@ fn init_of_a_healthy_sandbox_node_succeeds_and_warm_start_uses_the_cache() {
     // Logs reach the console only when asked for (-v), and never as colour codes into a file.
     let stderr = text(&out.stderr);
     assert!(
-        !stderr.contains('\x1b') && !stderr.lines().any(|l| l.contains(" WARN ") || l.contains(" INFO ")),
+        !stderr.contains('\x1b')
+            && !stderr
+                .lines()
+                .any(|l| l.contains(" WARN ") || l.contains(" INFO ")),
         "{stderr}"
     );
     let mut verbose_args = vec!["-v", "2"];
     verbose_args.extend_from_slice(&args);
     verbose_args.push("--dry-run");
     let verbose = text(&wasmadm(cache.path(), &verbose_args).stderr);
-    assert!(verbose.contains(" INFO ") && !verbose.contains('\x1b'), "{verbose}");
+    assert!(
+        verbose.contains(" INFO ") && !verbose.contains('\x1b'),
+        "{verbose}"
+    );
     let cached: Vec<_> = std::fs::read_dir(cache.path())
         .expect("cache dir")
         .filter_map(|e| e.ok())

@@ -10,19 +10,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The binaries the end-to-end tests run, in controller-runtime envtest's layout.
-pub const BINARIES: [&str; 6] = [
-    "etcd",
-    "kube-apiserver",
-    "kube-controller-manager",
-    "kube-scheduler",
-    "kubeadm",
-    "kubectl",
-];
+include!("binaries.rs");
 
-/// `KUBEBUILDER_ASSETS` with every binary of [`BINARIES`], or a panic that says how to get them.
-pub fn assets() -> PathBuf {
-    let dir = std::env::var_os("KUBEBUILDER_ASSETS")
+/// `KUBEBUILDER_ASSETS`, or a panic that says how to set it.
+pub fn assets_dir() -> PathBuf {
+    std::env::var_os("KUBEBUILDER_ASSETS")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             panic!(
@@ -30,18 +22,31 @@ pub fn assets() -> PathBuf {
                  version wasmadm targets (controller-runtime envtest's layout) and rebuild the tests",
                 BINARIES.join(", ")
             )
-        });
+        })
+}
+
+/// `$KUBEBUILDER_ASSETS/<binary>`, or a panic that says what is missing.
+pub fn asset(binary: &str) -> PathBuf {
+    let dir = assets_dir();
+    let path = dir.join(binary);
+    assert!(
+        path.is_file(),
+        "KUBEBUILDER_ASSETS={} has no `{binary}`",
+        dir.display()
+    );
+    path
+}
+
+/// `KUBEBUILDER_ASSETS` with every binary of [`BINARIES`], on a host where nodes can have network
+/// namespaces, or a panic that says what is missing.
+pub fn assets() -> PathBuf {
     for b in BINARIES {
-        assert!(
-            dir.join(b).is_file(),
-            "KUBEBUILDER_ASSETS={} has no `{b}`",
-            dir.display()
-        );
+        asset(b);
     }
     if let Some(why) = crate::netns::unavailable() {
         panic!("the end-to-end tests give each node its own network namespace, but {why}");
     }
-    dir
+    assets_dir()
 }
 
 /// `v1.x.y` of the API server binary: configurations ask for exactly that version.

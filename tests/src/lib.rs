@@ -11,11 +11,12 @@ pub mod static_pod;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use wasmadm::caps::log::{Console, Stream};
-use wasmadm::cluster::Cluster;
 use wasmadm::cluster::memory::MemoryCluster;
+use wasmadm::cluster::{Cluster, ResourceType};
 use wasmadm::config::kubeadm::{self, Flags};
-use wasmadm::config::pipeline::{Pipeline, Role};
-use wasmadm::runtime::{Command, RunError, RunReport, RunSpec, Runner, Runtime};
+use wasmadm::config::pipeline::Pipeline;
+use wasmadm::invocation::{self, Backend, Invocation};
+use wasmadm::runtime::{Command, RunError, RunReport, Runner, Runtime};
 
 /// The sandbox-probe component built for these tests.
 pub const PROBE_WASM: &str = env!("SANDBOX_PROBE_WASM");
@@ -52,6 +53,26 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// The reference configuration (`tests/fixtures/init-config.yaml`, whose last document is the
+/// ClusterConfiguration) with `extra_cluster` appended (fields of that document, or further
+/// documents after a `---`), written to `<dir>/config.yaml`.
+pub fn write_config(dir: &Path, extra_cluster: &str) -> PathBuf {
+    let base = std::fs::read_to_string(fixture("init-config.yaml")).expect("fixture");
+    let path = dir.join("config.yaml");
+    std::fs::write(&path, format!("{base}{extra_cluster}")).expect("write config");
+    path
+}
+
+/// The pipeline built into wasmadm.
+pub fn default_pipeline() -> Pipeline {
+    Pipeline::builtin_default().expect("default pipeline")
+}
+
+/// A namespaced resource type of API version `v1` of `group`.
+pub fn ty(group: &str, kind: &str, plural: &str) -> ResourceType {
+    ResourceType::v1(group, kind, plural, true)
+}
+
 /// `pipeline` with only the named `init` phases, in its order: a test of some phases then does not
 /// depend on the phases the pipeline gains later.
 pub fn with_init_phases(mut pipeline: Pipeline, phases: &[&str]) -> Pipeline {
@@ -62,7 +83,7 @@ pub fn with_init_phases(mut pipeline: Pipeline, phases: &[&str]) -> Pipeline {
 
 /// The default pipeline with only the named `init` phases (see [`with_init_phases`]).
 pub fn default_pipeline_of(phases: &[&str]) -> Pipeline {
-    with_init_phases(Pipeline::builtin_default().expect("default pipeline"), phases)
+    with_init_phases(default_pipeline(), phases)
 }
 
 /// An object real kubeadm created for the reference configuration
@@ -195,36 +216,28 @@ impl<'a> Run<'a> {
 
     pub fn go(self) -> Outcome {
         let config = kubeadm::resolve(self.config, self.command, &self.flags, "n1").expect("config");
-        // Without a cluster of its own, a run gets what `wasmadm --cluster memory` sets up.
+        // Without a cluster of its own, a run gets what `wasmadm --cluster memory --dry-run` sets
+        // up: the in-memory cluster, kept nowhere.
         let cluster = self.cluster.or_else(|| {
             if self.no_cluster {
                 return None;
             }
-            let name = config.node_registration().map(|n| n.name.as_str());
-            let cluster = match (self.command, name) {
-                (Command::Reset, _) | (_, None) => Arc::new(MemoryCluster::new()),
-                (_, Some(name)) => memory_cluster_with_node(name),
-            };
-            Some(cluster as Arc<dyn Cluster>)
+            let backend = Backend::Memory { state: None };
+            Some(
+                backend
+                    .connect(invocation::kubelet_node(self.command, &config))
+                    .expect("in-memory cluster"),
+            )
         });
         let (console, lines) = Console::buffer();
-        let spec = RunSpec {
+        let spec = Invocation {
             command: self.command,
-            role: if self.command == Command::Init || self.flags.control_plane {
-                Role::ControlPlane
-            } else {
-                Role::Worker
-            },
-            root: self.root.to_path_buf(),
+            root: self.root,
+            flags: &self.flags,
             dry_run: self.dry_run,
-            skip_phases: kubeadm::skip_phases(&config, &self.flags.skip_phases),
-            implied_skips: kubeadm::implied_skips(&config),
             only: self.only,
-            config,
-            cluster,
-            console,
-            facts: wasmadm::facts::inputs(self.root),
-        };
+        }
+        .run_spec(config, cluster, console);
         let result = Runner {
             runtime: runtime(),
             pipeline: self.pipeline,
@@ -249,7 +262,7 @@ impl<'a> Run<'a> {
 /// Runs `phases` of the default pipeline, each whole (`init phase <name> all`), on `root` with
 /// `config`; panics with the phase, error and console output when one fails.
 pub fn run_phases(root: &Path, config: &Path, phases: &[&str]) {
-    let pipeline = Pipeline::builtin_default().expect("default pipeline");
+    let pipeline = default_pipeline();
     for phase in phases {
         let mut run = Run::new(&pipeline, root);
         run.config = Some(config);
@@ -257,4 +270,47 @@ pub fn run_phases(root: &Path, config: &Path, phases: &[&str]) {
         let out = run.go();
         assert!(out.result.is_ok(), "{phase}: {} {:?}", out.error(), out.stderr);
     }
+}
+
+/// Every permission of a grant, one by one, so that grants written in different groupings compare
+/// (the default pipeline's against a plugin's `describe()`, in `tests/builtins.rs`).
+pub fn permissions(g: &wasmadm::config::pipeline::Grants) -> std::collections::BTreeSet<String> {
+    let mut set = std::collections::BTreeSet::new();
+    // A write grant lets the phase read too (`caps::fs`): a read under one adds nothing.
+    for path in &g.files.read {
+        if !g.files.write.iter().any(|w| path.0.starts_with(&w.0)) {
+            set.insert(format!("read {}", path.0.as_str()));
+        }
+    }
+    for path in &g.files.write {
+        set.insert(format!("write {}", path.0.as_str()));
+    }
+    for rule in &g.exec {
+        let any = vec![vec!["<any>".to_string()]];
+        for args in if rule.args.is_empty() { &any } else { &rule.args } {
+            set.insert(format!(
+                "exec {} {args:?} readOnly={}",
+                rule.command, rule.read_only
+            ));
+        }
+    }
+    for r in &g.kube {
+        let all = vec!["<all>".to_string()];
+        let or_all = |v: &Vec<String>| if v.is_empty() { all.clone() } else { v.clone() };
+        for verb in &r.verbs {
+            for group in &r.api_groups {
+                for resource in &r.resources {
+                    for ns in or_all(&r.namespaces) {
+                        for name in or_all(&r.resource_names) {
+                            set.insert(format!("kube {verb} {group}/{resource} ns={ns} name={name}"));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for var in &g.env {
+        set.insert(format!("env {var}"));
+    }
+    set
 }

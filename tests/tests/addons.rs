@@ -6,12 +6,12 @@
 
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
+use wasmadm::cluster::Cluster;
 use wasmadm::cluster::memory::MemoryCluster;
-use wasmadm::cluster::{Cluster, ResourceType};
-use wasmadm::config::pipeline::{Grants, Pipeline};
-use wasmadm_tests::{Outcome, Run, fixture, runtime};
+use wasmadm::config::pipeline::Pipeline;
+use wasmadm_tests::{Outcome, Run, fixture, ty, write_config};
 
 /// What real kubeadm printed for the phase (`init-output.txt` lines 78-79).
 const KUBEADM_LINES: &[&str] = &[
@@ -28,17 +28,6 @@ fn run(root: &Path, config: &Path, cluster: &Arc<MemoryCluster>, sub: &str) -> O
     let out = run.go();
     out.expect_ok();
     out
-}
-
-fn ty(group: &str, kind: &str, plural: &str) -> ResourceType {
-    ResourceType::v1(group, kind, plural, true)
-}
-
-fn config(dir: &Path, extra_cluster: &str) -> PathBuf {
-    let base = std::fs::read_to_string(fixture("init-config.yaml")).expect("fixture");
-    let path = dir.join("config.yaml");
-    std::fs::write(&path, format!("{base}{extra_cluster}")).expect("write config");
-    path
 }
 
 /// The stored objects, by (kind, name), without the metadata the server sets.
@@ -163,7 +152,7 @@ fn disabled_addons_are_not_installed() {
         ),
     ] {
         let cluster = Arc::new(MemoryCluster::new());
-        let out = run(root.path(), &config(root.path(), extra), &cluster, "all");
+        let out = run(root.path(), &write_config(root.path(), extra), &cluster, "all");
         assert_eq!(out.stdout, [line], "{extra}");
         let ours = objects(&cluster);
         assert!(ours.iter().any(|o| o["metadata"]["name"] == present));
@@ -179,7 +168,7 @@ fn disabled_addons_are_not_installed() {
 fn objects_follow_the_configuration() {
     let root = tempfile::tempdir().expect("tmp");
     let cluster = Arc::new(MemoryCluster::new());
-    let cfg = config(
+    let cfg = write_config(
         root.path(),
         "controlPlaneEndpoint: lb.example:7443\nimageRepository: mirror.example/k8s\n\
          networking:\n  serviceSubnet: 10.100.0.0/16\n  podSubnet: 10.244.0.0/16\n  dnsDomain: corp.internal\n",
@@ -231,7 +220,7 @@ fn objects_follow_the_configuration() {
 fn user_kube_proxy_configuration_is_merged_over_kubeadms() {
     let root = tempfile::tempdir().expect("tmp");
     let cluster = Arc::new(MemoryCluster::new());
-    let cfg = config(
+    let cfg = write_config(
         root.path(),
         "---\napiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nmode: ipvs\n\
          ipvs:\n  strictARP: true\n",
@@ -294,25 +283,6 @@ fn a_deployed_coredns_keeps_its_replicas() {
         d["spec"]["template"]["spec"]["priorityClassName"],
         "system-cluster-critical"
     );
-}
-
-#[test]
-fn the_pipeline_grants_exactly_what_the_plugin_declares() {
-    let pipeline = Pipeline::builtin_default().expect("default pipeline");
-    let root = tempfile::tempdir().expect("tmp");
-    let dir =
-        Arc::new(cap_std::fs::Dir::open_ambient_dir(root.path(), cap_std::ambient_authority()).expect("dir"));
-    for name in ["addon", "upload-certs"] {
-        let spec = pipeline
-            .phases(wasmadm::runtime::Command::Init)
-            .iter()
-            .find(|p| p.name.0 == name)
-            .unwrap_or_else(|| panic!("no {name} phase"));
-        let planned =
-            wasmadm::runtime::runner::load_and_describe(runtime(), dir.clone(), spec).expect("describe");
-        let asked = Grants::from_request(&planned.info.needs).expect("grants");
-        assert_eq!(spec.grants.requestable(), asked, "{name}");
-    }
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command as Process;
-use wasmadm_tests::{Outcome, Run, fixture, node, openssl};
+use wasmadm_tests::{Outcome, Run, fixture, node, openssl, write_config};
 
 /// (file base name, CA base name, subject, SANs or "", extended key usage or "").
 const CERTS: &[(&str, &str, &str, &str, &str)] = &[
@@ -125,13 +125,6 @@ fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
         }
     }
     files
-}
-
-fn write_config(dir: &Path, extra_cluster: &str) -> PathBuf {
-    let base = std::fs::read_to_string(fixture("init-config.yaml")).expect("fixture");
-    let path = dir.join("config.yaml");
-    std::fs::write(&path, format!("{base}{extra_cluster}")).expect("write config");
-    path
 }
 
 /// Checks every certificate and key with openssl, for the given key type.

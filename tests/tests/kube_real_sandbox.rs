@@ -8,26 +8,15 @@
 #![cfg_attr(not(kubebuilder_assets), allow(dead_code, unused_imports))]
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use wasmadm::cluster::real::RealCluster;
 use wasmadm::cluster::{Cluster, ResourceType};
 use wasmadm::config::pipeline::Pipeline;
+use wasmadm_tests::cluster::{asset, assets_dir, kubernetes_version};
 use wasmadm_tests::static_pod::{Process, Rewrites, StaticPod, etcd_rewrites, free_port, http_status};
 use wasmadm_tests::{PROBE_WASM, Run, node, run_phases, sha256_file};
-
-/// `$KUBEBUILDER_ASSETS/<binary>`.
-fn asset(binary: &str) -> PathBuf {
-    let dir = std::env::var_os("KUBEBUILDER_ASSETS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            panic!("KUBEBUILDER_ASSETS is not set: point it at a directory with etcd and kube-apiserver")
-        });
-    let path = dir.join(binary);
-    assert!(path.is_file(), "KUBEBUILDER_ASSETS has no `{binary}`");
-    path
-}
 
 /// etcd and kube-apiserver of a generated node, the API server writing an audit log of every
 /// request (level Metadata: who, verb, URI) to `<root>/audit.log`.
@@ -39,15 +28,7 @@ struct ApiServer {
 impl ApiServer {
     fn start() -> Self {
         let apiserver_bin = asset("kube-apiserver");
-        let out = std::process::Command::new(&apiserver_bin)
-            .arg("--version")
-            .output()
-            .expect("kube-apiserver --version");
-        let version = String::from_utf8_lossy(&out.stdout)
-            .split_whitespace()
-            .find(|w| w.starts_with('v'))
-            .expect("a version")
-            .to_string();
+        let version = kubernetes_version(&assets_dir());
         let root = node("healthy");
         let port = free_port();
         let config = root.path().join("kubeadm.yaml");

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use wasmadm::config::pipeline::Pipeline;
-use wasmadm_tests::{Outcome, Run, fixture, node, openssl};
+use wasmadm_tests::{Outcome, Run, fixture, node, openssl, write_config};
 
 /// (file, subject as openssl prints it with RFC 2253 names).
 const FILES: &[(&str, &str)] = &[
@@ -50,13 +50,6 @@ fn lines(out: &Outcome) -> Vec<String> {
 
 fn kdir(root: &Path) -> PathBuf {
     root.join("etc/kubernetes")
-}
-
-fn write_config(dir: &Path, extra_cluster: &str) -> PathBuf {
-    let base = std::fs::read_to_string(fixture("init-config.yaml")).expect("fixture");
-    let path = dir.join("config.yaml");
-    std::fs::write(&path, format!("{base}{extra_cluster}")).expect("write config");
-    path
 }
 
 fn ecdsa(root: &Path) -> PathBuf {

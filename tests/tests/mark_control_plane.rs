@@ -9,7 +9,9 @@ use std::sync::Arc;
 use wasmadm::cluster::memory::MemoryCluster;
 use wasmadm::cluster::{Cluster, ResourceType};
 use wasmadm::config::pipeline::Pipeline;
-use wasmadm_tests::{Outcome, Run, fixture, memory_cluster_with_node, node, reference_object};
+use wasmadm_tests::{
+    Outcome, Run, default_pipeline, fixture, memory_cluster_with_node, node, reference_object,
+};
 
 fn nodes() -> ResourceType {
     ResourceType {
@@ -28,10 +30,6 @@ fn mark(pipeline: &Pipeline, root: &Path, cluster: &Arc<MemoryCluster>, config: 
     run.only = Some(("mark-control-plane".into(), None));
     run.cluster = Some(cluster.clone());
     run.go()
-}
-
-fn default_pipeline() -> Pipeline {
-    Pipeline::builtin_default().expect("pipeline")
 }
 
 fn node_n1(cluster: &MemoryCluster) -> Value {

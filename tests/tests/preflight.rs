@@ -4,13 +4,8 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use wasmadm::config::kubeadm::Flags;
-use wasmadm::config::pipeline::Pipeline;
 use wasmadm::runtime::{Command, RunError};
-use wasmadm_tests::{Outcome, Run, fixture, node};
-
-fn default_pipeline() -> Pipeline {
-    Pipeline::builtin_default().expect("default pipeline")
-}
+use wasmadm_tests::{Outcome, Run, default_pipeline, fixture, node};
 
 /// `wasmadm init phase preflight` with the reference configuration.
 fn init(root: &Path, ignore: &[&str]) -> Outcome {

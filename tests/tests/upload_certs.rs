@@ -232,15 +232,13 @@ fn certificates_are_encrypted_so_another_aes_gcm_implementation_decrypts_them() 
     assert!(alnum(&id, 6), "{id}");
     assert!(alnum(&text("token-secret"), 16));
     assert_eq!(token["metadata"]["name"], format!("bootstrap-token-{id}"));
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs();
+    use kubeadm_bootstrap_token::clock::{format_rfc3339, now};
+    let now = now();
     let expires = text("expiration");
-    let two_hours = wasmadm::util::rfc3339(now + 7200);
+    let two_hours = format_rfc3339(now + 7200);
     assert_eq!(expires.len(), two_hours.len(), "{expires}");
     assert!(
-        expires.as_str() >= wasmadm::util::rfc3339(now + 7200 - 60).as_str() && expires <= two_hours,
+        expires.as_str() >= format_rfc3339(now + 7200 - 60).as_str() && expires <= two_hours,
         "{expires} is not two hours from now"
     );
 

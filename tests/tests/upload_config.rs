@@ -9,11 +9,7 @@ use std::sync::Arc;
 use wasmadm::cluster::memory::MemoryCluster;
 use wasmadm::cluster::{Cluster, ResourceType};
 use wasmadm::config::pipeline::Pipeline;
-use wasmadm_tests::{Outcome, Run, fixture, node, reference_object, yaml_fixture};
-
-fn ty(group: &str, kind: &str, plural: &str) -> ResourceType {
-    ResourceType::v1(group, kind, plural, true)
-}
+use wasmadm_tests::{Outcome, Run, fixture, node, reference_object, ty, yaml_fixture};
 
 const RBAC: &str = "rbac.authorization.k8s.io";
 

@@ -7,11 +7,10 @@ use crate::bindings::types::{Finding, Severity};
 use crate::caps::log::Console;
 use crate::caps::plan::PlanEntry;
 use crate::cluster::Cluster;
-use crate::config::pipeline::{
-    ComponentRef, Grants, Limits, PhaseName, PhaseSpec, Phases, Pipeline, PipelineError, Role,
-};
+use crate::command::{Command, Role};
+use crate::config::pipeline::{ComponentRef, Grants, Limits, PhaseName, PhaseSpec, Phases, Pipeline, PipelineError};
 use crate::runtime::runner::{PlannedPhase, load_and_describe};
-use crate::runtime::{Command, RunError, RunReport, RunSpec, Runner, Runtime};
+use crate::runtime::{RunError, RunReport, RunSpec, Runner, Runtime};
 use kubeadm_config::ResolvedConfig;
 use serde::Serialize;
 use std::path::{Path, PathBuf};

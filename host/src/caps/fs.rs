@@ -12,7 +12,7 @@ use cap_fs_ext::DirExt as _;
 use cap_std::fs::{Dir, OpenOptions, Permissions};
 use cap_std::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::collections::BTreeMap;
-use std::io::{self, Write};
+use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -358,18 +358,7 @@ impl FsCap {
         let dir = path::open_dir_beneath(&self.root, &parent, Some(PARENT_MODE))
             .map_err(|e| self.io_error(parent.as_str(), e))?;
         let name = p.file_name();
-        let tmp = format!(".{name}.wasmadm-{}.tmp", std::process::id());
-        let result = (|| -> io::Result<()> {
-            let mut opts = OpenOptions::new();
-            opts.write(true).create_new(true);
-            let mut file = dir.open_with(&tmp, &opts)?;
-            file.set_permissions(Permissions::from_std(std::fs::Permissions::from_mode(mode)))?;
-            file.write_all(contents)?;
-            file.sync_all()?;
-            dir.rename(&tmp, &dir, name)
-        })();
-        if let Err(e) = result {
-            let _ = dir.remove_file(&tmp);
+        if let Err(e) = crate::util::write_atomic_in(&dir, name, contents, mode) {
             return Err(self.io_error(text, e));
         }
         tracing::debug!(phase = %self.phase, path = %p, mode = format!("{mode:o}"), bytes = contents.len(), "wrote file");

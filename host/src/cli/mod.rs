@@ -3,11 +3,13 @@
 //! integration tests can build the same command under another name and run it as users do.
 
 use crate::caps::log::Console;
-use crate::cluster::{Cluster, memory::MemoryCluster, real::RealCluster};
+use crate::cluster::Cluster;
+use crate::command::Command;
 use crate::config::kubeadm::{self, ConfigError, Flags};
-use crate::config::pipeline::{Pipeline, PipelineError, Role};
+use crate::config::pipeline::{Pipeline, PipelineError};
+use crate::invocation::{self, Backend, ClusterKind, Invocation};
 use crate::runtime::runner::load_and_describe;
-use crate::runtime::{Command, RunError, RunSpec, Runner, Runtime};
+use crate::runtime::{RunError, Runner, Runtime};
 use anyhow::{Context as _, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::{Path, PathBuf};
@@ -71,14 +73,6 @@ struct Global {
         value_name = "LEVEL"
     )]
     verbosity: u8,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum ClusterKind {
-    Auto,
-    Memory,
-    Kubeconfig,
-    None,
 }
 
 #[derive(Subcommand)]
@@ -275,16 +269,9 @@ struct ResetCommand {
 enum PhaseCmd {
     /// List the phases of a command.
     List {
-        #[arg(long, value_enum, default_value_t = CommandArg::Init)]
-        command: CommandArg,
+        #[arg(long, value_enum, default_value_t = Command::Init)]
+        command: Command,
     },
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum CommandArg {
-    Init,
-    Join,
-    Reset,
 }
 
 #[derive(Subcommand)]
@@ -388,39 +375,10 @@ fn runtime(global: &Global) -> Result<Runtime> {
     Ok(Runtime::new(cache)?)
 }
 
-/// The cluster of a run. With the in-memory cluster, `kubelet_node` is the Node whose
-/// registration the host simulates, since no kubelet runs (see
-/// [`MemoryCluster::simulate_kubelet_registration`]).
+/// The cluster of a run (see [`Backend`]).
 fn cluster(global: &Global, dry_run: bool, kubelet_node: Option<&str>) -> Result<Arc<dyn Cluster>> {
-    let real = match global.cluster {
-        ClusterKind::Auto => global.root == Path::new("/"),
-        ClusterKind::Memory => false,
-        ClusterKind::Kubeconfig => true,
-        ClusterKind::None => anyhow::bail!(
-            "--cluster none is for `wasmadm plugin run`; this command needs a cluster: give \
-             --cluster memory or --cluster kubeconfig"
-        ),
-    };
-    if real {
-        let path = global.root.join(global.kubeconfig.trim_start_matches('/'));
-        tracing::info!(kubeconfig = %path.display(), "using a real API server");
-        return Ok(Arc::new(RealCluster::new(path)?));
-    }
-    let memory = if dry_run {
-        MemoryCluster::new()
-    } else {
-        let state = global.root.join("var/lib/wasmadm/in-memory-cluster.json");
-        tracing::info!(state = %state.display(), "using the in-memory cluster");
-        MemoryCluster::open(&state)?
-    };
-    if let Some(name) = kubelet_node.filter(|n| !n.is_empty()) {
-        tracing::info!(
-            node = name,
-            "in-memory cluster: simulating the kubelet's Node registration"
-        );
-        memory.simulate_kubelet_registration(name)?;
-    }
-    Ok(Arc::new(memory))
+    let backend = Backend::choose(global.cluster, &global.root, &global.kubeconfig, dry_run);
+    Ok(backend.connect(kubelet_node)?)
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -515,17 +473,18 @@ fn run_pipeline(
         None => (node.flags, None),
     };
     let pipeline = load_pipeline(global)?;
+    let run_flags = Flags {
+        node_name: flags.node_name.clone(),
+        ignore_preflight_errors: flags.ignore_preflight_errors.clone(),
+        skip_phases: flags.skip_phases.clone(),
+        control_plane,
+        cri_socket: flags.cri_socket.clone(),
+        init,
+    };
     let mut config = kubeadm::resolve(
         flags.config.as_deref(),
         command,
-        &Flags {
-            node_name: flags.node_name.clone(),
-            ignore_preflight_errors: flags.ignore_preflight_errors.clone(),
-            skip_phases: flags.skip_phases.clone(),
-            control_plane,
-            cri_socket: flags.cri_socket.clone(),
-            init,
-        },
+        &run_flags,
         &crate::facts::hostname(&global.root),
     )?;
     // An empty advertiseAddress is the default route's, as in kubeadm: a kernel fact, taken from
@@ -535,13 +494,6 @@ fn run_pipeline(
     {
         tracing::info!(%ip, "advertise address from the default route");
     }
-    let role = match command {
-        Command::Init => Role::ControlPlane,
-        _ if control_plane || config.join.as_ref().is_some_and(|j| j.control_plane.is_some()) => {
-            Role::ControlPlane
-        }
-        _ => Role::Worker,
-    };
     let runtime = runtime(global)?;
     let console = Console::stdio();
     // kubeadm prints this for a whole `init` (not for `init phase`), skipped phases or not.
@@ -554,26 +506,15 @@ fn run_pipeline(
             cluster.kubernetes_version
         ));
     }
-    let spec = RunSpec {
+    let cluster = cluster(global, flags.dry_run, invocation::kubelet_node(command, &config))?;
+    let spec = Invocation {
         command,
-        role,
-        root: global.root.clone(),
+        root: &global.root,
+        flags: &run_flags,
         dry_run: flags.dry_run,
-        skip_phases: kubeadm::skip_phases(&config, &flags.skip_phases),
-        implied_skips: kubeadm::implied_skips(&config),
         only,
-        cluster: Some(cluster(
-            global,
-            flags.dry_run,
-            match command {
-                Command::Reset => None,
-                _ => config.node_registration().map(|n| n.name.as_str()),
-            },
-        )?),
-        config,
-        console,
-        facts: crate::facts::inputs(&global.root),
-    };
+    }
+    .run_spec(config, Some(cluster), console);
     Runner {
         runtime: &runtime,
         pipeline: &pipeline,
@@ -588,12 +529,7 @@ fn root_dir(global: &Global) -> Result<Arc<cap_std::fs::Dir>> {
     Ok(Arc::new(dir))
 }
 
-fn phase_list(global: &Global, command: CommandArg) -> Result<()> {
-    let command = match command {
-        CommandArg::Init => Command::Init,
-        CommandArg::Join => Command::Join,
-        CommandArg::Reset => Command::Reset,
-    };
+fn phase_list(global: &Global, command: Command) -> Result<()> {
     let pipeline = load_pipeline(global)?;
     let runtime = runtime(global)?;
     let root = root_dir(global)?;

@@ -1,15 +1,16 @@
 //! `wasmadm plugin new|build|run`: the commands a plugin author uses, from an empty directory to
 //! a component run alone against a node directory.
 
-use super::{ClusterKind, Global, output, runtime};
+use super::{Global, output, runtime};
 use crate::author::single::{self, GrantChoice, SingleRun};
 use crate::author::{build, cases, scaffold};
 use crate::caps::log::{Console, Stream};
 use crate::cluster::Cluster;
 use crate::cluster::memory::MemoryCluster;
 use crate::config::kubeadm::{self, Flags};
-use crate::config::pipeline::{Grants, Role};
-use crate::runtime::Command;
+use crate::command::{Command, Role};
+use crate::config::pipeline::Grants;
+use crate::invocation::ClusterKind;
 use anyhow::{Context as _, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use std::path::{Path, PathBuf};
@@ -41,7 +42,7 @@ pub(super) enum AuthorCmd {
     /// pin, the grants it asks for. Prints its console lines, findings and (with --dry-run) the
     /// plan, and exits as kubeadm would (2: a check failed, 3: invalid configuration or settings).
     ///
-    /// --cluster: `auto` and `none` give the plugin no cluster (kube calls answer
+    /// --cluster: `auto` (the default) gives the plugin no cluster (kube calls answer
     /// `unavailable`); `memory` a fresh in-memory cluster that is not saved; `kubeconfig` the API
     /// server of --kubeconfig.
     Run(RunArgs),
@@ -73,8 +74,8 @@ pub(super) struct RunArgs {
     #[arg(long, value_delimiter = ',', value_name = "CHECKS")]
     ignore_preflight_errors: Vec<String>,
     /// The command the plugin runs for (its context's `command`).
-    #[arg(long, value_enum, default_value_t = CommandArg::Init)]
-    command: CommandArg,
+    #[arg(long, value_enum, default_value_t = Command::Init)]
+    command: Command,
     /// Record writes, mutating commands and API mutations instead of performing them, and list
     /// them (JSON: `effects`).
     #[arg(long)]
@@ -95,23 +96,6 @@ pub(super) enum KindArg {
 enum Format {
     Text,
     Json,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum CommandArg {
-    Init,
-    Join,
-    Reset,
-}
-
-impl From<CommandArg> for Command {
-    fn from(c: CommandArg) -> Self {
-        match c {
-            CommandArg::Init => Command::Init,
-            CommandArg::Join => Command::Join,
-            CommandArg::Reset => Command::Reset,
-        }
-    }
 }
 
 pub(super) fn run(global: &Global, command: AuthorCmd) -> Result<()> {
@@ -208,7 +192,7 @@ fn read_grants(path: &Path) -> Result<Grants> {
 }
 
 fn plugin_run(global: &Global, args: RunArgs) -> Result<()> {
-    let command = Command::from(args.command);
+    let command = args.command;
     if !args.component.is_file() {
         anyhow::bail!(
             "component {} does not exist: build the plugin first (`wasmadm plugin build`) and give \
@@ -237,7 +221,7 @@ fn plugin_run(global: &Global, args: RunArgs) -> Result<()> {
         kubeadm::detect_advertise_address(&mut config)?;
     }
     let (memory, cluster): (Option<Arc<MemoryCluster>>, Option<Arc<dyn Cluster>>) = match global.cluster {
-        ClusterKind::Auto | ClusterKind::None => (None, None),
+        ClusterKind::Auto => (None, None),
         ClusterKind::Memory => {
             let memory = Arc::new(MemoryCluster::new());
             (Some(memory.clone()), Some(memory))

@@ -332,11 +332,7 @@ fn uid(revision: u64) -> String {
 
 /// The current time as `2006-01-02T15:04:05Z`.
 pub fn now_rfc3339() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default();
-    crate::util::rfc3339(secs)
+    kubeadm_bootstrap_token::clock::format_rfc3339(kubeadm_bootstrap_token::clock::now())
 }
 
 /// RFC 7386 JSON merge patch.

@@ -193,11 +193,11 @@ pub fn parse(text: &str, path: &Path) -> Result<ResolvedConfig, ConfigError> {
 /// validates. `host_name` is the default node name.
 pub fn resolve(
     file: Option<&Path>,
-    command: crate::runtime::Command,
+    command: crate::command::Command,
     flags: &Flags,
     host_name: &str,
 ) -> Result<ResolvedConfig, ConfigError> {
-    use crate::runtime::Command;
+    use crate::command::Command;
     let mut config = match file {
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -455,7 +455,7 @@ mod tests {
     fn init(advertise: &str) -> ResolvedConfig {
         let mut flags = Flags::default();
         flags.init.apiserver_advertise_address = (!advertise.is_empty()).then(|| advertise.to_string());
-        resolve(None, crate::runtime::Command::Init, &flags, "n1").expect("config")
+        resolve(None, crate::command::Command::Init, &flags, "n1").expect("config")
     }
 
     /// (dns.disabled, proxy.disabled) after resolving `file` (if any) with `--skip-phases flag`.
@@ -474,7 +474,7 @@ mod tests {
         }
         let config = resolve(
             file.map(|_| path.as_path()),
-            crate::runtime::Command::Init,
+            crate::command::Command::Init,
             &flags,
             "n1",
         )

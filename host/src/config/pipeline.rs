@@ -141,13 +141,7 @@ fn is_true(b: &bool) -> bool {
     *b
 }
 
-/// A node role a phase may be restricted to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Role {
-    ControlPlane,
-    Worker,
-}
+pub use crate::command::Role;
 
 /// A phase name: lower-case letters, digits and `-`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -702,8 +696,8 @@ impl Pipeline {
     }
 
     /// The phases of a command.
-    pub fn phases(&self, command: crate::runtime::Command) -> &[PhaseSpec] {
-        use crate::runtime::Command;
+    pub fn phases(&self, command: crate::command::Command) -> &[PhaseSpec] {
+        use crate::command::Command;
         match command {
             Command::Init => &self.init.0,
             Command::Join => &self.join.0,

@@ -25,23 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use wasmtime_wasi::WasiCtxBuilder;
 
-/// A wasmadm command that runs a pipeline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Command {
-    Init,
-    Join,
-    Reset,
-}
-
-impl std::fmt::Display for Command {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Command::Init => "init",
-            Command::Join => "join",
-            Command::Reset => "reset",
-        })
-    }
-}
+pub use crate::command::Command;
 
 /// Why a run stopped. [`RunError::exit_code`] maps it to kubeadm's exit codes.
 #[derive(Debug, thiserror::Error)]
@@ -289,17 +273,10 @@ impl Runner<'_> {
         };
         let config = serde_json::to_string(&spec.config).map_err(|e| failed(e.to_string()))?;
         let context = PhaseContext {
-            command: match spec.command {
-                Command::Init => WitCommand::Init,
-                Command::Join => WitCommand::Join,
-                Command::Reset => WitCommand::Reset,
-            },
+            command: spec.command.into(),
             phase: name.clone(),
             sub_phases,
-            role: match spec.role {
-                Role::ControlPlane => NodeRole::ControlPlane,
-                Role::Worker => NodeRole::Worker,
-            },
+            role: spec.role.into(),
             dry_run: spec.dry_run,
             config,
             settings: phase.spec.settings.to_string(),
@@ -642,4 +619,23 @@ fn select(
         }
     }
     Ok(selection)
+}
+
+impl From<Command> for WitCommand {
+    fn from(c: Command) -> Self {
+        match c {
+            Command::Init => WitCommand::Init,
+            Command::Join => WitCommand::Join,
+            Command::Reset => WitCommand::Reset,
+        }
+    }
+}
+
+impl From<Role> for NodeRole {
+    fn from(r: Role) -> Self {
+        match r {
+            Role::ControlPlane => NodeRole::ControlPlane,
+            Role::Worker => NodeRole::Worker,
+        }
+    }
 }

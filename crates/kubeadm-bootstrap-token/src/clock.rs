@@ -130,6 +130,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn rfc3339_known_dates() {
+        assert_eq!(format_rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(format_rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(format_rfc3339(1_795_639_200), "2026-11-25T20:40:00Z");
+    }
+
+    #[test]
     fn rfc3339_round_trip_matches_kubeadms_reference_expiration() {
         // The reference Secret's expiration, as kubeadm wrote it.
         let t = parse_rfc3339("2026-11-26T20:17:20Z").expect("parses");
