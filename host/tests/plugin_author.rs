@@ -510,3 +510,51 @@ fn plugin_test_reports_a_bad_cases_file_with_its_line() {
         "{stderr}"
     );
 }
+
+#[test]
+fn the_testkit_gives_a_rust_test_structured_findings() {
+    use wasmadm_plugin_test::{Harness, Severity};
+    let s = Scratch::new();
+    std::fs::write(s.path("node/proc/meminfo"), "MemTotal: 1000 kB\n").expect("write");
+    let harness = Harness::new(s.component("preflight"))
+        .binary(env!("CARGO_BIN_EXE_wasmadm"))
+        .node(s.path("node"));
+    let outcome = harness.run().expect("wasmadm ran");
+    assert_eq!(outcome.exit_code, 2);
+    assert_eq!(outcome.plugin.name, "preflight");
+    let mem = outcome.finding("Mem").expect("Mem finding");
+    assert_eq!(mem.severity, Severity::Error);
+    assert_eq!(
+        mem.message,
+        "the system RAM (0 MB) is less than the minimum 1700 MB"
+    );
+    assert_eq!(outcome.errors().count(), 1, "{:?}", outcome.findings);
+
+    let outcome = harness
+        .clone()
+        .ignore_preflight_errors(&["Mem"])
+        .run()
+        .expect("ran");
+    assert_eq!((outcome.exit_code, outcome.errors().count()), (0, 0));
+
+    // Withheld grants: the denial names what is missing.
+    let outcome = harness
+        .grants(serde_json::json!({"files": {"read": ["/etc"]}}))
+        .run()
+        .expect("ran");
+    assert_eq!(outcome.exit_code, 1);
+    assert!(
+        outcome.error.as_deref().is_some_and(|e| e.contains("grants")),
+        "{:?}",
+        outcome.error
+    );
+}
+
+#[test]
+fn the_testkit_says_how_to_find_wasmadm() {
+    let e = wasmadm_plugin_test::Harness::new("x.wasm")
+        .binary("/nonexistent/wasmadm")
+        .run()
+        .expect_err("no binary");
+    assert!(e.to_string().contains("set WASMADM to its path"), "{e}");
+}

@@ -1,6 +1,7 @@
 //! `wasmadm plugin new`: a plugin crate that builds and whose tests pass as created.
 //!
-//! The SDK comes with it: its sources, the WIT contract and the configuration crate it uses are
+//! The SDK comes with it: its sources, the WIT contract, the configuration crate it uses and the
+//! test harness (`wasmadm-plugin-test`) are
 //! embedded in this binary and written under `vendor/wasmadm/` in the repository's own layout
 //! (so the SDK's relative paths hold), with manifests whose workspace-inherited fields are
 //! filled in from this workspace's. The crate then resolves without this repository, without a
@@ -63,10 +64,15 @@ const VENDORED: &[(&str, &str)] = embed![
     "crates/kubeadm-config/src/upload.rs",
     "crates/kubeadm-config/src/validate.rs",
     "crates/kubeadm-config/src/yaml.rs",
+    "crates/wasmadm-plugin-test/src/lib.rs",
 ];
 
 /// The vendored crates' manifests, rewritten by [`standalone_manifest`].
-const MANIFESTS: &[(&str, &str)] = embed!["plugins/sdk/Cargo.toml", "crates/kubeadm-config/Cargo.toml"];
+const MANIFESTS: &[(&str, &str)] = embed![
+    "plugins/sdk/Cargo.toml",
+    "crates/kubeadm-config/Cargo.toml",
+    "crates/wasmadm-plugin-test/Cargo.toml",
+];
 
 const WORKSPACE_MANIFEST: &str = include_str!("../../../Cargo.toml");
 const WORKSPACE_LOCK: &str = include_str!("../../../Cargo.lock");
@@ -508,7 +514,12 @@ mod tests {
     #[test]
     fn vendored_files_are_complete() {
         let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        for dir in ["wit", "plugins/sdk/src", "crates/kubeadm-config/src"] {
+        for dir in [
+            "wit",
+            "plugins/sdk/src",
+            "crates/kubeadm-config/src",
+            "crates/wasmadm-plugin-test/src",
+        ] {
             for entry in std::fs::read_dir(repo.join(dir)).expect("read dir") {
                 let name = entry.expect("entry").file_name();
                 let path = format!("{dir}/{}", name.to_string_lossy());

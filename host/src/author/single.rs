@@ -8,7 +8,9 @@ use crate::caps::log::Console;
 use crate::caps::plan::PlanEntry;
 use crate::cluster::Cluster;
 use crate::command::{Command, Role};
-use crate::config::pipeline::{ComponentRef, Grants, Limits, PhaseName, PhaseSpec, Phases, Pipeline, PipelineError};
+use crate::config::pipeline::{
+    ComponentRef, Grants, Limits, PhaseName, PhaseSpec, Phases, Pipeline, PipelineError,
+};
 use crate::runtime::runner::{PlannedPhase, load_and_describe};
 use crate::runtime::{RunError, RunReport, RunSpec, Runner, Runtime};
 use kubeadm_config::ResolvedConfig;
