@@ -17,6 +17,7 @@ pub mod command;
 pub mod config;
 pub mod deadline;
 pub mod facts;
+pub mod grants;
 pub mod invocation;
 pub mod runtime;
 pub mod token;

@@ -711,61 +711,6 @@ fn line_of(text: &str, needle: &str) -> Option<usize> {
     text.lines().position(|l| l.contains(needle)).map(|i| i + 1)
 }
 
-impl Grants {
-    /// These grants without what a `0.1` capability request cannot express (health URLs, rules
-    /// for other credentials): what a plugin's `describe()` can be compared with.
-    pub fn requestable(&self) -> Self {
-        Self {
-            kube: self
-                .kube
-                .iter()
-                .filter(|r| r.kubeconfig.is_none())
-                .cloned()
-                .collect(),
-            health: Vec::new(),
-            ..self.clone()
-        }
-    }
-
-    /// The grants that exactly cover what a plugin asks for, in pipeline-file form.
-    pub fn from_request(needs: &crate::bindings::types::CapabilityRequest) -> Result<Self, String> {
-        let paths = |list: &[String]| -> Result<Vec<GrantPath>, String> {
-            list.iter().map(|p| GrantPath::try_from(p.clone())).collect()
-        };
-        Ok(Self {
-            files: FileGrants {
-                read: paths(&needs.files_read)?,
-                write: paths(&needs.files_write)?,
-            },
-            exec: needs
-                .exec
-                .iter()
-                .map(|r| ExecRule {
-                    command: r.command.clone(),
-                    args: r.args.clone(),
-                    read_only: r.read_only,
-                    env: Vec::new(),
-                })
-                .collect(),
-            kube: needs
-                .kube
-                .iter()
-                .map(|r| KubeRule {
-                    verbs: r.verbs.clone(),
-                    api_groups: r.api_groups.clone(),
-                    resources: r.resources.clone(),
-                    namespaces: r.namespaces.clone(),
-                    resource_names: r.resource_names.clone(),
-                    kubeconfig: None,
-                })
-                .collect(),
-            env: needs.env.clone(),
-            // Not in the 0.1 capability request (see `capability-request` in wit/types.wit).
-            health: Vec::new(),
-        })
-    }
-}
-
 /// A plugin's self-description for `wasmadm plugin inspect`: what it is, its sub-phases, its
 /// settings, and the grants it asks for as a block to paste into a pipeline file.
 pub fn describe_plugin(info: &crate::bindings::PluginInfo, digest: &str) -> String {

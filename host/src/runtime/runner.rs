@@ -414,7 +414,7 @@ impl Runner<'_> {
             },
             health: HealthCap::new(
                 name,
-                health_endpoints(name, health_rules, &spec.config),
+                crate::grants::health_endpoints(name, health_rules, &spec.config),
                 root.clone(),
                 if spec.dry_run {
                     health::Mode::DryRun
@@ -486,36 +486,6 @@ fn safe_info(mut info: PluginInfo) -> PluginInfo {
         .collect::<Vec<_>>()
         .join("\n");
     info
-}
-
-/// A phase's health grants with `{advertiseAddress}` and `{bindPort}` filled in from the node's
-/// `localAPIEndpoint`. A grant that cannot be resolved (no address configured) grants nothing.
-fn health_endpoints(
-    phase: &str,
-    rules: &[crate::config::pipeline::HealthRule],
-    config: &ResolvedConfig,
-) -> Vec<health::Endpoint> {
-    use crate::config::pipeline::HealthTls;
-    let endpoint = config.local_api_endpoint();
-    rules
-        .iter()
-        .filter_map(
-            |rule| match rule.resolve(&endpoint.advertise_address, endpoint.bind_port) {
-                Ok(url) => Some(health::Endpoint {
-                    url,
-                    tls: match &rule.tls {
-                        HealthTls::None => health::Tls::None,
-                        HealthTls::Verify(ca) => health::Tls::Verify(ca.0.clone()),
-                        HealthTls::Insecure => health::Tls::Insecure,
-                    },
-                }),
-                Err(e) => {
-                    tracing::warn!(phase, grant = %rule.url, "health grant not usable: {e}");
-                    None
-                }
-            },
-        )
-        .collect()
 }
 
 /// For each phase, `None` when skipped, else the sub-phases to run.

@@ -83,30 +83,19 @@ const TARGETS: &[Target] = &[
     },
 ];
 
-fn strings(items: &[&str]) -> Vec<String> {
-    items.iter().map(|s| s.to_string()).collect()
-}
-
 /// The phase's kube rules: get/create/update on exactly its objects, and listing the DNS
 /// Deployments (kubeadm keeps the replica count of a deployed CoreDNS).
 pub fn kube_rules() -> Vec<KubeRule> {
     let mut rules: Vec<KubeRule> = TARGETS
         .iter()
-        .map(|t| KubeRule {
-            verbs: strings(&["get", "create", "update"]),
-            api_groups: strings(&[t.group]),
-            resources: strings(&[t.plural]),
-            namespaces: if t.namespaced { strings(&[NS]) } else { Vec::new() },
-            resource_names: strings(t.names),
+        .map(|t| {
+            let namespaces: &[&str] = if t.namespaced { &[NS] } else { &[] };
+            KubeRule::new(&["get", "create", "update"], t.group, &[t.plural])
+                .in_namespaces(namespaces)
+                .named(t.names)
         })
         .collect();
-    rules.push(KubeRule {
-        verbs: strings(&["list"]),
-        api_groups: strings(&["apps"]),
-        resources: strings(&["deployments"]),
-        namespaces: strings(&[NS]),
-        resource_names: Vec::new(),
-    });
+    rules.push(KubeRule::new(&["list"], "apps", &["deployments"]).in_namespaces(&[NS]));
     rules
 }
 

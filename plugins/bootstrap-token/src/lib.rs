@@ -52,45 +52,20 @@ const SETTINGS_EXAMPLE: &str = "\
 signClusterInfo: false
 ";
 
-fn rule(verbs: &[&str], group: &str, resources: &[&str], namespaces: &[&str], names: &[&str]) -> KubeRule {
-    let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
-    KubeRule {
-        verbs: strings(verbs),
-        api_groups: vec![group.to_string()],
-        resources: strings(resources),
-        namespaces: strings(namespaces),
-        resource_names: strings(names),
-    }
-}
-
 /// Exactly the API calls the phase makes: read, create and update, on its own objects only
 /// (token Secrets are named by their random IDs, so they cannot be listed by name).
 fn kube_rules() -> Vec<KubeRule> {
     const RW: &[&str] = &["get", "create", "update"];
     vec![
-        rule(RW, "", &["secrets"], &[SECRET_NAMESPACE], &[]),
-        rule(
-            RW,
-            "",
-            &["configmaps"],
-            &[cluster_info::NAMESPACE],
-            &[cluster_info::NAME],
-        ),
-        rule(
-            RW,
-            RBAC_GROUP,
-            &["roles", "rolebindings"],
-            &[cluster_info::NAMESPACE],
-            &[CLUSTER_INFO_ROLE],
-        ),
-        rule(RW, RBAC_GROUP, &["clusterroles"], &[], &[GET_NODES]),
-        rule(
-            RW,
-            RBAC_GROUP,
-            &["clusterrolebindings"],
-            &[],
-            &CLUSTER_ROLE_BINDINGS,
-        ),
+        KubeRule::new(RW, "", &["secrets"]).in_namespaces(&[SECRET_NAMESPACE]),
+        KubeRule::new(RW, "", &["configmaps"])
+            .in_namespaces(&[cluster_info::NAMESPACE])
+            .named(&[cluster_info::NAME]),
+        KubeRule::new(RW, RBAC_GROUP, &["roles", "rolebindings"])
+            .in_namespaces(&[cluster_info::NAMESPACE])
+            .named(&[CLUSTER_INFO_ROLE]),
+        KubeRule::new(RW, RBAC_GROUP, &["clusterroles"]).named(&[GET_NODES]),
+        KubeRule::new(RW, RBAC_GROUP, &["clusterrolebindings"]).named(&CLUSTER_ROLE_BINDINGS),
     ]
 }
 

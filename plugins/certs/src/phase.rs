@@ -9,12 +9,10 @@ use wasmadm_plugin_sdk::config::ClusterConfiguration;
 use wasmadm_plugin_sdk::files::{self, ErrorCode};
 use wasmadm_plugin_sdk::fs;
 use wasmadm_plugin_sdk::types::{PhaseError, PhaseReport};
-use wasmadm_plugin_sdk::{Context, ErrorText, Findings, log, print};
+use wasmadm_plugin_sdk::{Context, ErrorText, Findings, Result, failed, log, print};
 
 const CERT_MODE: u32 = 0o644;
 const KEY_MODE: u32 = 0o600;
-
-type Result<T = ()> = std::result::Result<T, PhaseError>;
 
 /// A CA as later sub-phases see it: its certificate, and its key unless it is external.
 /// Kept in memory so that a `--dry-run` (whose writes only go to the plan) still signs leaves
@@ -35,15 +33,6 @@ pub struct Phase<'a> {
     now: OffsetDateTime,
     cas: BTreeMap<&'static str, Ca>,
     findings: Findings,
-}
-
-fn failed(message: impl Into<String>) -> PhaseError {
-    PhaseError::Failed(message.into())
-}
-
-/// Reads a file, `None` when it does not exist; other errors (denied) stop the phase.
-fn read(path: &str) -> Result<Option<Vec<u8>>> {
-    Ok(fs::read_optional(path)?)
 }
 
 fn write(path: &str, contents: &[u8], mode: u32) -> Result {
@@ -118,7 +107,7 @@ impl Phase<'_> {
     /// Loads `<base>.crt`: `None` when absent, an error naming the file when unreadable.
     fn load_cert(&self, def: &CertDef) -> Result<Option<Certificate>> {
         let path = self.path(def.base_name, "crt");
-        match read(&path)? {
+        match fs::read_optional(&path)? {
             None => Ok(None),
             Some(bytes) => Certificate::from_pem(&bytes).map(Some).map_err(|e| {
                 failed(format!(
@@ -132,7 +121,7 @@ impl Phase<'_> {
     /// Loads `<base>.key`: `None` when absent, an error naming the file when unreadable.
     fn load_key(&self, base: &str) -> Result<Option<PrivateKey>> {
         let path = self.path(base, "key");
-        match read(&path)? {
+        match fs::read_optional(&path)? {
             None => Ok(None),
             Some(bytes) => PrivateKey::from_pem(&bytes).map(Some).map_err(|e| {
                 failed(format!(
@@ -381,7 +370,7 @@ impl Phase<'_> {
             return Ok(());
         }
         let key_path = self.path("sa", "key");
-        match read(&key_path)? {
+        match fs::read_optional(&key_path)? {
             Some(bytes) => {
                 PrivateKey::from_pem(&bytes).map_err(|e| {
                     failed(format!(

@@ -9,24 +9,13 @@ use wasmadm_plugin_sdk::config::{ClusterConfiguration, control_plane_url, join_h
 use wasmadm_plugin_sdk::files::{self, ErrorCode};
 use wasmadm_plugin_sdk::fs;
 use wasmadm_plugin_sdk::types::{PhaseError, PhaseReport};
-use wasmadm_plugin_sdk::{Context, ErrorText, Findings, log, print};
+use wasmadm_plugin_sdk::{Context, ErrorText, Findings, Result, failed, log, print};
 
 /// kubeconfig files hold client keys (kubeadm writes them 0600).
 const MODE: u32 = 0o600;
 
-type Result<T = ()> = std::result::Result<T, PhaseError>;
-
-fn failed(message: impl Into<String>) -> PhaseError {
-    PhaseError::Failed(message.into())
-}
-
 fn pki(e: PkiError) -> PhaseError {
     failed(e.to_string())
-}
-
-/// Reads a file, `None` when it does not exist; other errors (denied) stop the phase.
-fn read(path: &str) -> Result<Option<Vec<u8>>> {
-    Ok(fs::read_optional(path)?)
 }
 
 /// The phase's inputs, resolved once.
@@ -100,7 +89,7 @@ fn load_ca(dir: &str) -> Result<(Certificate, Option<PrivateKey>)> {
     let prefix = "couldn't create a kubeconfig; the CA files couldn't be loaded";
     let crt = format!("{dir}/ca.crt");
     let key = format!("{dir}/ca.key");
-    let bytes = read(&crt)?.ok_or_else(|| {
+    let bytes = fs::read_optional(&crt)?.ok_or_else(|| {
         failed(format!(
             "{prefix}: failure loading ca certificate: couldn't load the certificate file {crt}: no such file"
         ))
@@ -113,7 +102,7 @@ fn load_ca(dir: &str) -> Result<(Certificate, Option<PrivateKey>)> {
     if !cert.is_ca().map_err(pki)? {
         return Err(failed(format!("{prefix}: certificate ca is not a CA ({crt})")));
     }
-    let ca_key = match read(&key)? {
+    let ca_key = match fs::read_optional(&key)? {
         None => None,
         Some(bytes) => {
             let k = PrivateKey::from_pem(&bytes).map_err(|e| {
@@ -156,7 +145,7 @@ impl Phase {
     fn file(&self, def: &FileDef) -> Result {
         let path = path(def);
         let server = self.server(def)?;
-        let existing = read(&path)?;
+        let existing = fs::read_optional(&path)?;
         match (existing, &self.ca_key) {
             (Some(bytes), key) => {
                 let checked = self.validate(&path, &bytes, &server);

@@ -150,13 +150,7 @@ impl Plugin for MarkControlPlane {
     fn describe() -> PluginInfo {
         let mut info = wasmadm_plugin_sdk::info("mark-control-plane", "Mark a node as a control-plane");
         // The Node's name comes from the configuration, so the rule cannot name it.
-        info.needs.kube = vec![KubeRule {
-            verbs: vec!["get".into(), "patch".into()],
-            api_groups: vec![String::new()],
-            resources: vec!["nodes".into()],
-            namespaces: Vec::new(),
-            resource_names: Vec::new(),
-        }];
+        info.needs.kube = vec![KubeRule::new(&["get", "patch"], "", &["nodes"])];
         info.needs.kube.insert(0, apply::admin_binding_rule());
         info.settings_example =
             "# How long to wait for the kubelet to register the Node (default: timeouts.kubernetesAPICall).\nnodeWaitTimeout: 1m0s\n"
@@ -197,7 +191,7 @@ impl Plugin for MarkControlPlane {
                     PatchType::StrategicMerge,
                     &patch.to_string(),
                 )
-                .map_err(|e| apply::api_error(&format!("patching Node {name:?}"), e))?;
+                .map_err(apply::context(&format!("patching Node {name:?}")))?;
         }
         Ok(Findings::default().into_report())
     }

@@ -7,9 +7,7 @@ use wasmadm_plugin_sdk::exec::{self, ExecError};
 use wasmadm_plugin_sdk::files::ErrorCode;
 use wasmadm_plugin_sdk::fs;
 use wasmadm_plugin_sdk::types::PhaseError;
-use wasmadm_plugin_sdk::{Context, ErrorText, Findings, print};
-
-type Result<T = ()> = std::result::Result<T, PhaseError>;
+use wasmadm_plugin_sdk::{Context, ErrorText, Findings, Result, print};
 
 const MANIFESTS: &str = "/etc/kubernetes/manifests";
 const MIN_CPUS: usize = 2;

@@ -84,7 +84,17 @@ pub fn create_or_update(client: &Client, ty: &ResourceType, object: &Value) -> R
     }
 }
 
-/// An API error as a phase error that names what was being done.
+/// An API error as a phase error that names what was being done (a denial stays `denied`, as
+/// with `?`, which converts without naming anything).
+///
+/// ```no_run
+/// use wasmadm_plugin_sdk::apply::{self, config_maps};
+/// # fn f() -> Result<(), wasmadm_plugin_sdk::types::PhaseError> {
+/// let client = apply::cluster()?;
+/// let found = apply::get(&client, &config_maps(), Some("kube-system"), "kubeadm-config")
+///     .map_err(apply::context("reading ConfigMap \"kubeadm-config\""))?;
+/// # Ok(()) }
+/// ```
 pub fn context(what: &str) -> impl Fn(ApiError) -> crate::types::PhaseError + '_ {
     move |e| match e.code {
         ErrorCode::Denied => crate::types::PhaseError::Denied(e.message),
@@ -134,13 +144,8 @@ pub const CLUSTER_ADMINS: &str = "kubeadm:cluster-admins";
 /// client, for a phase's `describe()`. The pipeline grants the same rule once more with
 /// `kubeconfig: /etc/kubernetes/super-admin.conf` (see `kube.cluster-as` in `wit/kube.wit`).
 pub fn admin_binding_rule() -> crate::types::KubeRule {
-    crate::types::KubeRule {
-        verbs: vec!["create".into()],
-        api_groups: vec!["rbac.authorization.k8s.io".into()],
-        resources: vec!["clusterrolebindings".into()],
-        namespaces: vec![],
-        resource_names: vec![CLUSTER_ADMINS.into()],
-    }
+    crate::types::KubeRule::new(&["create"], "rbac.authorization.k8s.io", &["clusterrolebindings"])
+        .named(&[CLUSTER_ADMINS])
 }
 
 /// The run's cluster, limited to the phase's grants, with `admin.conf`'s permissions in place.
@@ -151,7 +156,7 @@ pub fn admin_binding_rule() -> crate::types::KubeRule {
 /// `super-admin.conf`'s, then the run's client is used. A phase whose grants do not include the
 /// binding skips the step (nothing is sent).
 pub fn cluster() -> Result<Client, PhaseError> {
-    let client = kube::cluster().map_err(|e| api_error("connecting to the cluster", e))?;
+    let client = kube::cluster().map_err(context("connecting to the cluster"))?;
     ensure_admin_binding(&client)?;
     Ok(client)
 }
@@ -172,10 +177,9 @@ fn ensure_admin_binding(client: &Client) -> Result<(), PhaseError> {
         Err(e) if matches!(e.code, ErrorCode::AlreadyExists | ErrorCode::Denied) => return Ok(()),
         Err(e) if e.code == ErrorCode::Forbidden => {}
         Err(e) => {
-            return Err(api_error(
-                &format!("unable to create ClusterRoleBinding {CLUSTER_ADMINS:?}"),
-                e,
-            ));
+            return Err(context(&format!(
+                "unable to create ClusterRoleBinding {CLUSTER_ADMINS:?}"
+            ))(e));
         }
     }
     crate::debug(&format!(
@@ -192,10 +196,9 @@ fn ensure_admin_binding(client: &Client) -> Result<(), PhaseError> {
     match create(&elevated) {
         Ok(_) => Ok(()),
         Err(e) if e.code == ErrorCode::AlreadyExists => Ok(()),
-        Err(e) => Err(api_error(
-            &format!("unable to create ClusterRoleBinding {CLUSTER_ADMINS:?} with {SUPER_ADMIN_CONF}"),
-            e,
-        )),
+        Err(e) => Err(context(&format!(
+            "unable to create ClusterRoleBinding {CLUSTER_ADMINS:?} with {SUPER_ADMIN_CONF}"
+        ))(e)),
     }
 }
 
@@ -213,14 +216,6 @@ fn with_retries<T>(mut call: impl FnMut() -> Result<T, ApiError>) -> Result<T, A
             }
             result => return result,
         }
-    }
-}
-
-/// An API failure as a phase error that says what was being done.
-pub fn api_error(doing: &str, e: kube::ApiError) -> PhaseError {
-    match e.code {
-        ErrorCode::Denied => PhaseError::Denied(e.message),
-        _ => PhaseError::Failed(format!("{doing}: {}", e.message)),
     }
 }
 
@@ -255,10 +250,10 @@ pub fn create_or_merge(
         Err(e) if e.code == ErrorCode::NotFound => {
             client
                 .create(ty, namespace, &object.to_string())
-                .map_err(|e| api_error(&format!("creating {what}"), e))?;
+                .map_err(context(&format!("creating {what}")))?;
             Ok(Applied::Created)
         }
-        Err(e) => Err(api_error(&format!("reading {what}"), e)),
+        Err(e) => Err(context(&format!("reading {what}"))(e)),
         Ok(json) => {
             let stored = parse(&json)?;
             if is_subset(object, &stored) {
@@ -268,7 +263,7 @@ pub fn create_or_merge(
             merge(&mut updated, object);
             client
                 .update(ty, namespace, &updated.to_string())
-                .map_err(|e| api_error(&format!("updating {what}"), e))?;
+                .map_err(context(&format!("updating {what}")))?;
             Ok(Applied::Updated)
         }
     }

@@ -35,6 +35,7 @@ pub mod apply;
 mod context;
 mod findings;
 pub mod fs;
+mod rules;
 pub mod systemd;
 
 pub use bindings::export_plugin;
@@ -45,6 +46,27 @@ pub use findings::Findings;
 pub use kubeadm_config as config;
 
 use types::{CapabilityRequest, PhaseError, PluginInfo};
+
+/// The result of a phase's steps.
+///
+/// ```
+/// use wasmadm_plugin_sdk::{Result, failed};
+/// fn check(ok: bool) -> Result {
+///     if ok { Ok(()) } else { Err(failed("the check failed")) }
+/// }
+/// assert!(check(true).is_ok());
+/// ```
+pub type Result<T = (), E = PhaseError> = std::result::Result<T, E>;
+
+/// A phase failure with this message (`phase-error.failed`: exit code 1).
+///
+/// ```
+/// use wasmadm_plugin_sdk::{failed, types::PhaseError};
+/// assert!(matches!(failed("no CA"), PhaseError::Failed(m) if m == "no CA"));
+/// ```
+pub fn failed(message: impl Into<String>) -> PhaseError {
+    PhaseError::Failed(message.into())
+}
 
 /// Prints a console line as kubeadm would (e.g. `[preflight] Running pre-flight checks`).
 pub fn print(line: &str) {

@@ -26,18 +26,10 @@ const NS: &str = "kube-system";
 /// The group of kubeadm's default bootstrap tokens, which joining control-plane nodes use.
 const NODE_BOOTSTRAP_GROUP: &str = "system:bootstrappers:kubeadm:default-node-token";
 
-fn strings(items: &[&str]) -> Vec<String> {
-    items.iter().map(|s| s.to_string()).collect()
-}
-
 fn rule(verbs: &[&str], group: &str, resource: &str, names: &[&str]) -> KubeRule {
-    KubeRule {
-        verbs: strings(verbs),
-        api_groups: strings(&[group]),
-        resources: strings(&[resource]),
-        namespaces: strings(&[NS]),
-        resource_names: strings(names),
-    }
+    KubeRule::new(verbs, group, &[resource])
+        .in_namespaces(&[NS])
+        .named(names)
 }
 
 /// The phase's kube rules: its Secret, Role and RoleBinding by name, and creating the owner

@@ -122,14 +122,9 @@ fn upload_kubelet(ctx: &Context, client: &Client) -> Result<(), PhaseError> {
 }
 
 fn rule(verbs: &[&str], group: &str, resource: &str, names: &[&str]) -> KubeRule {
-    let strings = |x: &[&str]| x.iter().map(|s| s.to_string()).collect();
-    KubeRule {
-        verbs: strings(verbs),
-        api_groups: vec![group.into()],
-        resources: vec![resource.into()],
-        namespaces: vec![NAMESPACE.into()],
-        resource_names: strings(names),
-    }
+    KubeRule::new(verbs, group, &[resource])
+        .in_namespaces(&[NAMESPACE])
+        .named(names)
 }
 
 struct UploadConfig;
