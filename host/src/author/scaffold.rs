@@ -55,6 +55,7 @@ const VENDORED: &[(&str, &str)] = embed![
     "plugins/sdk/src/findings.rs",
     "plugins/sdk/src/fs.rs",
     "plugins/sdk/src/lib.rs",
+    "plugins/sdk/src/rules.rs",
     "plugins/sdk/src/systemd.rs",
     "crates/kubeadm-config/src/defaults.rs",
     "crates/kubeadm-config/src/endpoint.rs",
