@@ -270,32 +270,21 @@ fn plugin_run_with_fewer_grants_names_the_missing_one() {
     let s = Scratch::new();
     let component = s.component("preflight");
     let grants = s.path("grants.yaml");
-    std::fs::write(&grants, "grants:\n  files:\n    read: [/etc]\n").expect("write");
-    let out = s.run(&[
-        "--root",
-        &s.node(),
-        "plugin",
-        "run",
-        &component,
-        "--grants",
-        &grants.display().to_string(),
-    ]);
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("grants"), "{stderr}");
+    let run_with = |block: &str| {
+        std::fs::write(&grants, block).expect("write");
+        let args = ["--root", &s.node(), "plugin", "run", &component, "--grants"];
+        let out = s.run(&[&args[..], &[grants.to_str().expect("utf8")]].concat());
+        (out.status.code(), text(&out.stderr))
+    };
+    let (code, stderr) = run_with("grants:\n  files:\n    read: [/etc]\n");
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("/proc/self/status") && stderr.contains("grants.files.read"),
+        "{stderr}"
+    );
 
-    std::fs::write(&grants, "grants:\n  file:\n    read: [/etc]\n").expect("write");
-    let out = s.run(&[
-        "--root",
-        &s.node(),
-        "plugin",
-        "run",
-        &component,
-        "--grants",
-        &grants.display().to_string(),
-    ]);
-    let stderr = text(&out.stderr);
-    assert_ne!(out.status.code(), Some(0));
+    let (code, stderr) = run_with("grants:\n  file:\n    read: [/etc]\n");
+    assert_ne!(code, Some(0));
     assert!(
         stderr.contains(&format!("{}:2:", grants.display())) && stderr.contains("unknown field `file`"),
         "{stderr}"
