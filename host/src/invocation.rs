@@ -5,7 +5,7 @@
 use crate::caps::log::Console;
 use crate::cluster::memory::{MemoryCluster, StateError};
 use crate::cluster::real::RealCluster;
-use crate::cluster::{ApiError, Cluster};
+use crate::cluster::{ApiError, Cluster, simulate};
 use crate::command::{Command, Role};
 use crate::config::kubeadm::{self, Flags};
 use crate::runtime::RunSpec;
@@ -82,7 +82,7 @@ impl Backend {
 
     /// Sets up the backend. With the in-memory cluster, `kubelet_node` is the Node whose
     /// registration the host simulates, since no kubelet runs (see
-    /// [`MemoryCluster::simulate_kubelet_registration`] and [`kubelet_node`]).
+    /// [`simulate::kubelet_registration`] and [`kubelet_node`]).
     pub fn connect(&self, kubelet_node: Option<&str>) -> Result<Arc<dyn Cluster>, BackendError> {
         let memory = match self {
             Self::Real { kubeconfig } => {
@@ -100,7 +100,7 @@ impl Backend {
                 node = name,
                 "in-memory cluster: simulating the kubelet's Node registration"
             );
-            memory.simulate_kubelet_registration(name)?;
+            simulate::kubelet_registration(&memory, name)?;
         }
         Ok(Arc::new(memory))
     }

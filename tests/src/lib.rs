@@ -102,9 +102,7 @@ pub fn yaml_fixture(path: &str) -> serde_json::Value {
 /// host's simulation, as `wasmadm init --cluster memory` sets it up).
 pub fn memory_cluster_with_node(name: &str) -> Arc<MemoryCluster> {
     let cluster = MemoryCluster::new();
-    cluster
-        .simulate_kubelet_registration(name)
-        .expect("simulated Node registration");
+    wasmadm::cluster::simulate::kubelet_registration(&cluster, name).expect("simulated Node registration");
     Arc::new(cluster)
 }
 

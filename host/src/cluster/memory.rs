@@ -2,16 +2,20 @@
 //! get, list with label selectors, conditional update, merge patch, delete, `resourceVersion`,
 //! `uid`, `creationTimestamp`). It serves dry-runs, the sandboxed demo, and plugin authors' tests.
 //!
+//! What other components of a real cluster do (the kubelet, the bootstrap signer) is simulated
+//! beside it, in [`simulate`].
+//!
 //! It can be backed by a JSON file so that consecutive commands (`init`, then `token list`) see
 //! the same cluster; every mutation rewrites the file atomically.
 
-use super::{ApiError, ApiErrorCode, Cluster, PatchKind, ResourceType, resources};
+use super::{ApiError, ApiErrorCode, Cluster, PatchKind, ResourceType, resources, simulate};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-type Key = (String, String, String, String); // group, plural, namespace ("" if cluster-scoped), name
+/// group, plural, namespace (`""` if cluster-scoped), name.
+pub(super) type Key = (String, String, String, String);
 
 #[derive(Default)]
 struct Store {
@@ -20,51 +24,13 @@ struct Store {
 }
 
 impl Store {
-    /// The controller-manager's bootstrap signer, simulated: on a real cluster it keeps one
-    /// `jws-kubeconfig-<token id>` entry in `kube-public/cluster-info` per valid signing token
-    /// (kubeadm itself writes none). The in-memory cluster has no controller-manager, so after
-    /// every write it does the same, and token discovery (`join`) works against it too.
-    fn sign_cluster_info(&mut self) {
-        use kubeadm_bootstrap_token::cluster_info::{JWS_KEY_PREFIX, KUBECONFIG_KEY, detached_jws, jws_key};
-        use kubeadm_bootstrap_token::{SECRET_NAMESPACE, SECRET_PREFIX, TokenSpec, clock};
-        let k: Key = (
-            String::new(),
-            "configmaps".into(),
-            "kube-public".into(),
-            "cluster-info".into(),
-        );
-        let Some(cm) = self.objects.get(&k) else { return };
-        let Some(kubeconfig) = cm["data"][KUBECONFIG_KEY].as_str() else {
+    /// Lets the simulated bootstrap signer ([`simulate::bootstrap_signer`]) catch up after a
+    /// write, as a controller would.
+    fn run_controllers(&mut self) {
+        let Some((k, old, signed)) = simulate::bootstrap_signer(&self.objects) else {
             return;
         };
-        let now = clock::now();
-        let wanted: BTreeMap<String, Value> = self
-            .objects
-            .iter()
-            .filter(|((g, p, ns, name), _)| {
-                g.is_empty() && p == "secrets" && ns == SECRET_NAMESPACE && name.starts_with(SECRET_PREFIX)
-            })
-            .filter_map(|(_, secret)| TokenSpec::from_secret(secret).ok())
-            .filter(|t| !t.expired(now) && t.usages.iter().any(|u| u == "signing"))
-            .map(|t| (jws_key(&t.token.id), detached_jws(kubeconfig, &t.token).into()))
-            .collect();
-        let data = cm["data"].as_object().cloned().unwrap_or_default();
-        let current: BTreeMap<String, Value> = data
-            .iter()
-            .filter(|(key, _)| key.starts_with(JWS_KEY_PREFIX))
-            .map(|(key, v)| (key.clone(), v.clone()))
-            .collect();
-        if current == wanted {
-            return;
-        }
-        let mut data: Map<String, Value> = data
-            .into_iter()
-            .filter(|(key, _)| !key.starts_with(JWS_KEY_PREFIX))
-            .collect();
-        data.extend(wanted);
-        let old = cm.clone();
-        let mut signed = old.clone();
-        signed["data"] = Value::Object(data);
+        let mut signed = signed;
         self.revision += 1;
         stamp(&mut signed, self.revision, Some(&old));
         self.objects.insert(k, signed);
@@ -159,35 +125,6 @@ impl MemoryCluster {
                 format!("cannot save in-memory cluster state to {}: {e}", path.display()),
             )
         })
-    }
-
-    /// **Simulation of the kubelet's Node registration** (the in-memory cluster only).
-    ///
-    /// On a real cluster, the kubelet that `kubelet-start` (re)starts registers its Node with the
-    /// API server, and `mark-control-plane` waits for that Node. The in-memory cluster has no
-    /// kubelet, so the host plays its part when it sets the cluster up for an `init` or `join`:
-    /// it creates the Node `name` with the labels a kubelet registers it with (as in real
-    /// kubeadm's reference run: `kubernetes.io/hostname`, `kubernetes.io/os`,
-    /// `beta.kubernetes.io/os`). An existing Node is left alone, so labels and taints added by an
-    /// earlier run stay. This is never done for a real cluster (`--cluster kubeconfig`).
-    pub fn simulate_kubelet_registration(&self, name: &str) -> Result<(), ApiError> {
-        let ty = ResourceType::v1("", "Node", "nodes", false);
-        let node = json!({
-            "metadata": {
-                "name": name,
-                "labels": {
-                    "beta.kubernetes.io/os": "linux",
-                    "kubernetes.io/hostname": name,
-                    "kubernetes.io/os": "linux",
-                },
-            },
-            "spec": {},
-        });
-        match self.create(&ty, None, node, false) {
-            Ok(_) => Ok(()),
-            Err(e) if e.code == ApiErrorCode::AlreadyExists => Ok(()),
-            Err(e) => Err(e),
-        }
     }
 
     /// Every stored object, for tests and `--dry-run` summaries.
@@ -442,7 +379,7 @@ impl Cluster for MemoryCluster {
         if !dry_run {
             store.revision = revision;
             store.objects.insert(k, object.clone());
-            store.sign_cluster_info();
+            store.run_controllers();
             self.save(&store)?;
         }
         Ok(object)
@@ -482,7 +419,7 @@ impl Cluster for MemoryCluster {
         if !dry_run {
             store.revision = revision;
             store.objects.insert(k, object.clone());
-            store.sign_cluster_info();
+            store.run_controllers();
             self.save(&store)?;
         }
         Ok(object)
@@ -527,7 +464,7 @@ impl Cluster for MemoryCluster {
         if !dry_run {
             store.revision = revision;
             store.objects.insert(k, object.clone());
-            store.sign_cluster_info();
+            store.run_controllers();
             self.save(&store)?;
         }
         Ok(object)
@@ -548,7 +485,7 @@ impl Cluster for MemoryCluster {
         if !dry_run {
             store.objects.remove(&k);
             store.revision += 1;
-            store.sign_cluster_info();
+            store.run_controllers();
             self.save(&store)?;
         }
         Ok(())

@@ -5,6 +5,7 @@
 pub mod memory;
 pub mod real;
 pub mod resources;
+pub mod simulate;
 
 use serde_json::Value;
 use std::path::Path;

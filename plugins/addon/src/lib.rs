@@ -15,7 +15,7 @@ use wasmadm_plugin_sdk::apply::{self as sdk_apply, resource};
 use wasmadm_plugin_sdk::config::ClusterConfiguration;
 use wasmadm_plugin_sdk::kube::Client;
 use wasmadm_plugin_sdk::types::{PhaseContext, PhaseError, PhaseReport, PluginInfo, SubPhase};
-use wasmadm_plugin_sdk::{Context, Findings, Plugin, export_plugin, log, print};
+use wasmadm_plugin_sdk::{Context, Plugin, done, export_plugin, log, print};
 
 /// The namespace of every namespaced addon object.
 pub const NS: &str = "kube-system";
@@ -156,7 +156,7 @@ impl Plugin for Addon {
         let dns = dns && !cluster.dns.disabled;
         let proxy = proxy && !cluster.proxy.disabled;
         if !dns && !proxy {
-            return Ok(Findings::default().into_report());
+            return Ok(done());
         }
         let client = sdk_apply::cluster()?;
         if dns {
@@ -165,7 +165,7 @@ impl Plugin for Addon {
         if proxy {
             install_kube_proxy(&ctx, &client, &cluster)?;
         }
-        Ok(Findings::default().into_report())
+        Ok(done())
     }
 }
 

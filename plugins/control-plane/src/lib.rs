@@ -9,7 +9,7 @@ use static_pod::{
 use wasmadm_plugin_sdk::config::Arg;
 use wasmadm_plugin_sdk::config::{ClusterConfiguration, InitConfiguration};
 use wasmadm_plugin_sdk::types::{PhaseContext, PhaseError, PhaseReport, PluginInfo, SubPhase};
-use wasmadm_plugin_sdk::{Context, Findings, Plugin, export_plugin, files, fs, print};
+use wasmadm_plugin_sdk::{Context, Plugin, done, export_plugin, files, fs, print};
 
 /// Host directories with CA bundles that kubeadm mounts into the API server and the
 /// controller-manager when they exist on the node (besides `/etc/ssl/certs`, always mounted).
@@ -298,7 +298,7 @@ impl Plugin for ControlPlane {
                 0o600,
             )?;
         }
-        Ok(Findings::default().into_report())
+        Ok(done())
     }
 }
 

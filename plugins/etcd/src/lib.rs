@@ -7,7 +7,7 @@ use static_pod::{
 };
 use wasmadm_plugin_sdk::config::{Arg, ClusterConfiguration, InitConfiguration};
 use wasmadm_plugin_sdk::types::{PhaseContext, PhaseError, PhaseReport, PluginInfo, SubPhase};
-use wasmadm_plugin_sdk::{Context, Findings, Plugin, export_plugin, files, print};
+use wasmadm_plugin_sdk::{Context, Plugin, done, export_plugin, files, print};
 
 const CLIENT_PORT: u16 = 2379;
 const PEER_PORT: u16 = 2380;
@@ -147,7 +147,7 @@ impl Plugin for Etcd {
         let ctx = Context::new(&context)?;
         let cluster = ctx.cluster();
         if !ctx.runs("local") || cluster.etcd.external.is_some() {
-            return Ok(Findings::default().into_report());
+            return Ok(done());
         }
         let init = ctx.config.init.clone().unwrap_or_default();
         let data_dir = cluster.etcd.local.clone().unwrap_or_default().data_dir;
@@ -158,7 +158,7 @@ impl Plugin for Etcd {
         files::create_dir(&data_dir, 0o700)?;
         files::create_dir(MANIFESTS_DIR, 0o700)?;
         files::write(&format!("{MANIFESTS_DIR}/etcd.yaml"), yaml.as_bytes(), 0o600)?;
-        Ok(Findings::default().into_report())
+        Ok(done())
     }
 }
 

@@ -9,7 +9,7 @@ use wasmadm_plugin_sdk::config::{ClusterConfiguration, control_plane_url, join_h
 use wasmadm_plugin_sdk::files::{self, ErrorCode};
 use wasmadm_plugin_sdk::fs;
 use wasmadm_plugin_sdk::types::{PhaseError, PhaseReport};
-use wasmadm_plugin_sdk::{Context, ErrorText, Findings, Result, failed, log, print};
+use wasmadm_plugin_sdk::{Context, ErrorText, Result, done, failed, log, print};
 
 /// kubeconfig files hold client keys (kubeadm writes them 0600).
 const MODE: u32 = 0o600;
@@ -81,7 +81,7 @@ pub fn run(ctx: &Context<'_>) -> Result<PhaseReport> {
             .ok_or_else(|| failed(format!("unknown sub-phase {sub:?} of phase kubeconfig")))?;
         phase.file(def)?;
     }
-    Ok(Findings::default().into_report())
+    Ok(done())
 }
 
 /// The cluster CA; its key is `None` when it is external.

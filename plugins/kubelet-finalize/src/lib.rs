@@ -6,7 +6,7 @@
 use serde_json::{Value, json};
 use wasmadm_plugin_sdk::config::yaml;
 use wasmadm_plugin_sdk::types::{PhaseContext, PhaseError, PhaseReport, PluginInfo, SubPhase};
-use wasmadm_plugin_sdk::{Context, Findings, Plugin, debug, export_plugin, files, fs, print, systemd};
+use wasmadm_plugin_sdk::{Context, Plugin, debug, done, export_plugin, files, fs, print, systemd};
 
 const KUBELET_CONF: &str = "/etc/kubernetes/kubelet.conf";
 /// The kubelet's default `--cert-dir`.
@@ -80,7 +80,7 @@ impl Plugin for KubeletFinalize {
     fn run(context: PhaseContext) -> Result<PhaseReport, PhaseError> {
         let ctx = Context::new(&context)?;
         if !ctx.runs("enable-client-cert-rotation") {
-            return Ok(Findings::default().into_report());
+            return Ok(done());
         }
         let node = ctx.node_registration();
         let pki = node
@@ -96,7 +96,7 @@ impl Plugin for KubeletFinalize {
             debug(&format!(
                 "[kubelet-finalize] Assuming that kubelet client certificate rotation is disabled: {pem} does not exist"
             ));
-            return Ok(Findings::default().into_report());
+            return Ok(done());
         }
         print(&format!(
             "[kubelet-finalize] Updating {KUBELET_CONF:?} to point to a rotatable kubelet client certificate and key"
@@ -105,7 +105,7 @@ impl Plugin for KubeletFinalize {
         let updated = point_to_pem(&text, &pem).map_err(PhaseError::Failed)?;
         files::write(KUBELET_CONF, updated.as_bytes(), 0o600)?;
         systemd::try_restart_kubelet()?;
-        Ok(Findings::default().into_report())
+        Ok(done())
     }
 }
 

@@ -6,7 +6,7 @@ use static_pod::command;
 use wasmadm_plugin_sdk::config::kubelet::{self as kc, CONFIG_FILE, FLAGS_ENV_FILE, INSTANCE_CONFIG_FILE};
 use wasmadm_plugin_sdk::config::{ClusterConfiguration, NodeRegistration};
 use wasmadm_plugin_sdk::types::{PhaseContext, PhaseError, PhaseReport, PluginInfo};
-use wasmadm_plugin_sdk::{Context, Findings, Plugin, export_plugin, files, print, systemd};
+use wasmadm_plugin_sdk::{Context, Plugin, done, export_plugin, files, print, systemd};
 
 /// The kubelet's node-specific flags, as kubeadm's `buildKubeletArgs` (init, control plane): the
 /// CRI socket unless NodeLocalCRISocket, `--hostname-override` when the node name differs from
@@ -115,7 +115,7 @@ impl Plugin for KubeletStart {
         files::write(CONFIG_FILE, files_.config.as_bytes(), 0o644)?;
         print("[kubelet-start] Starting the kubelet");
         systemd::try_start_kubelet()?;
-        Ok(Findings::default().into_report())
+        Ok(done())
     }
 }
 

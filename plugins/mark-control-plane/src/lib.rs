@@ -14,7 +14,7 @@ use wasmadm_plugin_sdk::config::defaults::CONTROL_PLANE_TAINT_KEY;
 use wasmadm_plugin_sdk::config::validate::parse_duration;
 use wasmadm_plugin_sdk::kube::{Client, PatchType};
 use wasmadm_plugin_sdk::types::{KubeRule, PhaseContext, PhaseError, PhaseReport, PluginInfo};
-use wasmadm_plugin_sdk::{Context, ErrorText, Findings, Plugin, export_plugin, print};
+use wasmadm_plugin_sdk::{Context, ErrorText, Plugin, done, export_plugin, print};
 
 /// The labels kubeadm puts on control-plane nodes (empty values).
 pub const LABELS: [&str; 2] = [
@@ -193,7 +193,7 @@ impl Plugin for MarkControlPlane {
                 )
                 .map_err(apply::context(&format!("patching Node {name:?}")))?;
         }
-        Ok(Findings::default().into_report())
+        Ok(done())
     }
 }
 

@@ -6,7 +6,7 @@
 //! ([`Context`]), a findings collector ([`Findings`]) and small file helpers.
 //!
 //! ```no_run
-//! use wasmadm_plugin_sdk::{export_plugin, types::*, Context, Findings, Plugin};
+//! use wasmadm_plugin_sdk::{export_plugin, types::*, Context, Plugin};
 //!
 //! struct Hello;
 //! impl Plugin for Hello {
@@ -14,7 +14,7 @@
 //!     fn run(context: PhaseContext) -> Result<PhaseReport, PhaseError> {
 //!         let ctx = Context::new(&context)?;
 //!         wasmadm_plugin_sdk::print(&format!("[hello] node {}", ctx.node_name()));
-//!         Ok(Findings::default().into_report())
+//!         Ok(wasmadm_plugin_sdk::done())
 //!     }
 //! }
 //! export_plugin!(Hello);
@@ -66,6 +66,24 @@ pub type Result<T = (), E = PhaseError> = std::result::Result<T, E>;
 /// ```
 pub fn failed(message: impl Into<String>) -> PhaseError {
     PhaseError::Failed(message.into())
+}
+
+/// The report of a phase that checks nothing and publishes nothing: how its `run` ends. A phase
+/// with check results or outputs collects them in [`Findings`] instead.
+///
+/// ```
+/// use wasmadm_plugin_sdk::{done, types::{PhaseError, PhaseReport}};
+/// fn run() -> Result<PhaseReport, PhaseError> {
+///     // ... the phase's work ...
+///     Ok(done())
+/// }
+/// assert!(run().is_ok_and(|r| r.findings.is_empty() && r.outputs.is_empty()));
+/// ```
+pub fn done() -> types::PhaseReport {
+    types::PhaseReport {
+        findings: Vec::new(),
+        outputs: Vec::new(),
+    }
 }
 
 /// Prints a console line as kubeadm would (e.g. `[preflight] Running pre-flight checks`).

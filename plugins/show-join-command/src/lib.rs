@@ -7,7 +7,7 @@
 use kubeadm_bootstrap_token::cluster_info::kubeconfig_cluster;
 use kubeadm_bootstrap_token::join::{JoinCommand, ca_pins, endpoint_of, init_done_message};
 use wasmadm_plugin_sdk::types::{PhaseContext, PhaseError, PhaseReport, PluginInfo};
-use wasmadm_plugin_sdk::{Context, Findings, Plugin, export_plugin, fs, print};
+use wasmadm_plugin_sdk::{Context, Plugin, done, export_plugin, fs, print};
 
 /// The kubeconfig the message tells the user to copy, and the source of endpoint and CA.
 pub const ADMIN_CONF: &str = "/etc/kubernetes/admin.conf";
@@ -62,7 +62,7 @@ fn run(ctx: &Context<'_>) -> Result<PhaseReport, PhaseError> {
             print(line);
         }
     }
-    Ok(Findings::default().into_report())
+    Ok(done())
 }
 
 struct ShowJoinCommand;

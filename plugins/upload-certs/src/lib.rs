@@ -20,7 +20,7 @@ use wasmadm_plugin_sdk::config::defaults::DEFAULT_CERTIFICATES_DIR;
 use wasmadm_plugin_sdk::files::ErrorCode;
 use wasmadm_plugin_sdk::kube::{self, Client};
 use wasmadm_plugin_sdk::types::{KubeRule, PhaseContext, PhaseError, PhaseReport, PluginInfo};
-use wasmadm_plugin_sdk::{Context, Findings, Plugin, export_plugin, files, print};
+use wasmadm_plugin_sdk::{Context, Findings, Plugin, done, export_plugin, files, print};
 
 const NS: &str = "kube-system";
 /// The group of kubeadm's default bootstrap tokens, which joining control-plane nodes use.
@@ -181,7 +181,7 @@ impl Plugin for UploadCerts {
         let ctx = Context::new(&context)?;
         if !ctx.config.upload_certs {
             print("[upload-certs] Skipping phase. Please see --upload-certs");
-            return Ok(Findings::default().into_report());
+            return Ok(done());
         }
         let given = ctx
             .config

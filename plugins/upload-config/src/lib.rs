@@ -9,7 +9,7 @@ use wasmadm_plugin_sdk::config::kubelet as kc;
 use wasmadm_plugin_sdk::config::upload::{cluster_configuration_yaml, sign_config_map};
 use wasmadm_plugin_sdk::kube::Client;
 use wasmadm_plugin_sdk::types::{KubeRule, PhaseContext, PhaseError, PhaseReport, PluginInfo, SubPhase};
-use wasmadm_plugin_sdk::{Context, Findings, Plugin, export_plugin, print, systemd};
+use wasmadm_plugin_sdk::{Context, Plugin, done, export_plugin, print, systemd};
 
 const NAMESPACE: &str = "kube-system";
 const KUBEADM_CONFIG: &str = "kubeadm-config";
@@ -168,7 +168,7 @@ impl Plugin for UploadConfig {
         if ctx.runs("kubelet") {
             upload_kubelet(&ctx, &client)?;
         }
-        Ok(Findings::default().into_report())
+        Ok(done())
     }
 }
 

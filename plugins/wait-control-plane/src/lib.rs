@@ -16,7 +16,7 @@ use static_pod::MANIFESTS_DIR;
 use std::time::{Duration, Instant};
 use wait::{Failure, Probe, Progress, pause, probe, simulated_note};
 use wasmadm_plugin_sdk::types::{PhaseContext, PhaseError, PhaseReport, PluginInfo};
-use wasmadm_plugin_sdk::{Context, Findings, Plugin, export_plugin, print};
+use wasmadm_plugin_sdk::{Context, Plugin, done, export_plugin, print};
 
 /// kubeadm's help after a kubelet that never became healthy (`kubeletFailMsg`).
 const KUBELET_HELP: &str = "
@@ -211,7 +211,7 @@ impl Plugin for WaitControlPlane {
                     c.name, c.url
                 ));
             }
-            return Ok(Findings::default().into_report());
+            return Ok(done());
         }
         match &kubelet {
             Some(url) => wait_kubelet(url, kubelet_limit)?,
@@ -226,7 +226,7 @@ impl Plugin for WaitControlPlane {
                 ))
             })?;
         wait_components(&components, components_limit, &ctx.node_registration().cri_socket)?;
-        Ok(Findings::default().into_report())
+        Ok(done())
     }
 }
 
