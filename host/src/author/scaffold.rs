@@ -439,7 +439,7 @@ const PHASE_LIB: &str = r###"//! {{name}}: a wasmadm phase plugin. It writes `/e
 //!
 //! The content is a pure function ([`render`]), so `cargo test` tests it natively.
 
-use wasmadm_plugin_sdk::{Context, Findings, Plugin, export_plugin, files, types::*};
+use wasmadm_plugin_sdk::{Context, Plugin, done, export_plugin, files, types::*};
 
 /// The directory the plugin writes (also its capability request).
 pub const DIR: &str = "/etc/{{name}}";
@@ -483,7 +483,7 @@ impl Plugin for {{Name}} {
         let text = render(&ctx.node_name(), &settings);
         files::write(FILE, text.as_bytes(), 0o644)?;
         wasmadm_plugin_sdk::print(&format!("[{{name}}] Wrote {FILE}"));
-        Ok(Findings::default().into_report())
+        Ok(done())
     }
 }
 
