@@ -8,8 +8,7 @@ use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-/// The Rust target plugins are built for.
-pub const TARGET: &str = "wasm32-wasip2";
+use wasm_build::TARGET;
 
 /// Why no component was built.
 #[derive(Debug, thiserror::Error)]
@@ -41,17 +40,8 @@ pub fn build(dir: &Path) -> Result<PathBuf, BuildError> {
     }
     let output = Command::new("cargo")
         .current_dir(dir)
-        .args([
-            "rustc",
-            "--release",
-            "--lib",
-            "--crate-type",
-            "cdylib",
-            "--target",
-            TARGET,
-            "--message-format",
-            "json-render-diagnostics",
-        ])
+        .args(wasm_build::COMPONENT_ARGS)
+        .args(["--message-format", "json-render-diagnostics"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
