@@ -4,8 +4,10 @@
 //! filled from the node's `localAPIEndpoint` here, not in the runner, which knows nothing of
 //! Kubernetes.
 
+use crate::bindings::PluginInfo;
 use crate::bindings::types::CapabilityRequest;
 use crate::caps::health;
+use crate::caps::log::terminal_safe;
 use crate::config::pipeline::{ExecRule, FileGrants, GrantPath, Grants, HealthRule, HealthTls, KubeRule};
 use kubeadm_config::ResolvedConfig;
 
@@ -87,4 +89,41 @@ impl Grants {
             health: Vec::new(),
         })
     }
+}
+
+/// A plugin's self-description for `wasmadm plugin inspect`: what it is, its sub-phases, its
+/// settings, and the grants it asks for as a block to paste into a pipeline file.
+pub fn describe_plugin(info: &PluginInfo, digest: &str) -> String {
+    // The digest is the host's own fact and comes first; everything after it is the plugin's
+    // word (already made terminal-safe by the runner, so it cannot forge a line).
+    let mut out = format!(
+        "digest: sha256:{digest}  # computed by wasmadm from the component's bytes\n\
+         # What the plugin says about itself:\n\
+         name: {}\nversion: {}\nsummary: {}\n",
+        info.name, info.version, info.summary
+    );
+    if !info.sub_phases.is_empty() {
+        out.push_str("subPhases:\n");
+        for s in &info.sub_phases {
+            out.push_str(&format!("  - {}  # {}\n", s.name, s.summary));
+        }
+    }
+    match Grants::from_request(&info.needs) {
+        Ok(grants) if grants == Grants::default() => out.push_str("grants: {}  # asks for no capability\n"),
+        Ok(grants) => {
+            let yaml = serde_yaml::to_string(&grants).unwrap_or_default();
+            out.push_str("# The capabilities it asks for, as a pipeline `grants:` block:\ngrants:\n");
+            for line in yaml.lines() {
+                out.push_str(&format!("  {}\n", terminal_safe(line, 4096)));
+            }
+        }
+        Err(e) => out.push_str(&format!("grants: invalid request from the plugin: {e}\n")),
+    }
+    if !info.settings_example.is_empty() {
+        out.push_str("# Settings it accepts (example):\nsettings:\n");
+        for line in info.settings_example.lines() {
+            out.push_str(&format!("  {line}\n"));
+        }
+    }
+    out
 }

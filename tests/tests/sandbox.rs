@@ -719,7 +719,7 @@ fn plugin_text_reaches_the_terminal_escaped() {
 
 #[test]
 fn plugin_inspect_shows_the_hosts_digest_only() {
-    use wasmadm::config::pipeline::describe_plugin;
+    use wasmadm::grants::describe_plugin;
     let root = node("healthy");
     let p = probe("{action: noop}", "{}", "{}");
     let dir = cap_std::fs::Dir::open_ambient_dir(root.path(), cap_std::ambient_authority()).expect("root");

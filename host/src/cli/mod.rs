@@ -575,8 +575,9 @@ fn plugin_inspect(global: &Global, component: &str) -> Result<()> {
     };
     let planned = load_and_describe(&runtime, root, &spec)?;
     output::print(&format!(
-        "{}\n",
-        crate::config::pipeline::describe_plugin(&planned.info, &planned.plugin.digest)
+        "{}
+",
+        crate::grants::describe_plugin(&planned.info, &planned.plugin.digest)
     ))?;
     Ok(())
 }

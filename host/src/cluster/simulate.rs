@@ -1,6 +1,7 @@
 //! What the other components of a real cluster do, simulated for the in-memory cluster
 //! ([`super::memory`]), which stays an API server's object store: the kubelet registering its Node
-//! ([`kubelet_registration`]) and the controller-manager's bootstrap signer ([`bootstrap_signer`]).
+//! ([`kubelet_registration`]) and the controller-manager's bootstrap signer (`bootstrap_signer`,
+//! run by the store after every write).
 
 use super::memory::{Key, MemoryCluster};
 use super::{ApiError, ApiErrorCode, Cluster, ResourceType};
