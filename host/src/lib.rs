@@ -14,6 +14,7 @@
 //! backward edge remains: `config` parses into two value types of `caps` (`NodePath`,
 //! `health::Url`), and `caps` takes the pipeline's exec and kube rules as they are.
 
+pub mod author;
 pub mod bindings;
 pub mod builtin;
 pub mod caps;

@@ -13,6 +13,19 @@ use std::process::Command;
 /// The Rust target every plugin is built for.
 pub const TARGET: &str = "wasm32-wasip2";
 
+/// The `cargo` arguments that build a plain library crate as a component: plugin crates stay
+/// libraries (so they build and test natively), and the component is made with `--crate-type
+/// cdylib`. Shared with `wasmadm plugin build`, which builds authors' crates the same way.
+pub const COMPONENT_ARGS: [&str; 7] = [
+    "rustc",
+    "--release",
+    "--lib",
+    "--crate-type",
+    "cdylib",
+    "--target",
+    TARGET,
+];
+
 /// Builds `packages` (cargo package names) as components and returns, per package, the path of its
 /// `.wasm` file in `OUT_DIR` (named `<package>.wasm`).
 ///
@@ -39,15 +52,7 @@ pub fn build_components(packages: &[&str]) -> Vec<(String, PathBuf)> {
     for package in packages {
         let mut cmd = Command::new(&cargo);
         cmd.current_dir(&workspace)
-            .args([
-                "rustc",
-                "--release",
-                "--lib",
-                "--crate-type",
-                "cdylib",
-                "--target",
-                TARGET,
-            ])
+            .args(COMPONENT_ARGS)
             .args(["-p", package, "--target-dir"])
             .arg(&target_dir)
             // 64x64->128-bit multiplies as one instruction (`i64.mul_wide_u`) instead of a

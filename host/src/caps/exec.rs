@@ -48,7 +48,9 @@ impl ExecCap {
         Self {
             phase: phase.to_string(),
             root: env.root,
-            root_path: env.root_path,
+            // Commands run in the root with host paths under it: a relative `--root` would name
+            // another directory once the child is in it.
+            root_path: std::path::absolute(&env.root_path).unwrap_or(env.root_path),
             exec_path: env.exec_path,
             rules,
             timeout,

@@ -62,11 +62,15 @@ pub type Recorded = Arc<Mutex<Vec<(Stream, String)>>>;
 pub struct Console(Sink);
 
 impl Console {
-    /// The process's stdout and stderr.
+    /// The process's stdout and stderr. A closed stream (`wasmadm init | head`) loses the lines
+    /// but does not stop the run: a node half set up is worse than a cut listing.
     pub fn stdio() -> Self {
-        Self(Arc::new(|stream, line| match stream {
-            Stream::Out => println!("{line}"),
-            Stream::Err => eprintln!("{line}"),
+        use std::io::Write as _;
+        Self(Arc::new(|stream, line| {
+            let _ = match stream {
+                Stream::Out => writeln!(std::io::stdout(), "{line}"),
+                Stream::Err => writeln!(std::io::stderr(), "{line}"),
+            };
         }))
     }
 

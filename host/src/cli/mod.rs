@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+mod output;
+mod plugin_cli;
 mod token_cli;
 
 /// kubeadm, with every phase a sandboxed WebAssembly plugin.
@@ -48,7 +50,8 @@ struct Global {
     cache_dir: Option<PathBuf>,
     /// Which Kubernetes API phases talk to: `memory` (wasmadm's in-memory cluster, kept in
     /// <root>/var/lib/wasmadm/in-memory-cluster.json), `kubeconfig` (a real API server, see
-    /// --kubeconfig), or `auto`: `kubeconfig` when --root is `/`, else `memory`.
+    /// --kubeconfig), or `auto`: `kubeconfig` when --root is `/`, else `memory`. `none` (no
+    /// cluster) is for `plugin run`.
     #[arg(long, global = true, value_enum, default_value_t = ClusterKind::Auto)]
     cluster: ClusterKind,
     /// The kubeconfig for `--cluster kubeconfig` (a node path, resolved under --root).
@@ -279,6 +282,8 @@ enum PluginCmd {
         /// A `.wasm` component, or `builtin:<name>`.
         component: String,
     },
+    #[command(flatten)]
+    Author(plugin_cli::AuthorCmd),
 }
 
 #[derive(Subcommand)]
@@ -313,9 +318,11 @@ pub fn main() -> ExitCode {
     init_tracing(cli.global.verbosity);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader of our output left (`| head`): nothing more to say, and nothing failed.
+        Err(e) if output::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             let code = exit_code(&e);
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", output::error_text(&e));
             if code == 1 {
                 eprintln!("To see more, run again with --v=5 or higher");
             }
@@ -401,14 +408,17 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Plugin {
             command: PluginCmd::Inspect { component },
         } => plugin_inspect(global, &component),
+        Cmd::Plugin {
+            command: PluginCmd::Author(command),
+        } => plugin_cli::run(global, command),
         Cmd::Config {
             command: ConfigCmd::Print { what },
         } => {
-            match what {
-                PrintWhat::Pipeline => print!("{}", Pipeline::DEFAULT_YAML),
-                PrintWhat::InitDefaults => print!("{}", kubeadm::init_defaults_yaml()?),
-                PrintWhat::JoinDefaults => print!("{}", kubeadm::join_defaults_yaml()?),
-            }
+            output::print(&match what {
+                PrintWhat::Pipeline => Pipeline::DEFAULT_YAML.to_string(),
+                PrintWhat::InitDefaults => kubeadm::init_defaults_yaml()?,
+                PrintWhat::JoinDefaults => kubeadm::join_defaults_yaml()?,
+            })?;
             Ok(())
         }
         Cmd::Config {
@@ -523,7 +533,9 @@ fn phase_list(global: &Global, command: Command) -> Result<()> {
     let pipeline = load_pipeline(global)?;
     let runtime = runtime(global)?;
     let root = root_dir(global)?;
-    println!("The {command} pipeline runs these phases, in order:\n");
+    output::print(&format!(
+        "The {command} pipeline runs these phases, in order:\n\n"
+    ))?;
     for spec in pipeline.phases(command) {
         let planned = load_and_describe(&runtime, root.clone(), spec)?;
         let mut flags = Vec::new();
@@ -538,14 +550,15 @@ fn phase_list(global: &Global, command: Command) -> Result<()> {
         } else {
             format!(" [{}]", flags.join(", "))
         };
-        println!("{:<24} {}{flags}", spec.name, planned.info.summary);
+        let mut text = format!("{:<24} {}{flags}\n", spec.name, planned.info.summary);
         for sub in &planned.info.sub_phases {
-            println!("  /{:<21} {}", sub.name, sub.summary);
+            text.push_str(&format!("  /{:<21} {}\n", sub.name, sub.summary));
         }
-        println!(
-            "{:<24} plugin {} {} (sha256:{})",
+        text.push_str(&format!(
+            "{:<24} plugin {} {} (sha256:{})\n",
             "", spec.component, planned.info.version, planned.plugin.digest
-        );
+        ));
+        output::print(&text)?;
     }
     Ok(())
 }
@@ -561,9 +574,10 @@ fn plugin_inspect(global: &Global, component: &str) -> Result<()> {
         ..spec
     };
     let planned = load_and_describe(&runtime, root, &spec)?;
-    println!(
-        "{}",
+    output::print(&format!(
+        "{}
+",
         crate::grants::describe_plugin(&planned.info, &planned.plugin.digest)
-    );
+    ))?;
     Ok(())
 }

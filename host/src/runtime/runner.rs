@@ -102,6 +102,8 @@ pub struct RunReport {
     pub timings: Vec<(String, std::time::Duration)>,
     pub plan: Plan,
     pub outputs: Vec<(String, String)>,
+    /// Every finding of the phases that ran, with its phase, in order (as kept by `log`).
+    pub findings: Vec<(String, crate::bindings::types::Finding)>,
 }
 
 /// Runs pipelines on a [`Runtime`].
@@ -215,6 +217,14 @@ impl Runner<'_> {
 
     /// Runs the pipeline of `spec.command`.
     pub fn run(&self, spec: &RunSpec) -> Result<RunReport, RunError> {
+        let mut report = RunReport::default();
+        self.run_into(spec, &mut report)?;
+        Ok(report)
+    }
+
+    /// Runs the pipeline of `spec.command` into `report`, which keeps what the phases did
+    /// (findings, plan, outputs) also when the run fails.
+    pub fn run_into(&self, spec: &RunSpec, report: &mut RunReport) -> Result<(), RunError> {
         let root = open_root(&spec.root)?;
         let phases = self.plan(spec.command, spec.role, root.clone())?;
         let known = |entry: &String| {
@@ -226,21 +236,13 @@ impl Runner<'_> {
         let selection = select(&phases, &skip, spec.only.as_ref())?;
 
         let overlay = spec.dry_run.then(|| Arc::new(Mutex::new(Overlay::default())));
-        let mut report = RunReport::default();
         for (phase, subs) in phases.iter().zip(selection) {
             let Some(sub_phases) = subs else {
                 tracing::info!(phase = %phase.spec.name, "skipping phase");
                 continue;
             };
             let started = std::time::Instant::now();
-            self.run_phase(
-                spec,
-                phase,
-                sub_phases,
-                root.clone(),
-                overlay.clone(),
-                &mut report,
-            )?;
+            self.run_phase(spec, phase, sub_phases, root.clone(), overlay.clone(), report)?;
             let took = started.elapsed();
             tracing::debug!(phase = %phase.spec.name, ?took, "phase finished");
             report.phases_run.push(phase.spec.name.0.clone());
@@ -251,7 +253,7 @@ impl Runner<'_> {
                 spec.console.out(&entry.to_string());
             }
         }
-        Ok(report)
+        Ok(())
     }
 
     fn run_phase(
@@ -297,6 +299,16 @@ impl Runner<'_> {
         });
         stdout.finish();
         stderr.finish();
+        // What was reported is kept in the report also when the phase then fails.
+        let kept = store.data().log.findings.len();
+        report.findings.extend(
+            store
+                .data()
+                .log
+                .findings
+                .iter()
+                .map(|f| (name.clone(), f.clone())),
+        );
         let outcome =
             result.map_err(|e| failed(explain_trap(&e, &store.data().limiter, limits.timeout.0)))?;
         let phase_report = match outcome {
@@ -315,6 +327,9 @@ impl Runner<'_> {
         for f in phase_report.findings {
             log.report(f);
         }
+        report
+            .findings
+            .extend(log.findings[kept..].iter().map(|f| (name.clone(), f.clone())));
         let mut failures: Vec<(String, String)> = log
             .findings
             .iter()

@@ -1,0 +1,290 @@
+//! `wasmadm plugin new|build|run`: the commands a plugin author uses, from an empty directory to
+//! a component run alone against a node directory.
+
+use super::{Global, output, runtime};
+use crate::author::single::{self, GrantChoice, SingleRun};
+use crate::author::{build, cases, scaffold};
+use crate::caps::log::{Console, Stream};
+use crate::cluster::Cluster;
+use crate::cluster::memory::MemoryCluster;
+use crate::command::{Command, Role};
+use crate::config::kubeadm::{self, Flags};
+use crate::config::pipeline::Grants;
+use crate::invocation::ClusterKind;
+use anyhow::{Context as _, Result};
+use clap::{Args, Subcommand, ValueEnum};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+#[derive(Subcommand)]
+pub(super) enum AuthorCmd {
+    /// Create a plugin crate that builds, with a fixture node directory and tests that pass as
+    /// created (`cargo test`). The SDK comes vendored under vendor/wasmadm, matching this
+    /// wasmadm's contract: the crate needs neither this repository nor a network.
+    New {
+        /// The plugin's name: the crate's and the phase's (lower-case letters, digits, '-').
+        name: String,
+        /// `check`: reads a node file and reports findings; `phase`: writes a node file.
+        #[arg(long, value_enum, default_value_t = KindArg::Check)]
+        kind: KindArg,
+        /// Where to create it [default: ./NAME]; must not exist.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+    /// Build a plugin crate's component (`cargo rustc --crate-type cdylib --target
+    /// wasm32-wasip2 --release`), then print its path, digest and a pipeline entry to paste.
+    Build {
+        /// The crate's directory.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Run one plugin component alone against a node directory: no pipeline file, no digest to
+    /// pin, the grants it asks for. Prints its console lines, findings and (with --dry-run) the
+    /// plan, and exits as kubeadm would (2: a check failed, 3: invalid configuration or settings).
+    ///
+    /// --cluster: `auto` (the default) gives the plugin no cluster (kube calls answer
+    /// `unavailable`); `memory` a fresh in-memory cluster that is not saved; `kubeconfig` the API
+    /// server of --kubeconfig.
+    Run(RunArgs),
+    /// Run a plugin's table of cases (a YAML file: component, node directory, and per case
+    /// files, settings, grants, configuration and API objects with the expected exit code,
+    /// findings, error, files and objects). One line per case, what differed under a failed one;
+    /// exits 1 when a case failed.
+    Test {
+        /// The cases file.
+        cases: PathBuf,
+    },
+}
+
+#[derive(Args)]
+pub(super) struct RunArgs {
+    /// The component (`target/wasm32-wasip2/release/<crate>.wasm`).
+    component: PathBuf,
+    /// The plugin's settings: a YAML file holding what a pipeline's `settings:` would.
+    #[arg(long, value_name = "FILE")]
+    settings: Option<PathBuf>,
+    /// `requested` (what the plugin's describe() asks for), or a YAML file with a pipeline
+    /// `grants:` block (as `plugin inspect` prints it), to run with what an operator would give.
+    #[arg(long, default_value = "requested", value_name = "requested|FILE")]
+    grants: String,
+    /// A kubeadm configuration file (kubeadm.k8s.io/v1beta4); kubeadm's defaults otherwise.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Checks whose errors are shown as warnings (`all` for every check).
+    #[arg(long, value_delimiter = ',', value_name = "CHECKS")]
+    ignore_preflight_errors: Vec<String>,
+    /// The command the plugin runs for (its context's `command`).
+    #[arg(long, value_enum, default_value_t = Command::Init)]
+    command: Command,
+    /// Record writes, mutating commands and API mutations instead of performing them, and list
+    /// them (JSON: `effects`).
+    #[arg(long)]
+    dry_run: bool,
+    /// `text`: the console as kubeadm prints it and a summary; `json`: one object with the
+    /// plugin, exit code, error, findings, effects, outputs, in-memory objects and console lines.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Text)]
+    format: Format,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub(super) enum KindArg {
+    Check,
+    Phase,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+pub(super) fn run(global: &Global, command: AuthorCmd) -> Result<()> {
+    match command {
+        AuthorCmd::Run(args) => plugin_run(global, args),
+        AuthorCmd::New { name, kind, dir } => plugin_new(&name, kind, dir),
+        AuthorCmd::Build { dir } => plugin_build(global, &dir),
+        AuthorCmd::Test { cases: file } => plugin_test(global, &file),
+    }
+}
+
+fn plugin_test(global: &Global, path: &Path) -> Result<()> {
+    let file = cases::load(path)?;
+    let results = cases::run_all(&runtime(global)?, &file);
+    let mut text = String::new();
+    for r in &results {
+        text.push_str(&format!(
+            "{} {}\n",
+            if r.failures.is_empty() { "ok  " } else { "FAIL" },
+            r.name
+        ));
+        for f in &r.failures {
+            text.push_str(&format!("  {f}\n"));
+        }
+    }
+    let failed = results.iter().filter(|r| !r.failures.is_empty()).count();
+    text.push_str(&format!("{} passed, {failed} failed\n", results.len() - failed));
+    output::print(&text)?;
+    if failed > 0 {
+        anyhow::bail!("{failed} of {} cases in {} failed", results.len(), path.display());
+    }
+    Ok(())
+}
+
+fn plugin_new(name: &str, kind: KindArg, dir: Option<PathBuf>) -> Result<()> {
+    let dir = dir.unwrap_or_else(|| PathBuf::from(name));
+    let kind = match kind {
+        KindArg::Check => scaffold::Kind::Check,
+        KindArg::Phase => scaffold::Kind::Phase,
+    };
+    scaffold::create(&dir, name, kind)?;
+    output::print(&format!(
+        "Created plugin {name} in {dir}. Next:\n  cd {dir}\n  cargo test\n  wasmadm plugin build\n  \
+         wasmadm --root fixtures/node plugin run target/wasm32-wasip2/release/{lib}.wasm\n",
+        dir = dir.display(),
+        lib = name.replace('-', "_"),
+    ))?;
+    Ok(())
+}
+
+fn plugin_build(global: &Global, dir: &Path) -> Result<()> {
+    let wasm = build::build(dir)?;
+    let wasm = std::path::absolute(&wasm).unwrap_or(wasm);
+    let planned = single::describe(&runtime(global)?, &global.root, &wasm)?;
+    let digest = &planned.plugin.digest;
+    let entry = build::pipeline_entry(&planned.info, &wasm, digest).map_err(anyhow::Error::msg)?;
+    output::print(&format!(
+        "# Component: {}\n# Digest: sha256:{digest}\n# A pipeline entry (under init:, join: or \
+         reset:), granting what the plugin asks for:\n{entry}",
+        wasm.display(),
+    ))?;
+    Ok(())
+}
+
+/// A YAML file as JSON, with the file and line in errors.
+fn read_yaml<T: serde::de::DeserializeOwned>(path: &Path, what: &str) -> Result<T> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the {what} file {}", path.display()))?;
+    serde_yaml::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("{} (the {what} file)", crate::config::yaml_error(path, &e, 0)))
+}
+
+/// A grants file: a `grants:` block, or the block's contents.
+fn read_grants(path: &Path) -> Result<Grants> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Block {
+        grants: Grants,
+    }
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the grants file {}", path.display()))?;
+    let wrapped = text.lines().any(|l| l.starts_with("grants:"));
+    let parsed = if wrapped {
+        serde_yaml::from_str::<Block>(&text).map(|b| b.grants)
+    } else {
+        serde_yaml::from_str::<Grants>(&text)
+    };
+    parsed.map_err(|e| {
+        anyhow::anyhow!(
+            "{} (a grants file holds a pipeline `grants:` block, as `wasmadm plugin inspect` prints it)",
+            crate::config::yaml_error(path, &e, 0)
+        )
+    })
+}
+
+fn plugin_run(global: &Global, args: RunArgs) -> Result<()> {
+    let command = args.command;
+    if !args.component.is_file() {
+        anyhow::bail!(
+            "component {} does not exist: build the plugin first (`wasmadm plugin build`) and give \
+             the .wasm file it prints",
+            args.component.display()
+        );
+    }
+    let settings = match &args.settings {
+        Some(path) => read_yaml::<serde_json::Value>(path, "settings")?,
+        None => serde_json::Value::Null,
+    };
+    let grants = match args.grants.as_str() {
+        "requested" => GrantChoice::Requested,
+        file => GrantChoice::Given(read_grants(Path::new(file))?),
+    };
+    let mut config = kubeadm::resolve(
+        args.config.as_deref(),
+        command,
+        &Flags {
+            ignore_preflight_errors: args.ignore_preflight_errors.clone(),
+            ..Flags::default()
+        },
+        &crate::facts::hostname(&global.root),
+    )?;
+    if command != Command::Reset {
+        kubeadm::detect_advertise_address(&mut config)?;
+    }
+    let (memory, cluster): (Option<Arc<MemoryCluster>>, Option<Arc<dyn Cluster>>) = match global.cluster {
+        ClusterKind::Auto => (None, None),
+        ClusterKind::Memory => {
+            let memory = Arc::new(MemoryCluster::new());
+            (Some(memory.clone()), Some(memory))
+        }
+        ClusterKind::Kubeconfig => (None, Some(super::cluster(global, args.dry_run, None)?)),
+    };
+    let (console, recorded) = match args.format {
+        Format::Text => (Console::stdio(), None),
+        Format::Json => {
+            let (console, lines) = Console::buffer();
+            (console, Some(lines))
+        }
+    };
+    let runtime = runtime(global)?;
+    let outcome = single::run(
+        &runtime,
+        SingleRun {
+            component: args.component.clone(),
+            root: global.root.clone(),
+            command,
+            role: match command {
+                Command::Join => Role::Worker,
+                _ => Role::ControlPlane,
+            },
+            config,
+            settings,
+            grants,
+            dry_run: args.dry_run,
+            cluster,
+            console,
+        },
+    )?;
+    match recorded {
+        None => {
+            let count = |s| outcome.findings().filter(|f| f.severity == s).count();
+            use crate::bindings::types::Severity;
+            eprintln!(
+                "[plugin] {} {} (sha256:{}): {} errors, {} warnings, {} info findings",
+                outcome.plugin.name,
+                outcome.plugin.version,
+                outcome.plugin.digest,
+                count(Severity::Error),
+                count(Severity::Warning),
+                count(Severity::Info),
+            );
+        }
+        Some(lines) => {
+            let mut json = outcome.to_json(memory.map(|m| m.objects()));
+            let lines = lines.lock().unwrap_or_else(|p| p.into_inner());
+            json["console"] = lines
+                .iter()
+                .map(|(stream, line)| {
+                    serde_json::json!({
+                        "stream": if *stream == Stream::Out { "stdout" } else { "stderr" },
+                        "line": line,
+                    })
+                })
+                .collect();
+            output::print(&format!("{}\n", serde_json::to_string_pretty(&json)?))?;
+        }
+    }
+    match outcome.error {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,549 @@
+//! What a plugin author meets on the command line: `plugin run` of one component against a node
+//! directory, and the three bugs of issue 12 (a relative `--root` and exec, output into a closed
+//! pipe, an error cause printed twice).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A scratch directory holding `node/`, a copy of the healthy fixture node, and `cache/`.
+struct Scratch {
+    dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tmp");
+        std::fs::create_dir(dir.path().join("node")).expect("mkdir");
+        let status = Command::new("cp")
+            .arg("-a")
+            .arg(repo().join("tests/fixtures/nodes/healthy/."))
+            .arg(dir.path().join("node"))
+            .status()
+            .expect("cp");
+        assert!(status.success());
+        Self { dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn node(&self) -> String {
+        self.path("node").display().to_string()
+    }
+
+    /// A built-in plugin's component written out as a file, as an author's own would be.
+    fn component(&self, builtin: &str) -> String {
+        let b = wasmadm::builtin::get(builtin).expect("built-in plugin");
+        let path = self.path(&format!("{builtin}.wasm"));
+        std::fs::write(&path, b.wasm).expect("write component");
+        path.display().to_string()
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_wasmadm"));
+        cmd.args(args)
+            .env("WASMADM_CACHE_DIR", self.path("cache"))
+            .current_dir(self.dir.path());
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run wasmadm")
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out.stdout)))
+}
+
+/// The findings of a JSON run as `(check, severity)`.
+fn checks(v: &serde_json::Value) -> Vec<(String, String)> {
+    v["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .map(|f| {
+            (
+                f["check"].as_str().expect("check").to_string(),
+                f["severity"].as_str().expect("severity").to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_relative_root_runs_commands_as_an_absolute_one_does() {
+    let s = Scratch::new();
+    // `kubelet --version` is run by preflight through exec, from the node's /usr/bin.
+    let out = s.run(&["--root", "node", "init", "phase", "preflight"]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        !stderr.contains("cannot execute") && !stderr.contains("cannot start"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    let s = Scratch::new();
+    // The reader is gone before wasmadm writes anything: its first write fails with EPIPE.
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let out = s
+        .command(&["--root", &s.node(), "phase", "list"])
+        .stdout(Stdio::from(writer))
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stderr), "", "no panic, no error: the reader just left");
+
+    // A run whose console is closed still does its work.
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let out = s
+        .command(&["--root", &s.node(), "init", "phase", "certs", "ca"])
+        .stdout(Stdio::from(writer))
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(s.path("node/etc/kubernetes/pki/ca.crt").is_file());
+}
+
+#[test]
+fn a_digest_mismatch_is_reported_once() {
+    let s = Scratch::new();
+    let component = s.component("preflight");
+    let pipeline = s.path("pipeline.yaml");
+    std::fs::write(
+        &pipeline,
+        format!(
+            "apiVersion: wasmadm.io/v1alpha1\nkind: Pipeline\ninit:\n  - name: preflight\n    \
+             component: {component}\n    digest: sha256:{}\n",
+            "0".repeat(64)
+        ),
+    )
+    .expect("write pipeline");
+    let out = s.run(&[
+        "--root",
+        &s.node(),
+        "--pipeline",
+        &pipeline.display().to_string(),
+        "init",
+    ]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.matches("it was not loaded").count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("update `digest:` in the pipeline file"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn plugin_run_runs_one_component_with_the_grants_it_asks_for() {
+    let s = Scratch::new();
+    let component = s.component("preflight");
+    let out = s.run(&["--root", &s.node(), "plugin", "run", &component]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.starts_with("[preflight] Running pre-flight checks\n"),
+        "{stdout}"
+    );
+    let digest = wasmadm::builtin::get("preflight").expect("preflight").digest();
+    assert!(
+        stderr.contains(&format!("[plugin] preflight 0.1.0 (sha256:{digest}): 0 errors")),
+        "{stderr}"
+    );
+    // No cluster was asked for: none was simulated or saved.
+    assert!(!s.path("node/var/lib/wasmadm/in-memory-cluster.json").exists());
+}
+
+#[test]
+fn plugin_run_reports_failed_checks_as_kubeadm_and_as_json() {
+    let s = Scratch::new();
+    std::fs::write(s.path("node/proc/meminfo"), "MemTotal: 1000 kB\n").expect("write");
+    let component = s.component("preflight");
+    let out = s.run(&["--root", &s.node(), "plugin", "run", &component]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("\t[ERROR Mem]: the system RAM (0 MB) is less than the minimum 1700 MB"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = s.run(&["--root", &s.node(), "plugin", "run", &component, "-o", "json"]);
+    assert_eq!(out.status.code(), Some(2));
+    let v = json(&out);
+    assert_eq!(v["exitCode"], 2);
+    assert_eq!(v["plugin"]["name"], "preflight");
+    assert!(checks(&v).contains(&("Mem".into(), "error".into())), "{v:#}");
+    assert_eq!(v["console"][0]["line"], "[preflight] Running pre-flight checks");
+
+    // --ignore-preflight-errors demotes it, as in kubeadm.
+    let out = s.run(&[
+        "--root",
+        &s.node(),
+        "plugin",
+        "run",
+        &component,
+        "-o",
+        "json",
+        "--ignore-preflight-errors",
+        "mem",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(checks(&json(&out)).contains(&("Mem".into(), "warning".into())));
+}
+
+#[test]
+fn plugin_run_lists_effects_of_a_dry_run_and_objects_of_the_memory_cluster() {
+    let s = Scratch::new();
+    let certs = s.component("certs");
+    let out = s.run(&[
+        "--root",
+        &s.node(),
+        "plugin",
+        "run",
+        &certs,
+        "--dry-run",
+        "-o",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v = json(&out);
+    let ca = v["effects"]
+        .as_array()
+        .expect("effects")
+        .iter()
+        .find(|e| e["path"] == "/etc/kubernetes/pki/ca.crt")
+        .unwrap_or_else(|| panic!("no write of ca.crt in {v:#}"));
+    assert_eq!(ca["kind"], "writeFile");
+    assert!(
+        ca["text"]
+            .as_str()
+            .expect("text")
+            .starts_with("-----BEGIN CERTIFICATE-----")
+    );
+    assert!(
+        !s.path("node/etc/kubernetes/pki/ca.crt").exists(),
+        "dry-run wrote nothing"
+    );
+
+    let upload = s.component("upload-config");
+    let out = s.run(&[
+        "--root",
+        &s.node(),
+        "--cluster",
+        "memory",
+        "plugin",
+        "run",
+        &upload,
+        "-o",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v = json(&out);
+    let names: Vec<&str> = v["objects"]
+        .as_array()
+        .expect("objects")
+        .iter()
+        .filter_map(|o| o["metadata"]["name"].as_str())
+        .collect();
+    assert!(names.contains(&"kubeadm-config"), "{names:?}");
+    assert!(!s.path("node/var/lib/wasmadm/in-memory-cluster.json").exists());
+}
+
+#[test]
+fn plugin_run_with_fewer_grants_names_the_missing_one() {
+    let s = Scratch::new();
+    let component = s.component("preflight");
+    let grants = s.path("grants.yaml");
+    let run_with = |block: &str| {
+        std::fs::write(&grants, block).expect("write");
+        let args = ["--root", &s.node(), "plugin", "run", &component, "--grants"];
+        let out = s.run(&[&args[..], &[grants.to_str().expect("utf8")]].concat());
+        (out.status.code(), text(&out.stderr))
+    };
+    let (code, stderr) = run_with("grants:\n  files:\n    read: [/etc]\n");
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("/proc/self/status") && stderr.contains("grants.files.read"),
+        "{stderr}"
+    );
+
+    let (code, stderr) = run_with("grants:\n  file:\n    read: [/etc]\n");
+    assert_ne!(code, Some(0));
+    assert!(
+        stderr.contains(&format!("{}:2:", grants.display())) && stderr.contains("unknown field `file`"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn plugin_run_of_a_missing_file_says_to_build_it() {
+    let s = Scratch::new();
+    let out = s.run(&["--root", &s.node(), "plugin", "run", "nope.wasm"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains("component nope.wasm does not exist") && stderr.contains("wasmadm plugin build"),
+        "{stderr}"
+    );
+}
+
+/// One command of the tutorial, with what its comment says it does.
+struct Step {
+    command: String,
+    exit: i32,
+    shows: Option<String>,
+}
+
+/// The shell commands between `<!-- tutorial-start -->` and `<!-- tutorial-end -->` of
+/// docs/plugins.md; a trailing `# exit N, shows: TEXT` gives the expected exit code and output.
+fn tutorial_steps() -> Vec<Step> {
+    let doc = std::fs::read_to_string(repo().join("docs/plugins.md")).expect("docs/plugins.md");
+    let start = doc
+        .find("<!-- tutorial-start -->")
+        .expect("tutorial start marker");
+    let end = doc.find("<!-- tutorial-end -->").expect("tutorial end marker");
+    let mut steps = Vec::new();
+    let mut in_block = false;
+    for line in doc[start..end].lines() {
+        if line.starts_with("```") {
+            in_block = line == "```sh";
+            continue;
+        }
+        let line = line.trim();
+        if !in_block || line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (command, comment) = match line.split_once("   # ") {
+            Some((c, note)) => (c.trim(), note),
+            None => (line, ""),
+        };
+        let mut step = Step {
+            command: command.to_string(),
+            exit: 0,
+            shows: None,
+        };
+        // `exit N`, `shows: TEXT`, or `exit N, shows: TEXT`.
+        let mut rest = comment;
+        if let Some(code) = rest.strip_prefix("exit ") {
+            let (code, after) = code.split_once(", ").unwrap_or((code, ""));
+            step.exit = code.parse().expect("exit code");
+            rest = after;
+        }
+        if let Some(text) = rest.strip_prefix("shows: ") {
+            step.shows = Some(text.to_string());
+        } else {
+            assert!(
+                rest.is_empty(),
+                "tutorial comment {comment:?}: use `exit N` and/or `shows: TEXT`"
+            );
+        }
+        steps.push(step);
+    }
+    steps
+}
+
+#[test]
+fn the_tutorial_runs_as_written() {
+    let steps = tutorial_steps();
+    assert!(steps.len() > 10, "the tutorial lost its commands");
+    let work = tempfile::tempdir().expect("tmp");
+    let bin = Path::new(env!("CARGO_BIN_EXE_wasmadm"))
+        .parent()
+        .expect("bin dir");
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    // Compiled dependencies are kept between runs (cargo's build-dir); the crate's own
+    // `target/` (where the tutorial finds the component) is new each time.
+    let build_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("tutorial-build");
+    let mut cwd = work.path().to_path_buf();
+    for step in &steps {
+        if let Some(dir) = step.command.strip_prefix("cd ") {
+            cwd = cwd.join(dir);
+            continue;
+        }
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(&step.command)
+            .current_dir(&cwd)
+            .env("PATH", &path)
+            .env("WASMADM_CACHE_DIR", work.path().join("cache"))
+            .env("CARGO_BUILD_BUILD_DIR", &build_dir)
+            .output()
+            .expect("run sh");
+        let shown = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(step.exit),
+            "`{}` exited {:?}, the tutorial says {}:\n{shown}",
+            step.command,
+            out.status.code(),
+            step.exit
+        );
+        if let Some(want) = &step.shows {
+            assert!(
+                shown.contains(want.as_str()),
+                "`{}` did not show {want:?}:\n{shown}",
+                step.command
+            );
+        }
+    }
+    // The last step ran the plugin from a pipeline, pinned by the digest `plugin build` printed.
+    let pipeline = std::fs::read_to_string(cwd.join("pipeline.yaml")).expect("pipeline.yaml");
+    assert!(pipeline.contains("digest: sha256:"), "{pipeline}");
+}
+
+#[test]
+fn a_new_phase_plugin_builds_and_passes_its_cases() {
+    let s = Scratch::new();
+    let build_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("tutorial-build");
+    let out = s.run(&["plugin", "new", "vendor-conf", "--kind", "phase"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let crate_dir = s.path("vendor-conf");
+    let cargo_test = Command::new("cargo")
+        .arg("test")
+        .current_dir(&crate_dir)
+        .env("CARGO_BUILD_BUILD_DIR", &build_dir)
+        .output()
+        .expect("cargo test");
+    assert!(cargo_test.status.success(), "{}", text(&cargo_test.stderr));
+    let mut build = s.command(&["plugin", "build", "vendor-conf"]);
+    let out = build
+        .env("CARGO_BUILD_BUILD_DIR", &build_dir)
+        .output()
+        .expect("build");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // The entry grants what the plugin asks for: writing its directory.
+    let entry = text(&out.stdout);
+    assert!(
+        entry.contains("- name: vendor-conf\n") && entry.contains("write:\n      - /etc/vendor-conf\n"),
+        "{entry}"
+    );
+    let out = s.run(&["plugin", "test", "vendor-conf/cases.yaml"]);
+    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        text(&out.stdout).ends_with("3 passed, 0 failed\n"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn plugin_new_refuses_a_bad_name_or_an_existing_directory_and_leaves_nothing() {
+    let s = Scratch::new();
+    let out = s.run(&["plugin", "new", "Vendor_Checks"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("use lower-case letters, digits and '-'"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!s.path("Vendor_Checks").exists());
+
+    let out = s.run(&["plugin", "new", "vendor-checks", "--dir", "node"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("already exists: give another name or --dir"),
+        "{}",
+        text(&out.stderr)
+    );
+    let left: Vec<_> = std::fs::read_dir(s.dir.path())
+        .expect("read")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("wasmadm-plugin-new"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn plugin_build_of_a_directory_without_a_crate_says_what_to_give() {
+    let s = Scratch::new();
+    let out = s.run(&["plugin", "build", "node"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("node has no Cargo.toml: give the plugin crate's directory"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn plugin_test_reports_a_bad_cases_file_with_its_line() {
+    let s = Scratch::new();
+    let cases = s.path("cases.yaml");
+    std::fs::write(
+        &cases,
+        "component: x.wasm\ncases:\n  - name: one\n    expect: { exitcode: 2 }\n",
+    )
+    .expect("write");
+    let out = s.run(&["plugin", "test", "cases.yaml"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cases.yaml:4:") && stderr.contains("unknown field `exitcode`"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_testkit_gives_a_rust_test_structured_findings() {
+    use wasmadm_plugin_test::{Harness, Severity};
+    let s = Scratch::new();
+    std::fs::write(s.path("node/proc/meminfo"), "MemTotal: 1000 kB\n").expect("write");
+    let harness = Harness::new(s.component("preflight"))
+        .binary(env!("CARGO_BIN_EXE_wasmadm"))
+        .node(s.path("node"));
+    let outcome = harness.run().expect("wasmadm ran");
+    assert_eq!(outcome.exit_code, 2);
+    assert_eq!(outcome.plugin.name, "preflight");
+    let mem = outcome.finding("Mem").expect("Mem finding");
+    assert_eq!(mem.severity, Severity::Error);
+    assert_eq!(
+        mem.message,
+        "the system RAM (0 MB) is less than the minimum 1700 MB"
+    );
+    assert_eq!(outcome.errors().count(), 1, "{:?}", outcome.findings);
+
+    let outcome = harness
+        .clone()
+        .ignore_preflight_errors(&["Mem"])
+        .run()
+        .expect("ran");
+    assert_eq!((outcome.exit_code, outcome.errors().count()), (0, 0));
+
+    // Withheld grants: the denial names what is missing.
+    let outcome = harness
+        .grants(serde_json::json!({"files": {"read": ["/etc"]}}))
+        .run()
+        .expect("ran");
+    assert_eq!(outcome.exit_code, 1);
+    assert!(
+        outcome.error.as_deref().is_some_and(|e| e.contains("grants")),
+        "{:?}",
+        outcome.error
+    );
+}
+
+#[test]
+fn the_testkit_says_how_to_find_wasmadm() {
+    let e = wasmadm_plugin_test::Harness::new("x.wasm")
+        .binary("/nonexistent/wasmadm")
+        .run()
+        .expect_err("no binary");
+    assert!(e.to_string().contains("set WASMADM to its path"), "{e}");
+}
