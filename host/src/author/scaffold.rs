@@ -46,6 +46,7 @@ const VENDORED: &[(&str, &str)] = embed![
     "wit/exec.wit",
     "wit/files.wit",
     "wit/health.wit",
+    "wit/keys.wit",
     "wit/kube.wit",
     "wit/log.wit",
     "wit/types.wit",
@@ -54,6 +55,7 @@ const VENDORED: &[(&str, &str)] = embed![
     "plugins/sdk/src/context.rs",
     "plugins/sdk/src/findings.rs",
     "plugins/sdk/src/fs.rs",
+    "plugins/sdk/src/keys.rs",
     "plugins/sdk/src/lib.rs",
     "plugins/sdk/src/rules.rs",
     "plugins/sdk/src/systemd.rs",
@@ -65,6 +67,12 @@ const VENDORED: &[(&str, &str)] = embed![
     "crates/kubeadm-config/src/upload.rs",
     "crates/kubeadm-config/src/validate.rs",
     "crates/kubeadm-config/src/yaml.rs",
+    "crates/kubeadm-pki/src/cert.rs",
+    "crates/kubeadm-pki/src/key.rs",
+    "crates/kubeadm-pki/src/kubeadm.rs",
+    "crates/kubeadm-pki/src/lib.rs",
+    "crates/kubeadm-pki/src/prime.rs",
+    "crates/kubeadm-pki/src/rng.rs",
     "crates/wasmadm-plugin-test/src/lib.rs",
 ];
 
@@ -72,6 +80,8 @@ const VENDORED: &[(&str, &str)] = embed![
 const MANIFESTS: &[(&str, &str)] = embed![
     "plugins/sdk/Cargo.toml",
     "crates/kubeadm-config/Cargo.toml",
+    // The SDK's optional `keys` feature (host-made private keys) brings it.
+    "crates/kubeadm-pki/Cargo.toml",
     "crates/wasmadm-plugin-test/Cargo.toml",
 ];
 
@@ -519,6 +529,7 @@ mod tests {
             "wit",
             "plugins/sdk/src",
             "crates/kubeadm-config/src",
+            "crates/kubeadm-pki/src",
             "crates/wasmadm-plugin-test/src",
         ] {
             for entry in std::fs::read_dir(repo.join(dir)).expect("read dir") {
