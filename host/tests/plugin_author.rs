@@ -118,6 +118,18 @@ fn output_into_a_closed_pipe_ends_quietly() {
         .expect("run");
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(s.path("node/etc/kubernetes/pki/ca.crt").is_file());
+
+    // The token commands print through the same pipe-safe output.
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let out = s
+        .command(&["token", "generate"])
+        .stdout(Stdio::from(writer))
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stderr), "", "no panic, no error: the reader just left");
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! `wasmadm token ...`: argument handling and printing over [`crate::token`].
 
+use super::output;
 use crate::cluster::Cluster;
 use crate::token::{self, CreateOptions};
 use anyhow::Result;
@@ -84,7 +85,7 @@ pub fn run(
     kubeconfig: impl FnOnce() -> Result<String>,
 ) -> Result<()> {
     match command {
-        TokenCmd::Generate => println!("{}", Token::generate()?),
+        TokenCmd::Generate => output::print(&format!("{}\n", Token::generate()?))?,
         TokenCmd::Create {
             token,
             ttl,
@@ -108,11 +109,11 @@ pub fn run(
             let kubeconfig = print_join_command.then(kubeconfig).transpose()?;
             let spec = token::create(cluster()?.as_ref(), &opts, clock::now())?;
             match kubeconfig {
-                Some(k) => println!(
-                    "{}",
+                Some(k) => output::print(&format!(
+                    "{}\n",
                     token::join_command(&k, &spec.token, certificate_key.as_deref())?
-                ),
-                None => println!("{}", spec.token),
+                ))?,
+                None => output::print(&format!("{}\n", spec.token))?,
             }
         }
         TokenCmd::List { output } => {
@@ -121,15 +122,18 @@ pub fn run(
                 eprintln!("{p}");
             }
             match output {
-                Output::Text => print!("{}", token::table(&tokens, clock::now_millis())),
+                Output::Text => output::print(&token::table(&tokens, clock::now_millis()))?,
                 Output::Json => {
                     for t in &tokens {
-                        println!("{}", serde_json::to_string_pretty(&token::output_object(t))?);
+                        output::print(&format!(
+                            "{}\n",
+                            serde_json::to_string_pretty(&token::output_object(t))?
+                        ))?;
                     }
                 }
                 Output::Yaml => {
                     for t in &tokens {
-                        print!("{}", serde_yaml::to_string(&token::output_object(t))?);
+                        output::print(&serde_yaml::to_string(&token::output_object(t))?)?;
                     }
                 }
             }
@@ -141,7 +145,7 @@ pub fn run(
             let cluster = cluster()?;
             for t in tokens {
                 let id = token::delete(cluster.as_ref(), &t)?;
-                println!("bootstrap token {id:?} deleted");
+                output::print(&format!("bootstrap token {id:?} deleted\n"))?;
             }
         }
     }
