@@ -80,6 +80,13 @@ fn checks(v: &serde_json::Value) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The command failed with exit code 1 and a message containing `needle`.
+fn assert_refused(out: &std::process::Output, needle: &str) {
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(needle), "{stderr}");
+}
+
 #[test]
 fn a_relative_root_runs_commands_as_an_absolute_one_does() {
     let s = Scratch::new();
@@ -97,39 +104,26 @@ fn a_relative_root_runs_commands_as_an_absolute_one_does() {
 fn output_into_a_closed_pipe_ends_quietly() {
     let s = Scratch::new();
     // The reader is gone before wasmadm writes anything: its first write fails with EPIPE.
-    let (reader, writer) = std::io::pipe().expect("pipe");
-    drop(reader);
-    let out = s
-        .command(&["--root", &s.node(), "phase", "list"])
-        .stdout(Stdio::from(writer))
-        .stderr(Stdio::piped())
-        .output()
-        .expect("run");
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(text(&out.stderr), "", "no panic, no error: the reader just left");
-
+    let into_closed_pipe = |args: &[&str]| {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let out = s
+            .command(args)
+            .stdout(Stdio::from(writer))
+            .stderr(Stdio::piped())
+            .output()
+            .expect("run");
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        text(&out.stderr)
+    };
+    let node = s.node();
+    // Listing, and the token commands: no panic, no error: the reader just left.
+    for args in [&["--root", &node, "phase", "list"][..], &["token", "generate"]] {
+        assert_eq!(into_closed_pipe(args), "", "{args:?}");
+    }
     // A run whose console is closed still does its work.
-    let (reader, writer) = std::io::pipe().expect("pipe");
-    drop(reader);
-    let out = s
-        .command(&["--root", &s.node(), "init", "phase", "certs", "ca"])
-        .stdout(Stdio::from(writer))
-        .output()
-        .expect("run");
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    into_closed_pipe(&["--root", &node, "init", "phase", "certs", "ca"]);
     assert!(s.path("node/etc/kubernetes/pki/ca.crt").is_file());
-
-    // The token commands print through the same pipe-safe output.
-    let (reader, writer) = std::io::pipe().expect("pipe");
-    drop(reader);
-    let out = s
-        .command(&["token", "generate"])
-        .stdout(Stdio::from(writer))
-        .stderr(Stdio::piped())
-        .output()
-        .expect("run");
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(text(&out.stderr), "", "no panic, no error: the reader just left");
 }
 
 #[test]
@@ -458,21 +452,11 @@ fn a_new_phase_plugin_builds_and_passes_its_cases() {
 fn plugin_new_refuses_a_bad_name_or_an_existing_directory_and_leaves_nothing() {
     let s = Scratch::new();
     let out = s.run(&["plugin", "new", "Vendor_Checks"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains("use lower-case letters, digits and '-'"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_refused(&out, "use lower-case letters, digits and '-'");
     assert!(!s.path("Vendor_Checks").exists());
 
     let out = s.run(&["plugin", "new", "vendor-checks", "--dir", "node"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains("already exists: give another name or --dir"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_refused(&out, "already exists: give another name or --dir");
     let left: Vec<_> = std::fs::read_dir(s.dir.path())
         .expect("read")
         .filter_map(|e| e.ok())
@@ -486,12 +470,7 @@ fn plugin_new_refuses_a_bad_name_or_an_existing_directory_and_leaves_nothing() {
 fn plugin_build_of_a_directory_without_a_crate_says_what_to_give() {
     let s = Scratch::new();
     let out = s.run(&["plugin", "build", "node"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains("node has no Cargo.toml: give the plugin crate's directory"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_refused(&out, "node has no Cargo.toml: give the plugin crate's directory");
 }
 
 #[test]
