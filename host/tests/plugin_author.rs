@@ -309,6 +309,23 @@ fn plugin_run_of_a_missing_file_says_to_build_it() {
     );
 }
 
+#[test]
+fn plugin_run_without_root_does_not_default_to_this_machine() {
+    let s = Scratch::new();
+    let component = s.component("preflight");
+    // Whether --root comes before or after the subcommand, it must be typed; `/` is allowed then.
+    let out = s.run(&["plugin", "run", &component]);
+    assert_refused(&out, "plugin run needs --root DIR");
+    let out = s.run(&["plugin", "run", &component, "--root", &s.node(), "--dry-run"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = s.run(&["--root", "/", "plugin", "run", &component, "--dry-run"]);
+    assert!(
+        !text(&out.stderr).contains("needs --root"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
 /// One command of the tutorial, with what its comment says it does.
 struct Step {
     command: String,

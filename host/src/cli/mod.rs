@@ -11,7 +11,8 @@ use crate::invocation::{self, Backend, ClusterKind, Invocation};
 use crate::runtime::runner::load_and_describe;
 use crate::runtime::{RunError, Runner, Runtime};
 use anyhow::{Context as _, Result};
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -41,6 +42,9 @@ struct Global {
     /// it. Point it at a directory to run against a sandboxed node without root privileges.
     #[arg(long, global = true, default_value = "/", value_name = "DIR")]
     root: PathBuf,
+    /// Whether `--root` was on the command line (`plugin run` refuses to default to `/`).
+    #[arg(skip)]
+    root_given: bool,
     /// The pipeline file (phases, components, grants). Default: the built-in pipeline
     /// (`wasmadm config print pipeline` prints it).
     #[arg(long, global = true, value_name = "FILE")]
@@ -311,10 +315,20 @@ enum PrintWhat {
     JoinDefaults,
 }
 
+/// True when `arg` was typed on the command line (a global flag may follow any subcommand).
+fn given_on_command_line(matches: &ArgMatches, arg: &str) -> bool {
+    matches.value_source(arg) == Some(ValueSource::CommandLine)
+        || matches
+            .subcommand()
+            .is_some_and(|(_, sub)| given_on_command_line(sub, arg))
+}
+
 /// Parses the command line, runs it, prints an error the way kubeadm does, and returns the exit
 /// code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    cli.global.root_given = given_on_command_line(&matches, "root");
     init_tracing(cli.global.verbosity);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,

@@ -192,6 +192,14 @@ fn read_grants(path: &Path) -> Result<Grants> {
 }
 
 fn plugin_run(global: &Global, args: RunArgs) -> Result<()> {
+    // `--root` defaults to `/` for init and join, which run on the node; a plugin under test
+    // with the grants it asks for must not touch this machine by default.
+    if !global.root_given {
+        anyhow::bail!(
+            "plugin run needs --root DIR: the node directory the plugin sees as / (a crate made by \
+             `wasmadm plugin new` has fixtures/node); give `--root /` to run it against this machine"
+        );
+    }
     let command = args.command;
     if !args.component.is_file() {
         anyhow::bail!(
