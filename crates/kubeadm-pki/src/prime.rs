@@ -84,13 +84,15 @@ fn random_prime(bits: usize) -> BigUint {
             }
         }
         let start = BigUint::from_bytes_be(&bytes);
+        let start_mod_e = u64::from(residue(&bytes, PUBLIC_EXPONENT));
         for (k, _) in composite.iter().enumerate().filter(|(_, c)| !**c) {
+            // p - 1 divisible by e leaves no private exponent.
+            if (start_mod_e + 2 * k as u64) % u64::from(PUBLIC_EXPONENT) == 1 {
+                continue;
+            }
             let candidate = &start + BigUint::from(2 * k as u64);
             if candidate.bits() != bits {
                 break; // carried past the top: take a new start
-            }
-            if residue(&candidate.to_bytes_be(), PUBLIC_EXPONENT) == 1 {
-                continue;
             }
             if is_probable_prime(&candidate) {
                 return candidate;

@@ -36,7 +36,8 @@ impl Keys {
     /// Asks the host for `count` keys at once. When the pipeline grants no (or too few) keys,
     /// nothing is fetched and [`Keys::new_key`] makes each key in the plugin instead.
     pub fn prefetch(&mut self, count: usize) -> Result<(), PhaseError> {
-        let count = u32::try_from(count.min(64)).unwrap_or(64);
+        // The host takes at most 64 per call; keys beyond that are made here by `new_key`.
+        let count = count.min(64) as u32;
         if count == 0 {
             return Ok(());
         }
