@@ -273,6 +273,92 @@ fn init_matches_kubeadm_and_kubeadm_joins_the_cluster() {
         "the kubelet's certificate is not signed by the cluster CA: {}",
         String::from_utf8_lossy(&verified.stderr)
     );
+
+    // Refusals: kubeadm and wasmadm on the same inputs say the same, and write nothing under
+    // /etc/kubernetes.
+    let wrong_pin = format!("sha256:{}", "0".repeat(64));
+    let cases = [
+        (
+            "a wrong CA pin",
+            "10.200.0.2:6443",
+            TOKEN,
+            wrong_pin.as_str(),
+            "cluster CA found in cluster-info ConfigMap is invalid: none of the public keys",
+        ),
+        (
+            "a cluster-info signed for another token secret",
+            "10.200.0.2:6443",
+            "abcdef.0123456789abcdee",
+            pin.as_str(),
+            "failed to verify JWS signature of received cluster info object, can't trust this API Server",
+        ),
+        (
+            "an unknown token",
+            "10.200.0.2:6443",
+            "zzzzzz.0123456789abcdef",
+            pin.as_str(),
+            "could not find a JWS signature in the cluster-info ConfigMap for token ID \"zzzzzz\"",
+        ),
+        (
+            "an API server that does not answer within timeouts.discovery",
+            "10.200.0.99:6443",
+            TOKEN,
+            pin.as_str(),
+            "failed to request the cluster-info ConfigMap",
+        ),
+    ];
+    for (i, (what, endpoint, token, pin, message)) in cases.into_iter().enumerate() {
+        let config = format!(
+            "apiVersion: kubeadm.k8s.io/v1beta4\nkind: JoinConfiguration\ndiscovery:\n  bootstrapToken:\n    \
+             token: {token}\n    apiServerEndpoint: {endpoint}\n    caCertHashes: [{pin}]\ntimeouts:\n  \
+             discovery: 3s\nnodeRegistration:\n  name: r{i}\n"
+        );
+        for tool in ["kubeadm", "wasmadm"] {
+            let node = Node::new(&w_net, &format!("r{i}"), &format!("10.200.0.{}", 10 + i));
+            std::fs::write(node.path("/join.yaml"), &config).expect("config");
+            let host_config = node.path("/join.yaml").display().to_string();
+            let mut cmd = match tool {
+                "kubeadm" => node.kubeadm(&[
+                    "join",
+                    "--config",
+                    "/join.yaml",
+                    "--ignore-preflight-errors",
+                    "all",
+                ]),
+                _ => node.wasmadm(
+                    WASMADM,
+                    &[
+                        "join",
+                        "--config",
+                        &host_config,
+                        "--ignore-preflight-errors",
+                        "all",
+                    ],
+                ),
+            };
+            let ran = node.run(
+                &format!("{tool} join with {what}"),
+                &mut cmd,
+                Duration::from_secs(120),
+            );
+            assert!(
+                !ran.status.success() && ran.stderr.contains(message),
+                "{tool} join with {what}: expected a failure saying {message:?}, got {:?}:\n{}",
+                ran.status,
+                ran.stderr
+            );
+            let written: Vec<_> = std::fs::read_dir(node.path("/etc/kubernetes"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.file_name())
+                .collect();
+            assert!(
+                written.is_empty(),
+                "{tool} join with {what} wrote {written:?} under /etc/kubernetes"
+            );
+        }
+    }
 }
 
 /// Compares a worker joined by kubeadm with one joined by wasmadm (names `k_name`, `w_name`):
