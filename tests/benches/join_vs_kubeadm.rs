@@ -47,7 +47,10 @@ fn main() {
     let init = cp
         .run(
             "wasmadm init",
-            &mut cp.wasmadm(WASMADM, &["init", "--config", &config, "--skip-phases", "preflight"]),
+            &mut cp.wasmadm(
+                WASMADM,
+                &["init", "--config", &config, "--skip-phases", "preflight"],
+            ),
             Duration::from_secs(600),
         )
         .expect_ok("wasmadm init");

@@ -5,7 +5,8 @@
 //!   from `KUBEBUILDER_ASSETS`, `hostPath`s mapped into the node directory, etcd 3.4 flag names),
 //!   restarts it when the manifest changes and stops it when the manifest goes away;
 //! - serves `http://127.0.0.1:10248/healthz`;
-//! - does the TLS bootstrap when `bootstrap-kubelet.conf` exists and `kubelet.conf` does not (a
+//! - does the TLS bootstrap once the kubelet's configuration is written, when
+//!   `bootstrap-kubelet.conf` exists and `kubelet.conf` does not (a
 //!   CSR for `system:node:<name>`, signed by the real controller-manager), then writes
 //!   `kubelet.conf` and `/var/lib/kubelet/pki/kubelet-client-current.pem`;
 //! - registers the Node with `kubelet.conf`'s credentials.
@@ -257,7 +258,11 @@ impl State {
             root.join("etc/kubernetes/bootstrap-kubelet.conf"),
             root.join("etc/kubernetes/kubelet.conf"),
         );
-        if !bootstrap.exists() || kubelet_conf.exists() {
+        // A real kubelet cannot start before kubeadm wrote its configuration (systemd restarts it
+        // until then): bootstrapping earlier would race the tool's own writes under /var/lib/kubelet.
+        let configured = root.join("var/lib/kubelet/config.yaml").exists()
+            && root.join("var/lib/kubelet/kubeadm-flags.env").exists();
+        if !bootstrap.exists() || kubelet_conf.exists() || !configured {
             return Ok(());
         }
         let name = &self.spec.node_name;

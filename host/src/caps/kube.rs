@@ -15,6 +15,9 @@ pub struct KubeCap {
     rules: Vec<KubeRule>,
     /// `host:port` of the servers `kube.connect` may reach (`grants.connect`, resolved).
     servers: Vec<String>,
+    /// Servers learned from a cluster-info read over TLS verified with a CA, each with that CA:
+    /// where the cluster says its API server is (kubeadm's bootstrap kubeconfig points there).
+    learned: std::sync::Mutex<Vec<(String, Vec<u8>)>>,
     cluster: Option<Arc<dyn Cluster>>,
     /// The node's root on the host: `cluster-as` kubeconfig files are node paths.
     root: PathBuf,
@@ -30,6 +33,8 @@ pub struct ClientHandle {
     pub kubeconfig: Option<String>,
     /// The identity of a `kube.connect` client.
     pub identity: Option<Identity>,
+    /// The CA a `kube.connect` client verifies its server with.
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 /// The credentials of a `kube.connect` client.
@@ -60,6 +65,7 @@ impl KubeCap {
             phase: phase.to_string(),
             rules,
             servers: Vec::new(),
+            learned: Default::default(),
             cluster,
             root,
             dry_run,
@@ -104,6 +110,7 @@ impl KubeCap {
             cluster: self.configured_cluster()?,
             kubeconfig: None,
             identity: None,
+            ca_pem: None,
         })
     }
 
@@ -132,6 +139,7 @@ impl KubeCap {
             cluster,
             kubeconfig: Some(kubeconfig.to_string()),
             identity: None,
+            ca_pem: None,
         })
     }
 
@@ -163,7 +171,14 @@ impl KubeCap {
                     format!("kube.connect: server {server:?} is not of the form https://<host>:<port>"),
                 )
             })?;
-        if !self.servers.iter().any(|s| s.eq_ignore_ascii_case(authority)) {
+        let ca_bytes = ca_pem.map(|c| c.as_bytes().to_vec());
+        let learned = ca_bytes.as_ref().is_some_and(|ca| {
+            self.learned.lock().is_ok_and(|l| {
+                l.iter()
+                    .any(|(s, c)| s.eq_ignore_ascii_case(authority) && c == ca)
+            })
+        });
+        if !learned && !self.servers.iter().any(|s| s.eq_ignore_ascii_case(authority)) {
             return Err(denied(format!(
                 "may not connect to {authority}: it is not among the servers of grants.connect in the \
                  pipeline file ({})",
@@ -196,14 +211,43 @@ impl KubeCap {
         }
         let endpoint = Endpoint {
             server: format!("https://{authority}"),
-            ca_pem: ca_pem.map(|c| c.as_bytes().to_vec()),
+            ca_pem: ca_bytes.clone(),
             bearer_token,
         };
         Ok(ClientHandle {
             cluster: self.configured_cluster()?.connect_to(&endpoint)?,
             kubeconfig: None,
             identity: Some(identity),
+            ca_pem: ca_bytes,
         })
+    }
+
+    /// After a `kube.connect` client that verifies its server read `kube-public/cluster-info`:
+    /// the API server named in it becomes reachable with the same CA. kubeadm's bootstrap
+    /// kubeconfig points at that server (the controlPlaneEndpoint), which may be another address
+    /// than the discovery endpoint; a server certified by the CA the cluster itself named is as
+    /// trusted as the endpoint it was read from.
+    fn learn_from_cluster_info(&self, client: &ClientHandle, object: &Value) {
+        let Some(ca) = &client.ca_pem else { return };
+        let Some(kubeconfig) = object["data"]["kubeconfig"].as_str() else {
+            return;
+        };
+        let Ok((server, named_ca)) = kubeadm_bootstrap_token::cluster_info::kubeconfig_cluster(kubeconfig)
+        else {
+            return;
+        };
+        let Some(authority) = server.strip_prefix("https://").map(|a| a.trim_end_matches('/')) else {
+            return;
+        };
+        if named_ca != *ca || authority.is_empty() || authority.contains(['/', '?', '#', '@', ' ']) {
+            return;
+        }
+        if let Ok(mut learned) = self.learned.lock()
+            && !learned.iter().any(|(s, c)| s == authority && c == ca)
+        {
+            tracing::debug!(phase = %self.phase, server = authority, "kube.connect: server named by cluster-info");
+            learned.push((authority.to_string(), ca.clone()));
+        }
     }
 
     /// The type as the API serves it: the plugin's record is checked against the host's table
@@ -370,7 +414,16 @@ impl KubeCap {
         name: &str,
     ) -> Result<Value, ApiError> {
         let (ty, ns) = self.authorize(c, "get", ty, ns, Some(name))?;
-        c.cluster.get(&ty, ns, name)
+        let object = c.cluster.get(&ty, ns, name)?;
+        if c.identity.is_some()
+            && ty.group.is_empty()
+            && ty.plural == "configmaps"
+            && ns == Some("kube-public")
+            && name == "cluster-info"
+        {
+            self.learn_from_cluster_info(c, &object);
+        }
+        Ok(object)
     }
 
     pub fn list(
@@ -618,6 +671,56 @@ mod tests {
         assert!(
             cap.authorize(&own, "get", &cm, Some("kube-system"), Some("kubeadm-config"))
                 .is_ok()
+        );
+    }
+
+    #[test]
+    fn the_server_cluster_info_names_is_reachable_with_its_ca_only() {
+        let mut anonymous = rule(&["get"], &["configmaps"], &["kube-public"], &["cluster-info"]);
+        anonymous.identity = Some(Identity::Anonymous);
+        let mut bootstrap = rule(&["get"], &["nodes"], &[], &[]);
+        bootstrap.identity = Some(Identity::BootstrapToken);
+        let (cap, own) = cap_and_client(vec![
+            anonymous,
+            bootstrap,
+            rule(&["create"], &["configmaps"], &["*"], &[]),
+        ]);
+        let cap = cap.with_servers(vec!["10.0.0.1:6443".into()]);
+        let ca = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+        let kubeconfig =
+            kubeadm_bootstrap_token::cluster_info::kubeconfig(ca.as_bytes(), "https://cp.example:6443");
+        cap.create(
+            &own,
+            &ty("configmaps"),
+            Some("kube-public"),
+            kubeadm_bootstrap_token::cluster_info::config_map(&kubeconfig),
+        )
+        .expect("cluster-info");
+        let token = || Credential::BootstrapToken(TOKEN.into());
+        let to_cp = |ca: Option<&str>| cap.connect_to("https://cp.example:6443", ca, token());
+        assert!(to_cp(Some(ca)).is_err(), "not learned yet");
+        // Read without verifying the server: nothing is learned.
+        let insecure = cap
+            .connect_to("https://10.0.0.1:6443", None, Credential::Anonymous)
+            .expect("anonymous");
+        cap.get(&insecure, &ty("configmaps"), Some("kube-public"), "cluster-info")
+            .expect("read");
+        assert!(to_cp(Some(ca)).is_err(), "learned from an unverified read");
+        let verified = cap
+            .connect_to("https://10.0.0.1:6443", Some(ca), Credential::Anonymous)
+            .expect("anonymous, verified");
+        cap.get(&verified, &ty("configmaps"), Some("kube-public"), "cluster-info")
+            .expect("read");
+        assert!(
+            to_cp(Some(ca)).is_ok(),
+            "the server cluster-info names, with its CA"
+        );
+        let other = "-----BEGIN CERTIFICATE-----\nMIIC\n-----END CERTIFICATE-----\n";
+        let e = to_cp(Some(other)).err().expect("another CA");
+        assert_eq!(e.code, ApiErrorCode::Denied);
+        assert!(
+            cap.connect_to("https://cp.example:6444", Some(ca), token())
+                .is_err()
         );
     }
 
