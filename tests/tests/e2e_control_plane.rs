@@ -542,6 +542,105 @@ fn ecdsa_endpoint_sans_subnets_and_uploaded_certs_match_kubeadm() {
         Some("server: https://10.200.0.2:6443".into())
     );
     assert_eq!(bootstrap_server(&k_worker), bootstrap_server(&w_worker));
+    drop((k_worker, w_worker));
+
+    // Real kubeadm joins a second control-plane node to wasmadm's cluster, with the certificates
+    // wasmadm uploaded: download-certs, its own etcd member (learner, then promoted), its API
+    // server, the control-plane label and taint.
+    let mut cp2 = Node::new(&w_net, "n7", "10.200.0.7");
+    cp2.start_kubelet();
+    cp2.run(
+        "kubeadm join --control-plane",
+        &mut cp2.kubeadm(&[
+            "join",
+            "10.200.0.2:6443",
+            "--token",
+            TOKEN,
+            "--discovery-token-ca-cert-hash",
+            &pin,
+            "--control-plane",
+            "--certificate-key",
+            CERTIFICATE_KEY,
+            "--apiserver-advertise-address",
+            "10.200.0.7",
+            "--node-name",
+            "n7",
+            "--skip-phases",
+            "preflight",
+        ]),
+        Duration::from_secs(300),
+    )
+    .expect_ok("kubeadm join --control-plane");
+    for file in [
+        "ca.crt",
+        "ca.key",
+        "sa.key",
+        "front-proxy-ca.crt",
+        "etcd/ca.crt",
+        "etcd/ca.key",
+    ] {
+        let path = format!("/etc/kubernetes/pki/{file}");
+        assert_eq!(
+            std::fs::read(cp2.path(&path)).ok(),
+            std::fs::read(w_node.path(&path)).ok(),
+            "{file} of the joined control plane"
+        );
+    }
+    let members = etcd_members(&w_node);
+    assert_eq!(members.len(), 2, "etcd members: {members:?}");
+    assert!(
+        members
+            .iter()
+            .all(|m| m["isLearner"] != true && m["name"].is_string()),
+        "etcd members not all started voters: {members:?}"
+    );
+    assert_eq!(
+        cp2.kubectl(&["--server", "https://10.200.0.7:6443", "get", "--raw", "/readyz"]),
+        "ok"
+    );
+    let node = w_node.get_json(&["node", "n7"]);
+    assert!(
+        node["metadata"]["labels"]["node-role.kubernetes.io/control-plane"].is_string(),
+        "{node}"
+    );
+    assert!(
+        node["spec"]["taints"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|t| t["key"] == "node-role.kubernetes.io/control-plane"),
+        "{node}"
+    );
+}
+
+/// etcd's members as `etcdctl member list -w json` gives them, asked of `node`'s etcd with its
+/// healthcheck client certificate.
+fn etcd_members(node: &Node) -> Vec<serde_json::Value> {
+    let pki = |f: &str| {
+        node.path(&format!("/etc/kubernetes/pki/etcd/{f}"))
+            .display()
+            .to_string()
+    };
+    let mut cmd = node.command(node.assets.join("etcdctl"));
+    cmd.env("ETCDCTL_API", "3").args([
+        "--endpoints",
+        &format!("https://{}:2379", node.ns.address),
+        "--cacert",
+        &pki("ca.crt"),
+        "--cert",
+        &pki("healthcheck-client.crt"),
+        "--key",
+        &pki("healthcheck-client.key"),
+        "member",
+        "list",
+        "-w",
+        "json",
+    ]);
+    let out = node
+        .run("etcdctl member list", &mut cmd, Duration::from_secs(30))
+        .expect_ok("etcdctl member list");
+    let list: serde_json::Value = serde_json::from_str(&out.stdout).expect("etcdctl JSON");
+    list["members"].as_array().cloned().unwrap_or_default()
 }
 
 #[test]
