@@ -106,15 +106,13 @@ impl Backend {
     }
 }
 
-/// The Node a run's kubelet registers before a phase needs it: this node's on `init` and on a
-/// control-plane `join` (mark-control-plane waits for it). A worker's kubelet registers after its
-/// TLS bootstrap, which no phase waits for, and `reset` registers nothing.
+/// The Node a run's kubelet registers before a phase needs it: this node's on `init`
+/// (mark-control-plane waits for it). A joining node's kubelet registers with the cluster it
+/// joins, never with this node's in-memory state, and `reset` registers nothing.
 pub fn kubelet_node(command: Command, config: &ResolvedConfig) -> Option<&str> {
-    let worker = config.join.as_ref().is_some_and(|j| j.control_plane.is_none());
     match command {
-        Command::Reset => None,
-        Command::Join if worker => None,
-        _ => config.node_registration().map(|n| n.name.as_str()),
+        Command::Init => config.node_registration().map(|n| n.name.as_str()),
+        Command::Join | Command::Reset => None,
     }
 }
 

@@ -442,3 +442,33 @@ fn join_flags_are_kubeadms() {
         );
     }
 }
+
+#[test]
+fn control_plane_join_is_refused_until_it_is_built_and_writes_nothing() {
+    let root = node();
+    let before = tree(root.path());
+    let cache = tempfile::tempdir().expect("cache");
+    let out = wasmadm(
+        cache.path(),
+        &[
+            "--root",
+            root.path().to_str().expect("utf8"),
+            "join",
+            "192.0.2.1:6443",
+            "--token",
+            "abcdef.0123456789abcdef",
+            "--discovery-token-unsafe-skip-ca-verification",
+            "--control-plane",
+            "--skip-phases",
+            "preflight",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("joining a control-plane node"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!text(&out.stdout).contains("a new control plane instance was created"));
+    assert_eq!(tree(root.path()), before, "a refused join wrote files");
+}

@@ -234,6 +234,38 @@ fn init_matches_kubeadm_and_kubeadm_joins_the_cluster() {
         (nodes.contains("node/n1") && nodes.contains("node/n2")).then_some(())
     });
 
+    // A dry run reads the cluster (discovery is real) and changes nothing: it lists every file it
+    // would write and every command it would run.
+    let dry = Node::new(&w_net, "n4", "10.200.0.9");
+    let mut dry_args = join_args("n4");
+    dry_args.push("--dry-run".into());
+    let dry_args: Vec<&str> = dry_args.iter().map(String::as_str).collect();
+    let dry_run = dry
+        .run(
+            "wasmadm join --dry-run",
+            &mut dry.wasmadm(WASMADM, &dry_args),
+            Duration::from_secs(120),
+        )
+        .expect_ok("wasmadm join --dry-run");
+    for effect in [
+        "/etc/kubernetes/bootstrap-kubelet.conf",
+        "/etc/kubernetes/pki/ca.crt",
+        "/var/lib/kubelet/config.yaml",
+        "/var/lib/kubelet/kubeadm-flags.env",
+        "/var/lib/kubelet/instance-config.yaml",
+        "[kubelet-wait] Would wait for the kubelet to be bootstrapped",
+    ] {
+        assert!(
+            dry_run.stdout.contains(effect),
+            "the dry run does not list {effect}:\n{}",
+            dry_run.stdout
+        );
+    }
+    assert!(
+        !dry.path("/etc/kubernetes").exists() && !dry.path("/var/lib/kubelet").exists(),
+        "the dry run wrote files"
+    );
+
     // wasmadm joins a worker with the same inputs: discovery through kube.connect, the kubelet's
     // TLS bootstrap (signed by the real controller-manager), the same files and console.
     let mut w_worker = Node::new(&w_net, "n3", "10.200.0.4");
