@@ -8,7 +8,7 @@ use crate::cluster::real::RealCluster;
 use crate::cluster::{ApiError, Cluster, simulate};
 use crate::command::{Command, Role};
 use crate::config::kubeadm::{self, Flags};
-use crate::runtime::RunSpec;
+use crate::runtime::{RunError, RunReport, RunSpec, Runner};
 use kubeadm_config::ResolvedConfig;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -158,4 +158,24 @@ impl Invocation<'_> {
             facts: crate::facts::inputs(self.root),
         }
     }
+}
+
+/// Runs `spec`; see [`run_into`].
+pub fn run(runner: &Runner, spec: &RunSpec) -> Result<RunReport, RunError> {
+    let mut report = RunReport::default();
+    run_into(runner, spec, &mut report)?;
+    Ok(report)
+}
+
+/// Runs `spec` into `report`. When a phase's checks failed, the failure block ends with kubeadm's
+/// hint: the runner only knows that checks failed, the command knows how to go on anyway.
+pub fn run_into(runner: &Runner, spec: &RunSpec, report: &mut RunReport) -> Result<(), RunError> {
+    let result = runner.run_into(spec, report);
+    if let Err(RunError::ChecksFailed { phase, .. }) = &result {
+        spec.console.err(&format!(
+            "[{phase}] If you know what you are doing, you can make a check non-fatal with \
+             `--ignore-preflight-errors=...`"
+        ));
+    }
+    result
 }

@@ -236,11 +236,11 @@ impl<'a> Run<'a> {
             only: self.only,
         }
         .run_spec(config, cluster, console);
-        let result = Runner {
+        let runner = Runner {
             runtime: runtime(),
             pipeline: self.pipeline,
-        }
-        .run(&spec);
+        };
+        let result = invocation::run(&runner, &spec);
         let lines = lines.lock().expect("lines").clone();
         let pick = |s: Stream| {
             lines

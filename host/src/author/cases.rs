@@ -18,13 +18,13 @@
 
 use super::single::{self, GrantChoice, SingleRun};
 use crate::caps::log::Console;
-use crate::caps::path::NodePath;
 use crate::cluster::memory::MemoryCluster;
 use crate::cluster::{Cluster, ResourceType, resources};
 use crate::command::{Command, Role};
 use crate::config::kubeadm::{self, Flags};
 use crate::config::pipeline::Grants;
 use crate::runtime::Runtime;
+use crate::values::NodePath;
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeMap;

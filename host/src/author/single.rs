@@ -223,12 +223,11 @@ pub fn run(runtime: &Runtime, run: SingleRun) -> Result<Outcome, SingleError> {
         facts: crate::facts::inputs(&run.root),
     };
     let mut report = RunReport::default();
-    let error = Runner {
+    let runner = Runner {
         runtime,
         pipeline: &pipeline,
-    }
-    .run_into(&run_spec, &mut report)
-    .err();
+    };
+    let error = crate::invocation::run_into(&runner, &run_spec, &mut report).err();
     Ok(Outcome {
         plugin: PluginSummary {
             name: info.name.clone(),

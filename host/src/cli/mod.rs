@@ -529,11 +529,11 @@ fn run_pipeline(
         only,
     }
     .run_spec(config, Some(cluster), console);
-    Runner {
+    let runner = Runner {
         runtime: &runtime,
         pipeline: &pipeline,
-    }
-    .run(&spec)?;
+    };
+    invocation::run(&runner, &spec)?;
     Ok(())
 }
 

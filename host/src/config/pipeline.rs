@@ -17,6 +17,7 @@
 //! file's line and column.
 
 use crate::builtin;
+use crate::values::{NodePath, Scheme, Url};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -330,11 +331,7 @@ pub const HEALTH_VARIABLES: [(&str, &str); 2] = [("{advertiseAddress}", "192.0.2
 
 impl HealthRule {
     /// The URL with its variables replaced (`advertise_address` in brackets when IPv6).
-    pub fn resolve(
-        &self,
-        advertise_address: &str,
-        bind_port: u16,
-    ) -> Result<crate::caps::health::Url, String> {
+    pub fn resolve(&self, advertise_address: &str, bind_port: u16) -> Result<Url, String> {
         let address = if advertise_address.contains(':') {
             format!("[{advertise_address}]")
         } else {
@@ -344,7 +341,7 @@ impl HealthRule {
             .url
             .replace("{advertiseAddress}", &address)
             .replace("{bindPort}", &bind_port.to_string());
-        crate::caps::health::Url::parse(&text, true)
+        Url::parse(&text, true)
     }
 }
 
@@ -361,8 +358,8 @@ impl TryFrom<HealthRuleSpec> for HealthRule {
                 spec.url
             ));
         }
-        let url = crate::caps::health::Url::parse(&probe, true).map_err(|e| format!("health grant {e}"))?;
-        let https = url.scheme == crate::caps::health::Scheme::Https;
+        let url = Url::parse(&probe, true).map_err(|e| format!("health grant {e}"))?;
+        let https = url.scheme == Scheme::Https;
         let tls = match (https, spec.tls.as_deref(), spec.ca) {
             (false, None, None) => HealthTls::None,
             (false, _, _) => {
@@ -426,12 +423,12 @@ impl FileGrants {
 /// An absolute path prefix in a grant (no `..`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct GrantPath(pub crate::caps::path::NodePath);
+pub struct GrantPath(pub NodePath);
 
 impl TryFrom<String> for GrantPath {
     type Error = String;
     fn try_from(v: String) -> Result<Self, String> {
-        crate::caps::path::NodePath::parse(&v)
+        NodePath::parse(&v)
             .map(Self)
             .map_err(|e| format!("file grant {e}; grants are absolute node paths such as /etc/kubernetes"))
     }

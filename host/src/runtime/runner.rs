@@ -18,7 +18,8 @@ use crate::caps::kube::KubeCap;
 use crate::caps::log::{Budget, Console, LogCap, MAX_FINDINGS, MAX_LINE, PluginOutput, terminal_safe};
 use crate::caps::plan::Plan;
 use crate::cluster::Cluster;
-use crate::config::pipeline::{ComponentRef, Grants, PhaseSpec, Pipeline, Role};
+use crate::config::pipeline::{ComponentRef, PhaseSpec, Pipeline, Role};
+use crate::grants::PhaseGrants;
 use cap_std::fs::Dir;
 use kubeadm_config::ResolvedConfig;
 use std::path::PathBuf;
@@ -350,10 +351,6 @@ impl Runner<'_> {
             for (check, message) in &failures {
                 spec.console.err(&format!("\t[ERROR {check}]: {message}"));
             }
-            spec.console.err(&format!(
-                "[{name}] If you know what you are doing, you can make a check non-fatal with \
-                 `--ignore-preflight-errors=...`"
-            ));
             return Err(RunError::ChecksFailed {
                 phase: name,
                 failures,
@@ -387,14 +384,7 @@ impl Runner<'_> {
         plan: &Plan,
     ) -> State {
         let name = phase.name.0.as_str();
-        let Grants {
-            files,
-            exec,
-            kube,
-            env,
-            health: health_rules,
-            keys,
-        } = &phase.grants;
+        let grants = PhaseGrants::resolve(name, &phase.grants, &spec.config);
         let budget = Budget::new(name, phase.limits.output.0 as usize);
         let stdout = PluginOutput::new(name, budget.clone(), false);
         let stderr = PluginOutput::new(name, budget.clone(), true);
@@ -403,7 +393,7 @@ impl Runner<'_> {
             .stderr(stderr.clone())
             .allow_tcp(false)
             .allow_udp(false);
-        for (name, value) in crate::grants::granted_env(env) {
+        for (name, value) in grants.env {
             wasi.env(name, value);
         }
         State {
@@ -413,10 +403,10 @@ impl Runner<'_> {
                 memory_bytes: phase.limits.memory.0 as usize,
                 memory_exceeded: false,
             },
-            keys: KeysCap::new(name, *keys),
+            keys: KeysCap::new(name, grants.keys),
             health: HealthCap::new(
                 name,
-                crate::grants::health_endpoints(name, health_rules, &spec.config),
+                grants.health,
                 root.clone(),
                 if spec.dry_run {
                     health::Mode::DryRun
@@ -430,8 +420,8 @@ impl Runner<'_> {
             files: FsCap::new(
                 name,
                 root.clone(),
-                files.read.iter().map(|g| g.0.clone()).collect(),
-                files.write.iter().map(|g| g.0.clone()).collect(),
+                grants.read,
+                grants.write,
                 overlay,
                 plan.clone(),
                 WriteQuota::new(phase.limits.write_bytes.0, phase.limits.write_files),
@@ -445,13 +435,13 @@ impl Runner<'_> {
                     dry_run: spec.dry_run,
                     plan: plan.clone(),
                 },
-                exec.clone(),
+                grants.exec,
                 phase.limits.timeout.0,
                 phase.limits.output.0 as usize,
             ),
             kube: KubeCap::new(
                 name,
-                kube.clone(),
+                grants.kube,
                 spec.cluster.clone(),
                 spec.root.clone(),
                 spec.dry_run,
