@@ -6,8 +6,8 @@
 
 use crate::bindings::PluginInfo;
 use crate::bindings::types::CapabilityRequest;
-use crate::caps::log::terminal_safe;
 use crate::config::pipeline::{ExecRule, FileGrants, GrantPath, Grants, HealthRule, HealthTls, KubeRule};
+use crate::util::terminal_safe;
 use crate::values::{NodePath, Url};
 use kubeadm_config::ResolvedConfig;
 

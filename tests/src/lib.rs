@@ -16,7 +16,7 @@ use wasmadm::cluster::{Cluster, ResourceType};
 use wasmadm::config::kubeadm::{self, Flags};
 use wasmadm::config::pipeline::Pipeline;
 use wasmadm::invocation::{self, Backend, Invocation};
-use wasmadm::runtime::{Command, RunError, RunReport, Runner, Runtime};
+use wasmadm::runtime::{Command, RunError, RunReport, Runtime};
 
 /// The sandbox-probe component built for these tests.
 pub const PROBE_WASM: &str = env!("SANDBOX_PROBE_WASM");
@@ -228,6 +228,7 @@ impl<'a> Run<'a> {
             )
         });
         let (console, lines) = Console::buffer();
+        let runner = invocation::runner(runtime(), self.pipeline, self.command, &config);
         let spec = Invocation {
             command: self.command,
             root: self.root,
@@ -236,10 +237,6 @@ impl<'a> Run<'a> {
             only: self.only,
         }
         .run_spec(config, cluster, console);
-        let runner = Runner {
-            runtime: runtime(),
-            pipeline: self.pipeline,
-        };
         let result = invocation::run(&runner, &spec);
         let lines = lines.lock().expect("lines").clone();
         let pick = |s: Stream| {

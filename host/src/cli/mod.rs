@@ -8,8 +8,7 @@ use crate::command::Command;
 use crate::config::kubeadm::{self, ConfigError, Flags};
 use crate::config::pipeline::{Pipeline, PipelineError};
 use crate::invocation::{self, Backend, ClusterKind, Invocation};
-use crate::runtime::runner::load_and_describe;
-use crate::runtime::{RunError, Runner, Runtime};
+use crate::runtime::{RunError, Runtime};
 use anyhow::{Context as _, Result};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
@@ -521,6 +520,7 @@ fn run_pipeline(
         ));
     }
     let cluster = cluster(global, flags.dry_run, invocation::kubelet_node(command, &config))?;
+    let runner = invocation::runner(&runtime, &pipeline, command, &config);
     let spec = Invocation {
         command,
         root: &global.root,
@@ -529,10 +529,6 @@ fn run_pipeline(
         only,
     }
     .run_spec(config, Some(cluster), console);
-    let runner = Runner {
-        runtime: &runtime,
-        pipeline: &pipeline,
-    };
     invocation::run(&runner, &spec)?;
     Ok(())
 }
@@ -551,7 +547,7 @@ fn phase_list(global: &Global, command: Command) -> Result<()> {
         "The {command} pipeline runs these phases, in order:\n\n"
     ))?;
     for spec in pipeline.phases(command) {
-        let planned = load_and_describe(&runtime, root.clone(), spec)?;
+        let planned = invocation::describe(&runtime, root.clone(), spec)?;
         let mut flags = Vec::new();
         if !spec.enabled {
             flags.push("disabled".to_string());
@@ -587,7 +583,7 @@ fn plugin_inspect(global: &Global, component: &str) -> Result<()> {
         component: component_ref,
         ..spec
     };
-    let planned = load_and_describe(&runtime, root, &spec)?;
+    let planned = invocation::describe(&runtime, root, &spec)?;
     output::print(&format!(
         "{}
 ",

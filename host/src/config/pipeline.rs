@@ -17,7 +17,7 @@
 //! file's line and column.
 
 use crate::builtin;
-use crate::values::{NodePath, Scheme, Url};
+use crate::values::{MAX_MEMORY, NodePath, Scheme, Url};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -528,10 +528,6 @@ fn default_timeout() -> Timeout {
 fn default_output() -> ByteSize {
     ByteSize(1 << 20)
 }
-
-/// The largest memory limit a phase may ask for (the pooling allocator reserves this much address
-/// space per slot).
-pub const MAX_MEMORY: u64 = 4 << 30;
 
 /// A size such as `64Mi`, `1Gi`, `512Ki` or a number of bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
