@@ -81,7 +81,7 @@ impl Plugin for KubeletStart {
 
     fn run(context: PhaseContext) -> Result<PhaseReport, PhaseError> {
         let ctx = Context::new(&context)?;
-        let cluster = ctx.cluster();
+        let cluster = ctx.cluster_configuration();
         let node = ctx.node_registration();
         let host_name = ctx.input("node.hostname").ok_or_else(|| {
             PhaseError::Failed(
