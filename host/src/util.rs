@@ -77,3 +77,24 @@ pub fn terminal_safe(text: &str, max: usize) -> String {
     }
     out
 }
+
+/// Copies the directory tree `from` into `to` (created if missing): directories, regular files
+/// with their permission bits, and symbolic links as links (a node's `/bin -> usr/bin` stays a
+/// link, so grants see what they would on the node). The one copier of node directories: `plugin
+/// test`'s per-case copies and the tests' fixture nodes.
+pub fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else if kind.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(entry.path())?, &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}
