@@ -4,7 +4,8 @@
 
 use super::plan::{Plan, PlanEntry};
 use crate::cluster::{ApiError, ApiErrorCode, Cluster, Endpoint, PatchKind, ResourceType, resources};
-use crate::config::pipeline::{Identity, KubeRule};
+use crate::grants::KubeGrant;
+use crate::values::Identity;
 use serde_json::Value;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use std::sync::Arc;
 /// The kube capability of one phase.
 pub struct KubeCap {
     phase: String,
-    rules: Vec<KubeRule>,
+    rules: Vec<KubeGrant>,
     /// `host:port` of the servers `kube.connect` may reach (`grants.connect`, resolved).
     servers: Vec<String>,
     /// Servers learned from a cluster-info read over TLS verified with a CA, each with that CA:
@@ -55,7 +56,7 @@ fn has(list: &[String], item: &str) -> bool {
 impl KubeCap {
     pub fn new(
         phase: &str,
-        rules: Vec<KubeRule>,
+        rules: Vec<KubeGrant>,
         cluster: Option<Arc<dyn Cluster>>,
         root: PathBuf,
         dry_run: bool,
@@ -121,7 +122,7 @@ impl KubeCap {
             .rules
             .iter()
             .filter_map(|r| r.kubeconfig.as_ref())
-            .find(|k| k.0.as_str() == kubeconfig);
+            .find(|k| k.as_str() == kubeconfig);
         let Some(granted) = granted else {
             return Err(ApiError::new(
                 ApiErrorCode::Denied,
@@ -133,7 +134,7 @@ impl KubeCap {
                 ),
             ));
         };
-        let host_path = super::path::host_path(&self.root, &granted.0);
+        let host_path = super::path::host_path(&self.root, granted);
         let cluster = self.configured_cluster()?.with_credentials(&host_path)?;
         Ok(ClientHandle {
             cluster,
@@ -319,7 +320,7 @@ impl KubeCap {
             resources::check_name(&ty, n)?;
         }
         let allowed = self.rules.iter().any(|r| {
-            r.kubeconfig.as_ref().map(|k| k.0.as_str()) == client.kubeconfig.as_deref()
+            r.kubeconfig.as_ref().map(|k| k.as_str()) == client.kubeconfig.as_deref()
                 && r.identity == client.identity
                 && has(&r.verbs, verb)
                 && has(&r.api_groups, &ty.group)
@@ -492,9 +493,9 @@ impl KubeCap {
 mod tests {
     use super::*;
 
-    fn rule(verbs: &[&str], resources: &[&str], namespaces: &[&str], names: &[&str]) -> KubeRule {
+    fn rule(verbs: &[&str], resources: &[&str], namespaces: &[&str], names: &[&str]) -> KubeGrant {
         let v = |x: &[&str]| x.iter().map(|s| s.to_string()).collect();
-        KubeRule {
+        KubeGrant {
             verbs: v(verbs),
             api_groups: vec![String::new()],
             resources: v(resources),
@@ -506,7 +507,7 @@ mod tests {
     }
 
     /// A phase's capability with `rules` on the in-memory cluster, and its own client.
-    fn cap_and_client(rules: Vec<KubeRule>) -> (KubeCap, ClientHandle) {
+    fn cap_and_client(rules: Vec<KubeGrant>) -> (KubeCap, ClientHandle) {
         let cluster: Arc<dyn Cluster> = Arc::new(crate::cluster::memory::MemoryCluster::new());
         let cap = KubeCap::new(
             "p",
@@ -758,8 +759,7 @@ mod tests {
             &["kubeadm:cluster-admins"],
         );
         bind.api_groups = vec![crb.group.clone()];
-        bind.kubeconfig =
-            Some(crate::config::pipeline::GrantPath::try_from(super_admin.to_string()).expect("path"));
+        bind.kubeconfig = Some(crate::values::NodePath::parse(super_admin).expect("path"));
         let cap = KubeCap::new(
             "p",
             vec![bind, rule(&["get"], &["configmaps"], &["kube-system"], &[])],

@@ -157,7 +157,7 @@ fn read_config_map(client: &Client, name: &str, what: &str) -> Result<Value, Pha
             ErrorCode::Denied => PhaseError::Denied(e.message),
             _ => PhaseError::Failed(format!("{what}: {}", e.text())),
         })?;
-    apply::parse(&text)
+    Ok(apply::parse(&text)?)
 }
 
 /// kubeadm refuses to bootstrap a kubelet under the name of a Ready Node (one that is not Ready
