@@ -20,6 +20,8 @@ pub enum ClusterKind {
     Auto,
     Memory,
     Kubeconfig,
+    /// No cluster: the phases' Kubernetes API calls answer `unavailable`.
+    None,
 }
 
 /// Where the in-memory cluster of a node root keeps its objects between runs.
@@ -66,7 +68,8 @@ impl Backend {
     pub fn choose(kind: ClusterKind, root: &Path, kubeconfig: &str, dry_run: bool) -> Self {
         let real = match kind {
             ClusterKind::Auto => root == Path::new("/"),
-            ClusterKind::Memory => false,
+            // `None` means no backend; a caller that chooses one anyway gets a memory cluster.
+            ClusterKind::Memory | ClusterKind::None => false,
             ClusterKind::Kubeconfig => true,
         };
         if real {
@@ -156,6 +159,7 @@ impl Invocation<'_> {
             cluster,
             console,
             facts: crate::facts::inputs(self.root),
+            trace: None,
         }
     }
 }

@@ -295,6 +295,7 @@ fn run_case(runtime: &Runtime, file: &CasesFile, case: &Case, index: usize) -> R
             dry_run: case.dry_run,
             cluster: memory.clone().map(|m| m as Arc<dyn Cluster>),
             console: Console::buffer().0,
+            trace: None,
         },
     )
     .map_err(|e| e.to_string())?;

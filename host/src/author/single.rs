@@ -12,6 +12,7 @@ use crate::config::pipeline::{
     ComponentRef, Grants, Limits, PhaseName, PhaseSpec, Phases, Pipeline, PipelineError,
 };
 use crate::runtime::runner::{PlannedPhase, load_and_describe};
+use crate::runtime::trace::Trace;
 use crate::runtime::{RunError, RunReport, RunSpec, Runner, Runtime};
 use kubeadm_config::ResolvedConfig;
 use serde::Serialize;
@@ -42,6 +43,8 @@ pub struct SingleRun {
     /// `None`: the plugin's `kube.cluster()` answers `unavailable`.
     pub cluster: Option<Arc<dyn Cluster>>,
     pub console: Console,
+    /// `--record FILE`, or the recording a replay answers from.
+    pub trace: Option<Trace>,
 }
 
 /// The plugin as it described itself, and the digest wasmadm computed.
@@ -150,6 +153,10 @@ pub enum SingleError {
          (needs) or run it with --grants FILE"
     )]
     BadRequest { name: String, message: String },
+    #[error(transparent)]
+    Trace(#[from] crate::runtime::trace::TraceError),
+    #[error("cannot make an empty node directory for the replay: {0}")]
+    Scratch(std::io::Error),
 }
 
 /// The phase of a single run: the component file, no digest to pin, the chosen grants.
@@ -221,6 +228,7 @@ pub fn run(runtime: &Runtime, run: SingleRun) -> Result<Outcome, SingleError> {
         cluster: run.cluster,
         console: run.console,
         facts: crate::facts::inputs(&run.root),
+        trace: run.trace,
     };
     let mut report = RunReport::default();
     let error = Runner {

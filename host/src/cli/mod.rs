@@ -9,7 +9,8 @@ use crate::config::kubeadm::{self, ConfigError, Flags};
 use crate::config::pipeline::{Pipeline, PipelineError};
 use crate::invocation::{self, Backend, ClusterKind, Invocation};
 use crate::runtime::runner::load_and_describe;
-use crate::runtime::{RunError, Runner, Runtime};
+use crate::runtime::trace::Trace;
+use crate::runtime::{RunError, RunSpec, Runner, Runtime};
 use anyhow::{Context as _, Result};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
@@ -54,8 +55,8 @@ struct Global {
     cache_dir: Option<PathBuf>,
     /// Which Kubernetes API phases talk to: `memory` (wasmadm's in-memory cluster, kept in
     /// <root>/var/lib/wasmadm/in-memory-cluster.json), `kubeconfig` (a real API server, see
-    /// --kubeconfig), or `auto`: `kubeconfig` when --root is `/`, else `memory`. `none` (no
-    /// cluster) is for `plugin run`.
+    /// --kubeconfig), `auto`: `kubeconfig` when --root is `/`, else `memory`, or `none`: no cluster
+    /// (Kubernetes API calls answer `unavailable`), what `plugin run` has under `auto`.
     #[arg(long, global = true, value_enum, default_value_t = ClusterKind::Auto)]
     cluster: ClusterKind,
     /// The kubeconfig for `--cluster kubeconfig` (a node path, resolved under --root).
@@ -155,7 +156,17 @@ struct RunFlags {
     /// Path to the CRI socket to connect. [default: unix:///var/run/containerd/containerd.sock]
     #[arg(long, value_name = "SOCKET")]
     cri_socket: Option<String>,
+    #[arg(long, value_name = "FILE", long_help = RECORD_HELP)]
+    record: Option<PathBuf>,
 }
+
+/// `--record FILE`, for every command that runs phases.
+const RECORD_HELP: &str = "Write every host call of every phase to FILE as JSON lines: the phase, \
+    the interface and function, the arguments and the result, and the plugin's clock, random and \
+    environment reads. `wasmadm plugin replay PLUGIN.wasm FILE` re-runs a plugin against it with no \
+    node and no cluster.\n\nThe trace contains the node's secrets (the files the plugins read, \
+    /etc/kubernetes/pki included, and the keys the host generated): it is written with mode 0600; \
+    share it like the node's PKI.";
 
 #[derive(Args)]
 struct NodeCommand {
@@ -389,10 +400,13 @@ fn runtime(global: &Global) -> Result<Runtime> {
     Ok(Runtime::new(cache)?)
 }
 
-/// The cluster of a run (see [`Backend`]).
-fn cluster(global: &Global, dry_run: bool, kubelet_node: Option<&str>) -> Result<Arc<dyn Cluster>> {
+/// The cluster of a run (see [`Backend`]); none for `--cluster none`.
+fn cluster(global: &Global, dry_run: bool, kubelet_node: Option<&str>) -> Result<Option<Arc<dyn Cluster>>> {
+    if global.cluster == ClusterKind::None {
+        return Ok(None);
+    }
     let backend = Backend::choose(global.cluster, &global.root, &global.kubeconfig, dry_run);
-    Ok(backend.connect(kubelet_node)?)
+    Ok(Some(backend.connect(kubelet_node)?))
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -440,7 +454,10 @@ fn run(cli: Cli) -> Result<()> {
         } => validate(&config),
         Cmd::Token { command } => token_cli::run(
             command,
-            || cluster(global, false, None),
+            || {
+                cluster(global, false, None)?
+                    .context("token commands need a cluster: give --cluster memory or kubeconfig, not none")
+            },
             || {
                 let path = global.root.join(global.kubeconfig.trim_start_matches('/'));
                 std::fs::read_to_string(&path)
@@ -528,7 +545,11 @@ fn run_pipeline(
         dry_run: flags.dry_run,
         only,
     }
-    .run_spec(config, Some(cluster), console);
+    .run_spec(config, cluster, console);
+    let spec = RunSpec {
+        trace: flags.record.as_deref().map(Trace::record).transpose()?,
+        ..spec
+    };
     Runner {
         runtime: &runtime,
         pipeline: &pipeline,

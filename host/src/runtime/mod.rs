@@ -1,10 +1,11 @@
 //! Running plugins: the engine ([`engine`]), the compiled-code cache ([`cache`]), the per-call sandbox
-//! ([`sandbox`]) and kubeadm's phase-runner semantics ([`runner`]).
+//! ([`sandbox`]), kubeadm's phase-runner semantics ([`runner`]) and record/replay ([`trace`]).
 
 pub mod cache;
 pub mod engine;
 pub mod runner;
 pub mod sandbox;
+pub mod trace;
 
 pub use engine::{LoadError, LoadedPlugin, Runtime};
 pub use runner::{Command, RunError, RunReport, RunSpec, Runner};

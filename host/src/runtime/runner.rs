@@ -7,6 +7,7 @@
 
 use super::engine::{LoadError, LoadedPlugin, Runtime, explain_trap};
 use super::sandbox::{Limiter, State};
+use super::trace::{Trace, TraceError};
 use crate::bindings::types::{Command as WitCommand, NodeRole, Severity};
 use crate::bindings::{PhaseContext, PhaseError, PluginInfo};
 use crate::builtin;
@@ -54,6 +55,9 @@ pub enum RunError {
     },
     #[error("root directory {path}: {message}")]
     Root { path: PathBuf, message: String },
+    /// The trace could not be written, or a replay diverged from the recording.
+    #[error(transparent)]
+    Trace(#[from] TraceError),
 }
 
 impl RunError {
@@ -85,6 +89,8 @@ pub struct RunSpec {
     pub console: Console,
     /// Facts about the node every phase gets as inputs (`node.hostname`, see [`crate::facts`]).
     pub facts: Vec<(String, String)>,
+    /// `--record FILE`, or the recording a replay answers from.
+    pub trace: Option<Trace>,
 }
 
 /// A phase of the run with its plugin loaded and described.
@@ -151,6 +157,7 @@ pub fn bare_state(root: Arc<Dir>) -> State {
         log: LogCap::new("describe", Console::buffer().0, budget.clone()),
         stdout: PluginOutput::new("describe", budget.clone(), false),
         stderr: PluginOutput::new("describe", budget, true),
+        tape: None,
     }
 }
 
@@ -274,7 +281,7 @@ impl Runner<'_> {
             message: terminal_safe(&message, max_message),
         };
         let config = serde_json::to_string(&spec.config).map_err(|e| failed(e.to_string()))?;
-        let context = PhaseContext {
+        let mut context = PhaseContext {
             command: spec.command.into(),
             phase: name.clone(),
             sub_phases,
@@ -284,8 +291,15 @@ impl Runner<'_> {
             settings: phase.spec.settings.to_string(),
             inputs: spec.facts.iter().chain(&report.outputs).cloned().collect(),
         };
+        let tape = match &spec.trace {
+            Some(trace) => {
+                Some(trace.start(&name, &phase.plugin.source, &phase.plugin.digest, &mut context)?)
+            }
+            None => None,
+        };
         let limits = &phase.spec.limits;
-        let state = self.sandbox(spec, &phase.spec, root, overlay, &report.plan);
+        let mut state = self.sandbox(spec, &phase.spec, root, overlay, &report.plan);
+        state.tape = tape;
         let (stdout, stderr) = (state.stdout.clone(), state.stderr.clone());
         let deadline = std::time::Instant::now() + limits.timeout.0;
         let mut store = self.runtime.store(state, limits.timeout.0);
@@ -309,8 +323,15 @@ impl Runner<'_> {
                 .iter()
                 .map(|f| (name.clone(), f.clone())),
         );
-        let outcome =
-            result.map_err(|e| failed(explain_trap(&e, &store.data().limiter, limits.timeout.0)))?;
+        let result = result.map_err(|e| explain_trap(&e, &store.data().limiter, limits.timeout.0));
+        if let Some(tape) = &mut store.data_mut().tape {
+            let outcome = match &result {
+                Ok(returned) => serde_json::json!({ "returned": returned }),
+                Err(trapped) => serde_json::json!({ "trapped": trapped }),
+            };
+            tape.finish(outcome)?;
+        }
+        let outcome = result.map_err(failed)?;
         let phase_report = match outcome {
             Ok(r) => r,
             Err(PhaseError::InvalidConfig(message)) => {
@@ -460,6 +481,7 @@ impl Runner<'_> {
             log: LogCap::new(name, spec.console.clone(), budget),
             stdout,
             stderr,
+            tape: None,
         }
     }
 }
