@@ -11,7 +11,7 @@ use crate::caps::keys::KeysCap;
 use crate::caps::kube::{ClientHandle, KubeCap};
 use crate::caps::log::{LogCap, PluginOutput};
 use crate::cluster::{self, PatchKind, ResourceType};
-use crate::runtime::trace::{Answer, Tape};
+use crate::runtime::trace::{Answer, Bytes, Tape};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -224,8 +224,9 @@ impl random::Host for TracedWasi<'_> {
         let args = || json!({ "len": len });
         self.0
             .traced_with("wasi:random/random", "get-random-bytes", args, true, |s| {
-                random::Host::get_random_bytes(s.wasi.random(), len)
+                random::Host::get_random_bytes(s.wasi.random(), len).map(Bytes)
             })
+            .map(|b| b.0)
     }
 
     fn get_random_u64(&mut self) -> wasmtime::Result<u64> {
@@ -242,13 +243,15 @@ impl random::Host for TracedWasi<'_> {
 impl insecure::Host for TracedWasi<'_> {
     fn get_insecure_random_bytes(&mut self, len: u64) -> wasmtime::Result<Vec<u8>> {
         let args = || json!({ "len": len });
-        self.0.traced_with(
-            "wasi:random/insecure",
-            "get-insecure-random-bytes",
-            args,
-            true,
-            |s| insecure::Host::get_insecure_random_bytes(s.wasi.random(), len),
-        )
+        self.0
+            .traced_with(
+                "wasi:random/insecure",
+                "get-insecure-random-bytes",
+                args,
+                true,
+                |s| insecure::Host::get_insecure_random_bytes(s.wasi.random(), len).map(Bytes),
+            )
+            .map(|b| b.0)
     }
 
     fn get_insecure_random_u64(&mut self) -> wasmtime::Result<u64> {
@@ -300,15 +303,12 @@ type Traced<T, E> = wasmtime::Result<Result<T, E>>;
 
 impl files::Host for State {
     fn read(&mut self, path: String) -> Traced<Vec<u8>, files::FileError> {
-        self.traced(
-            "files",
-            "read",
-            || json!({ "path": path }),
-            |s| s.files.read(&path),
-        )
+        let args = || json!({ "path": path });
+        let read = self.traced("files", "read", args, |s| s.files.read(&path).map(Bytes))?;
+        Ok(read.map(|b| b.0))
     }
     fn write(&mut self, path: String, contents: Vec<u8>, mode: u32) -> Traced<(), files::FileError> {
-        let args = || json!({ "path": path, "contents": contents, "mode": mode });
+        let args = || json!({ "path": path, "contents": Bytes(contents.clone()), "mode": mode });
         self.traced("files", "write", args, |s| s.files.write(&path, &contents, mode))
     }
     fn stat(&mut self, path: String) -> Traced<files::Metadata, files::FileError> {
@@ -339,8 +339,53 @@ impl files::Host for State {
 
 impl exec::Host for State {
     fn run(&mut self, cmd: exec::Command) -> Traced<exec::Output, exec::ExecError> {
-        let args = || json!({ "command": cmd });
-        self.traced("exec", "run", args, |s| s.exec.run(cmd.clone(), &s.files))
+        let args = || {
+            let exec::Command {
+                program,
+                args,
+                env,
+                stdin,
+            } = &cmd;
+            json!({ "program": program, "args": args, "env": env, "stdin": stdin.clone().map(Bytes) })
+        };
+        let ran = self.traced("exec", "run", args, |s| {
+            s.exec.run(cmd.clone(), &s.files).map(OutputText::from)
+        })?;
+        Ok(ran.map(exec::Output::from))
+    }
+}
+
+/// `exec::Output` in a trace, with the output as text.
+#[derive(Serialize, serde::Deserialize)]
+struct OutputText {
+    status: Option<i32>,
+    stdout: Bytes,
+    stderr: Bytes,
+    truncated: bool,
+    recorded: bool,
+}
+
+impl From<exec::Output> for OutputText {
+    fn from(o: exec::Output) -> Self {
+        Self {
+            status: o.status,
+            stdout: Bytes(o.stdout),
+            stderr: Bytes(o.stderr),
+            truncated: o.truncated,
+            recorded: o.recorded,
+        }
+    }
+}
+
+impl From<OutputText> for exec::Output {
+    fn from(o: OutputText) -> Self {
+        Self {
+            status: o.status,
+            stdout: o.stdout.0,
+            stderr: o.stderr.0,
+            truncated: o.truncated,
+            recorded: o.recorded,
+        }
     }
 }
 

@@ -16,6 +16,44 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+/// Bytes in a trace: a JSON string when they are UTF-8 (as file contents and command output
+/// mostly are), else `{"hex": "..."}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bytes(pub Vec<u8>);
+
+impl Serialize for Bytes {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match std::str::from_utf8(&self.0) {
+            Ok(text) => s.serialize_str(text),
+            Err(_) => HexBytes {
+                hex: hex::encode(&self.0),
+            }
+            .serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Bytes {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Repr {
+            Text(String),
+            Hex(HexBytes),
+        }
+        match Repr::deserialize(d)? {
+            Repr::Text(text) => Ok(Bytes(text.into_bytes())),
+            Repr::Hex(h) => hex::decode(&h.hex).map(Bytes).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HexBytes {
+    hex: String,
+}
+
 /// One line of a trace file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "camelCase")]
@@ -463,6 +501,130 @@ fn differing_args(expected: &Value, actual: &Value) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn context(settings: &str) -> PhaseContext {
+        PhaseContext {
+            command: crate::bindings::types::Command::Init,
+            phase: "check".into(),
+            sub_phases: vec![],
+            role: crate::bindings::types::NodeRole::ControlPlane,
+            dry_run: false,
+            config: "{}".into(),
+            settings: settings.into(),
+            inputs: vec![("node.hostname".into(), "node-1".into())],
+        }
+    }
+
+    /// A trace of phase `check`: two reads, then `run` returned `ok`.
+    fn recorded(dir: &Path) -> Arc<Recording> {
+        let path = dir.join("trace");
+        let trace = Trace::record(&path).expect("create");
+        let mut tape = trace
+            .start("check", "vendor.wasm", "abc", &mut context("{\"a\":1}"))
+            .expect("start");
+        for file in ["/etc/a", "/etc/b"] {
+            assert!(matches!(
+                tape.call("files", "read", json!({"path": file})),
+                Ok(Answer::Live)
+            ));
+            tape.result(json!({"Ok": file})).expect("result");
+        }
+        tape.finish(json!("ok")).expect("finish");
+        drop((tape, trace));
+        Arc::new(Recording::load(&path).expect("load"))
+    }
+
+    fn replay(recording: &Arc<Recording>, settings: &str) -> (Tape, PhaseContext) {
+        let trace = Trace::Replay {
+            recording: recording.clone(),
+            phase: "check".into(),
+        };
+        let mut context = context(settings);
+        context.inputs.clear();
+        let tape = trace
+            .start("other-name", "x.wasm", "def", &mut context)
+            .expect("start");
+        (tape, context)
+    }
+
+    #[test]
+    fn a_replay_gets_the_recorded_context_and_answers_but_keeps_its_settings() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let recording = recorded(dir.path());
+        assert_eq!(recording.phases(), ["check"]);
+        assert_eq!(recording.calls("check"), 2);
+        let (mut tape, context) = replay(&recording, "{\"a\":2}");
+        assert_eq!(
+            context.inputs,
+            [("node.hostname".to_string(), "node-1".to_string())]
+        );
+        assert_eq!(context.settings, "{\"a\":2}");
+        for file in ["/etc/a", "/etc/b"] {
+            match tape.call("files", "read", json!({"path": file})) {
+                Ok(Answer::Recorded(v)) => assert_eq!(v, json!({"Ok": file})),
+                _ => panic!("{file} was not answered from the trace"),
+            }
+        }
+        tape.finish(json!("ok")).expect("the replay matched");
+    }
+
+    #[test]
+    fn a_replay_that_stops_early_or_ends_otherwise_diverges() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let recording = recorded(dir.path());
+        let (mut tape, _) = replay(&recording, "null");
+        assert!(tape.call("files", "read", json!({"path": "/etc/a"})).is_ok());
+        let early = tape.finish(json!("failed")).expect_err("diverged").to_string();
+        assert!(
+            early.ends_with(
+                r#"at call 2: the plugin ended after 1 calls with "failed", but the recording continues with files.read {"path":"/etc/b"}"#
+            ),
+            "{early}"
+        );
+
+        let (mut tape, _) = replay(&recording, "null");
+        for file in ["/etc/a", "/etc/b"] {
+            assert!(tape.call("files", "read", json!({"path": file})).is_ok());
+        }
+        let end = tape.finish(json!("failed")).expect_err("diverged").to_string();
+        assert!(
+            end.ends_with(r#"at call 2: every call matched, but the plugin ended with "failed", the recording with "ok""#),
+            "{end}"
+        );
+
+        // A call past the recording's end stops the plugin, and so does every later one.
+        let (mut tape, _) = replay(&recording, "null");
+        for file in ["/etc/a", "/etc/b"] {
+            assert!(tape.call("files", "read", json!({"path": file})).is_ok());
+        }
+        let past = tape
+            .call("files", "stat", json!({"path": "/etc/c"}))
+            .err()
+            .expect("diverged");
+        assert!(
+            past.to_string().contains("but the recording ends after call 2"),
+            "{past}"
+        );
+        assert!(tape.call("log", "print", json!({"line": "x"})).is_err());
+        assert!(tape.finish(json!("ok")).is_err());
+    }
+
+    #[test]
+    fn bytes_are_text_when_they_are_utf8_and_hex_else() {
+        for (bytes, json) in [
+            (b"MemTotal: 1000 kB\n".to_vec(), json!("MemTotal: 1000 kB\n")),
+            (vec![0xff, 0x00, 0x41], json!({"hex": "ff0041"})),
+        ] {
+            assert_eq!(
+                serde_json::to_value(Bytes(bytes.clone())).expect("serialize"),
+                json
+            );
+            assert_eq!(
+                serde_json::from_value::<Bytes>(json).expect("deserialize"),
+                Bytes(bytes)
+            );
+        }
+    }
 
     #[test]
     fn the_first_differing_argument_is_named_with_both_values() {
