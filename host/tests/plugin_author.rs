@@ -687,3 +687,30 @@ fn every_phase_of_a_recorded_init_replays_to_its_recorded_end() {
     let out = s.run(&["plugin", "replay", &s.component("preflight"), &trace_arg]);
     assert_refused(&out, "records several phases (preflight, certs,");
 }
+
+#[test]
+fn plugin_run_has_no_cluster_unless_given_memory() {
+    let s = Scratch::new();
+    let (component, node) = (s.component("upload-config"), s.node());
+    let run = |extra: &[&str]| {
+        let mut args = vec!["--root", &node, "plugin", "run", &component];
+        args.extend_from_slice(extra);
+        s.run(&args)
+    };
+    for none in [&[][..], &["--cluster", "none"]] {
+        assert_refused(
+            &run(none),
+            "no cluster is configured for this run (see --cluster)",
+        );
+    }
+    let out = run(&["--cluster", "memory", "-o", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let objects = json(&out)["objects"].to_string();
+    assert!(objects.contains("kubelet-config"), "{objects}");
+    // Commands that need a cluster say so.
+    let out = s.run(&["--root", &node, "--cluster", "none", "token", "list"]);
+    assert_refused(
+        &out,
+        "token commands need a cluster: give --cluster memory or kubeconfig",
+    );
+}
