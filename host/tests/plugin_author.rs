@@ -714,3 +714,31 @@ fn plugin_run_has_no_cluster_unless_given_memory() {
         "token commands need a cluster: give --cluster memory or kubeconfig",
     );
 }
+
+#[test]
+fn a_bad_settings_key_is_reported_at_its_line_of_the_pipeline_file() {
+    let s = Scratch::new();
+    let pipeline = s.path("pipeline.yaml");
+    std::fs::write(
+        &pipeline,
+        "apiVersion: wasmadm.io/v1alpha1\nkind: Pipeline\ninit:\n  - name: preflight\n    \
+         component: builtin:preflight\n    settings:\n      path: [/usr/bin]\n      pathz: 1\n",
+    )
+    .expect("write");
+    let pipeline_arg = pipeline.display().to_string();
+    let out = s.run(&[
+        "--root",
+        &s.node(),
+        "--pipeline",
+        &pipeline_arg,
+        "init",
+        "phase",
+        "preflight",
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let want = format!(
+        "invalid configuration: {pipeline_arg}:8:7: settings of phase \"preflight\": unknown field \
+         `pathz`, expected `path`\n"
+    );
+    assert!(text(&out.stderr).ends_with(&want), "{}", text(&out.stderr));
+}

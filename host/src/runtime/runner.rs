@@ -335,6 +335,10 @@ impl Runner<'_> {
         let phase_report = match outcome {
             Ok(r) => r,
             Err(PhaseError::InvalidConfig(message)) => {
+                // A settings error names the pipeline file's line rather than the JSON's.
+                let message = (self.pipeline)
+                    .settings_error(spec.command, &name, &message)
+                    .unwrap_or(message);
                 return Err(RunError::InvalidConfig {
                     phase: name,
                     message: terminal_safe(&message, max_message),
