@@ -156,6 +156,8 @@ struct RunFlags {
     /// Path to the CRI socket to connect. [default: unix:///var/run/containerd/containerd.sock]
     #[arg(long, value_name = "SOCKET")]
     cri_socket: Option<String>,
+    /// Write every host call of every phase to FILE, for `plugin replay` (it holds the node's
+    /// secrets: mode 0600).
     #[arg(long, value_name = "FILE", long_help = RECORD_HELP)]
     record: Option<PathBuf>,
 }

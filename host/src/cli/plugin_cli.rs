@@ -93,6 +93,8 @@ pub(super) struct RunArgs {
     /// plugin, exit code, error, findings, effects, outputs, in-memory objects and console lines.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Text)]
     format: Format,
+    /// Write every host call of every phase to FILE, for `plugin replay` (it holds the node's
+    /// secrets: mode 0600).
     #[arg(long, value_name = "FILE", long_help = super::RECORD_HELP)]
     record: Option<PathBuf>,
 }
