@@ -716,7 +716,7 @@ fn plugin_run_has_no_cluster_unless_given_memory() {
 }
 
 #[test]
-fn a_bad_settings_key_is_reported_at_its_line_of_the_pipeline_file() {
+fn a_bad_settings_key_is_reported_at_its_line_of_the_pipeline_or_settings_file() {
     let s = Scratch::new();
     let pipeline = s.path("pipeline.yaml");
     std::fs::write(
@@ -741,4 +741,25 @@ fn a_bad_settings_key_is_reported_at_its_line_of_the_pipeline_file() {
          `pathz`, expected `path`\n"
     );
     assert!(text(&out.stderr).ends_with(&want), "{}", text(&out.stderr));
+
+    // And in a settings file of `plugin run`.
+    std::fs::write(
+        s.path("settings.yaml"),
+        "# Where to look\npath: [/usr/bin]\npathz: 1\n",
+    )
+    .expect("write");
+    let component = s.component("preflight");
+    let out = s.run(&[
+        "--root",
+        &s.node(),
+        "plugin",
+        "run",
+        &component,
+        "--settings",
+        "settings.yaml",
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let want = "invalid configuration: settings.yaml:3:1: settings of phase \"preflight\": unknown field \
+                `pathz`, expected `path`\n";
+    assert!(text(&out.stderr).ends_with(want), "{}", text(&out.stderr));
 }

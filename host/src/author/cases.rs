@@ -288,6 +288,7 @@ fn run_case(runtime: &Runtime, file: &CasesFile, case: &Case, index: usize) -> R
             role: Role::ControlPlane,
             config,
             settings: case.settings.clone(),
+            settings_file: None,
             grants: match &case.grants {
                 Some(g) => GrantChoice::Given(g.clone()),
                 None => GrantChoice::Requested,

@@ -8,6 +8,7 @@ use crate::bindings::types::{Command as WitCommand, NodeRole};
 use crate::caps::log::Console;
 use crate::command::{Command, Role};
 use crate::config::pipeline::Grants;
+use crate::config::settings_error::Source;
 use crate::runtime::Runtime;
 use crate::runtime::trace::{Recording, Trace, TraceError};
 use std::path::PathBuf;
@@ -19,8 +20,8 @@ pub struct Replay {
     pub recording: Arc<Recording>,
     /// The recorded phase to replay; `None` when the trace has only one.
     pub phase: Option<String>,
-    /// Settings to try instead of the recorded ones.
-    pub settings: Option<serde_json::Value>,
+    /// Settings to try instead of the recorded ones, and the file they were written in.
+    pub settings: Option<(serde_json::Value, Source)>,
     pub console: Console,
 }
 
@@ -42,12 +43,15 @@ pub fn replay(runtime: &Runtime, replay: Replay) -> Result<Replayed, SingleError
             recording.path.display()
         ))
     })?;
-    let settings = match replay.settings {
-        Some(settings) => settings,
-        None => serde_json::from_str(&context.settings).map_err(|e| TraceError::Read {
-            path: recording.path.clone(),
-            message: format!("the settings recorded for phase {phase} are not JSON: {e}"),
-        })?,
+    let (settings, settings_file) = match replay.settings {
+        Some((settings, file)) => (settings, Some(file)),
+        None => {
+            let recorded = serde_json::from_str(&context.settings).map_err(|e| TraceError::Read {
+                path: recording.path.clone(),
+                message: format!("the settings recorded for phase {phase} are not JSON: {e}"),
+            })?;
+            (recorded, None)
+        }
     };
     // No node: the plugin sees an empty directory and is granted nothing; every call it makes is
     // answered from the trace before a capability is asked.
@@ -68,6 +72,7 @@ pub fn replay(runtime: &Runtime, replay: Replay) -> Result<Replayed, SingleError
             },
             config: Default::default(),
             settings,
+            settings_file,
             grants: GrantChoice::Given(Grants::default()),
             dry_run: context.dry_run,
             cluster: None,

@@ -11,6 +11,7 @@ use crate::command::{Command, Role};
 use crate::config::pipeline::{
     ComponentRef, Grants, Limits, PhaseName, PhaseSpec, Phases, Pipeline, PipelineError,
 };
+use crate::config::settings_error::Source;
 use crate::runtime::runner::{PlannedPhase, load_and_describe};
 use crate::runtime::trace::Trace;
 use crate::runtime::{RunError, RunReport, RunSpec, Runner, Runtime};
@@ -38,6 +39,8 @@ pub struct SingleRun {
     pub config: ResolvedConfig,
     /// The plugin's settings (`null` for none).
     pub settings: serde_json::Value,
+    /// The file they were written in (`--settings FILE`), so that an error names its line.
+    pub settings_file: Option<Source>,
     pub grants: GrantChoice,
     pub dry_run: bool,
     /// `None`: the plugin's `kube.cluster()` answers `unavailable`.
@@ -215,7 +218,8 @@ pub fn run(runtime: &Runtime, run: SingleRun) -> Result<Outcome, SingleError> {
     };
     let spec = phase_spec(&run.component, &info.name, run.settings, grants.clone());
     let phase = spec.name.0.clone();
-    let pipeline = pipeline_of(run.command, spec)?;
+    let mut pipeline = pipeline_of(run.command, spec)?;
+    pipeline.source = run.settings_file;
     let run_spec = RunSpec {
         command: run.command,
         role: run.role,

@@ -11,6 +11,7 @@ use crate::cluster::memory::MemoryCluster;
 use crate::command::{Command, Role};
 use crate::config::kubeadm::{self, Flags};
 use crate::config::pipeline::Grants;
+use crate::config::settings_error::Source;
 use crate::invocation::ClusterKind;
 use crate::runtime::RunError;
 use crate::runtime::trace::{Recording, Trace};
@@ -191,12 +192,19 @@ fn plugin_build(global: &Global, dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A YAML file as JSON, with the file and line in errors.
-fn read_yaml<T: serde::de::DeserializeOwned>(path: &Path, what: &str) -> Result<T> {
+/// A settings file (YAML) as JSON, with the file and line in errors, and its text for the
+/// positions of the plugin's errors.
+fn read_settings(path: &Path) -> Result<(serde_json::Value, Source)> {
     let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the {what} file {}", path.display()))?;
-    serde_yaml::from_str(&text)
-        .map_err(|e| anyhow::anyhow!("{} (the {what} file)", crate::config::yaml_error(path, &e, 0)))
+        .with_context(|| format!("cannot read the settings file {}", path.display()))?;
+    let settings = serde_yaml::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("{} (the settings file)", crate::config::yaml_error(path, &e, 0)))?;
+    let source = Source {
+        path: path.to_path_buf(),
+        text: text.into(),
+        settings_only: true,
+    };
+    Ok((settings, source))
 }
 
 /// A grants file: a `grants:` block, or the block's contents.
@@ -239,9 +247,12 @@ fn plugin_run(global: &Global, args: RunArgs) -> Result<()> {
             args.component.display()
         );
     }
-    let settings = match &args.settings {
-        Some(path) => read_yaml::<serde_json::Value>(path, "settings")?,
-        None => serde_json::Value::Null,
+    let (settings, settings_file) = match &args.settings {
+        Some(path) => {
+            let (settings, file) = read_settings(path)?;
+            (settings, Some(file))
+        }
+        None => (serde_json::Value::Null, None),
     };
     let grants = match args.grants.as_str() {
         "requested" => GrantChoice::Requested,
@@ -282,6 +293,7 @@ fn plugin_run(global: &Global, args: RunArgs) -> Result<()> {
             },
             config,
             settings,
+            settings_file,
             grants,
             dry_run: args.dry_run,
             cluster,
@@ -303,10 +315,7 @@ fn plugin_replay(global: &Global, args: ReplayArgs) -> Result<()> {
             args.component.display()
         );
     }
-    let settings = match &args.settings {
-        Some(path) => Some(read_yaml::<serde_json::Value>(path, "settings")?),
-        None => None,
-    };
+    let settings = args.settings.as_deref().map(read_settings).transpose()?;
     let (console, recorded) = console(args.format);
     let replayed = replay::replay(
         &runtime(global)?,

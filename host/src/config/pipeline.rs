@@ -704,6 +704,7 @@ impl Pipeline {
         pipeline.source = Some(super::settings_error::Source {
             path: path.to_path_buf(),
             text: text.into(),
+            settings_only: false,
         });
         Ok(pipeline)
     }

@@ -15,6 +15,8 @@ use std::sync::Arc;
 pub struct Source {
     pub path: PathBuf,
     pub text: Arc<str>,
+    /// The text holds the settings themselves (`plugin run --settings FILE`), not a pipeline.
+    pub settings_only: bool,
 }
 
 /// A step into a YAML or JSON document.
@@ -41,11 +43,14 @@ impl Pipeline {
         if !text.contains("settings") {
             return None;
         }
-        let mut path = vec![
-            Seg::Key(command.to_string()),
-            Seg::Index(index),
-            Seg::Key("settings".into()),
-        ];
+        let mut path = match source.settings_only {
+            true => vec![],
+            false => vec![
+                Seg::Key(command.to_string()),
+                Seg::Index(index),
+                Seg::Key("settings".into()),
+            ],
+        };
         path.extend(json_path_at(&spec.settings.to_string(), column));
         let (line, column) = yaml_key_location(&source.text, &path)?;
         Some(format!("{}:{line}:{column}: {text}", source.path.display()))
@@ -293,6 +298,24 @@ reset:
         assert_eq!(
             pipeline.settings_error(Command::Init, "vendor-checks", config),
             None
+        );
+
+        // A settings file given on the command line is its own document.
+        let settings_file = Pipeline {
+            source: Some(Source {
+                path: "s.yaml".into(),
+                text: "# a comment\nminKernel: 5\n".into(),
+                settings_only: true,
+            }),
+            ..pipeline
+        };
+        let got = settings_file.settings_error(Command::Init, "vendor-checks", message);
+        assert_eq!(
+            got.as_deref(),
+            Some(
+                "s.yaml:2:1: settings of phase \"vendor-checks\": unknown field `minKernel`, expected \
+                 `minKernelMajor`"
+            )
         );
     }
 }
