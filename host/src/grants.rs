@@ -55,19 +55,49 @@ pub fn health_endpoints(phase: &str, rules: &[HealthRule], config: &ResolvedConf
         .collect()
 }
 
+/// The variable of `grants.connect`: the server `join` discovers the cluster at.
+pub const DISCOVERY_ENDPOINT: &str = "{discoveryEndpoint}";
+
+/// A phase's `grants.connect` servers as `host:port`, with `{discoveryEndpoint}` filled in from
+/// the JoinConfiguration (a grant that cannot be filled in grants nothing).
+pub fn connect_servers(phase: &str, grant: &[String], config: &ResolvedConfig) -> Vec<String> {
+    let discovery = config
+        .join
+        .as_ref()
+        .and_then(|j| j.discovery.bootstrap_token.as_ref())
+        .map(|t| t.api_server_endpoint.as_str())
+        .filter(|e| !e.is_empty());
+    grant
+        .iter()
+        .filter_map(|server| {
+            if !server.contains('{') {
+                return Some(server.clone());
+            }
+            match discovery {
+                Some(endpoint) if server == DISCOVERY_ENDPOINT => Some(endpoint.to_string()),
+                _ => {
+                    tracing::debug!(phase, grant = %server, "connect grant not usable in this run");
+                    None
+                }
+            }
+        })
+        .collect()
+}
+
 impl Grants {
     /// These grants without what a `0.1` capability request cannot express (health URLs, rules
-    /// for other credentials, keys): what a plugin's `describe()` can be compared with.
+    /// for other credentials or identities, keys, connect servers): what a plugin's `describe()` can be compared with.
     pub fn requestable(&self) -> Self {
         Self {
             kube: self
                 .kube
                 .iter()
-                .filter(|r| r.kubeconfig.is_none())
+                .filter(|r| r.kubeconfig.is_none() && r.identity.is_none())
                 .cloned()
                 .collect(),
             health: Vec::new(),
             keys: 0,
+            connect: Vec::new(),
             ..self.clone()
         }
     }
@@ -102,12 +132,14 @@ impl Grants {
                     namespaces: r.namespaces.clone(),
                     resource_names: r.resource_names.clone(),
                     kubeconfig: None,
+                    identity: None,
                 })
                 .collect(),
             env: needs.env.clone(),
             // Not in the 0.1 capability request (see `capability-request` in wit/types.wit).
             health: Vec::new(),
             keys: 0,
+            connect: Vec::new(),
         })
     }
 }

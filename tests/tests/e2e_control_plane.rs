@@ -202,24 +202,30 @@ fn init_matches_kubeadm_and_kubeadm_joins_the_cluster() {
 
     // Real kubeadm joins a worker with the printed token and CA pin: discovery, the JWS, the
     // bootstrap RBAC, kubelet-config, and the TLS bootstrap (signed by the real controller-manager).
-    let mut worker = Node::new(&w_net, "n2", "10.200.0.3");
-    worker.start_kubelet();
+    // The preflight checks are about the test machine; discovery and the rest run in both.
     let pin = ca_pin(&w_ran.stdout);
-    worker
+    let join_args = |name: &'static str| {
+        vec![
+            "join".to_string(),
+            "10.200.0.2:6443".into(),
+            "--token".into(),
+            TOKEN.into(),
+            "--discovery-token-ca-cert-hash".into(),
+            pin.clone(),
+            "--node-name".into(),
+            name.into(),
+            "--skip-phases".into(),
+            "preflight".into(),
+        ]
+    };
+    let mut k_worker = Node::new(&w_net, "n2", "10.200.0.3");
+    k_worker.start_kubelet();
+    let k_args = join_args("n2");
+    let k_args: Vec<&str> = k_args.iter().map(String::as_str).collect();
+    let k_join = k_worker
         .run(
             "kubeadm join",
-            &mut worker.kubeadm(&[
-                "join",
-                "10.200.0.2:6443",
-                "--token",
-                TOKEN,
-                "--discovery-token-ca-cert-hash",
-                &pin,
-                "--node-name",
-                "n2",
-                "--ignore-preflight-errors",
-                "all",
-            ]),
+            &mut k_worker.kubeadm(&k_args),
             Duration::from_secs(300),
         )
         .expect_ok("kubeadm join");
@@ -227,6 +233,99 @@ fn init_matches_kubeadm_and_kubeadm_joins_the_cluster() {
         let nodes = w_node.kubectl(&["get", "nodes", "-o", "name"]);
         (nodes.contains("node/n1") && nodes.contains("node/n2")).then_some(())
     });
+
+    // wasmadm joins a worker with the same inputs: discovery through kube.connect, the kubelet's
+    // TLS bootstrap (signed by the real controller-manager), the same files and console.
+    let mut w_worker = Node::new(&w_net, "n3", "10.200.0.4");
+    w_worker.start_kubelet();
+    let w_args = join_args("n3");
+    let w_args: Vec<&str> = w_args.iter().map(String::as_str).collect();
+    let w_join = w_worker
+        .run(
+            "wasmadm join",
+            &mut w_worker.wasmadm(WASMADM, &w_args),
+            Duration::from_secs(300),
+        )
+        .expect_ok("wasmadm join");
+    w_node.wait_for("Node n3", Duration::from_secs(60), || {
+        let nodes = w_node.kubectl(&["get", "nodes", "-o", "name"]);
+        nodes.contains("node/n3").then_some(())
+    });
+    assert_same_join(&k_worker, &k_join, &w_worker, &w_join, ("n2", "n3"));
+    // The kubelet's client certificate is the cluster's: signed by n1's CA, which n3 now trusts.
+    let ca = std::fs::read(w_node.path("/etc/kubernetes/pki/ca.crt")).expect("n1 CA");
+    assert_eq!(
+        std::fs::read(w_worker.path("/etc/kubernetes/pki/ca.crt")).expect("n3 CA"),
+        ca,
+        "the joined node trusts another CA than the cluster's"
+    );
+    let client = std::fs::read(w_worker.path("/var/lib/kubelet/pki/kubelet-client-current.pem"))
+        .expect("the kubelet's client certificate");
+    let verified = w_worker
+        .command("openssl")
+        .args(["verify", "-CAfile"])
+        .arg(w_node.path("/etc/kubernetes/pki/ca.crt"))
+        .arg(w_worker.path("/var/lib/kubelet/pki/kubelet-client-current.pem"))
+        .output()
+        .expect("openssl");
+    assert!(
+        verified.status.success() && !client.is_empty(),
+        "the kubelet's certificate is not signed by the cluster CA: {}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+}
+
+/// Compares a worker joined by kubeadm with one joined by wasmadm (names `k_name`, `w_name`):
+/// files and modes, the kubelet's files byte for byte, the console.
+fn assert_same_join(k: &Node, k_ran: &Ran, w: &Node, w_ran: &Ran, (k_name, w_name): (&str, &str)) {
+    use wasmadm_tests::differential::{allowed, diff_lines, files, mask_console};
+    let mut differences = Vec::new();
+    let (k_files, w_files) = (files(k.root.path()), files(w.root.path()));
+    if k_files != w_files {
+        differences.push(format!(
+            "files and modes:
+  kubeadm: {k_files:?}
+  wasmadm: {w_files:?}"
+        ));
+    }
+    for path in [
+        "/var/lib/kubelet/config.yaml",
+        "/var/lib/kubelet/instance-config.yaml",
+        "/var/lib/kubelet/kubeadm-flags.env",
+    ] {
+        let read = |n: &Node| std::fs::read_to_string(n.path(path)).unwrap_or_else(|e| format!("<{e}>"));
+        let (kt, wt) = (read(k), read(w).replace(w_name, k_name));
+        if kt != wt {
+            differences.push(format!(
+                "{path}:
+--- kubeadm
+{kt}
+--- wasmadm
+{wt}"
+            ));
+        }
+    }
+    let console = |text: &str| mask_console(text);
+    let w_console = allowed("console", &w_ran.stdout).replace(w_name, k_name);
+    if let Some(d) = diff_lines(&console(&k_ran.stdout), &console(&w_console)) {
+        differences.push(format!(
+            "console:
+{d}"
+        ));
+    }
+    assert!(
+        differences.is_empty(),
+        "wasmadm join differs from kubeadm join:\n{}",
+        differences.join("\n")
+    );
+    assert!(k_files.len() >= 8, "too little compared: {} files", k_files.len());
+    eprintln!(
+        "join same as kubeadm: {} files, {} console lines; kubeadm {:?}, wasmadm {:?}",
+        k_files.len(),
+        k_ran.stdout.lines().count(),
+        k_ran.took,
+        w_ran.took
+    );
 }
 
 /// A fixed certificate key, so that kubeadm can download what wasmadm uploaded.

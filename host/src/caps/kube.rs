@@ -3,8 +3,8 @@
 //! server-side dry-runs, so the server still validates them.
 
 use super::plan::{Plan, PlanEntry};
-use crate::cluster::{ApiError, ApiErrorCode, Cluster, PatchKind, ResourceType, resources};
-use crate::config::pipeline::KubeRule;
+use crate::cluster::{ApiError, ApiErrorCode, Cluster, Endpoint, PatchKind, ResourceType, resources};
+use crate::config::pipeline::{Identity, KubeRule};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,6 +13,8 @@ use std::sync::Arc;
 pub struct KubeCap {
     phase: String,
     rules: Vec<KubeRule>,
+    /// `host:port` of the servers `kube.connect` may reach (`grants.connect`, resolved).
+    servers: Vec<String>,
     cluster: Option<Arc<dyn Cluster>>,
     /// The node's root on the host: `cluster-as` kubeconfig files are node paths.
     root: PathBuf,
@@ -26,6 +28,15 @@ pub struct ClientHandle {
     pub cluster: Arc<dyn Cluster>,
     /// `None` for the run's own credentials; else the kubeconfig (node path) of `cluster-as`.
     pub kubeconfig: Option<String>,
+    /// The identity of a `kube.connect` client.
+    pub identity: Option<Identity>,
+}
+
+/// The credentials of a `kube.connect` client.
+pub enum Credential {
+    Anonymous,
+    /// `<id>.<secret>`.
+    BootstrapToken(String),
 }
 
 fn object_name(object: &Value) -> &str {
@@ -48,11 +59,18 @@ impl KubeCap {
         Self {
             phase: phase.to_string(),
             rules,
+            servers: Vec::new(),
             cluster,
             root,
             dry_run,
             plan,
         }
+    }
+
+    /// The servers `kube.connect` may reach, as `host:port`.
+    pub fn with_servers(mut self, servers: Vec<String>) -> Self {
+        self.servers = servers;
+        self
     }
 
     fn configured_cluster(&self) -> Result<Arc<dyn Cluster>, ApiError> {
@@ -67,7 +85,11 @@ impl KubeCap {
 
     /// A client for the run's cluster, if the phase has any rule and a cluster is configured.
     pub fn connect(&self) -> Result<ClientHandle, ApiError> {
-        if self.rules.iter().all(|r| r.kubeconfig.is_some()) {
+        if self
+            .rules
+            .iter()
+            .all(|r| r.kubeconfig.is_some() || r.identity.is_some())
+        {
             return Err(ApiError::new(
                 ApiErrorCode::Denied,
                 0,
@@ -81,6 +103,7 @@ impl KubeCap {
         Ok(ClientHandle {
             cluster: self.configured_cluster()?,
             kubeconfig: None,
+            identity: None,
         })
     }
 
@@ -108,6 +131,78 @@ impl KubeCap {
         Ok(ClientHandle {
             cluster,
             kubeconfig: Some(kubeconfig.to_string()),
+            identity: None,
+        })
+    }
+
+    /// A client to `server` (`https://<host>:<port>`) as `credential`, trusting `ca_pem`, if the
+    /// phase's `grants.connect` lists the server and a rule names the identity. Without a CA the
+    /// server is not verified, so only an anonymous client may go there: a token is sent only to
+    /// a server that proved it holds a certificate of the CA the plugin verified.
+    pub fn connect_to(
+        &self,
+        server: &str,
+        ca_pem: Option<&str>,
+        credential: Credential,
+    ) -> Result<ClientHandle, ApiError> {
+        let denied = |m: String| {
+            ApiError::new(
+                ApiErrorCode::Denied,
+                0,
+                format!("kube: phase {:?} {m}", self.phase),
+            )
+        };
+        let authority = server
+            .strip_prefix("https://")
+            .map(|a| a.strip_suffix('/').unwrap_or(a))
+            .filter(|a| !a.is_empty() && !a.contains(['/', '?', '#', '@', ' ']))
+            .ok_or_else(|| {
+                ApiError::new(
+                    ApiErrorCode::Invalid,
+                    0,
+                    format!("kube.connect: server {server:?} is not of the form https://<host>:<port>"),
+                )
+            })?;
+        if !self.servers.iter().any(|s| s.eq_ignore_ascii_case(authority)) {
+            return Err(denied(format!(
+                "may not connect to {authority}: it is not among the servers of grants.connect in the \
+                 pipeline file ({})",
+                if self.servers.is_empty() {
+                    "none in this run".to_string()
+                } else {
+                    self.servers.join(", ")
+                }
+            )));
+        }
+        let (identity, bearer_token) = match credential {
+            Credential::Anonymous => (Identity::Anonymous, None),
+            Credential::BootstrapToken(token) => {
+                kubeadm_bootstrap_token::Token::parse(&token)
+                    .map_err(|e| ApiError::new(ApiErrorCode::Invalid, 0, format!("kube.connect: {e}")))?;
+                (Identity::BootstrapToken, Some(token))
+            }
+        };
+        if !self.rules.iter().any(|r| r.identity == Some(identity)) {
+            return Err(denied(format!(
+                "has no Kubernetes API rule for identity {identity}: add rules with `identity: \
+                 {identity}` under grants.kube in the pipeline file"
+            )));
+        }
+        if ca_pem.is_none() && identity != Identity::Anonymous {
+            return Err(denied(format!(
+                "may not send a {identity} to {authority} without verifying the server: pass the \
+                 cluster's CA to kube.connect"
+            )));
+        }
+        let endpoint = Endpoint {
+            server: format!("https://{authority}"),
+            ca_pem: ca_pem.map(|c| c.as_bytes().to_vec()),
+            bearer_token,
+        };
+        Ok(ClientHandle {
+            cluster: self.configured_cluster()?.connect_to(&endpoint)?,
+            kubeconfig: None,
+            identity: Some(identity),
         })
     }
 
@@ -125,7 +220,7 @@ impl KubeCap {
             .iter()
             .any(|r| has(&r.verbs, verb) && has(&r.api_groups, &ty.group) && has(&r.resources, &ty.plural));
         if !may {
-            return Err(self.denial(None, verb, ty, None, None));
+            return Err(self.denial((None, None), verb, ty, None, None));
         }
         let found = match &self.cluster {
             Some(cluster) => cluster.discover(ty)?,
@@ -181,6 +276,7 @@ impl KubeCap {
         }
         let allowed = self.rules.iter().any(|r| {
             r.kubeconfig.as_ref().map(|k| k.0.as_str()) == client.kubeconfig.as_deref()
+                && r.identity == client.identity
                 && has(&r.verbs, verb)
                 && has(&r.api_groups, &ty.group)
                 && has(&r.resources, &ty.plural)
@@ -195,21 +291,28 @@ impl KubeCap {
         if allowed {
             return Ok((ty, namespace));
         }
-        Err(self.denial(client.kubeconfig.as_deref(), verb, &ty, namespace, name))
+        Err(self.denial(
+            (client.kubeconfig.as_deref(), client.identity),
+            verb,
+            &ty,
+            namespace,
+            name,
+        ))
     }
 
     /// The refusal of a call no rule grants, naming what to add.
     fn denial(
         &self,
-        kubeconfig: Option<&str>,
+        (kubeconfig, identity): (Option<&str>, Option<Identity>),
         verb: &str,
         ty: &ResourceType,
         namespace: Option<&str>,
         name: Option<&str>,
     ) -> ApiError {
-        let identity = match kubeconfig {
-            Some(k) => format!(" with the credentials of {k} (rules with `kubeconfig: {k}`)"),
-            None => String::new(),
+        let identity = match (kubeconfig, identity) {
+            (Some(k), _) => format!(" with the credentials of {k} (rules with `kubeconfig: {k}`)"),
+            (None, Some(i)) => format!(" as kube.connect's {i} client (rules with `identity: {i}`)"),
+            (None, None) => String::new(),
         };
         let group = if ty.group.is_empty() {
             "\"\" (core)".to_string()
@@ -345,6 +448,7 @@ mod tests {
             namespaces: v(namespaces),
             resource_names: v(names),
             kubeconfig: None,
+            identity: None,
         }
     }
 
@@ -436,6 +540,103 @@ mod tests {
             cap.authorize(&own, "get", &ty("nodes"), Some("kube-system"), Some("n1"))
                 .is_err()
         );
+    }
+
+    const TOKEN: &str = "abcdef.0123456789abcdef";
+
+    #[test]
+    fn connect_goes_only_to_granted_servers_with_granted_identities() {
+        let mut anonymous = rule(&["get"], &["configmaps"], &["kube-public"], &["cluster-info"]);
+        anonymous.identity = Some(Identity::Anonymous);
+        let mut bootstrap = rule(&["get"], &["configmaps"], &["kube-system"], &["kubeadm-config"]);
+        bootstrap.identity = Some(Identity::BootstrapToken);
+        let own_rule = rule(&["get"], &["configmaps"], &["kube-system"], &["kubeadm-config"]);
+        let (cap, own) = cap_and_client(vec![anonymous, bootstrap, own_rule]);
+        let cap = cap.with_servers(vec!["10.0.0.1:6443".into()]);
+        let denied = |r: Result<ClientHandle, ApiError>| {
+            let e = r.err().expect("refused");
+            assert_eq!(e.code, ApiErrorCode::Denied, "{}", e.message);
+            e.message
+        };
+        let m = denied(cap.connect_to("https://10.0.0.2:6443", None, Credential::Anonymous));
+        assert!(m.contains("10.0.0.2:6443") && m.contains("grants.connect"), "{m}");
+        // A token never goes to a server that was not verified.
+        let m = denied(cap.connect_to(
+            "https://10.0.0.1:6443",
+            None,
+            Credential::BootstrapToken(TOKEN.into()),
+        ));
+        assert!(m.contains("without verifying the server"), "{m}");
+        let bad = cap
+            .connect_to("http://10.0.0.1:6443", None, Credential::Anonymous)
+            .err()
+            .expect("not https");
+        assert_eq!(bad.code, ApiErrorCode::Invalid);
+        let bad = cap
+            .connect_to(
+                "https://10.0.0.1:6443",
+                Some("ca"),
+                Credential::BootstrapToken("x\r\nHost: y".into()),
+            )
+            .err()
+            .expect("not a token");
+        assert_eq!(bad.code, ApiErrorCode::Invalid);
+
+        let anon = cap
+            .connect_to("https://10.0.0.1:6443/", None, Credential::Anonymous)
+            .expect("anonymous, unverified");
+        let boot = cap
+            .connect_to(
+                "https://10.0.0.1:6443",
+                Some("ca"),
+                Credential::BootstrapToken(TOKEN.into()),
+            )
+            .expect("bootstrap token, verified");
+        let cm = ty("configmaps");
+        // Each client has its identity's rules, and only those.
+        assert!(
+            cap.authorize(&anon, "get", &cm, Some("kube-public"), Some("cluster-info"))
+                .is_ok()
+        );
+        let m = cap
+            .authorize(&anon, "get", &cm, Some("kube-system"), Some("kubeadm-config"))
+            .expect_err("not anonymous")
+            .message;
+        assert!(m.contains("identity: anonymous"), "{m}");
+        assert!(
+            cap.authorize(&boot, "get", &cm, Some("kube-system"), Some("kubeadm-config"))
+                .is_ok()
+        );
+        assert!(
+            cap.authorize(&boot, "get", &cm, Some("kube-public"), Some("cluster-info"))
+                .is_err()
+        );
+        assert!(
+            cap.authorize(&own, "get", &cm, Some("kube-public"), Some("cluster-info"))
+                .is_err()
+        );
+        assert!(
+            cap.authorize(&own, "get", &cm, Some("kube-system"), Some("kubeadm-config"))
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn connect_needs_a_rule_for_the_identity() {
+        let mut anonymous = rule(&["get"], &["configmaps"], &["kube-public"], &["cluster-info"]);
+        anonymous.identity = Some(Identity::Anonymous);
+        let (cap, _) = cap_and_client(vec![anonymous, rule(&["get"], &["nodes"], &[], &[])]);
+        let cap = cap.with_servers(vec!["10.0.0.1:6443".into()]);
+        let e = cap
+            .connect_to(
+                "https://10.0.0.1:6443",
+                Some("ca"),
+                Credential::BootstrapToken(TOKEN.into()),
+            )
+            .err()
+            .expect("no rule for the token");
+        assert_eq!(e.code, ApiErrorCode::Denied);
+        assert!(e.message.contains("identity: bootstrap-token"), "{}", e.message);
     }
 
     #[test]

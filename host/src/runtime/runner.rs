@@ -419,6 +419,7 @@ impl Runner<'_> {
             env,
             health: health_rules,
             keys,
+            connect,
         } = &phase.grants;
         let budget = Budget::new(name, phase.limits.output.0 as usize);
         let stdout = PluginOutput::new(name, budget.clone(), false);
@@ -481,7 +482,8 @@ impl Runner<'_> {
                 spec.root.clone(),
                 spec.dry_run,
                 plan.clone(),
-            ),
+            )
+            .with_servers(crate::grants::connect_servers(name, connect, &spec.config)),
             log: LogCap::new(name, spec.console.clone(), budget),
             stdout,
             stderr,

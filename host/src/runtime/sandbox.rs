@@ -8,7 +8,7 @@ use crate::caps::exec::ExecCap;
 use crate::caps::fs::FsCap;
 use crate::caps::health::HealthCap;
 use crate::caps::keys::KeysCap;
-use crate::caps::kube::{ClientHandle, KubeCap};
+use crate::caps::kube::{ClientHandle, Credential, KubeCap};
 use crate::caps::log::{LogCap, PluginOutput};
 use crate::cluster::{self, PatchKind, ResourceType};
 use crate::runtime::trace::{Answer, Bytes, Tape};
@@ -503,10 +503,11 @@ impl State {
 
 /// A client handle in a replay: its calls are answered from the trace, so the cluster behind it
 /// (an empty in-memory one) is never asked.
-fn replayed_client(kubeconfig: Option<String>) -> ClientHandle {
+fn replayed_client() -> ClientHandle {
     ClientHandle {
         cluster: std::sync::Arc::new(cluster::memory::MemoryCluster::new()),
-        kubeconfig,
+        kubeconfig: None,
+        identity: None,
     }
 }
 
@@ -519,7 +520,7 @@ impl kube::Host for State {
             || Value::Null,
             |s| s.kube.connect().map(|c| client = Some(c)).map_err(to_wit),
         )?;
-        Ok(connected.and_then(|()| self.push_client(client.unwrap_or_else(|| replayed_client(None)))))
+        Ok(connected.and_then(|()| self.push_client(client.unwrap_or_else(replayed_client))))
     }
 
     fn cluster_as(&mut self, kubeconfig: String) -> Traced<Resource<ClientHandle>, kube::ApiError> {
@@ -531,8 +532,28 @@ impl kube::Host for State {
                 .map(|c| client = Some(c))
                 .map_err(to_wit)
         })?;
-        let replayed = || replayed_client(Some(kubeconfig.clone()));
-        Ok(connected.and_then(|()| self.push_client(client.unwrap_or_else(replayed))))
+        Ok(connected.and_then(|()| self.push_client(client.unwrap_or_else(replayed_client))))
+    }
+
+    fn connect(
+        &mut self,
+        server: String,
+        ca: Option<String>,
+        identity: kube::Identity,
+    ) -> Traced<Resource<ClientHandle>, kube::ApiError> {
+        let mut client = None;
+        let args = || json!({ "server": server, "ca": ca, "identity": identity });
+        let connected = self.traced("kube", "connect", args, |s| {
+            let credential = match identity.clone() {
+                kube::Identity::Anonymous => Credential::Anonymous,
+                kube::Identity::BootstrapToken(token) => Credential::BootstrapToken(token),
+            };
+            s.kube
+                .connect_to(&server, ca.as_deref(), credential)
+                .map(|c| client = Some(c))
+                .map_err(to_wit)
+        })?;
+        Ok(connected.and_then(|()| self.push_client(client.unwrap_or_else(replayed_client))))
     }
 }
 
