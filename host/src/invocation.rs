@@ -26,6 +26,8 @@ pub enum ClusterKind {
     Auto,
     Memory,
     Kubeconfig,
+    /// No cluster: the phases' Kubernetes API calls answer `unavailable`.
+    None,
 }
 
 /// Where the in-memory cluster of a node root keeps its objects between runs.
@@ -72,7 +74,8 @@ impl Backend {
     pub fn choose(kind: ClusterKind, root: &Path, kubeconfig: &str, dry_run: bool) -> Self {
         let real = match kind {
             ClusterKind::Auto => root == Path::new("/"),
-            ClusterKind::Memory => false,
+            // `None` means no backend; a caller that chooses one anyway gets a memory cluster.
+            ClusterKind::Memory | ClusterKind::None => false,
             ClusterKind::Kubeconfig => true,
         };
         if real {
@@ -164,21 +167,36 @@ impl Invocation<'_> {
             cluster,
             console,
             facts: crate::facts::inputs(self.root),
+            trace: None,
         }
     }
 }
 
 /// Runs `spec`; see [`run_into`].
-pub fn run(runner: &Runner, spec: &RunSpec) -> Result<RunReport, RunError> {
+pub fn run(runner: &Runner, pipeline: &Pipeline, spec: &RunSpec) -> Result<RunReport, RunError> {
     let mut report = RunReport::default();
-    run_into(runner, spec, &mut report)?;
+    run_into(runner, pipeline, spec, &mut report)?;
     Ok(report)
 }
 
 /// Runs `spec` into `report`. When a phase's checks failed, the failure block ends with kubeadm's
 /// hint: the runner only knows that checks failed, the command knows how to go on anyway.
-pub fn run_into(runner: &Runner, spec: &RunSpec, report: &mut RunReport) -> Result<(), RunError> {
-    let result = runner.run_into(spec, report);
+pub fn run_into(
+    runner: &Runner,
+    pipeline: &Pipeline,
+    spec: &RunSpec,
+    report: &mut RunReport,
+) -> Result<(), RunError> {
+    let result = runner.run_into(spec, report).map_err(|e| match e {
+        // A settings error names the pipeline file's line rather than the JSON's.
+        RunError::InvalidConfig { phase, message } => RunError::InvalidConfig {
+            message: pipeline
+                .settings_error(spec.command, &phase, &message)
+                .unwrap_or(message),
+            phase,
+        },
+        other => other,
+    });
     if let Err(RunError::ChecksFailed { phase, .. }) = &result {
         spec.console.err(&format!(
             "[{phase}] If you know what you are doing, you can make a check non-fatal with \

@@ -220,7 +220,7 @@ impl<'a> Run<'a> {
             only: self.only,
         }
         .run_spec(config, cluster, console);
-        let result = invocation::run(&runner, &spec);
+        let result = invocation::run(&runner, self.pipeline, &spec);
         let lines = lines.lock().expect("lines").clone();
         let pick = |s: Stream| {
             lines

@@ -271,6 +271,7 @@ fn run_case(runtime: &Runtime, file: &CasesFile, case: &Case, index: usize) -> R
             role: Role::ControlPlane,
             config,
             settings: case.settings.clone(),
+            settings_file: None,
             grants: match &case.grants {
                 Some(g) => GrantChoice::Given(g.clone()),
                 None => GrantChoice::Requested,
@@ -278,6 +279,7 @@ fn run_case(runtime: &Runtime, file: &CasesFile, case: &Case, index: usize) -> R
             dry_run: case.dry_run,
             cluster: memory.clone().map(|m| m as Arc<dyn Cluster>),
             console: Console::buffer().0,
+            trace: None,
         },
     )
     .map_err(|e| e.to_string())?;

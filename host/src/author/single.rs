@@ -11,8 +11,10 @@ use crate::command::{Command, Role};
 use crate::config::pipeline::{
     ComponentRef, Grants, Limits, PhaseName, PhaseSpec, Phases, Pipeline, PipelineError,
 };
+use crate::config::settings_error::Source;
 use crate::invocation;
 use crate::runtime::runner::Described;
+use crate::runtime::trace::Trace;
 use crate::runtime::{RunError, RunReport, RunSpec, Runtime};
 use kubeadm_config::ResolvedConfig;
 use serde::Serialize;
@@ -38,11 +40,15 @@ pub struct SingleRun {
     pub config: ResolvedConfig,
     /// The plugin's settings (`null` for none).
     pub settings: serde_json::Value,
+    /// The file they were written in (`--settings FILE`), so that an error names its line.
+    pub settings_file: Option<Source>,
     pub grants: GrantChoice,
     pub dry_run: bool,
     /// `None`: the plugin's `kube.cluster()` answers `unavailable`.
     pub cluster: Option<Arc<dyn Cluster>>,
     pub console: Console,
+    /// `--record FILE`, or the recording a replay answers from.
+    pub trace: Option<Trace>,
 }
 
 /// The plugin as it described itself, and the digest wasmadm computed.
@@ -151,6 +157,10 @@ pub enum SingleError {
          (needs) or run it with --grants FILE"
     )]
     BadRequest { name: String, message: String },
+    #[error(transparent)]
+    Trace(#[from] crate::runtime::trace::TraceError),
+    #[error("cannot make an empty node directory for the replay: {0}")]
+    Scratch(std::io::Error),
 }
 
 /// The phase of a single run: the component file, no digest to pin, the chosen grants.
@@ -209,7 +219,8 @@ pub fn run(runtime: &Runtime, run: SingleRun) -> Result<Outcome, SingleError> {
     };
     let spec = phase_spec(&run.component, &info.name, run.settings, grants.clone());
     let phase = spec.name.0.clone();
-    let pipeline = pipeline_of(run.command, spec)?;
+    let mut pipeline = pipeline_of(run.command, spec)?;
+    pipeline.source = run.settings_file;
     let runner = invocation::runner(runtime, &pipeline, run.command, &run.config);
     let run_spec = RunSpec {
         command: run.command,
@@ -223,9 +234,10 @@ pub fn run(runtime: &Runtime, run: SingleRun) -> Result<Outcome, SingleError> {
         cluster: run.cluster,
         console: run.console,
         facts: crate::facts::inputs(&run.root),
+        trace: run.trace,
     };
     let mut report = RunReport::default();
-    let error = invocation::run_into(&runner, &run_spec, &mut report).err();
+    let error = invocation::run_into(&runner, &pipeline, &run_spec, &mut report).err();
     Ok(Outcome {
         plugin: PluginSummary {
             name: info.name.clone(),

@@ -41,6 +41,9 @@ pub struct Pipeline {
     pub join: Phases,
     #[serde(default)]
     pub reset: Phases,
+    /// The text it was parsed from, for positions in later errors (a plugin's settings error).
+    #[serde(skip)]
+    pub source: Option<super::settings_error::Source>,
 }
 
 /// `apiVersion`, which must be [`API_VERSION`].
@@ -644,7 +647,7 @@ impl Pipeline {
 
     /// Parses pipeline YAML; `path` only names the source in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Self, PipelineError> {
-        let pipeline: Pipeline = serde_yaml::from_str(text).map_err(|e| PipelineError::Invalid {
+        let mut pipeline: Pipeline = serde_yaml::from_str(text).map_err(|e| PipelineError::Invalid {
             path: path.to_path_buf(),
             message: super::yaml_error(path, &e, 0),
         })?;
@@ -714,6 +717,11 @@ impl Pipeline {
                 )));
             }
         }
+        pipeline.source = Some(super::settings_error::Source {
+            path: path.to_path_buf(),
+            text: text.into(),
+            settings_only: false,
+        });
         Ok(pipeline)
     }
 

@@ -8,6 +8,7 @@
 use super::engine::{LoadError, LoadedPlugin, Runtime, explain_trap};
 use super::phase::{Component, Phase};
 use super::sandbox::{Limiter, State};
+use super::trace::{Trace, TraceError};
 use crate::bindings::types::{Command as WitCommand, NodeRole, Severity};
 use crate::bindings::{PhaseContext, PhaseError, PluginInfo};
 use crate::builtin;
@@ -56,6 +57,9 @@ pub enum RunError {
     },
     #[error("root directory {path}: {message}")]
     Root { path: PathBuf, message: String },
+    /// The trace could not be written, or a replay diverged from the recording.
+    #[error(transparent)]
+    Trace(#[from] TraceError),
 }
 
 impl RunError {
@@ -87,6 +91,8 @@ pub struct RunSpec {
     pub console: Console,
     /// Facts about the node every phase gets as inputs (`node.hostname`, see [`crate::facts`]).
     pub facts: Vec<(String, String)>,
+    /// `--record FILE`, or the recording a replay answers from.
+    pub trace: Option<Trace>,
 }
 
 /// A plugin loaded and described.
@@ -162,6 +168,7 @@ pub fn bare_state(root: Arc<Dir>) -> State {
         log: LogCap::new("describe", Console::buffer().0, budget.clone()),
         stdout: PluginOutput::new("describe", budget.clone(), false),
         stderr: PluginOutput::new("describe", budget, true),
+        tape: None,
     }
 }
 
@@ -285,7 +292,7 @@ impl Runner<'_> {
             message: terminal_safe(&message, max_message),
         };
         let config = serde_json::to_string(&spec.config).map_err(|e| failed(e.to_string()))?;
-        let context = PhaseContext {
+        let mut context = PhaseContext {
             command: spec.command.into(),
             phase: name.clone(),
             sub_phases,
@@ -295,8 +302,15 @@ impl Runner<'_> {
             settings: phase.phase.settings.to_string(),
             inputs: spec.facts.iter().chain(&report.outputs).cloned().collect(),
         };
+        let tape = match &spec.trace {
+            Some(trace) => {
+                Some(trace.start(&name, &phase.plugin.source, &phase.plugin.digest, &mut context)?)
+            }
+            None => None,
+        };
         let limits = &phase.phase.limits;
-        let state = self.sandbox(spec, phase.phase, root, overlay, &report.plan);
+        let mut state = self.sandbox(spec, phase.phase, root, overlay, &report.plan);
+        state.tape = tape;
         let (stdout, stderr) = (state.stdout.clone(), state.stderr.clone());
         let deadline = std::time::Instant::now() + limits.timeout;
         let mut store = self.runtime.store(state, limits.timeout);
@@ -320,7 +334,15 @@ impl Runner<'_> {
                 .iter()
                 .map(|f| (name.clone(), f.clone())),
         );
-        let outcome = result.map_err(|e| failed(explain_trap(&e, &store.data().limiter, limits.timeout)))?;
+        let result = result.map_err(|e| explain_trap(&e, &store.data().limiter, limits.timeout));
+        if let Some(tape) = &mut store.data_mut().tape {
+            let outcome = match &result {
+                Ok(returned) => serde_json::json!({ "returned": returned }),
+                Err(trapped) => serde_json::json!({ "trapped": trapped }),
+            };
+            tape.finish(outcome)?;
+        }
+        let outcome = result.map_err(failed)?;
         let phase_report = match outcome {
             Ok(r) => r,
             Err(PhaseError::InvalidConfig(message)) => {
@@ -460,6 +482,7 @@ impl Runner<'_> {
             log: LogCap::new(name, spec.console.clone(), budget),
             stdout,
             stderr,
+            tape: None,
         }
     }
 }
