@@ -696,8 +696,48 @@ fn extra_args_volumes_component_configs_and_a_skipped_addon_match_kubeadm() {
         "        - url: https://0.0.0.0:10257/healthz\n          tls: insecure\n",
     );
     assert_ne!(pipeline, wasmadm::config::pipeline::Pipeline::DEFAULT_YAML);
-    let (k_node, k_ran, w_node, w_ran, _net) =
+    let (k_node, k_ran, w_node, w_ran, w_net) =
         init_both_with(&config, &[], "preflight,addon/kube-proxy", Some(&pipeline));
     // No kube-proxy: 6 objects fewer than the default configuration.
     assert_same(&k_node, &k_ran, &w_node, &w_ran, [40, 10, 22, 70]);
+    drop(k_node);
+
+    // Workers join from a JoinConfiguration with taints, kubelet extra args and another CRI
+    // socket: the kubelet's flags and its configuration (the cluster's, with this configuration's
+    // KubeletConfiguration in it) as kubeadm writes them.
+    let pin = ca_pin(&w_ran.stdout);
+    let join_config = |name: &str| {
+        format!(
+            "apiVersion: kubeadm.k8s.io/v1beta4\nkind: JoinConfiguration\ndiscovery:\n  bootstrapToken:\n    \
+             token: {TOKEN}\n    apiServerEndpoint: 10.200.0.2:6443\n    caCertHashes: [{pin}]\n\
+             nodeRegistration:\n  name: {name}\n  criSocket: unix:///run/crio/crio.sock\n  taints:\n  \
+             - {{key: dedicated, value: gpu, effect: NoSchedule}}\n  - {{key: spot, effect: PreferNoSchedule}}\n  \
+             kubeletExtraArgs:\n  - {{name: node-labels, value: tier=gpu}}\n  - {{name: max-pods, value: \"50\"}}\n\
+             skipPhases: [preflight]\n"
+        )
+    };
+    let joined = |tool: &str, name: &str, address: &str| {
+        let mut node = Node::new(&w_net, name, address);
+        std::fs::write(node.path("/join.yaml"), join_config(name)).expect("config");
+        node.start_kubelet();
+        let host_config = node.path("/join.yaml").display().to_string();
+        let mut cmd = match tool {
+            "kubeadm" => node.kubeadm(&["join", "--config", "/join.yaml"]),
+            _ => node.wasmadm(WASMADM, &["join", "--config", &host_config]),
+        };
+        let ran = node
+            .run(&format!("{tool} join"), &mut cmd, Duration::from_secs(300))
+            .expect_ok(&format!("{tool} join --config"));
+        std::fs::remove_file(node.path("/join.yaml")).expect("remove the config");
+        (node, ran)
+    };
+    let (k_worker, k_ran) = joined("kubeadm", "n2", "10.200.0.3");
+    let (w_worker, w_ran) = joined("wasmadm", "n3", "10.200.0.4");
+    assert_same_join(&k_worker, &k_ran, &w_worker, &w_ran, ("n2", "n3"));
+    let flags = std::fs::read_to_string(w_worker.path("/var/lib/kubelet/kubeadm-flags.env")).expect("flags");
+    assert!(
+        flags.contains("--register-with-taints=dedicated=gpu:NoSchedule,spot:PreferNoSchedule")
+            && flags.contains("--max-pods=50"),
+        "{flags}"
+    );
 }
