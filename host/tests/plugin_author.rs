@@ -17,14 +17,8 @@ struct Scratch {
 impl Scratch {
     fn new() -> Self {
         let dir = tempfile::tempdir().expect("tmp");
-        std::fs::create_dir(dir.path().join("node")).expect("mkdir");
-        let status = Command::new("cp")
-            .arg("-a")
-            .arg(repo().join("tests/fixtures/nodes/healthy/."))
-            .arg(dir.path().join("node"))
-            .status()
-            .expect("cp");
-        assert!(status.success());
+        let node = repo().join("tests/fixtures/nodes/healthy");
+        wasmadm::util::copy_tree(&node, &dir.path().join("node")).expect("copy the fixture node");
         Self { dir }
     }
 

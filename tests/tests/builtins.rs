@@ -41,8 +41,7 @@ fn every_builtin_is_granted_what_it_asks_for_in_the_default_pipeline() {
             builtin.name
         );
         for (command, spec) in uses {
-            let planned =
-                wasmadm::runtime::runner::load_and_describe(runtime(), dir.clone(), spec).expect("describe");
+            let planned = wasmadm::invocation::describe(runtime(), dir.clone(), spec).expect("describe");
             assert_eq!(planned.info.name, spec.name.0, "{command} phase {}", spec.name);
             let asked = permissions(&Grants::from_request(&planned.info.needs).expect("request"));
             let granted = permissions(&spec.grants.requestable());

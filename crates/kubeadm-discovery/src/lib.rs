@@ -94,8 +94,8 @@ pub fn discover(join: &JoinConfiguration) -> Result<Discovered, PhaseError> {
     let again = poll_cluster_info(&secure, &server, &token, deadline, timeout)?;
     if again["data"][cluster_info::KUBECONFIG_KEY].as_str() != Some(kubeconfig.as_str()) {
         return Err(PhaseError::Failed(
-            "cluster-info changed between the insecure and the secure read (the API server at the \
-             discovery endpoint is not the one its CA certifies): refusing to trust it"
+            "the second kubeconfig from the cluster-info ConfigMap (using validated TLS) was \
+             different from the first"
                 .into(),
         ));
     }
@@ -132,6 +132,7 @@ fn poll_cluster_info(
     let mut next_progress = started + PROGRESS_EVERY;
     let mut pause = Duration::from_millis(100);
     loop {
+        // kubeadm's words for each failed attempt; the last one is the error at the deadline.
         let last = match client.get(&ty, Some(cluster_info::NAMESPACE), cluster_info::NAME) {
             Ok(text) => {
                 let cm = apply::parse(&text)?;
@@ -141,18 +142,28 @@ fn poll_cluster_info(
                 if !cm["data"][cluster_info::KUBECONFIG_KEY].is_string() {
                     return Err(refusal(DiscoveryError::NoKubeconfig));
                 }
-                DiscoveryError::NoSignature(token.id.clone()).to_string()
+                format!(
+                    "could not find a JWS signature in the cluster-info ConfigMap for token ID {:?}",
+                    token.id
+                )
             }
             Err(e) if e.code == ErrorCode::Denied || e.code == ErrorCode::Invalid => {
                 return Err(PhaseError::from(e));
             }
-            Err(ApiError { message, .. }) => message,
+            Err(ApiError { message, .. }) => {
+                format!("failed to request the cluster-info ConfigMap: {message}")
+            }
         };
         let now = Instant::now();
         if now >= deadline {
+            let hint = if last.starts_with("could not find a JWS signature") {
+                "the token is unknown to the cluster or expired: create one with `wasmadm token create` \
+                 on a control-plane node"
+            } else {
+                "is the API server up and reachable from this node?"
+            };
             return Err(PhaseError::Failed(format!(
-                "couldn't validate the identity of the API Server at {server} within {} \
-                 (timeouts.discovery): {last}",
+                "{last} (gave up at {server} after {}, timeouts.discovery; {hint})",
                 clock::format_duration(timeout.as_secs() as i64)
             )));
         }

@@ -12,9 +12,10 @@ use crate::config::pipeline::{
     ComponentRef, Grants, Limits, PhaseName, PhaseSpec, Phases, Pipeline, PipelineError,
 };
 use crate::config::settings_error::Source;
-use crate::runtime::runner::{PlannedPhase, load_and_describe};
+use crate::invocation;
+use crate::runtime::runner::Described;
 use crate::runtime::trace::Trace;
-use crate::runtime::{RunError, RunReport, RunSpec, Runner, Runtime};
+use crate::runtime::{RunError, RunReport, RunSpec, Runtime};
 use kubeadm_config::ResolvedConfig;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -192,7 +193,7 @@ fn pipeline_of(command: Command, phase: PhaseSpec) -> Result<Pipeline, PipelineE
 }
 
 /// Loads a component file (no digest to match) and asks it to describe itself, with no grants.
-pub fn describe(runtime: &Runtime, root: &Path, component: &Path) -> Result<PlannedPhase, RunError> {
+pub fn describe(runtime: &Runtime, root: &Path, component: &Path) -> Result<Described, RunError> {
     let dir = cap_std::fs::Dir::open_ambient_dir(root, cap_std::ambient_authority()).map_err(|e| {
         RunError::Root {
             path: root.to_path_buf(),
@@ -200,7 +201,7 @@ pub fn describe(runtime: &Runtime, root: &Path, component: &Path) -> Result<Plan
         }
     })?;
     let spec = phase_spec(component, "plugin", serde_json::Value::Null, Grants::default());
-    load_and_describe(runtime, Arc::new(dir), &spec)
+    invocation::describe(runtime, Arc::new(dir), &spec)
 }
 
 /// Describes the plugin, then runs it once with the chosen grants.
@@ -220,6 +221,7 @@ pub fn run(runtime: &Runtime, run: SingleRun) -> Result<Outcome, SingleError> {
     let phase = spec.name.0.clone();
     let mut pipeline = pipeline_of(run.command, spec)?;
     pipeline.source = run.settings_file;
+    let runner = invocation::runner(runtime, &pipeline, run.command, &run.config);
     let run_spec = RunSpec {
         command: run.command,
         role: run.role,
@@ -235,12 +237,7 @@ pub fn run(runtime: &Runtime, run: SingleRun) -> Result<Outcome, SingleError> {
         trace: run.trace,
     };
     let mut report = RunReport::default();
-    let error = Runner {
-        runtime,
-        pipeline: &pipeline,
-    }
-    .run_into(&run_spec, &mut report)
-    .err();
+    let error = invocation::run_into(&runner, &pipeline, &run_spec, &mut report).err();
     Ok(Outcome {
         plugin: PluginSummary {
             name: info.name.clone(),

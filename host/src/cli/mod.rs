@@ -4,13 +4,12 @@
 
 use crate::caps::log::Console;
 use crate::cluster::Cluster;
-use crate::command::{Command, Role};
+use crate::command::Command;
 use crate::config::kubeadm::{self, ConfigError, Flags};
 use crate::config::pipeline::{Pipeline, PipelineError};
 use crate::invocation::{self, Backend, ClusterKind, Invocation};
-use crate::runtime::runner::load_and_describe;
 use crate::runtime::trace::Trace;
-use crate::runtime::{RunError, RunSpec, Runner, Runtime};
+use crate::runtime::{RunError, RunSpec, Runtime};
 use anyhow::{Context as _, Result};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
@@ -623,6 +622,7 @@ fn run_pipeline(global: &Global, command: Command, node: NodeCommand, extra: Ext
         ));
     }
     let cluster = cluster(global, flags.dry_run, invocation::kubelet_node(command, &config))?;
+    let runner = invocation::runner(&runtime, &pipeline, command, &config);
     let spec = Invocation {
         command,
         root: &global.root,
@@ -635,27 +635,7 @@ fn run_pipeline(global: &Global, command: Command, node: NodeCommand, extra: Ext
         trace: flags.record.as_deref().map(Trace::record).transpose()?,
         ..spec
     };
-    Runner {
-        runtime: &runtime,
-        pipeline: &pipeline,
-    }
-    .run(&spec)?;
-    // kubeadm's closing words after a whole join (not after `join phase`).
-    if command == Command::Join && spec.only.is_none() {
-        use kubeadm_bootstrap_token::join as text;
-        let done = match spec.role {
-            Role::Worker => text::WORKER_JOINED.to_string(),
-            Role::ControlPlane => {
-                let local_etcd = spec
-                    .config
-                    .cluster
-                    .as_ref()
-                    .is_none_or(|c| c.etcd.external.is_none());
-                text::control_plane_joined("/etc/kubernetes/admin.conf", local_etcd)
-            }
-        };
-        output::print(&done)?;
-    }
+    invocation::run(&runner, &pipeline, &spec)?;
     Ok(())
 }
 
@@ -673,7 +653,7 @@ fn phase_list(global: &Global, command: Command) -> Result<()> {
         "The {command} pipeline runs these phases, in order:\n\n"
     ))?;
     for spec in pipeline.phases(command) {
-        let planned = load_and_describe(&runtime, root.clone(), spec)?;
+        let planned = invocation::describe(&runtime, root.clone(), spec)?;
         let mut flags = Vec::new();
         if !spec.enabled {
             flags.push("disabled".to_string());
@@ -709,7 +689,7 @@ fn plugin_inspect(global: &Global, component: &str) -> Result<()> {
         component: component_ref,
         ..spec
     };
-    let planned = load_and_describe(&runtime, root, &spec)?;
+    let planned = invocation::describe(&runtime, root, &spec)?;
     output::print(&format!(
         "{}
 ",

@@ -17,6 +17,7 @@
 //! file's line and column.
 
 use crate::builtin;
+use crate::values::{Identity, MAX_MEMORY, NodePath, Scheme, Url};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -338,11 +339,7 @@ pub const HEALTH_VARIABLES: [(&str, &str); 2] = [("{advertiseAddress}", "192.0.2
 
 impl HealthRule {
     /// The URL with its variables replaced (`advertise_address` in brackets when IPv6).
-    pub fn resolve(
-        &self,
-        advertise_address: &str,
-        bind_port: u16,
-    ) -> Result<crate::caps::health::Url, String> {
+    pub fn resolve(&self, advertise_address: &str, bind_port: u16) -> Result<Url, String> {
         let address = if advertise_address.contains(':') {
             format!("[{advertise_address}]")
         } else {
@@ -352,7 +349,7 @@ impl HealthRule {
             .url
             .replace("{advertiseAddress}", &address)
             .replace("{bindPort}", &bind_port.to_string());
-        crate::caps::health::Url::parse(&text, true)
+        Url::parse(&text, true)
     }
 }
 
@@ -369,8 +366,8 @@ impl TryFrom<HealthRuleSpec> for HealthRule {
                 spec.url
             ));
         }
-        let url = crate::caps::health::Url::parse(&probe, true).map_err(|e| format!("health grant {e}"))?;
-        let https = url.scheme == crate::caps::health::Scheme::Https;
+        let url = Url::parse(&probe, true).map_err(|e| format!("health grant {e}"))?;
+        let https = url.scheme == Scheme::Https;
         let tls = match (https, spec.tls.as_deref(), spec.ca) {
             (false, None, None) => HealthTls::None,
             (false, _, _) => {
@@ -434,12 +431,12 @@ impl FileGrants {
 /// An absolute path prefix in a grant (no `..`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct GrantPath(pub crate::caps::path::NodePath);
+pub struct GrantPath(pub NodePath);
 
 impl TryFrom<String> for GrantPath {
     type Error = String;
     fn try_from(v: String) -> Result<Self, String> {
-        crate::caps::path::NodePath::parse(&v)
+        NodePath::parse(&v)
             .map(Self)
             .map_err(|e| format!("file grant {e}; grants are absolute node paths such as /etc/kubernetes"))
     }
@@ -485,25 +482,6 @@ pub struct KubeRule {
     /// bootstrap, at a server of `grants.connect`), not for the run's own client.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<Identity>,
-}
-
-/// Who a `kube.connect` client is (the WIT `kube.identity`, without the token itself).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Identity {
-    /// No credentials (`system:anonymous`).
-    Anonymous,
-    /// A bootstrap token (`system:bootstrap:<id>`).
-    BootstrapToken,
-}
-
-impl std::fmt::Display for Identity {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Anonymous => "anonymous",
-            Self::BootstrapToken => "bootstrap-token",
-        })
-    }
 }
 
 fn core_group() -> Vec<String> {
@@ -562,10 +540,6 @@ fn default_timeout() -> Timeout {
 fn default_output() -> ByteSize {
     ByteSize(1 << 20)
 }
-
-/// The largest memory limit a phase may ask for (the pooling allocator reserves this much address
-/// space per slot).
-pub const MAX_MEMORY: u64 = 4 << 30;
 
 /// A size such as `64Mi`, `1Gi`, `512Ki` or a number of bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

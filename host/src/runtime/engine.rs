@@ -72,7 +72,7 @@ impl Runtime {
             .total_memories(128)
             .total_tables(512)
             .max_memories_per_component(8)
-            .max_memory_size(crate::config::pipeline::MAX_MEMORY as usize);
+            .max_memory_size(crate::values::MAX_MEMORY as usize);
         let mut config = Config::new();
         config
             .wasm_component_model(true)

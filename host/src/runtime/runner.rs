@@ -6,6 +6,7 @@
 //! run after the phase, with every failure listed.
 
 use super::engine::{LoadError, LoadedPlugin, Runtime, explain_trap};
+use super::phase::{Component, Phase};
 use super::sandbox::{Limiter, State};
 use super::trace::{Trace, TraceError};
 use crate::bindings::types::{Command as WitCommand, NodeRole, Severity};
@@ -16,10 +17,11 @@ use crate::caps::fs::{FsCap, Overlay, WriteQuota};
 use crate::caps::health::{self, HealthCap};
 use crate::caps::keys::KeysCap;
 use crate::caps::kube::KubeCap;
-use crate::caps::log::{Budget, Console, LogCap, MAX_FINDINGS, MAX_LINE, PluginOutput, terminal_safe};
+use crate::caps::log::{Budget, Console, LogCap, MAX_FINDINGS, MAX_LINE, PluginOutput};
 use crate::caps::plan::Plan;
 use crate::cluster::Cluster;
-use crate::config::pipeline::{ComponentRef, Grants, PhaseSpec, Pipeline, Role};
+use crate::command::Role;
+use crate::util::terminal_safe;
 use cap_std::fs::Dir;
 use kubeadm_config::ResolvedConfig;
 use std::path::PathBuf;
@@ -93,11 +95,17 @@ pub struct RunSpec {
     pub trace: Option<Trace>,
 }
 
-/// A phase of the run with its plugin loaded and described.
-pub struct PlannedPhase {
-    pub spec: PhaseSpec,
+/// A plugin loaded and described.
+pub struct Described {
     pub plugin: LoadedPlugin,
     pub info: PluginInfo,
+}
+
+/// A phase of the run with its plugin loaded and described.
+struct PlannedPhase<'a> {
+    phase: &'a Phase,
+    plugin: LoadedPlugin,
+    info: PluginInfo,
 }
 
 /// What a finished run leaves: the dry-run plan and every phase's outputs.
@@ -112,10 +120,13 @@ pub struct RunReport {
     pub findings: Vec<(String, crate::bindings::types::Finding)>,
 }
 
-/// Runs pipelines on a [`Runtime`].
+/// Runs one command's phases on a [`Runtime`].
 pub struct Runner<'a> {
     pub runtime: &'a Runtime,
-    pub pipeline: &'a Pipeline,
+    /// The command's phases, in order.
+    pub phases: Vec<Phase>,
+    /// Directories (node view, under `--root`) where `exec` looks up commands, in order.
+    pub exec_path: Vec<String>,
 }
 
 /// A sandbox with no grants and no output, for `describe` (and for benchmarks).
@@ -161,18 +172,19 @@ pub fn bare_state(root: Arc<Dir>) -> State {
     }
 }
 
-/// Loads a plugin and asks it to describe itself, with no grants.
+/// Loads a phase's plugin and asks it to describe itself, with no grants.
 pub fn load_and_describe(
     runtime: &Runtime,
     root: Arc<Dir>,
-    spec: &PhaseSpec,
-) -> Result<PlannedPhase, RunError> {
+    phase: &str,
+    component: &Component,
+) -> Result<Described, RunError> {
     let load_err = |source| RunError::Load {
-        phase: spec.name.0.clone(),
+        phase: phase.to_string(),
         source,
     };
-    let plugin = match &spec.component {
-        ComponentRef::Builtin(name) => {
+    let plugin = match component {
+        Component::Builtin(name) => {
             let b = builtin::get(name).ok_or_else(|| {
                 load_err(LoadError::Invalid {
                     name: format!("builtin:{name}"),
@@ -181,25 +193,21 @@ pub fn load_and_describe(
             })?;
             runtime.load_bytes(&format!("builtin:{name}"), b.wasm, b.digest())
         }
-        ComponentRef::File(path) => runtime.load_file(path, spec.digest.as_ref().map(|d| d.0.as_str())),
+        Component::File { path, digest } => runtime.load_file(path, digest.as_deref()),
     }
     .map_err(load_err)?;
     let info = runtime
         .describe(&plugin, bare_state(root))
         .map(safe_info)
         .map_err(|message| RunError::PhaseFailed {
-            phase: spec.name.0.clone(),
+            phase: phase.to_string(),
             message: format!(
                 "{} failed to describe itself: {}",
                 plugin.source,
                 terminal_safe(&message, MAX_LINE)
             ),
         })?;
-    Ok(PlannedPhase {
-        spec: spec.clone(),
-        plugin,
-        info,
-    })
+    Ok(Described { plugin, info })
 }
 
 fn open_root(root: &std::path::Path) -> Result<Arc<Dir>, RunError> {
@@ -212,13 +220,16 @@ fn open_root(root: &std::path::Path) -> Result<Arc<Dir>, RunError> {
 }
 
 impl Runner<'_> {
-    /// Loads and describes every enabled phase of `command` for `role`.
-    pub fn plan(&self, command: Command, role: Role, root: Arc<Dir>) -> Result<Vec<PlannedPhase>, RunError> {
-        self.pipeline
-            .phases(command)
+    /// Loads and describes every phase for `role`.
+    fn plan(&self, role: Role, root: Arc<Dir>) -> Result<Vec<PlannedPhase<'_>>, RunError> {
+        self.phases
             .iter()
-            .filter(|p| p.enabled && p.role.is_none_or(|r| r == role))
-            .map(|spec| load_and_describe(self.runtime, root.clone(), spec))
+            .filter(|p| p.role.is_none_or(|r| r == role))
+            .map(|phase| {
+                let Described { plugin, info } =
+                    load_and_describe(self.runtime, root.clone(), &phase.name, &phase.component)?;
+                Ok(PlannedPhase { phase, plugin, info })
+            })
             .collect()
     }
 
@@ -233,10 +244,10 @@ impl Runner<'_> {
     /// (findings, plan, outputs) also when the run fails.
     pub fn run_into(&self, spec: &RunSpec, report: &mut RunReport) -> Result<(), RunError> {
         let root = open_root(&spec.root)?;
-        let phases = self.plan(spec.command, spec.role, root.clone())?;
+        let phases = self.plan(spec.role, root.clone())?;
         let known = |entry: &String| {
             let name = entry.split('/').next().unwrap_or_default();
-            phases.iter().any(|p| p.spec.name.0 == name)
+            phases.iter().any(|p| p.phase.name == name)
         };
         let mut skip = spec.skip_phases.clone();
         skip.extend(spec.implied_skips.iter().filter(|e| known(e)).cloned());
@@ -245,15 +256,15 @@ impl Runner<'_> {
         let overlay = spec.dry_run.then(|| Arc::new(Mutex::new(Overlay::default())));
         for (phase, subs) in phases.iter().zip(selection) {
             let Some(sub_phases) = subs else {
-                tracing::info!(phase = %phase.spec.name, "skipping phase");
+                tracing::info!(phase = %phase.phase.name, "skipping phase");
                 continue;
             };
             let started = std::time::Instant::now();
             self.run_phase(spec, phase, sub_phases, root.clone(), overlay.clone(), report)?;
             let took = started.elapsed();
-            tracing::debug!(phase = %phase.spec.name, ?took, "phase finished");
-            report.phases_run.push(phase.spec.name.0.clone());
-            report.timings.push((phase.spec.name.0.clone(), took));
+            tracing::debug!(phase = %phase.phase.name, ?took, "phase finished");
+            report.phases_run.push(phase.phase.name.clone());
+            report.timings.push((phase.phase.name.clone(), took));
         }
         if spec.dry_run {
             for entry in report.plan.entries() {
@@ -266,13 +277,13 @@ impl Runner<'_> {
     fn run_phase(
         &self,
         spec: &RunSpec,
-        phase: &PlannedPhase,
+        phase: &PlannedPhase<'_>,
         sub_phases: Vec<String>,
         root: Arc<Dir>,
         overlay: Option<Arc<Mutex<Overlay>>>,
         report: &mut RunReport,
     ) -> Result<(), RunError> {
-        let name = phase.spec.name.0.clone();
+        let name = phase.phase.name.clone();
         // Whatever the plugin hands back is printed: made terminal-safe and bounded by its
         // output limit (at least a line, so the reason is never lost).
         let max_message = (limits_output(phase)).clamp(256, MAX_LINE);
@@ -288,7 +299,7 @@ impl Runner<'_> {
             role: spec.role.into(),
             dry_run: spec.dry_run,
             config,
-            settings: phase.spec.settings.to_string(),
+            settings: phase.phase.settings.to_string(),
             inputs: spec.facts.iter().chain(&report.outputs).cloned().collect(),
         };
         let tape = match &spec.trace {
@@ -297,12 +308,12 @@ impl Runner<'_> {
             }
             None => None,
         };
-        let limits = &phase.spec.limits;
-        let mut state = self.sandbox(spec, &phase.spec, root, overlay, &report.plan);
+        let limits = &phase.phase.limits;
+        let mut state = self.sandbox(spec, phase.phase, root, overlay, &report.plan);
         state.tape = tape;
         let (stdout, stderr) = (state.stdout.clone(), state.stderr.clone());
-        let deadline = std::time::Instant::now() + limits.timeout.0;
-        let mut store = self.runtime.store(state, limits.timeout.0);
+        let deadline = std::time::Instant::now() + limits.timeout;
+        let mut store = self.runtime.store(state, limits.timeout);
         tracing::debug!(phase = %name, plugin = %phase.plugin.source, "running phase");
         let result = crate::deadline::scope(deadline, || {
             phase
@@ -323,7 +334,7 @@ impl Runner<'_> {
                 .iter()
                 .map(|f| (name.clone(), f.clone())),
         );
-        let result = result.map_err(|e| explain_trap(&e, &store.data().limiter, limits.timeout.0));
+        let result = result.map_err(|e| explain_trap(&e, &store.data().limiter, limits.timeout));
         if let Some(tape) = &mut store.data_mut().tape {
             let outcome = match &result {
                 Ok(returned) => serde_json::json!({ "returned": returned }),
@@ -335,10 +346,6 @@ impl Runner<'_> {
         let phase_report = match outcome {
             Ok(r) => r,
             Err(PhaseError::InvalidConfig(message)) => {
-                // A settings error names the pipeline file's line rather than the JSON's.
-                let message = (self.pipeline)
-                    .settings_error(spec.command, &name, &message)
-                    .unwrap_or(message);
                 return Err(RunError::InvalidConfig {
                     phase: name,
                     message: terminal_safe(&message, max_message),
@@ -375,10 +382,6 @@ impl Runner<'_> {
             for (check, message) in &failures {
                 spec.console.err(&format!("\t[ERROR {check}]: {message}"));
             }
-            spec.console.err(&format!(
-                "[{name}] If you know what you are doing, you can make a check non-fatal with \
-                 `--ignore-preflight-errors=...`"
-            ));
             return Err(RunError::ChecksFailed {
                 phase: name,
                 failures,
@@ -406,22 +409,14 @@ impl Runner<'_> {
     fn sandbox(
         &self,
         spec: &RunSpec,
-        phase: &PhaseSpec,
+        phase: &Phase,
         root: Arc<Dir>,
         overlay: Option<Arc<Mutex<Overlay>>>,
         plan: &Plan,
     ) -> State {
-        let name = phase.name.0.as_str();
-        let Grants {
-            files,
-            exec,
-            kube,
-            env,
-            health: health_rules,
-            keys,
-            connect,
-        } = &phase.grants;
-        let budget = Budget::new(name, phase.limits.output.0 as usize);
+        let name = phase.name.as_str();
+        let grants = phase.grants.clone();
+        let budget = Budget::new(name, phase.limits.output as usize);
         let stdout = PluginOutput::new(name, budget.clone(), false);
         let stderr = PluginOutput::new(name, budget.clone(), true);
         let mut wasi = WasiCtxBuilder::new();
@@ -429,20 +424,20 @@ impl Runner<'_> {
             .stderr(stderr.clone())
             .allow_tcp(false)
             .allow_udp(false);
-        for (name, value) in crate::grants::granted_env(env) {
+        for (name, value) in grants.env {
             wasi.env(name, value);
         }
         State {
             wasi: wasi.build(),
             table: Default::default(),
             limiter: Limiter {
-                memory_bytes: phase.limits.memory.0 as usize,
+                memory_bytes: phase.limits.memory as usize,
                 memory_exceeded: false,
             },
-            keys: KeysCap::new(name, *keys),
+            keys: KeysCap::new(name, grants.keys),
             health: HealthCap::new(
                 name,
-                crate::grants::health_endpoints(name, health_rules, &spec.config),
+                grants.health,
                 root.clone(),
                 if spec.dry_run {
                     health::Mode::DryRun
@@ -456,34 +451,34 @@ impl Runner<'_> {
             files: FsCap::new(
                 name,
                 root.clone(),
-                files.read.iter().map(|g| g.0.clone()).collect(),
-                files.write.iter().map(|g| g.0.clone()).collect(),
+                grants.read,
+                grants.write,
                 overlay,
                 plan.clone(),
-                WriteQuota::new(phase.limits.write_bytes.0, phase.limits.write_files),
+                WriteQuota::new(phase.limits.write_bytes, phase.limits.write_files),
             ),
             exec: ExecCap::new(
                 name,
                 ExecEnv {
                     root,
                     root_path: spec.root.clone(),
-                    exec_path: self.pipeline.exec_path.clone(),
+                    exec_path: self.exec_path.clone(),
                     dry_run: spec.dry_run,
                     plan: plan.clone(),
                 },
-                exec.clone(),
-                phase.limits.timeout.0,
-                phase.limits.output.0 as usize,
+                grants.exec,
+                phase.limits.timeout,
+                phase.limits.output as usize,
             ),
             kube: KubeCap::new(
                 name,
-                kube.clone(),
+                grants.kube,
                 spec.cluster.clone(),
                 spec.root.clone(),
                 spec.dry_run,
                 plan.clone(),
             )
-            .with_servers(crate::grants::connect_servers(name, connect, &spec.config)),
+            .with_servers(grants.connect),
             log: LogCap::new(name, spec.console.clone(), budget),
             stdout,
             stderr,
@@ -493,8 +488,8 @@ impl Runner<'_> {
 }
 
 /// A phase's output limit, in bytes.
-fn limits_output(phase: &PlannedPhase) -> usize {
-    usize::try_from(phase.spec.limits.output.0).unwrap_or(usize::MAX)
+fn limits_output(phase: &PlannedPhase<'_>) -> usize {
+    usize::try_from(phase.phase.limits.output).unwrap_or(usize::MAX)
 }
 
 /// What a plugin says about itself, made terminal-safe and bounded: it is printed by
@@ -520,7 +515,7 @@ fn safe_info(mut info: PluginInfo) -> PluginInfo {
 
 /// For each phase, `None` when skipped, else the sub-phases to run.
 fn select(
-    phases: &[PlannedPhase],
+    phases: &[PlannedPhase<'_>],
     skip: &[String],
     only: Option<&(String, Option<String>)>,
 ) -> Result<Vec<Option<Vec<String>>>, RunError> {
@@ -528,17 +523,17 @@ fn select(
         phases
             .iter()
             .flat_map(|p| {
-                std::iter::once(p.spec.name.0.clone()).chain(
+                std::iter::once(p.phase.name.clone()).chain(
                     p.info
                         .sub_phases
                         .iter()
-                        .map(move |s| format!("{}/{}", p.spec.name.0, s.name)),
+                        .map(move |s| format!("{}/{}", p.phase.name, s.name)),
                 )
             })
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let find = |name: &str| phases.iter().position(|p| p.spec.name.0 == name);
+    let find = |name: &str| phases.iter().position(|p| p.phase.name == name);
     let has_sub = |i: usize, sub: &str| phases[i].info.sub_phases.iter().any(|s| s.name == sub);
 
     let mut selection: Vec<Option<Vec<String>>> = phases

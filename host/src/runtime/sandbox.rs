@@ -508,6 +508,7 @@ fn replayed_client() -> ClientHandle {
         cluster: std::sync::Arc::new(cluster::memory::MemoryCluster::new()),
         kubeconfig: None,
         identity: None,
+        ca_pem: None,
     }
 }
 

@@ -16,6 +16,16 @@ use wasmadm_plugin_sdk::{Context, ErrorText, apply, done, files, print, systemd}
 pub const BOOTSTRAP_KUBELET_CONF: &str = "/etc/kubernetes/bootstrap-kubelet.conf";
 
 pub fn run(ctx: &Context, host_name: &str) -> Result<PhaseReport, PhaseError> {
+    if ctx.is_control_plane() {
+        // kubeadm points a joining control plane's kubelet at its own API server, which the
+        // control-plane phases (certificates, manifests, etcd member) must have set up first.
+        return Err(PhaseError::InvalidConfig(
+            "joining a control-plane node (--control-plane, controlPlane in the JoinConfiguration) is \
+             not supported by wasmadm yet: its control-plane-prepare, etcd-join and \
+             control-plane-join phases are not built. Join this node as a worker, or with kubeadm"
+                .into(),
+        ));
+    }
     let join = ctx.config.join.clone().unwrap_or_default();
     let node = ctx.node_registration();
     let discovered = kubeadm_discovery::discover(&join)
@@ -147,7 +157,7 @@ fn read_config_map(client: &Client, name: &str, what: &str) -> Result<Value, Pha
             ErrorCode::Denied => PhaseError::Denied(e.message),
             _ => PhaseError::Failed(format!("{what}: {}", e.text())),
         })?;
-    apply::parse(&text)
+    Ok(apply::parse(&text)?)
 }
 
 /// kubeadm refuses to bootstrap a kubelet under the name of a Ready Node (one that is not Ready
