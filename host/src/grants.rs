@@ -163,11 +163,22 @@ pub const DISCOVERY_ENDPOINT: &str = "{discoveryEndpoint}";
 /// A phase's `grants.connect` servers as `host:port`, with `{discoveryEndpoint}` filled in from
 /// the JoinConfiguration (a grant that cannot be filled in grants nothing).
 pub fn connect_servers(phase: &str, grant: &[String], config: &ResolvedConfig) -> Vec<String> {
+    // Token discovery's endpoint, or the server of file discovery's kubeconfig.
+    let from_file = config
+        .discovery_file
+        .as_deref()
+        .and_then(|text| kubeadm_bootstrap_token::cluster_info::kubeconfig_cluster(text).ok())
+        .and_then(|(server, _)| {
+            server
+                .strip_prefix("https://")
+                .map(|s| s.trim_end_matches('/').to_string())
+        });
     let discovery = config
         .join
         .as_ref()
         .and_then(|j| j.discovery.bootstrap_token.as_ref())
-        .map(|t| t.api_server_endpoint.as_str())
+        .map(|t| t.api_server_endpoint.clone())
+        .or(from_file)
         .filter(|e| !e.is_empty());
     grant
         .iter()
@@ -175,8 +186,8 @@ pub fn connect_servers(phase: &str, grant: &[String], config: &ResolvedConfig) -
             if !server.contains('{') {
                 return Some(server.clone());
             }
-            match discovery {
-                Some(endpoint) if server == DISCOVERY_ENDPOINT => Some(endpoint.to_string()),
+            match &discovery {
+                Some(endpoint) if server == DISCOVERY_ENDPOINT => Some(endpoint.clone()),
                 _ => {
                     tracing::debug!(phase, grant = %server, "connect grant not usable in this run");
                     None

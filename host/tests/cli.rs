@@ -442,3 +442,41 @@ fn control_plane_join_is_refused_until_it_is_built_and_writes_nothing() {
     assert!(!text(&out.stdout).contains("a new control plane instance was created"));
     assert_eq!(tree(root.path()), before, "a refused join wrote files");
 }
+
+#[test]
+fn file_discovery_refuses_what_it_cannot_use_and_writes_nothing() {
+    let root = node();
+    let root_arg = root.path().to_str().expect("utf8");
+    std::fs::write(
+        root.path().join("etc/discovery.conf"),
+        "apiVersion: v1\nkind: Config\nclusters:\n- cluster:\n    certificate-authority-data: \
+         LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1JSUIKLS0tLS1FTkQgQ0VSVElGSUNBVEUtLS0tLQo=\n    \
+         server: https://192.0.2.1:6443\n  name: kubernetes\n",
+    )
+    .expect("discovery file");
+    let before = tree(root.path());
+    let cache = tempfile::tempdir().expect("cache");
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &["--discovery-file", "https://192.0.2.1/cluster.conf"],
+            "discovery from a URL is not supported by wasmadm yet",
+        ),
+        (&["--discovery-file", "/etc/missing.conf"], "missing.conf"),
+        (
+            &["--discovery-file", "/etc/discovery.conf"],
+            "could not find authentication credentials for the TLS bootstrap process",
+        ),
+    ];
+    for (args, message) in cases {
+        let mut all = vec!["--root", root_arg, "join", "--skip-phases", "preflight"];
+        all.extend_from_slice(args);
+        let out = wasmadm(cache.path(), &all);
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains(message),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert_eq!(tree(root.path()), before, "{args:?}: a refused join wrote files");
+    }
+}

@@ -306,6 +306,46 @@ fn init_matches_kubeadm_and_kubeadm_joins_the_cluster() {
         String::from_utf8_lossy(&verified.stderr)
     );
 
+    // File discovery: a kubeconfig naming the cluster, its CA and a token (kubeadm refreshes the
+    // cluster from cluster-info through it); both tools alike.
+    {
+        use base64::Engine as _;
+        let ca = base64::engine::general_purpose::STANDARD.encode(&ca);
+        let file = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- cluster:\n    certificate-authority-data: {ca}\n    \
+             server: https://10.200.0.2:6443\n  name: kubernetes\ncontexts:\n- context: {{cluster: kubernetes, \
+             user: joiner}}\n  name: joiner@kubernetes\ncurrent-context: joiner@kubernetes\nusers:\n- name: \
+             joiner\n  user: {{token: {TOKEN}}}\n"
+        );
+        let joined = |tool: &str, name: &str, address: &str| {
+            let mut node = Node::new(&w_net, name, address);
+            std::fs::create_dir_all(node.path("/etc/joining")).expect("dir");
+            std::fs::write(node.path("/etc/joining/discovery.conf"), &file).expect("discovery file");
+            node.start_kubelet();
+            let args = [
+                "join",
+                "--discovery-file",
+                "/etc/joining/discovery.conf",
+                "--node-name",
+                name,
+                "--skip-phases",
+                "preflight",
+            ];
+            let mut cmd = match tool {
+                "kubeadm" => node.kubeadm(&args),
+                _ => node.wasmadm(WASMADM, &args),
+            };
+            let ran = node
+                .run(&format!("{tool} join"), &mut cmd, Duration::from_secs(300))
+                .expect_ok(&format!("{tool} join --discovery-file"));
+            std::fs::remove_dir_all(node.path("/etc/joining")).expect("remove the discovery file");
+            (node, ran)
+        };
+        let (k_file, k_file_ran) = joined("kubeadm", "n5", "10.200.0.5");
+        let (w_file, w_file_ran) = joined("wasmadm", "n6", "10.200.0.6");
+        assert_same_join(&k_file, &k_file_ran, &w_file, &w_file_ran, ("n5", "n6"));
+    }
+
     // Refusals: kubeadm and wasmadm on the same inputs say the same, and write nothing under
     // /etc/kubernetes.
     let wrong_pin = format!("sha256:{}", "0".repeat(64));

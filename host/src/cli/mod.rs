@@ -602,6 +602,7 @@ fn run_pipeline(global: &Global, command: Command, node: NodeCommand, extra: Ext
         &run_flags,
         &crate::facts::hostname(&global.root),
     )?;
+    kubeadm::read_discovery_file(&mut config, &global.root)?;
     // An empty advertiseAddress is the default route's, as in kubeadm: a kernel fact, taken from
     // the machine under --root too (kubeadm's --rootfs moves files, not the network).
     if command != Command::Reset

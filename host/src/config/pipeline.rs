@@ -276,8 +276,8 @@ pub struct Grants {
     #[serde(default, skip_serializing_if = "is_zero")]
     pub keys: u32,
     /// API servers `kube.connect` may reach, as `host:port`. The one variable,
-    /// `{discoveryEndpoint}`, is the JoinConfiguration's
-    /// `discovery.bootstrapToken.apiServerEndpoint` (the server `join` discovers the cluster at).
+    /// `{discoveryEndpoint}`, is the server `join` discovers the cluster at: the JoinConfiguration's
+    /// `discovery.bootstrapToken.apiServerEndpoint`, or the server of the discovery file.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub connect: Vec<String>,
 }

@@ -28,7 +28,7 @@ pub fn run(ctx: &Context, host_name: &str) -> Result<PhaseReport, PhaseError> {
     }
     let join = ctx.config.join.clone().unwrap_or_default();
     let node = ctx.node_registration();
-    let discovered = kubeadm_discovery::discover(&join)
+    let discovered = kubeadm_discovery::discover(&ctx.config)
         .map_err(|e| prefix("couldn't validate the identity of the API Server", e))?;
     let client = discovered.client()?;
     print(
