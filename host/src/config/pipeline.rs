@@ -104,6 +104,18 @@ impl TryFrom<Vec<PhaseSpec>> for Phases {
                 ));
             }
         }
+        // A group's name is its members' prefix; a phase of the same name would be ambiguous.
+        for p in &list {
+            if let Some((group, _)) = p.name.0.split_once('/')
+                && list.iter().any(|q| q.name.0 == group)
+            {
+                return Err(format!(
+                    "phase {:?} is a sub-phase of {group:?}, which is also a phase of its own: \
+                     rename one of them",
+                    p.name.0
+                ));
+            }
+        }
         Ok(Self(list))
     }
 }
@@ -147,7 +159,8 @@ fn is_true(b: &bool) -> bool {
 
 pub use crate::command::Role;
 
-/// A phase name: lower-case letters, digits and `-`.
+/// A phase name: lower-case letters, digits and `-`; or `group/name`, a sub-phase of phase `group`
+/// run by a plugin of its own (kubeadm's `control-plane-prepare/certs`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct PhaseName(pub String);
@@ -155,10 +168,16 @@ pub struct PhaseName(pub String);
 impl TryFrom<String> for PhaseName {
     type Error = String;
     fn try_from(v: String) -> Result<Self, String> {
-        let ok = !v.is_empty()
-            && v.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            && !v.starts_with('-');
+        let part = |p: &str| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !p.starts_with('-')
+        };
+        let ok = match v.split_once('/') {
+            Some((group, name)) => part(group) && part(name),
+            None => part(&v),
+        };
         if v == "node" {
             // Phase inputs named `node.<fact>` are the host's facts about the node.
             Err("phase name \"node\" is reserved for the host's node facts (inputs node.<fact>): choose another".into())
@@ -166,7 +185,8 @@ impl TryFrom<String> for PhaseName {
             Ok(Self(v))
         } else {
             Err(format!(
-                "phase name {v:?} is invalid: use lower-case letters, digits and '-' (e.g. upload-config)"
+                "phase name {v:?} is invalid: use lower-case letters, digits and '-' (e.g. upload-config), \
+                 or group/name for a sub-phase run by its own plugin (e.g. control-plane-prepare/certs)"
             ))
         }
     }

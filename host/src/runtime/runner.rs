@@ -247,7 +247,11 @@ impl Runner<'_> {
         let phases = self.plan(spec.role, root.clone())?;
         let known = |entry: &String| {
             let name = entry.split('/').next().unwrap_or_default();
-            phases.iter().any(|p| p.phase.name == name)
+            phases.iter().any(|p| {
+                p.phase.name == *entry
+                    || p.phase.name == name
+                    || p.phase.name.starts_with(&format!("{name}/"))
+            })
         };
         let mut skip = spec.skip_phases.clone();
         skip.extend(spec.implied_skips.iter().filter(|e| known(e)).cloned());
@@ -519,60 +523,104 @@ fn select(
     skip: &[String],
     only: Option<&(String, Option<String>)>,
 ) -> Result<Vec<Option<Vec<String>>>, RunError> {
-    let all_names = || {
-        phases
-            .iter()
-            .flat_map(|p| {
-                std::iter::once(p.phase.name.clone()).chain(
-                    p.info
-                        .sub_phases
-                        .iter()
-                        .map(move |s| format!("{}/{}", p.phase.name, s.name)),
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let find = |name: &str| phases.iter().position(|p| p.phase.name == name);
-    let has_sub = |i: usize, sub: &str| phases[i].info.sub_phases.iter().any(|s| s.name == sub);
-
-    let mut selection: Vec<Option<Vec<String>>> = phases
+    let outline: Vec<(&str, Vec<&str>)> = phases
         .iter()
-        .map(|p| Some(p.info.sub_phases.iter().map(|s| s.name.clone()).collect()))
+        .map(|p| {
+            (
+                p.phase.name.as_str(),
+                p.info.sub_phases.iter().map(|s| s.name.as_str()).collect(),
+            )
+        })
         .collect();
+    select_in(&outline, skip, only)
+}
+
+/// [`select`] over the phases' names and sub-phases. A phase named `group/name` is the sub-phase
+/// `name` of phase `group` (kubeadm's `control-plane-prepare/certs`), run by a plugin of its own:
+/// `phase group` runs every member, `phase group name` one member (all of its own sub-phases),
+/// and `--skip-phases` takes `group` or `group/name`.
+fn select_in(
+    phases: &[(&str, Vec<&str>)],
+    skip: &[String],
+    only: Option<&(String, Option<String>)>,
+) -> Result<Vec<Option<Vec<String>>>, RunError> {
+    let group_of = |name: &str| name.split_once('/').map(|(g, _)| g.to_string());
+    let all_names = || {
+        let mut names: Vec<String> = Vec::new();
+        for (name, subs) in phases {
+            if let Some(group) = group_of(name).filter(|g| !names.contains(g)) {
+                names.push(group);
+            }
+            names.push(name.to_string());
+            if group_of(name).is_none() {
+                names.extend(subs.iter().map(|s| format!("{name}/{s}")));
+            }
+        }
+        names.join(", ")
+    };
+    let find = |name: &str| phases.iter().position(|(n, _)| *n == name);
+    let members = |group: &str| -> Vec<usize> {
+        (0..phases.len())
+            .filter(|&i| group_of(phases[i].0).as_deref() == Some(group))
+            .collect()
+    };
+    let has_sub = |i: usize, sub: &str| phases[i].1.contains(&sub);
+    let every_sub = |i: usize| -> Vec<String> { phases[i].1.iter().map(|s| s.to_string()).collect() };
+
+    let mut selection: Vec<Option<Vec<String>>> = (0..phases.len()).map(|i| Some(every_sub(i))).collect();
 
     if let Some((name, sub)) = only {
-        let i = find(name).ok_or_else(|| RunError::InvalidPhaseName {
-            name: name.clone(),
-            hint: format!("this pipeline's phases are: {}", all_names()),
-        })?;
-        let subs: Vec<&str> = phases[i]
-            .info
-            .sub_phases
-            .iter()
-            .map(|s| s.name.as_str())
-            .collect();
-        let chosen = match sub.as_deref() {
-            None if !subs.is_empty() => {
-                return Err(RunError::InvalidPhaseName {
-                    name: name.clone(),
-                    hint: format!(
-                        "phase {name} has sub-phases: run one of {}, or all",
-                        subs.join(", ")
-                    ),
-                });
+        let group = members(name);
+        let chosen: Vec<(usize, Vec<String>)> = if !group.is_empty() && find(name).is_none() {
+            match sub.as_deref() {
+                None | Some("all") => group.iter().map(|&i| (i, every_sub(i))).collect(),
+                Some(s) => {
+                    let i = find(&format!("{name}/{s}")).ok_or_else(|| RunError::InvalidPhaseName {
+                        name: format!("{name}/{s}"),
+                        hint: format!(
+                            "phase {name} has sub-phases: {}",
+                            group
+                                .iter()
+                                .filter_map(|&i| phases[i].0.split_once('/').map(|(_, s)| s))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    })?;
+                    vec![(i, every_sub(i))]
+                }
             }
-            None | Some("all") => subs.iter().map(|s| s.to_string()).collect(),
-            Some(s) if has_sub(i, s) => vec![s.to_string()],
-            Some(s) => {
-                return Err(RunError::InvalidPhaseName {
-                    name: format!("{name}/{s}"),
-                    hint: format!("phase {name} has sub-phases: {}", subs.join(", ")),
-                });
-            }
+        } else {
+            let i = find(name).ok_or_else(|| RunError::InvalidPhaseName {
+                name: name.clone(),
+                hint: format!("this pipeline's phases are: {}", all_names()),
+            })?;
+            let subs = &phases[i].1;
+            let chosen = match sub.as_deref() {
+                None if !subs.is_empty() => {
+                    return Err(RunError::InvalidPhaseName {
+                        name: name.clone(),
+                        hint: format!(
+                            "phase {name} has sub-phases: run one of {}, or all",
+                            subs.join(", ")
+                        ),
+                    });
+                }
+                None | Some("all") => every_sub(i),
+                Some(s) if has_sub(i, s) => vec![s.to_string()],
+                Some(s) => {
+                    return Err(RunError::InvalidPhaseName {
+                        name: format!("{name}/{s}"),
+                        hint: format!("phase {name} has sub-phases: {}", subs.join(", ")),
+                    });
+                }
+            };
+            vec![(i, chosen)]
         };
-        for (j, slot) in selection.iter_mut().enumerate() {
-            *slot = (j == i).then(|| chosen.clone());
+        for slot in selection.iter_mut() {
+            *slot = None;
+        }
+        for (i, subs) in chosen {
+            selection[i] = Some(subs);
         }
     }
 
@@ -581,13 +629,25 @@ fn select(
         .map(|s| s.trim().to_lowercase())
         .filter(|s| !s.is_empty())
     {
-        let (name, sub) = match entry.split_once('/') {
-            Some((n, s)) => (n, Some(s)),
-            None => (entry.as_str(), None),
-        };
         let invalid = || RunError::InvalidPhaseName {
             name: entry.clone(),
             hint: format!("--skip-phases takes names from: {}", all_names()),
+        };
+        // A group, or a member of one, by its full name.
+        let group = members(&entry);
+        if !group.is_empty() && find(&entry).is_none() {
+            for i in group {
+                selection[i] = None;
+            }
+            continue;
+        }
+        if let Some(i) = find(&entry).filter(|&i| group_of(phases[i].0).is_some()) {
+            selection[i] = None;
+            continue;
+        }
+        let (name, sub) = match entry.split_once('/') {
+            Some((n, s)) => (n, Some(s)),
+            None => (entry.as_str(), None),
         };
         let i = find(name).ok_or_else(invalid)?;
         match sub {
@@ -632,5 +692,97 @@ impl From<Role> for NodeRole {
             Role::ControlPlane => NodeRole::ControlPlane,
             Role::Worker => NodeRole::Worker,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// kubeadm's join as pipeline entries: plain phases, one with sub-phases, and a group whose
+    /// members are plugins of their own.
+    fn join() -> Vec<(&'static str, Vec<&'static str>)> {
+        vec![
+            ("preflight", vec![]),
+            ("control-plane-prepare/download-certs", vec![]),
+            ("control-plane-prepare/certs", vec!["apiserver", "etcd-peer"]),
+            ("control-plane-prepare/kubeconfig", vec!["admin", "scheduler"]),
+            ("kubelet-start", vec![]),
+            ("control-plane-join/mark-control-plane", vec![]),
+        ]
+    }
+
+    fn chosen(selection: &[Option<Vec<String>>]) -> Vec<(usize, Vec<String>)> {
+        selection
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.clone().map(|s| (i, s)))
+            .collect()
+    }
+
+    fn only(name: &str, sub: Option<&str>) -> (String, Option<String>) {
+        (name.to_string(), sub.map(str::to_string))
+    }
+
+    #[test]
+    fn a_group_runs_whole_or_one_member_at_a_time() {
+        let phases = join();
+        let whole = select_in(&phases, &[], Some(&only("control-plane-prepare", None))).expect("group");
+        assert_eq!(
+            chosen(&whole),
+            [
+                (1, vec![]),
+                (2, vec!["apiserver".into(), "etcd-peer".into()]),
+                (3, vec!["admin".into(), "scheduler".into()])
+            ]
+        );
+        let all = select_in(&phases, &[], Some(&only("control-plane-prepare", Some("all")))).expect("all");
+        assert_eq!(all, whole);
+        let one =
+            select_in(&phases, &[], Some(&only("control-plane-prepare", Some("certs")))).expect("member");
+        assert_eq!(chosen(&one), [(2, vec!["apiserver".into(), "etcd-peer".into()])]);
+        let err = select_in(&phases, &[], Some(&only("control-plane-prepare", Some("etcd"))))
+            .expect_err("no such member");
+        assert!(
+            err.to_string().contains("download-certs, certs, kubeconfig"),
+            "{err}"
+        );
+        // A plain phase keeps its own sub-phase selection.
+        let plain = select_in(
+            &[("certs", vec!["ca", "apiserver"])],
+            &[],
+            Some(&only("certs", Some("ca"))),
+        )
+        .expect("plain");
+        assert_eq!(chosen(&plain), [(0, vec!["ca".into()])]);
+    }
+
+    #[test]
+    fn skipping_takes_a_group_or_a_member() {
+        let phases = join();
+        let skip = |list: &[&str]| {
+            let list: Vec<String> = list.iter().map(|s| s.to_string()).collect();
+            select_in(&phases, &list, None)
+        };
+        let no_group = skip(&["control-plane-prepare"]).expect("group");
+        assert_eq!(
+            chosen(&no_group).into_iter().map(|(i, _)| i).collect::<Vec<_>>(),
+            [0, 4, 5]
+        );
+        let no_member = skip(&[
+            "control-plane-prepare/certs",
+            "control-plane-join/mark-control-plane",
+        ])
+        .expect("members");
+        assert_eq!(
+            chosen(&no_member).into_iter().map(|(i, _)| i).collect::<Vec<_>>(),
+            [0, 1, 3, 4]
+        );
+        let err = skip(&["control-plane-prepare/etcd"]).expect_err("unknown");
+        assert!(
+            err.to_string()
+                .contains("control-plane-prepare, control-plane-prepare/download-certs"),
+            "{err}"
+        );
     }
 }
