@@ -15,7 +15,7 @@ use kubeadm_bootstrap_token::discovery::{self as checks, DiscoveryError};
 use kubeadm_bootstrap_token::{Token, clock};
 use serde_json::Value;
 use std::time::{Duration, Instant};
-use wasmadm_plugin_sdk::config::{JoinConfiguration, ResolvedConfig};
+use wasmadm_plugin_sdk::config::{ClusterConfiguration, JoinConfiguration, ResolvedConfig};
 use wasmadm_plugin_sdk::kube::{self, ApiError, Client, ErrorCode, Identity};
 use wasmadm_plugin_sdk::types::PhaseError;
 use wasmadm_plugin_sdk::{apply, print};
@@ -320,6 +320,31 @@ impl Discovered {
         )
         .map_err(PhaseError::from)
     }
+}
+
+/// The cluster's ClusterConfiguration (`kube-system/kubeadm-config`), defaulted, as the
+/// bootstrap token reads it (kubeadm's `FetchInitConfigurationFromCluster`).
+pub fn cluster_configuration(client: &Client) -> Result<ClusterConfiguration, PhaseError> {
+    let text = client
+        .get(&apply::config_maps(), Some("kube-system"), "kubeadm-config")
+        .map_err(|e| match e.code {
+            ErrorCode::Denied => PhaseError::Denied(e.message),
+            _ => PhaseError::Failed(format!("unable to fetch the kubeadm-config ConfigMap: {}", e.message)),
+        })?;
+    let cm = apply::parse(&text)?;
+    let yaml = cm["data"]["ClusterConfiguration"].as_str().ok_or_else(|| {
+        PhaseError::Failed(
+            "unexpected error when reading kubeadm-config ConfigMap: ClusterConfiguration key value pair missing"
+                .into(),
+        )
+    })?;
+    let mut cluster: ClusterConfiguration = serde_yaml::from_str(yaml).map_err(|e| {
+        PhaseError::Failed(format!(
+            "the ClusterConfiguration in the kubeadm-config ConfigMap cannot be read: {e}"
+        ))
+    })?;
+    wasmadm_plugin_sdk::config::defaults::cluster_configuration(&mut cluster);
+    Ok(cluster)
 }
 
 /// kubeadm's names in the TLS bootstrap kubeconfig.

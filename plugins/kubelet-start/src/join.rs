@@ -8,7 +8,7 @@ use crate::{KubeletFiles, kubelet_args, node_files, write_config, write_flags};
 use kubeadm_discovery::Discovered;
 use serde_json::Value;
 use wasmadm_plugin_sdk::config::kubelet as kc;
-use wasmadm_plugin_sdk::config::{ClusterConfiguration, NodeRegistration, defaults};
+use wasmadm_plugin_sdk::config::NodeRegistration;
 use wasmadm_plugin_sdk::kube::{Client, ErrorCode};
 use wasmadm_plugin_sdk::types::{PhaseError, PhaseReport};
 use wasmadm_plugin_sdk::{Context, ErrorText, apply, done, files, print, systemd};
@@ -37,7 +37,7 @@ pub fn run(ctx: &Context, host_name: &str) -> Result<PhaseReport, PhaseError> {
     print(
         "[preflight] Use 'wasmadm init phase upload-config kubeadm --config your-config-file' to re-upload it.",
     );
-    let cluster = cluster_configuration(&client)?;
+    let cluster = kubeadm_discovery::cluster_configuration(&client)?;
     let mut cluster_wide = kubelet_configuration(&client)?;
     refuse_ready_node(&client, &node.name)?;
     // Everything is read and computed (and refused if wrong) before anything is written.
@@ -103,28 +103,6 @@ fn prefix(what: &str, e: PhaseError) -> PhaseError {
         PhaseError::Failed(m) => PhaseError::Failed(format!("{what}: {m}")),
         other => other,
     }
-}
-
-/// The ClusterConfiguration of `kube-system/kubeadm-config`, defaulted.
-fn cluster_configuration(client: &Client) -> Result<ClusterConfiguration, PhaseError> {
-    let cm = read_config_map(
-        client,
-        "kubeadm-config",
-        "unable to fetch the kubeadm-config ConfigMap",
-    )?;
-    let text = cm["data"]["ClusterConfiguration"].as_str().ok_or_else(|| {
-        PhaseError::Failed(
-            "unexpected error when reading kubeadm-config ConfigMap: ClusterConfiguration key value pair missing"
-                .into(),
-        )
-    })?;
-    let mut cluster: ClusterConfiguration = serde_yaml::from_str(text).map_err(|e| {
-        PhaseError::Failed(format!(
-            "the ClusterConfiguration in the kubeadm-config ConfigMap cannot be read: {e}"
-        ))
-    })?;
-    defaults::cluster_configuration(&mut cluster);
-    Ok(cluster)
 }
 
 /// The cluster-wide KubeletConfiguration of `kube-system/kubelet-config`.
