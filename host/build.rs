@@ -18,6 +18,7 @@ const BUILTINS: &[&str] = &[
     "etcd",
     "control-plane",
     "kubelet-start",
+    "kubelet-wait-bootstrap",
     "wait-control-plane",
     "upload-config",
     "upload-certs",

@@ -8,7 +8,7 @@ use crate::bindings::PluginInfo;
 use crate::bindings::types::CapabilityRequest;
 use crate::config::pipeline::{ExecRule, FileGrants, GrantPath, Grants, HealthRule, HealthTls, KubeRule};
 use crate::util::terminal_safe;
-use crate::values::{NodePath, Url};
+use crate::values::{Identity, NodePath, Url};
 use kubeadm_config::ResolvedConfig;
 
 /// What one phase may do, in the shape the capabilities enforce: paths parsed, templates filled,
@@ -26,6 +26,8 @@ pub struct PhaseGrants {
     pub health: Vec<HealthEndpoint>,
     /// How many private keys the host may generate for the phase in one run.
     pub keys: u32,
+    /// The servers `kube.connect` may reach, as `host:port`.
+    pub connect: Vec<String>,
 }
 
 /// An allowed command: its name, the argument lists allowed (patterns; none allows any), whether
@@ -48,6 +50,8 @@ pub struct KubeGrant {
     pub namespaces: Vec<String>,
     pub resource_names: Vec<String>,
     pub kubeconfig: Option<NodePath>,
+    /// The `kube.connect` identity the rule is for (`None`: not for `connect` clients).
+    pub identity: Option<Identity>,
 }
 
 /// One health endpoint a phase may `GET`, its URL template already filled in.
@@ -79,6 +83,7 @@ impl PhaseGrants {
             env: granted_env(&grants.env),
             health: health_endpoints(phase, &grants.health, config),
             keys: grants.keys,
+            connect: connect_servers(phase, &grants.connect, config),
         }
     }
 }
@@ -103,6 +108,7 @@ impl From<&KubeRule> for KubeGrant {
             namespaces: r.namespaces.clone(),
             resource_names: r.resource_names.clone(),
             kubeconfig: r.kubeconfig.as_ref().map(|k| k.0.clone()),
+            identity: r.identity,
         }
     }
 }
@@ -151,19 +157,49 @@ pub fn health_endpoints(phase: &str, rules: &[HealthRule], config: &ResolvedConf
         .collect()
 }
 
+/// The variable of `grants.connect`: the server `join` discovers the cluster at.
+pub const DISCOVERY_ENDPOINT: &str = "{discoveryEndpoint}";
+
+/// A phase's `grants.connect` servers as `host:port`, with `{discoveryEndpoint}` filled in from
+/// the JoinConfiguration (a grant that cannot be filled in grants nothing).
+pub fn connect_servers(phase: &str, grant: &[String], config: &ResolvedConfig) -> Vec<String> {
+    let discovery = config
+        .join
+        .as_ref()
+        .and_then(|j| j.discovery.bootstrap_token.as_ref())
+        .map(|t| t.api_server_endpoint.as_str())
+        .filter(|e| !e.is_empty());
+    grant
+        .iter()
+        .filter_map(|server| {
+            if !server.contains('{') {
+                return Some(server.clone());
+            }
+            match discovery {
+                Some(endpoint) if server == DISCOVERY_ENDPOINT => Some(endpoint.to_string()),
+                _ => {
+                    tracing::debug!(phase, grant = %server, "connect grant not usable in this run");
+                    None
+                }
+            }
+        })
+        .collect()
+}
+
 impl Grants {
     /// These grants without what a `0.1` capability request cannot express (health URLs, rules
-    /// for other credentials, keys): what a plugin's `describe()` can be compared with.
+    /// for other credentials or identities, keys, connect servers): what a plugin's `describe()` can be compared with.
     pub fn requestable(&self) -> Self {
         Self {
             kube: self
                 .kube
                 .iter()
-                .filter(|r| r.kubeconfig.is_none())
+                .filter(|r| r.kubeconfig.is_none() && r.identity.is_none())
                 .cloned()
                 .collect(),
             health: Vec::new(),
             keys: 0,
+            connect: Vec::new(),
             ..self.clone()
         }
     }
@@ -198,12 +234,14 @@ impl Grants {
                     namespaces: r.namespaces.clone(),
                     resource_names: r.resource_names.clone(),
                     kubeconfig: None,
+                    identity: None,
                 })
                 .collect(),
             env: needs.env.clone(),
             // Not in the 0.1 capability request (see `capability-request` in wit/types.wit).
             health: Vec::new(),
             keys: 0,
+            connect: Vec::new(),
         })
     }
 }

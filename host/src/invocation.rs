@@ -112,11 +112,13 @@ impl Backend {
     }
 }
 
-/// The Node a run's kubelet registers: this node's, except on `reset`, which registers nothing.
+/// The Node a run's kubelet registers before a phase needs it: this node's on `init`
+/// (mark-control-plane waits for it). A joining node's kubelet registers with the cluster it
+/// joins, never with this node's in-memory state, and `reset` registers nothing.
 pub fn kubelet_node(command: Command, config: &ResolvedConfig) -> Option<&str> {
     match command {
-        Command::Reset => None,
-        _ => config.node_registration().map(|n| n.name.as_str()),
+        Command::Init => config.node_registration().map(|n| n.name.as_str()),
+        Command::Join | Command::Reset => None,
     }
 }
 
@@ -182,6 +184,23 @@ pub fn run_into(runner: &Runner, spec: &RunSpec, report: &mut RunReport) -> Resu
             "[{phase}] If you know what you are doing, you can make a check non-fatal with \
              `--ignore-preflight-errors=...`"
         ));
+    }
+    // kubeadm's closing words after a whole join (not after `join phase`).
+    if result.is_ok() && spec.command == Command::Join && spec.only.is_none() {
+        use kubeadm_bootstrap_token::join as text;
+        let done = match spec.role {
+            Role::Worker => text::WORKER_JOINED.to_string(),
+            Role::ControlPlane => {
+                let local_etcd = spec
+                    .config
+                    .cluster
+                    .as_ref()
+                    .is_none_or(|c| c.etcd.external.is_none());
+                text::control_plane_joined("/etc/kubernetes/admin.conf", local_etcd)
+            }
+        };
+        // The console ends each line itself.
+        spec.console.out(done.strip_suffix('\n').unwrap_or(&done));
     }
     result
 }

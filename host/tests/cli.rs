@@ -72,9 +72,15 @@ fn init_of_a_healthy_sandbox_node_succeeds_and_warm_start_uses_the_cache() {
         .filter_map(|e| e.ok())
         .filter(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
         .collect();
+    let init_plugins: std::collections::BTreeSet<_> = wasmadm::config::pipeline::Pipeline::builtin_default()
+        .expect("default pipeline")
+        .phases(wasmadm::command::Command::Init)
+        .iter()
+        .map(|p| p.component.to_string())
+        .collect();
     assert_eq!(
         cached.len(),
-        wasmadm::builtin::all().len(),
+        init_plugins.len(),
         "each plugin of the init pipeline compiled once and cached"
     );
     let modified = cached[0].metadata().expect("meta").modified().expect("mtime");
@@ -304,4 +310,135 @@ fn config_flags_cannot_be_mixed_with_config() {
     );
     assert_eq!(out.status.code(), Some(3));
     assert!(text(&out.stderr).contains("can not mix '--config' with arguments [service-cidr]"));
+}
+
+/// Every file under `dir` (relative paths), to show a refused run wrote nothing.
+fn tree(dir: &Path) -> Vec<String> {
+    let out = Command::new("find")
+        .arg(".")
+        .current_dir(dir)
+        .output()
+        .expect("find");
+    let mut files: Vec<String> = text(&out.stdout).lines().map(str::to_string).collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn join_refuses_a_node_that_already_has_a_kubelet_kubeconfig_and_writes_nothing() {
+    let root = node();
+    std::fs::create_dir_all(root.path().join("etc/kubernetes")).expect("dir");
+    std::fs::write(root.path().join("etc/kubernetes/kubelet.conf"), "x").expect("write");
+    let before = tree(root.path());
+    let cache = tempfile::tempdir().expect("cache");
+    let out = wasmadm(
+        cache.path(),
+        &[
+            "--root",
+            root.path().to_str().expect("utf8"),
+            "join",
+            "192.0.2.1:6443",
+            "--token",
+            "abcdef.0123456789abcdef",
+            "--discovery-token-unsafe-skip-ca-verification",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(
+            "\t[ERROR FileAvailable--etc-kubernetes-kubelet.conf]: /etc/kubernetes/kubelet.conf already exists"
+        ),
+        "{err}"
+    );
+    assert_eq!(tree(root.path()), before, "a refused join wrote files");
+}
+
+#[test]
+fn join_flags_are_kubeadms() {
+    let root = node();
+    let root_arg = root.path().to_str().expect("utf8");
+    let cache = tempfile::tempdir().expect("cache");
+    let config = repo().join("tests/fixtures/join-config.yaml");
+    let config = config.to_str().expect("utf8");
+    // kubeadm lists the refused flags sorted.
+    let out = wasmadm(
+        cache.path(),
+        &[
+            "--root",
+            root_arg,
+            "join",
+            "--config",
+            config,
+            "--token",
+            "abcdef.0123456789abcdef",
+            "--discovery-token-ca-cert-hash",
+            "sha256:00",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        text(&out.stderr)
+            .contains("can not mix '--config' with arguments [discovery-token-ca-cert-hash token]"),
+        "{}",
+        text(&out.stderr)
+    );
+    let cases: [(&[&str], &str); 3] = [
+        (&["join"], "discovery: bootstrapToken or file must be set"),
+        (
+            &["join", "192.0.2.1:6443", "--token", "abcdef.0123456789abcdef"],
+            "discovery.bootstrapToken.caCertHashes",
+        ),
+        (
+            &[
+                "join",
+                "192.0.2.1:6443",
+                "--token",
+                "abcdef",
+                "--discovery-token-unsafe-skip-ca-verification",
+            ],
+            "discovery.bootstrapToken.token",
+        ),
+    ];
+    for (args, message) in cases {
+        let mut all = vec!["--root", root_arg];
+        all.extend_from_slice(args);
+        let out = wasmadm(cache.path(), &all);
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains(message),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn control_plane_join_is_refused_until_it_is_built_and_writes_nothing() {
+    let root = node();
+    let before = tree(root.path());
+    let cache = tempfile::tempdir().expect("cache");
+    let out = wasmadm(
+        cache.path(),
+        &[
+            "--root",
+            root.path().to_str().expect("utf8"),
+            "join",
+            "192.0.2.1:6443",
+            "--token",
+            "abcdef.0123456789abcdef",
+            "--discovery-token-unsafe-skip-ca-verification",
+            "--control-plane",
+            "--skip-phases",
+            "preflight",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("joining a control-plane node"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!text(&out.stdout).contains("a new control plane instance was created"));
+    assert_eq!(tree(root.path()), before, "a refused join wrote files");
 }

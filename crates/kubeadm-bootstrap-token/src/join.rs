@@ -74,6 +74,46 @@ pub fn endpoint_of(server: &str) -> String {
     server.replace("https://", "")
 }
 
+/// What `join` prints when a worker joined (kubeadm's `joinWorkerNodeDoneMsg`).
+pub const WORKER_JOINED: &str = "
+This node has joined the cluster:
+* Certificate signing request was sent to apiserver and a response was received.
+* The Kubelet was informed of the new secure connection details.
+
+Run 'kubectl get nodes' on the control-plane to see this node join the cluster.
+
+";
+
+/// What `join --control-plane` prints (kubeadm's `joinControlPlaneDoneTemp`); `local_etcd` adds
+/// the etcd line (an empty line with external etcd).
+pub fn control_plane_joined(admin_conf: &str, local_etcd: bool) -> String {
+    let etcd = if local_etcd {
+        "* A new etcd member was added to the local/stacked etcd cluster."
+    } else {
+        ""
+    };
+    format!(
+        "
+This node has joined the cluster and a new control plane instance was created:
+
+* Certificate signing request was sent to apiserver and approval was received.
+* The Kubelet was informed of the new secure connection details.
+* Control plane label and taint were applied to the new node.
+* The Kubernetes control plane instances scaled up.
+{etcd}
+
+To start administering your cluster from this node, you need to run the following as a regular user:
+
+\tmkdir -p $HOME/.kube
+\tsudo cp -i {admin_conf} $HOME/.kube/config
+\tsudo chown $(id -u):$(id -g) $HOME/.kube/config
+
+Run 'kubectl get nodes' to see this node join the cluster.
+
+"
+    )
+}
+
 /// The texts around the join commands: kubeadm's `initDoneTempl`, line for line.
 const HEADER: &str = "
 Your Kubernetes control-plane has initialized successfully!

@@ -290,7 +290,19 @@ pub fn join_configuration(c: &JoinConfiguration) -> Vec<FieldError> {
                      --print-join-command`) or set unsafeSkipCAVerification: true",
                 ));
             }
+            if bt.api_server_endpoint.is_empty() {
+                errors.push(err(
+                    "discovery.bootstrapToken.apiServerEndpoint",
+                    "APIServerEndpoint is not set: give the API server's host:port (the first \
+                     argument of `wasmadm join`)",
+                ));
+            }
         }
+        (None, None) => errors.push(err(
+            "discovery",
+            "bootstrapToken or file must be set: give the API server's host:port and a token \
+             (wasmadm join <host:port> --token <token> --discovery-token-ca-cert-hash sha256:<hex>)",
+        )),
         _ => {}
     }
     errors

@@ -3,8 +3,9 @@
 //! server-side dry-runs, so the server still validates them.
 
 use super::plan::{Plan, PlanEntry};
-use crate::cluster::{ApiError, ApiErrorCode, Cluster, PatchKind, ResourceType, resources};
+use crate::cluster::{ApiError, ApiErrorCode, Cluster, Endpoint, PatchKind, ResourceType, resources};
 use crate::grants::KubeGrant;
+use crate::values::Identity;
 use serde_json::Value;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,6 +14,11 @@ use std::sync::Arc;
 pub struct KubeCap {
     phase: String,
     rules: Vec<KubeGrant>,
+    /// `host:port` of the servers `kube.connect` may reach (`grants.connect`, resolved).
+    servers: Vec<String>,
+    /// Servers learned from a cluster-info read over TLS verified with a CA, each with that CA:
+    /// where the cluster says its API server is (kubeadm's bootstrap kubeconfig points there).
+    learned: std::sync::Mutex<Vec<(String, Vec<u8>)>>,
     cluster: Option<Arc<dyn Cluster>>,
     /// The node's root on the host: `cluster-as` kubeconfig files are node paths.
     root: PathBuf,
@@ -26,6 +32,17 @@ pub struct ClientHandle {
     pub cluster: Arc<dyn Cluster>,
     /// `None` for the run's own credentials; else the kubeconfig (node path) of `cluster-as`.
     pub kubeconfig: Option<String>,
+    /// The identity of a `kube.connect` client.
+    pub identity: Option<Identity>,
+    /// The CA a `kube.connect` client verifies its server with.
+    pub ca_pem: Option<Vec<u8>>,
+}
+
+/// The credentials of a `kube.connect` client.
+pub enum Credential {
+    Anonymous,
+    /// `<id>.<secret>`.
+    BootstrapToken(String),
 }
 
 fn object_name(object: &Value) -> &str {
@@ -48,11 +65,19 @@ impl KubeCap {
         Self {
             phase: phase.to_string(),
             rules,
+            servers: Vec::new(),
+            learned: Default::default(),
             cluster,
             root,
             dry_run,
             plan,
         }
+    }
+
+    /// The servers `kube.connect` may reach, as `host:port`.
+    pub fn with_servers(mut self, servers: Vec<String>) -> Self {
+        self.servers = servers;
+        self
     }
 
     fn configured_cluster(&self) -> Result<Arc<dyn Cluster>, ApiError> {
@@ -67,7 +92,11 @@ impl KubeCap {
 
     /// A client for the run's cluster, if the phase has any rule and a cluster is configured.
     pub fn connect(&self) -> Result<ClientHandle, ApiError> {
-        if self.rules.iter().all(|r| r.kubeconfig.is_some()) {
+        if self
+            .rules
+            .iter()
+            .all(|r| r.kubeconfig.is_some() || r.identity.is_some())
+        {
             return Err(ApiError::new(
                 ApiErrorCode::Denied,
                 0,
@@ -81,6 +110,8 @@ impl KubeCap {
         Ok(ClientHandle {
             cluster: self.configured_cluster()?,
             kubeconfig: None,
+            identity: None,
+            ca_pem: None,
         })
     }
 
@@ -108,7 +139,116 @@ impl KubeCap {
         Ok(ClientHandle {
             cluster,
             kubeconfig: Some(kubeconfig.to_string()),
+            identity: None,
+            ca_pem: None,
         })
+    }
+
+    /// A client to `server` (`https://<host>:<port>`) as `credential`, trusting `ca_pem`, if the
+    /// phase's `grants.connect` lists the server and a rule names the identity. Without a CA the
+    /// server is not verified, so only an anonymous client may go there: a token is sent only to
+    /// a server that proved it holds a certificate of the CA the plugin verified.
+    pub fn connect_to(
+        &self,
+        server: &str,
+        ca_pem: Option<&str>,
+        credential: Credential,
+    ) -> Result<ClientHandle, ApiError> {
+        let denied = |m: String| {
+            ApiError::new(
+                ApiErrorCode::Denied,
+                0,
+                format!("kube: phase {:?} {m}", self.phase),
+            )
+        };
+        let authority = server
+            .strip_prefix("https://")
+            .map(|a| a.strip_suffix('/').unwrap_or(a))
+            .filter(|a| !a.is_empty() && !a.contains(['/', '?', '#', '@', ' ']))
+            .ok_or_else(|| {
+                ApiError::new(
+                    ApiErrorCode::Invalid,
+                    0,
+                    format!("kube.connect: server {server:?} is not of the form https://<host>:<port>"),
+                )
+            })?;
+        let ca_bytes = ca_pem.map(|c| c.as_bytes().to_vec());
+        let learned = ca_bytes.as_ref().is_some_and(|ca| {
+            self.learned.lock().is_ok_and(|l| {
+                l.iter()
+                    .any(|(s, c)| s.eq_ignore_ascii_case(authority) && c == ca)
+            })
+        });
+        if !learned && !self.servers.iter().any(|s| s.eq_ignore_ascii_case(authority)) {
+            return Err(denied(format!(
+                "may not connect to {authority}: it is not among the servers of grants.connect in the \
+                 pipeline file ({})",
+                if self.servers.is_empty() {
+                    "none in this run".to_string()
+                } else {
+                    self.servers.join(", ")
+                }
+            )));
+        }
+        let (identity, bearer_token) = match credential {
+            Credential::Anonymous => (Identity::Anonymous, None),
+            Credential::BootstrapToken(token) => {
+                kubeadm_bootstrap_token::Token::parse(&token)
+                    .map_err(|e| ApiError::new(ApiErrorCode::Invalid, 0, format!("kube.connect: {e}")))?;
+                (Identity::BootstrapToken, Some(token))
+            }
+        };
+        if !self.rules.iter().any(|r| r.identity == Some(identity)) {
+            return Err(denied(format!(
+                "has no Kubernetes API rule for identity {identity}: add rules with `identity: \
+                 {identity}` under grants.kube in the pipeline file"
+            )));
+        }
+        if ca_pem.is_none() && identity != Identity::Anonymous {
+            return Err(denied(format!(
+                "may not send a {identity} to {authority} without verifying the server: pass the \
+                 cluster's CA to kube.connect"
+            )));
+        }
+        let endpoint = Endpoint {
+            server: format!("https://{authority}"),
+            ca_pem: ca_bytes.clone(),
+            bearer_token,
+        };
+        Ok(ClientHandle {
+            cluster: self.configured_cluster()?.connect_to(&endpoint)?,
+            kubeconfig: None,
+            identity: Some(identity),
+            ca_pem: ca_bytes,
+        })
+    }
+
+    /// After a `kube.connect` client that verifies its server read `kube-public/cluster-info`:
+    /// the API server named in it becomes reachable with the same CA. kubeadm's bootstrap
+    /// kubeconfig points at that server (the controlPlaneEndpoint), which may be another address
+    /// than the discovery endpoint; a server certified by the CA the cluster itself named is as
+    /// trusted as the endpoint it was read from.
+    fn learn_from_cluster_info(&self, client: &ClientHandle, object: &Value) {
+        let Some(ca) = &client.ca_pem else { return };
+        let Some(kubeconfig) = object["data"]["kubeconfig"].as_str() else {
+            return;
+        };
+        let Ok((server, named_ca)) = kubeadm_bootstrap_token::cluster_info::kubeconfig_cluster(kubeconfig)
+        else {
+            return;
+        };
+        let Some(authority) = server.strip_prefix("https://").map(|a| a.trim_end_matches('/')) else {
+            return;
+        };
+        if named_ca != *ca || authority.is_empty() || authority.contains(['/', '?', '#', '@', ' ']) {
+            return;
+        }
+        if let Ok(mut learned) = self.learned.lock()
+            && !learned.iter().any(|(s, c)| s == authority && c == ca)
+        {
+            tracing::debug!(phase = %self.phase, server = authority, "kube.connect: server named by cluster-info");
+            learned.push((authority.to_string(), ca.clone()));
+        }
     }
 
     /// The type as the API serves it: the plugin's record is checked against the host's table
@@ -125,7 +265,7 @@ impl KubeCap {
             .iter()
             .any(|r| has(&r.verbs, verb) && has(&r.api_groups, &ty.group) && has(&r.resources, &ty.plural));
         if !may {
-            return Err(self.denial(None, verb, ty, None, None));
+            return Err(self.denial((None, None), verb, ty, None, None));
         }
         let found = match &self.cluster {
             Some(cluster) => cluster.discover(ty)?,
@@ -181,6 +321,7 @@ impl KubeCap {
         }
         let allowed = self.rules.iter().any(|r| {
             r.kubeconfig.as_ref().map(|k| k.as_str()) == client.kubeconfig.as_deref()
+                && r.identity == client.identity
                 && has(&r.verbs, verb)
                 && has(&r.api_groups, &ty.group)
                 && has(&r.resources, &ty.plural)
@@ -195,21 +336,28 @@ impl KubeCap {
         if allowed {
             return Ok((ty, namespace));
         }
-        Err(self.denial(client.kubeconfig.as_deref(), verb, &ty, namespace, name))
+        Err(self.denial(
+            (client.kubeconfig.as_deref(), client.identity),
+            verb,
+            &ty,
+            namespace,
+            name,
+        ))
     }
 
     /// The refusal of a call no rule grants, naming what to add.
     fn denial(
         &self,
-        kubeconfig: Option<&str>,
+        (kubeconfig, identity): (Option<&str>, Option<Identity>),
         verb: &str,
         ty: &ResourceType,
         namespace: Option<&str>,
         name: Option<&str>,
     ) -> ApiError {
-        let identity = match kubeconfig {
-            Some(k) => format!(" with the credentials of {k} (rules with `kubeconfig: {k}`)"),
-            None => String::new(),
+        let identity = match (kubeconfig, identity) {
+            (Some(k), _) => format!(" with the credentials of {k} (rules with `kubeconfig: {k}`)"),
+            (None, Some(i)) => format!(" as kube.connect's {i} client (rules with `identity: {i}`)"),
+            (None, None) => String::new(),
         };
         let group = if ty.group.is_empty() {
             "\"\" (core)".to_string()
@@ -267,7 +415,16 @@ impl KubeCap {
         name: &str,
     ) -> Result<Value, ApiError> {
         let (ty, ns) = self.authorize(c, "get", ty, ns, Some(name))?;
-        c.cluster.get(&ty, ns, name)
+        let object = c.cluster.get(&ty, ns, name)?;
+        if c.identity.is_some()
+            && ty.group.is_empty()
+            && ty.plural == "configmaps"
+            && ns == Some("kube-public")
+            && name == "cluster-info"
+        {
+            self.learn_from_cluster_info(c, &object);
+        }
+        Ok(object)
     }
 
     pub fn list(
@@ -345,6 +502,7 @@ mod tests {
             namespaces: v(namespaces),
             resource_names: v(names),
             kubeconfig: None,
+            identity: None,
         }
     }
 
@@ -436,6 +594,153 @@ mod tests {
             cap.authorize(&own, "get", &ty("nodes"), Some("kube-system"), Some("n1"))
                 .is_err()
         );
+    }
+
+    const TOKEN: &str = "abcdef.0123456789abcdef";
+
+    #[test]
+    fn connect_goes_only_to_granted_servers_with_granted_identities() {
+        let mut anonymous = rule(&["get"], &["configmaps"], &["kube-public"], &["cluster-info"]);
+        anonymous.identity = Some(Identity::Anonymous);
+        let mut bootstrap = rule(&["get"], &["configmaps"], &["kube-system"], &["kubeadm-config"]);
+        bootstrap.identity = Some(Identity::BootstrapToken);
+        let own_rule = rule(&["get"], &["configmaps"], &["kube-system"], &["kubeadm-config"]);
+        let (cap, own) = cap_and_client(vec![anonymous, bootstrap, own_rule]);
+        let cap = cap.with_servers(vec!["10.0.0.1:6443".into()]);
+        let denied = |r: Result<ClientHandle, ApiError>| {
+            let e = r.err().expect("refused");
+            assert_eq!(e.code, ApiErrorCode::Denied, "{}", e.message);
+            e.message
+        };
+        let m = denied(cap.connect_to("https://10.0.0.2:6443", None, Credential::Anonymous));
+        assert!(m.contains("10.0.0.2:6443") && m.contains("grants.connect"), "{m}");
+        // A token never goes to a server that was not verified.
+        let m = denied(cap.connect_to(
+            "https://10.0.0.1:6443",
+            None,
+            Credential::BootstrapToken(TOKEN.into()),
+        ));
+        assert!(m.contains("without verifying the server"), "{m}");
+        let bad = cap
+            .connect_to("http://10.0.0.1:6443", None, Credential::Anonymous)
+            .err()
+            .expect("not https");
+        assert_eq!(bad.code, ApiErrorCode::Invalid);
+        let bad = cap
+            .connect_to(
+                "https://10.0.0.1:6443",
+                Some("ca"),
+                Credential::BootstrapToken("x\r\nHost: y".into()),
+            )
+            .err()
+            .expect("not a token");
+        assert_eq!(bad.code, ApiErrorCode::Invalid);
+
+        let anon = cap
+            .connect_to("https://10.0.0.1:6443/", None, Credential::Anonymous)
+            .expect("anonymous, unverified");
+        let boot = cap
+            .connect_to(
+                "https://10.0.0.1:6443",
+                Some("ca"),
+                Credential::BootstrapToken(TOKEN.into()),
+            )
+            .expect("bootstrap token, verified");
+        let cm = ty("configmaps");
+        // Each client has its identity's rules, and only those.
+        assert!(
+            cap.authorize(&anon, "get", &cm, Some("kube-public"), Some("cluster-info"))
+                .is_ok()
+        );
+        let m = cap
+            .authorize(&anon, "get", &cm, Some("kube-system"), Some("kubeadm-config"))
+            .expect_err("not anonymous")
+            .message;
+        assert!(m.contains("identity: anonymous"), "{m}");
+        assert!(
+            cap.authorize(&boot, "get", &cm, Some("kube-system"), Some("kubeadm-config"))
+                .is_ok()
+        );
+        assert!(
+            cap.authorize(&boot, "get", &cm, Some("kube-public"), Some("cluster-info"))
+                .is_err()
+        );
+        assert!(
+            cap.authorize(&own, "get", &cm, Some("kube-public"), Some("cluster-info"))
+                .is_err()
+        );
+        assert!(
+            cap.authorize(&own, "get", &cm, Some("kube-system"), Some("kubeadm-config"))
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn the_server_cluster_info_names_is_reachable_with_its_ca_only() {
+        let mut anonymous = rule(&["get"], &["configmaps"], &["kube-public"], &["cluster-info"]);
+        anonymous.identity = Some(Identity::Anonymous);
+        let mut bootstrap = rule(&["get"], &["nodes"], &[], &[]);
+        bootstrap.identity = Some(Identity::BootstrapToken);
+        let (cap, own) = cap_and_client(vec![
+            anonymous,
+            bootstrap,
+            rule(&["create"], &["configmaps"], &["*"], &[]),
+        ]);
+        let cap = cap.with_servers(vec!["10.0.0.1:6443".into()]);
+        let ca = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+        let kubeconfig =
+            kubeadm_bootstrap_token::cluster_info::kubeconfig(ca.as_bytes(), "https://cp.example:6443");
+        cap.create(
+            &own,
+            &ty("configmaps"),
+            Some("kube-public"),
+            kubeadm_bootstrap_token::cluster_info::config_map(&kubeconfig),
+        )
+        .expect("cluster-info");
+        let token = || Credential::BootstrapToken(TOKEN.into());
+        let to_cp = |ca: Option<&str>| cap.connect_to("https://cp.example:6443", ca, token());
+        assert!(to_cp(Some(ca)).is_err(), "not learned yet");
+        // Read without verifying the server: nothing is learned.
+        let insecure = cap
+            .connect_to("https://10.0.0.1:6443", None, Credential::Anonymous)
+            .expect("anonymous");
+        cap.get(&insecure, &ty("configmaps"), Some("kube-public"), "cluster-info")
+            .expect("read");
+        assert!(to_cp(Some(ca)).is_err(), "learned from an unverified read");
+        let verified = cap
+            .connect_to("https://10.0.0.1:6443", Some(ca), Credential::Anonymous)
+            .expect("anonymous, verified");
+        cap.get(&verified, &ty("configmaps"), Some("kube-public"), "cluster-info")
+            .expect("read");
+        assert!(
+            to_cp(Some(ca)).is_ok(),
+            "the server cluster-info names, with its CA"
+        );
+        let other = "-----BEGIN CERTIFICATE-----\nMIIC\n-----END CERTIFICATE-----\n";
+        let e = to_cp(Some(other)).err().expect("another CA");
+        assert_eq!(e.code, ApiErrorCode::Denied);
+        assert!(
+            cap.connect_to("https://cp.example:6444", Some(ca), token())
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn connect_needs_a_rule_for_the_identity() {
+        let mut anonymous = rule(&["get"], &["configmaps"], &["kube-public"], &["cluster-info"]);
+        anonymous.identity = Some(Identity::Anonymous);
+        let (cap, _) = cap_and_client(vec![anonymous, rule(&["get"], &["nodes"], &[], &[])]);
+        let cap = cap.with_servers(vec!["10.0.0.1:6443".into()]);
+        let e = cap
+            .connect_to(
+                "https://10.0.0.1:6443",
+                Some("ca"),
+                Credential::BootstrapToken(TOKEN.into()),
+            )
+            .err()
+            .expect("no rule for the token");
+        assert_eq!(e.code, ApiErrorCode::Denied);
+        assert!(e.message.contains("identity: bootstrap-token"), "{}", e.message);
     }
 
     #[test]

@@ -83,7 +83,7 @@ enum Cmd {
     /// Run this command in order to set up the Kubernetes control plane.
     Init(Box<InitCommand>),
     /// Run this on any machine you wish to join an existing cluster.
-    Join(JoinCommand),
+    Join(Box<JoinCommand>),
     /// Performs a best effort revert of changes made to this host by 'wasmadm init' or 'wasmadm join'.
     Reset(ResetCommand),
     /// List the phases of a command, with their sub-phases and plugins.
@@ -253,10 +253,67 @@ impl From<InitArgs> for kubeadm::InitFlags {
 #[derive(Args)]
 struct JoinCommand {
     /// Create a new control plane instance on this node.
-    #[arg(long)]
+    #[arg(long, global = true)]
     control_plane: bool,
     #[command(flatten)]
+    join: JoinArgs,
+    #[command(flatten)]
     node: NodeCommand,
+}
+
+/// `join` arguments that set configuration fields; they cannot be mixed with --config.
+#[derive(Args)]
+struct JoinArgs {
+    /// The API server to discover the cluster at (host:port), e.g. 10.0.0.1:6443.
+    #[arg(value_name = "API_SERVER_ENDPOINT")]
+    api_server_endpoint: Option<String>,
+    /// Use this token for both --discovery-token and --tls-bootstrap-token when those are not given.
+    #[arg(long, global = true, value_name = "TOKEN")]
+    token: Option<String>,
+    /// For token-based discovery, the token used to validate cluster information fetched from the
+    /// API server.
+    #[arg(long, global = true, value_name = "TOKEN")]
+    discovery_token: Option<String>,
+    /// For token-based discovery, validate that the root CA public key matches this hash
+    /// (format: "sha256:<hex>", as `wasmadm init` prints it). Repeat it to allow more keys.
+    #[arg(long, global = true, value_delimiter = ',', value_name = "HASH")]
+    discovery_token_ca_cert_hash: Vec<String>,
+    /// For token-based discovery, allow joining without --discovery-token-ca-cert-hash pinning
+    /// (other nodes could then impersonate the control plane).
+    #[arg(long, global = true)]
+    discovery_token_unsafe_skip_ca_verification: bool,
+    /// For file-based discovery, a file or URL from which to load cluster information.
+    #[arg(long, global = true, value_name = "FILE")]
+    discovery_file: Option<String>,
+    /// The token used to temporarily authenticate with the control plane while joining the node.
+    #[arg(long, global = true, value_name = "TOKEN")]
+    tls_bootstrap_token: Option<String>,
+    /// Use this key to decrypt the certificate secrets uploaded by init (hex, 32 bytes).
+    #[arg(long, global = true, value_name = "KEY")]
+    certificate_key: Option<String>,
+    /// If the node hosts a new control plane instance, the IP address its API server advertises.
+    #[arg(long, global = true, value_name = "IP")]
+    apiserver_advertise_address: Option<String>,
+    /// If the node hosts a new control plane instance, the port its API server binds. [default: 6443]
+    #[arg(long, global = true, value_name = "PORT")]
+    apiserver_bind_port: Option<u16>,
+}
+
+impl From<JoinArgs> for kubeadm::JoinFlags {
+    fn from(a: JoinArgs) -> Self {
+        Self {
+            api_server_endpoint: a.api_server_endpoint,
+            token: a.token,
+            discovery_token: a.discovery_token,
+            discovery_token_ca_cert_hash: a.discovery_token_ca_cert_hash,
+            discovery_token_unsafe_skip_ca_verification: a.discovery_token_unsafe_skip_ca_verification,
+            discovery_file: a.discovery_file,
+            tls_bootstrap_token: a.tls_bootstrap_token,
+            certificate_key: a.certificate_key,
+            apiserver_advertise_address: a.apiserver_advertise_address,
+            apiserver_bind_port: a.apiserver_bind_port,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -399,21 +456,39 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Cmd::Init(init) => {
             let InitCommand { init, node } = *init;
-            run_pipeline(global, Command::Init, node, false, init.into())
+            run_pipeline(
+                global,
+                Command::Init,
+                node,
+                Extra {
+                    init: init.into(),
+                    ..Extra::default()
+                },
+            )
         }
-        Cmd::Join(join) => run_pipeline(
-            global,
-            Command::Join,
-            join.node,
-            join.control_plane,
-            Default::default(),
-        ),
+        Cmd::Join(join) => {
+            let JoinCommand {
+                control_plane,
+                join,
+                node,
+            } = *join;
+            run_pipeline(
+                global,
+                Command::Join,
+                node,
+                Extra {
+                    control_plane,
+                    join: join.into(),
+                    ..Extra::default()
+                },
+            )
+        }
         Cmd::Reset(reset) => {
             if !reset.force && !reset.node.flags.dry_run {
                 eprintln!("[reset] Running without --force: pass --force (or --dry-run) to reset this node");
                 anyhow::bail!("reset needs --force to proceed, as there is no prompt in non-interactive use");
             }
-            run_pipeline(global, Command::Reset, reset.node, false, Default::default())
+            run_pipeline(global, Command::Reset, reset.node, Extra::default())
         }
         Cmd::Phase {
             command: PhaseCmd::List { command },
@@ -474,13 +549,20 @@ fn validate(path: &Path) -> Result<()> {
     Ok(())
 }
 
-fn run_pipeline(
-    global: &Global,
-    command: Command,
-    node: NodeCommand,
+/// The flags of one command that the others do not have.
+#[derive(Default)]
+struct Extra {
     control_plane: bool,
     init: kubeadm::InitFlags,
-) -> Result<()> {
+    join: kubeadm::JoinFlags,
+}
+
+fn run_pipeline(global: &Global, command: Command, node: NodeCommand, extra: Extra) -> Result<()> {
+    let Extra {
+        control_plane,
+        init,
+        join,
+    } = extra;
     let (flags, only) = match node.phase {
         Some(SinglePhase::Phase { name, sub, flags }) => (flags, Some((name, sub))),
         None => (node.flags, None),
@@ -493,6 +575,7 @@ fn run_pipeline(
         control_plane,
         cri_socket: flags.cri_socket.clone(),
         init,
+        join,
     };
     let mut config = kubeadm::resolve(
         flags.config.as_deref(),

@@ -147,4 +147,20 @@ pub trait Cluster: Send + Sync {
     /// The same cluster reached with the credentials of another kubeconfig file (a host path):
     /// `kube.cluster-as`. A backend that authenticates nobody returns itself.
     fn with_credentials(self: Arc<Self>, kubeconfig: &Path) -> Result<Arc<dyn Cluster>, ApiError>;
+
+    /// An API server a plugin named, with no credentials or a bearer token: `kube.connect`
+    /// (after the capability checked it against the phase's grants). The in-memory cluster
+    /// answers for every server itself.
+    fn connect_to(self: Arc<Self>, endpoint: &Endpoint) -> Result<Arc<dyn Cluster>, ApiError>;
+}
+
+/// An API server named by a plugin (`kube.connect`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// `https://<host>:<port>`.
+    pub server: String,
+    /// PEM certificates the server must chain to; `None`: the server is not verified.
+    pub ca_pem: Option<Vec<u8>>,
+    /// Sent as `Authorization: Bearer`; `None`: anonymous.
+    pub bearer_token: Option<String>,
 }

@@ -5,36 +5,90 @@
 //! async client runs on a runtime owned by this backend.
 
 use super::resources::Discovered;
-use super::{ApiError, ApiErrorCode, Cluster, PatchKind, ResourceType};
+use super::{ApiError, ApiErrorCode, Cluster, Endpoint, PatchKind, ResourceType};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{APIResource, APIResourceList};
 use kube::api::{
     DeleteParams, DynamicObject, GetParams, ListParams, ObjectList, Patch, PatchParams, PostParams,
 };
 use kube::core::Request;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-/// A real cluster reached with a kubeconfig file.
+/// A real cluster reached with a kubeconfig file, or at an endpoint a plugin named.
 pub struct RealCluster {
-    kubeconfig: PathBuf,
+    source: Source,
     runtime: tokio::runtime::Runtime,
     client: OnceLock<Result<kube::Client, ApiError>>,
     /// Discovery documents already read, by (group, version).
     discovered: Mutex<HashMap<(String, String), Vec<APIResource>>>,
 }
 
+/// Where a [`RealCluster`] finds its server and credentials.
+enum Source {
+    /// A kubeconfig file (a host path), read on first use.
+    Kubeconfig(PathBuf),
+    /// A server and identity a plugin named (`kube.connect`), already checked against its grants.
+    Endpoint(Box<kube::Config>),
+}
+
 impl RealCluster {
     /// A backend for the cluster `kubeconfig` points at (read on first use).
     pub fn new(kubeconfig: PathBuf) -> std::io::Result<Self> {
+        Self::with_source(Source::Kubeconfig(kubeconfig))
+    }
+
+    /// A backend for `endpoint` (see [`Endpoint`]); nothing is sent before the first call.
+    pub fn at(endpoint: &Endpoint) -> Result<Self, ApiError> {
+        let invalid = |m: String| ApiError::new(ApiErrorCode::Invalid, 0, m);
+        let uri: http::Uri = endpoint
+            .server
+            .parse()
+            .map_err(|e| invalid(format!("kube: server {:?} is not a URL: {e}", endpoint.server)))?;
+        let mut config = kube::Config::new(uri);
+        match &endpoint.ca_pem {
+            Some(pem) => {
+                let certs = CertificateDer::pem_slice_iter(pem)
+                    .map(|c| c.map(|c| c.to_vec()))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| {
+                        invalid(format!(
+                            "kube: the CA for {} is not valid PEM: {e}",
+                            endpoint.server
+                        ))
+                    })?;
+                if certs.is_empty() {
+                    return Err(invalid(format!(
+                        "kube: the CA for {} holds no certificate",
+                        endpoint.server
+                    )));
+                }
+                config.root_cert = Some(certs);
+            }
+            None => config.accept_invalid_certs = true,
+        }
+        config.auth_info.token = endpoint.bearer_token.clone().map(Into::into);
+        config.connect_timeout = Some(CONNECT_TIMEOUT);
+        Self::with_source(Source::Endpoint(Box::new(config))).map_err(|e| {
+            ApiError::new(
+                ApiErrorCode::Unavailable,
+                0,
+                format!("cannot start an API client: {e}"),
+            )
+        })
+    }
+
+    fn with_source(source: Source) -> std::io::Result<Self> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()?;
         Ok(Self {
-            kubeconfig,
+            source,
             runtime,
             client: OnceLock::new(),
             discovered: Mutex::default(),
@@ -45,7 +99,15 @@ impl RealCluster {
         self.client
             .get_or_init(|| {
                 let unavailable = |m: String| ApiError::new(ApiErrorCode::Unavailable, 0, m);
-                let path = &self.kubeconfig;
+                let _guard = self.runtime.enter();
+                let path = match &self.source {
+                    Source::Endpoint(config) => {
+                        let server = config.cluster_url.to_string();
+                        return kube::Client::try_from((**config).clone())
+                            .map_err(|e| unavailable(format!("cannot create a client for {server}: {e}")));
+                    }
+                    Source::Kubeconfig(path) => path,
+                };
                 let kubeconfig = kube::config::Kubeconfig::read_from(path)
                     .map_err(|e| unavailable(format!("cannot read kubeconfig {}: {e}", path.display())))?;
                 self.runtime.block_on(async {
@@ -80,6 +142,10 @@ impl RealCluster {
 
 /// The longest one API request may take, even with time left in the phase.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long a `kube.connect` client waits for a TCP connection: an endpoint that does not answer
+/// is reported soon, so that a plugin polling it (join's discovery) can say so and try again.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The path segments of a collection or of one object:
 /// `api/v1/namespaces/<ns>/<plural>[/<name>]` or `apis/<group>/<version>/...`.
@@ -194,6 +260,10 @@ impl Cluster for RealCluster {
             )
         })?;
         Ok(Arc::new(other))
+    }
+
+    fn connect_to(self: Arc<Self>, endpoint: &Endpoint) -> Result<Arc<dyn Cluster>, ApiError> {
+        Ok(Arc::new(RealCluster::at(endpoint)?))
     }
 
     fn get(&self, ty: &ResourceType, namespace: Option<&str>, name: &str) -> Result<Value, ApiError> {

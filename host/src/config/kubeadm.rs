@@ -28,6 +28,92 @@ pub struct Flags {
     pub cri_socket: Option<String>,
     /// `init` flags that set configuration fields (kubeadm refuses them together with --config).
     pub init: InitFlags,
+    /// `join` flags that set configuration fields (refused together with --config too).
+    pub join: JoinFlags,
+}
+
+/// kubeadm's `join` arguments that map to JoinConfiguration fields.
+#[derive(Debug, Default, Clone)]
+pub struct JoinFlags {
+    /// The positional `[api-server-endpoint]` (ignored with --config, as in kubeadm).
+    pub api_server_endpoint: Option<String>,
+    /// `--token`: the discovery and the TLS bootstrap token, where those are not given.
+    pub token: Option<String>,
+    pub discovery_token: Option<String>,
+    pub discovery_token_ca_cert_hash: Vec<String>,
+    pub discovery_token_unsafe_skip_ca_verification: bool,
+    pub discovery_file: Option<String>,
+    pub tls_bootstrap_token: Option<String>,
+    pub certificate_key: Option<String>,
+    pub apiserver_advertise_address: Option<String>,
+    pub apiserver_bind_port: Option<u16>,
+}
+
+impl JoinFlags {
+    /// The flag names given, sorted as kubeadm lists them in its "can not mix" error.
+    fn given(&self) -> Vec<&'static str> {
+        let mut names: Vec<&'static str> = [
+            (
+                self.apiserver_advertise_address.is_some(),
+                "apiserver-advertise-address",
+            ),
+            (self.apiserver_bind_port.is_some(), "apiserver-bind-port"),
+            (self.certificate_key.is_some(), "certificate-key"),
+            (self.discovery_file.is_some(), "discovery-file"),
+            (self.discovery_token.is_some(), "discovery-token"),
+            (
+                !self.discovery_token_ca_cert_hash.is_empty(),
+                "discovery-token-ca-cert-hash",
+            ),
+            (
+                self.discovery_token_unsafe_skip_ca_verification,
+                "discovery-token-unsafe-skip-ca-verification",
+            ),
+            (self.tls_bootstrap_token.is_some(), "tls-bootstrap-token"),
+            (self.token.is_some(), "token"),
+        ]
+        .into_iter()
+        .filter_map(|(set, name)| set.then_some(name))
+        .collect();
+        names.sort_unstable();
+        names
+    }
+
+    /// Fills the JoinConfiguration as kubeadm's `newJoinData` does without --config: the endpoint
+    /// makes token discovery, `--token` fills whichever token is not given.
+    fn apply(&self, join: &mut JoinConfiguration) {
+        if let Some(endpoint) = &self.api_server_endpoint {
+            join.discovery.bootstrap_token = Some(kubeadm_config::BootstrapTokenDiscovery {
+                token: self
+                    .discovery_token
+                    .clone()
+                    .or(self.token.clone())
+                    .unwrap_or_default(),
+                api_server_endpoint: endpoint.clone(),
+                ca_cert_hashes: self.discovery_token_ca_cert_hash.clone(),
+                unsafe_skip_ca_verification: self.discovery_token_unsafe_skip_ca_verification,
+            });
+        }
+        if let Some(file) = self.discovery_file.as_ref().filter(|f| !f.is_empty()) {
+            join.discovery.file = Some(kubeadm_config::FileDiscovery {
+                kube_config_path: file.clone(),
+            });
+        }
+        if let Some(token) = self.tls_bootstrap_token.clone().or(self.token.clone()) {
+            join.discovery.tls_bootstrap_token = token;
+        }
+        if let Some(cp) = join.control_plane.as_mut() {
+            if let Some(address) = &self.apiserver_advertise_address {
+                cp.local_api_endpoint.advertise_address = address.clone();
+            }
+            if let Some(port) = self.apiserver_bind_port {
+                cp.local_api_endpoint.bind_port = port;
+            }
+            if let Some(key) = &self.certificate_key {
+                cp.certificate_key = key.clone();
+            }
+        }
+    }
 }
 
 /// kubeadm's `init` flags that map to configuration fields.
@@ -281,12 +367,22 @@ pub fn resolve(
                     "{source}: an InitConfiguration cannot be used with `join`"
                 )));
             }
+            let given = flags.join.given();
+            if file.is_some() && !given.is_empty() {
+                return Err(ConfigError::Invalid(format!(
+                    "can not mix '--config' with arguments [{}]: set these fields in the config file",
+                    given.join(" ")
+                )));
+            }
             let join = config.join.get_or_insert_with(JoinConfiguration::default);
             if let Some(s) = &flags.cri_socket {
                 join.node_registration.cri_socket = s.clone();
             }
             if flags.control_plane && join.control_plane.is_none() {
                 join.control_plane = Some(Default::default());
+            }
+            if file.is_none() {
+                flags.join.apply(join);
             }
             if let Some(n) = &flags.node_name {
                 join.node_registration.name = n.clone();

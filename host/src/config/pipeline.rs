@@ -17,7 +17,7 @@
 //! file's line and column.
 
 use crate::builtin;
-use crate::values::{MAX_MEMORY, NodePath, Scheme, Url};
+use crate::values::{Identity, MAX_MEMORY, NodePath, Scheme, Url};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -272,6 +272,11 @@ pub struct Grants {
     /// interface); none by default, and a plugin then makes its keys itself.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub keys: u32,
+    /// API servers `kube.connect` may reach, as `host:port`. The one variable,
+    /// `{discoveryEndpoint}`, is the JoinConfiguration's
+    /// `discovery.bootstrapToken.apiServerEndpoint` (the server `join` discovers the cluster at).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub connect: Vec<String>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -470,6 +475,10 @@ pub struct KubeRule {
     /// for the run's own client: kubeadm's break-glass `super-admin.conf`, say.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kubeconfig: Option<GrantPath>,
+    /// The rule is for `kube.connect` clients with this identity (join's discovery and TLS
+    /// bootstrap, at a server of `grants.connect`), not for the run's own client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<Identity>,
 }
 
 fn core_group() -> Vec<String> {
@@ -684,6 +693,20 @@ impl Pipeline {
                     )));
                 }
             }
+            for rule in &phase.grants.kube {
+                if let (Some(k), Some(i)) = (&rule.kubeconfig, rule.identity) {
+                    return Err(invalid(format!(
+                        "a kube rule names both `kubeconfig: {}` and `identity: {i}`: a client has \
+                         one or the other; split it into two rules",
+                        k.0
+                    )));
+                }
+            }
+            for server in &phase.grants.connect {
+                if let Err(why) = check_connect_grant(server) {
+                    return Err(invalid(format!("connect grant {server:?}: {why}")));
+                }
+            }
             if phase.limits.memory.0 > MAX_MEMORY || phase.limits.memory.0 < (1 << 20) {
                 return Err(invalid(format!(
                     "limits.memory must be between 1Mi and {}",
@@ -719,6 +742,21 @@ impl Pipeline {
 }
 
 /// The 1-based line of the first occurrence of `needle`.
+/// A `grants.connect` entry is `host:port` (no scheme, no path) or `{discoveryEndpoint}`.
+fn check_connect_grant(server: &str) -> Result<(), String> {
+    if server == crate::grants::DISCOVERY_ENDPOINT {
+        return Ok(());
+    }
+    let hint = "give `host:port` (e.g. 10.0.0.1:6443) or {discoveryEndpoint}";
+    let (host, port) = server
+        .rsplit_once(':')
+        .ok_or_else(|| format!("no port; {hint}"))?;
+    if host.is_empty() || host.contains(['/', '{', '}', '@', ' ']) || port.parse::<u16>().is_err() {
+        return Err(hint.to_string());
+    }
+    Ok(())
+}
+
 fn line_of(text: &str, needle: &str) -> Option<usize> {
     text.lines().position(|l| l.contains(needle)).map(|i| i + 1)
 }

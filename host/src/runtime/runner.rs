@@ -456,7 +456,8 @@ impl Runner<'_> {
                 spec.root.clone(),
                 spec.dry_run,
                 plan.clone(),
-            ),
+            )
+            .with_servers(grants.connect),
             log: LogCap::new(name, spec.console.clone(), budget),
             stdout,
             stderr,

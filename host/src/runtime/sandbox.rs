@@ -7,7 +7,7 @@ use crate::caps::exec::ExecCap;
 use crate::caps::fs::FsCap;
 use crate::caps::health::HealthCap;
 use crate::caps::keys::KeysCap;
-use crate::caps::kube::{ClientHandle, KubeCap};
+use crate::caps::kube::{ClientHandle, Credential, KubeCap};
 use crate::caps::log::{LogCap, PluginOutput};
 use crate::cluster::{self, PatchKind, ResourceType};
 use wasmtime::ResourceLimiter;
@@ -256,6 +256,23 @@ impl kube::Host for State {
 
     fn cluster_as(&mut self, kubeconfig: String) -> Result<Resource<ClientHandle>, kube::ApiError> {
         let client = self.kube.connect_as(&kubeconfig).map_err(to_wit)?;
+        self.push_client(client)
+    }
+
+    fn connect(
+        &mut self,
+        server: String,
+        ca: Option<String>,
+        identity: kube::Identity,
+    ) -> Result<Resource<ClientHandle>, kube::ApiError> {
+        let credential = match identity {
+            kube::Identity::Anonymous => Credential::Anonymous,
+            kube::Identity::BootstrapToken(token) => Credential::BootstrapToken(token),
+        };
+        let client = self
+            .kube
+            .connect_to(&server, ca.as_deref(), credential)
+            .map_err(to_wit)?;
         self.push_client(client)
     }
 }

@@ -8,6 +8,26 @@ pub mod url;
 pub use node_path::NodePath;
 pub use url::{Scheme, Url};
 
+/// Who a `kube.connect` client is (the WIT `kube.identity`, without the token itself): what a
+/// `grants.kube` rule with `identity:` is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Identity {
+    /// No credentials (`system:anonymous`).
+    Anonymous,
+    /// A bootstrap token (`system:bootstrap:<id>`).
+    BootstrapToken,
+}
+
+impl std::fmt::Display for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Anonymous => "anonymous",
+            Self::BootstrapToken => "bootstrap-token",
+        })
+    }
+}
+
 /// The largest memory limit a phase may ask for: the engine's pooling allocator reserves this much
 /// address space per slot, and the pipeline file is checked against it.
 pub const MAX_MEMORY: u64 = 4 << 30;

@@ -2,28 +2,13 @@
 //! components' addresses and ports from their static Pod manifests (as kubeadm reads them).
 
 use static_pod::{MANIFESTS_DIR, join_host_port};
-use wasmadm_plugin_sdk::{Context, ErrorText, fs};
+use wasmadm_plugin_sdk::{ErrorText, fs};
 
 /// One control-plane component to check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Component {
     pub name: &'static str,
     pub url: String,
-}
-
-/// The kubelet's healthz URL, or `None` when `healthzPort` is 0 (kubeadm then skips the check).
-pub fn kubelet(ctx: &Context) -> Option<String> {
-    let config = ctx.config.components.get("KubeletConfiguration");
-    let field = |name: &str| config.and_then(|c| c.get(name));
-    let address = field("healthzBindAddress")
-        .and_then(|v| v.as_str())
-        .filter(|s| !s.is_empty())
-        .unwrap_or("127.0.0.1");
-    let port = field("healthzPort")
-        .and_then(|v| v.as_u64())
-        .and_then(|p| u16::try_from(p).ok())
-        .unwrap_or(10248);
-    (port != 0).then(|| format!("http://{}/healthz", join_host_port(address, port)))
 }
 
 /// kube-apiserver `/livez`, kube-controller-manager `/healthz`, kube-scheduler `/livez`, with

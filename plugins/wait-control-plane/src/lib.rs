@@ -8,26 +8,14 @@
 //! waiter). With the in-memory cluster there is no kubelet: the host answers for the simulated
 //! node, and every "is healthy" line says so.
 
-mod duration;
 mod endpoints;
-mod wait;
 
+use kubeadm_wait::wait::{Failure, Probe, Progress, pause, probe, simulated_note};
+use kubeadm_wait::{duration, print_block, timeout, wait_kubelet};
 use static_pod::MANIFESTS_DIR;
 use std::time::{Duration, Instant};
-use wait::{Failure, Probe, Progress, pause, probe, simulated_note};
 use wasmadm_plugin_sdk::types::{PhaseContext, PhaseError, PhaseReport, PluginInfo};
 use wasmadm_plugin_sdk::{Context, Plugin, done, export_plugin, print};
-
-/// kubeadm's help after a kubelet that never became healthy (`kubeletFailMsg`).
-const KUBELET_HELP: &str = "
-Unfortunately, an error has occurred, likely caused by:
-\t- The kubelet is not running
-\t- The kubelet is unhealthy due to a misconfiguration of the node in some way (required cgroups disabled)
-
-If you are on a systemd-powered system, you can try to troubleshoot the error with the following commands:
-\t- 'systemctl status kubelet'
-\t- 'journalctl -xeu kubelet'
-";
 
 /// kubeadm's help after a control-plane component that never became healthy
 /// (`controlPlaneFailTempl`); `{socket}` is the CRI socket.
@@ -39,64 +27,6 @@ Here is one example how you may list all running Kubernetes containers by using 
 \tOnce you have found the failing container, you can inspect its logs with:
 \t- 'crictl --runtime-endpoint {socket} logs CONTAINERID'
 ";
-
-fn print_block(text: &str) {
-    for line in text.lines() {
-        print(line);
-    }
-}
-
-/// A `timeouts` field as a duration, or an invalid-config error naming it.
-fn timeout(value: &Option<String>, field: &str) -> Result<Duration, PhaseError> {
-    let text = value.as_deref().unwrap_or("4m0s");
-    duration::parse(text).ok_or_else(|| {
-        PhaseError::InvalidConfig(format!(
-            "timeouts.{field}: {text:?} is not a duration; use Go syntax such as 4m0s or 30s"
-        ))
-    })
-}
-
-/// Waits for the kubelet's healthz (kubeadm's `WaitForKubelet`).
-fn wait_kubelet(url: &str, limit: Duration) -> Result<(), PhaseError> {
-    print(&format!(
-        "[kubelet-check] Waiting for a healthy kubelet at {url}. This can take up to {}",
-        duration::go(limit)
-    ));
-    let start = Instant::now();
-    let deadline = start + limit;
-    let mut progress = Progress::new(start);
-    let describe = |f: Failure| {
-        let cause = match f {
-            Failure::Status(code) => format!("status code: {code}"),
-            Failure::Error(e) => format!("error: {e}"),
-        };
-        format!("The HTTP call equal to 'curl -sSL {url}' returned {cause}")
-    };
-    loop {
-        let last = match probe(url, deadline, describe)? {
-            Probe::Healthy { simulated } => {
-                print(&format!(
-                    "[kubelet-check] The kubelet is healthy after {}{}",
-                    duration::go(start.elapsed()),
-                    simulated_note(simulated)
-                ));
-                return Ok(());
-            }
-            Probe::Unhealthy(message) => message,
-        };
-        progress.tick(|t| format!("[kubelet-check] Still waiting for the kubelet after {t}: {last}"));
-        if !pause(deadline) {
-            print(&format!(
-                "[kubelet-check] The kubelet is not healthy after {}",
-                duration::go(start.elapsed())
-            ));
-            print_block(KUBELET_HELP);
-            return Err(PhaseError::Failed(format!(
-                "failed while waiting for the kubelet to start: {last}"
-            )));
-        }
-    }
-}
 
 /// Waits for every component at once (kubeadm's `WaitForControlPlaneComponents`, which checks
 /// them in parallel: here in turns, each measured from the common start). On timeout prints
@@ -193,7 +123,7 @@ impl Plugin for WaitControlPlane {
             &init.timeouts.control_plane_component_health_check,
             "controlPlaneComponentHealthCheck",
         )?;
-        let kubelet = endpoints::kubelet(&ctx);
+        let kubelet = kubeadm_wait::kubelet_url(ctx.config.components.get("KubeletConfiguration"));
         print(&format!(
             "[wait-control-plane] Waiting for the kubelet to boot up the control plane as static Pods from directory {MANIFESTS_DIR:?}"
         ));

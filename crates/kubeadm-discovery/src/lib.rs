@@ -1,0 +1,212 @@
+//! kubeadm's `join` discovery (spec §6.3), as a plugin does it: the plugin verifies, the host
+//! only connects where the pipeline lets it (`kube.connect`, WIT `0.1.4`).
+//!
+//! 1. Read `kube-public/cluster-info` anonymously at the discovery endpoint, without trusting the
+//!    server yet, until it carries a signature for the token (or `timeouts.discovery` ends).
+//! 2. Verify the detached JWS with the token's secret, then the CA against the pins.
+//! 3. Read it again, now trusting that CA, and require the same kubeconfig.
+//!
+//! The result is the cluster's server and CA, from which [`Discovered::bootstrap_kubeconfig`]
+//! writes `bootstrap-kubelet.conf` and [`Discovered::client`] talks to the cluster as the
+//! bootstrap token (`system:bootstrappers`).
+
+use kubeadm_bootstrap_token::cluster_info::{self, jws_key};
+use kubeadm_bootstrap_token::discovery::{self as checks, DiscoveryError};
+use kubeadm_bootstrap_token::{Token, clock};
+use serde_json::Value;
+use std::time::{Duration, Instant};
+use wasmadm_plugin_sdk::config::JoinConfiguration;
+use wasmadm_plugin_sdk::kube::{self, ApiError, Client, ErrorCode, Identity};
+use wasmadm_plugin_sdk::types::PhaseError;
+use wasmadm_plugin_sdk::{apply, print};
+
+/// What discovery found and verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Discovered {
+    /// The cluster's API server as cluster-info names it (`https://host:port`).
+    pub server: String,
+    /// The cluster CA (PEM), pinned or (with `unsafeSkipCAVerification`) taken on trust.
+    pub ca_pem: Vec<u8>,
+    /// The token of the TLS bootstrap (`discovery.tlsBootstrapToken`).
+    pub tls_bootstrap_token: String,
+}
+
+/// kubeadm's `timeouts.discovery` default.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// How often progress is printed while the endpoint does not answer with a signed cluster-info.
+const PROGRESS_EVERY: Duration = Duration::from_secs(10);
+
+/// Runs token discovery for `join`.
+pub fn discover(join: &JoinConfiguration) -> Result<Discovered, PhaseError> {
+    let invalid = PhaseError::InvalidConfig;
+    let Some(bt) = &join.discovery.bootstrap_token else {
+        return Err(match &join.discovery.file {
+            Some(_) => invalid(
+                "discovery.file (--discovery-file) is not supported by wasmadm yet: use token \
+                 discovery (--token with --discovery-token-ca-cert-hash)"
+                    .into(),
+            ),
+            None => invalid(
+                "discovery: give the API server endpoint and a token (wasmadm join <host:port> \
+                 --token <token> --discovery-token-ca-cert-hash sha256:<hex>), or discovery.bootstrapToken \
+                 in the JoinConfiguration"
+                    .into(),
+            ),
+        });
+    };
+    if bt.api_server_endpoint.is_empty() {
+        return Err(invalid(
+            "discovery.bootstrapToken.apiServerEndpoint is empty: give the API server's host:port \
+             (the first argument of `wasmadm join`)"
+                .into(),
+        ));
+    }
+    let token =
+        Token::parse(&bt.token).map_err(|e| invalid(format!("discovery.bootstrapToken.token: {e}")))?;
+    let timeout = match join.timeouts.discovery.as_deref() {
+        Some(text) => Duration::from_secs(
+            clock::parse_duration(text)
+                .ok_or_else(|| invalid(format!("timeouts.discovery: {text:?} is not a duration")))?
+                .max(0) as u64,
+        ),
+        None => DEFAULT_TIMEOUT,
+    };
+    let deadline = Instant::now() + timeout;
+    let server = format!("https://{}", bt.api_server_endpoint);
+
+    let insecure = kube::connect(&server, None, &Identity::Anonymous).map_err(PhaseError::from)?;
+    let first = poll_cluster_info(&insecure, &server, &token, deadline, timeout)?;
+    let kubeconfig = checks::verified_kubeconfig(&first, &token).map_err(refusal)?;
+    let (cluster_server, ca_pem) = cluster_info::kubeconfig_cluster(&kubeconfig)
+        .map_err(|e| PhaseError::Failed(format!("the cluster-info kubeconfig is not usable: {e}")))?;
+    if bt.ca_cert_hashes.is_empty() {
+        // Validation allows this only with unsafeSkipCAVerification.
+        wasmadm_plugin_sdk::debug(
+            "[discovery] Cluster info signature and contents are valid and no TLS pinning was specified, will use API Server",
+        );
+    } else {
+        checks::check_ca_pins(&ca_pem, &bt.ca_cert_hashes).map_err(refusal)?;
+    }
+    let ca_text = String::from_utf8(ca_pem.clone())
+        .map_err(|_| PhaseError::Failed("the cluster CA in cluster-info is not PEM text".into()))?;
+    let secure = kube::connect(&server, Some(&ca_text), &Identity::Anonymous).map_err(PhaseError::from)?;
+    let again = poll_cluster_info(&secure, &server, &token, deadline, timeout)?;
+    if again["data"][cluster_info::KUBECONFIG_KEY].as_str() != Some(kubeconfig.as_str()) {
+        return Err(PhaseError::Failed(
+            "the second kubeconfig from the cluster-info ConfigMap (using validated TLS) was \
+             different from the first"
+                .into(),
+        ));
+    }
+    Ok(Discovered {
+        server: cluster_server,
+        ca_pem,
+        tls_bootstrap_token: if join.discovery.tls_bootstrap_token.is_empty() {
+            bt.token.clone()
+        } else {
+            join.discovery.tls_bootstrap_token.clone()
+        },
+    })
+}
+
+/// kubeadm's refusal wording for what discovery cannot trust.
+fn refusal(e: DiscoveryError) -> PhaseError {
+    match e {
+        DiscoveryError::BadPin(_) => PhaseError::InvalidConfig(e.to_string()),
+        other => PhaseError::Failed(other.to_string()),
+    }
+}
+
+/// Reads cluster-info until it is signed for `token`, backing off from 100 ms to 2 s (kubeadm
+/// polls every 5 s), printing progress every 10 s; at the deadline, the last reason.
+fn poll_cluster_info(
+    client: &Client,
+    server: &str,
+    token: &Token,
+    deadline: Instant,
+    timeout: Duration,
+) -> Result<Value, PhaseError> {
+    let ty = apply::config_maps();
+    let started = Instant::now();
+    let mut next_progress = started + PROGRESS_EVERY;
+    let mut pause = Duration::from_millis(100);
+    loop {
+        // kubeadm's words for each failed attempt; the last one is the error at the deadline.
+        let last = match client.get(&ty, Some(cluster_info::NAMESPACE), cluster_info::NAME) {
+            Ok(text) => {
+                let cm = apply::parse(&text)?;
+                if cm["data"][jws_key(&token.id)].is_string() {
+                    return Ok(cm);
+                }
+                if !cm["data"][cluster_info::KUBECONFIG_KEY].is_string() {
+                    return Err(refusal(DiscoveryError::NoKubeconfig));
+                }
+                format!(
+                    "could not find a JWS signature in the cluster-info ConfigMap for token ID {:?}",
+                    token.id
+                )
+            }
+            Err(e) if e.code == ErrorCode::Denied || e.code == ErrorCode::Invalid => {
+                return Err(PhaseError::from(e));
+            }
+            Err(ApiError { message, .. }) => {
+                format!("failed to request the cluster-info ConfigMap: {message}")
+            }
+        };
+        let now = Instant::now();
+        if now >= deadline {
+            let hint = if last.starts_with("could not find a JWS signature") {
+                "the token is unknown to the cluster or expired: create one with `wasmadm token create` \
+                 on a control-plane node"
+            } else {
+                "is the API server up and reachable from this node?"
+            };
+            return Err(PhaseError::Failed(format!(
+                "{last} (gave up at {server} after {}, timeouts.discovery; {hint})",
+                clock::format_duration(timeout.as_secs() as i64)
+            )));
+        }
+        if now >= next_progress {
+            print(&format!(
+                "[discovery] Still waiting for a signed cluster-info from {server} after {}s: {last}",
+                started.elapsed().as_secs()
+            ));
+            next_progress = now + PROGRESS_EVERY;
+        }
+        std::thread::sleep(pause.min(deadline - now));
+        pause = (pause * 2).min(Duration::from_secs(2));
+    }
+}
+
+impl Discovered {
+    /// `bootstrap-kubelet.conf`, as kubeadm writes it: cluster `kubernetes` with the CA
+    /// embedded, user `tls-bootstrap-token-user` with the TLS bootstrap token.
+    pub fn bootstrap_kubeconfig(&self) -> String {
+        use base64::Engine as _;
+        let ca = base64::engine::general_purpose::STANDARD.encode(&self.ca_pem);
+        format!(
+            "apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: {ca}\n    server: {}\n  \
+             name: {CLUSTER}\ncontexts:\n- context:\n    cluster: {CLUSTER}\n    user: {USER}\n  \
+             name: {USER}@{CLUSTER}\ncurrent-context: {USER}@{CLUSTER}\nkind: Config\nusers:\n- \
+             name: {USER}\n  user:\n    token: {}\n",
+            self.server, self.tls_bootstrap_token
+        )
+    }
+
+    /// The cluster as the TLS bootstrap token (the rules of the phase with `identity:
+    /// bootstrap-token`).
+    pub fn client(&self) -> Result<Client, PhaseError> {
+        let ca = String::from_utf8_lossy(&self.ca_pem).into_owned();
+        kube::connect(
+            &self.server,
+            Some(&ca),
+            &Identity::BootstrapToken(self.tls_bootstrap_token.clone()),
+        )
+        .map_err(PhaseError::from)
+    }
+}
+
+/// kubeadm's names in the TLS bootstrap kubeconfig.
+const CLUSTER: &str = "kubernetes";
+const USER: &str = "tls-bootstrap-token-user";
