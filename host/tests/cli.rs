@@ -324,6 +324,15 @@ fn tree(dir: &Path) -> Vec<String> {
     files
 }
 
+/// A join by token of a server that is not there, without CA pinning.
+const UNVERIFIED_JOIN: [&str; 5] = [
+    "join",
+    "192.0.2.1:6443",
+    "--token",
+    "abcdef.0123456789abcdef",
+    "--discovery-token-unsafe-skip-ca-verification",
+];
+
 #[test]
 fn join_refuses_a_node_that_already_has_a_kubelet_kubeconfig_and_writes_nothing() {
     let root = node();
@@ -331,17 +340,7 @@ fn join_refuses_a_node_that_already_has_a_kubelet_kubeconfig_and_writes_nothing(
     std::fs::write(root.path().join("etc/kubernetes/kubelet.conf"), "x").expect("write");
     let before = tree(root.path());
     let cache = tempfile::tempdir().expect("cache");
-    let out = on_node(
-        cache.path(),
-        root.path(),
-        &[
-            "join",
-            "192.0.2.1:6443",
-            "--token",
-            "abcdef.0123456789abcdef",
-            "--discovery-token-unsafe-skip-ca-verification",
-        ],
-    );
+    let out = on_node(cache.path(), root.path(), &UNVERIFIED_JOIN);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     let err = text(&out.stderr);
     assert!(
@@ -413,20 +412,12 @@ fn control_plane_join_is_refused_until_it_is_built_and_writes_nothing() {
     let root = node();
     let before = tree(root.path());
     let cache = tempfile::tempdir().expect("cache");
-    let out = on_node(
-        cache.path(),
-        root.path(),
-        &[
-            "join",
-            "192.0.2.1:6443",
-            "--token",
-            "abcdef.0123456789abcdef",
-            "--discovery-token-unsafe-skip-ca-verification",
-            "--control-plane",
-            "--skip-phases",
-            "preflight",
-        ],
-    );
+    let args = [
+        &UNVERIFIED_JOIN[..],
+        &["--control-plane", "--skip-phases", "preflight"],
+    ]
+    .concat();
+    let out = on_node(cache.path(), root.path(), &args);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
     assert!(
         text(&out.stderr).contains("joining a control-plane node"),
