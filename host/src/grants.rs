@@ -6,7 +6,9 @@
 
 use crate::bindings::PluginInfo;
 use crate::bindings::types::CapabilityRequest;
-use crate::config::pipeline::{ExecRule, FileGrants, GrantPath, Grants, HealthRule, HealthTls, KubeRule};
+use crate::config::pipeline::{
+    DISCOVERY_ENDPOINT, ExecRule, FileGrants, GrantPath, Grants, HealthRule, HealthTls, KubeRule,
+};
 use crate::util::terminal_safe;
 use crate::values::{Identity, NodePath, Url};
 use kubeadm_config::ResolvedConfig;
@@ -156,9 +158,6 @@ pub fn health_endpoints(phase: &str, rules: &[HealthRule], config: &ResolvedConf
         )
         .collect()
 }
-
-/// The variable of `grants.connect`: the server `join` discovers the cluster at.
-pub const DISCOVERY_ENDPOINT: &str = "{discoveryEndpoint}";
 
 /// A phase's `grants.connect` servers as `host:port`, with `{discoveryEndpoint}` filled in from
 /// the JoinConfiguration (a grant that cannot be filled in grants nothing).

@@ -324,6 +324,15 @@ fn tree(dir: &Path) -> Vec<String> {
     files
 }
 
+/// A join by token of a server that is not there, without CA pinning.
+const UNVERIFIED_JOIN: [&str; 5] = [
+    "join",
+    "192.0.2.1:6443",
+    "--token",
+    "abcdef.0123456789abcdef",
+    "--discovery-token-unsafe-skip-ca-verification",
+];
+
 #[test]
 fn join_refuses_a_node_that_already_has_a_kubelet_kubeconfig_and_writes_nothing() {
     let root = node();
@@ -331,18 +340,7 @@ fn join_refuses_a_node_that_already_has_a_kubelet_kubeconfig_and_writes_nothing(
     std::fs::write(root.path().join("etc/kubernetes/kubelet.conf"), "x").expect("write");
     let before = tree(root.path());
     let cache = tempfile::tempdir().expect("cache");
-    let out = wasmadm(
-        cache.path(),
-        &[
-            "--root",
-            root.path().to_str().expect("utf8"),
-            "join",
-            "192.0.2.1:6443",
-            "--token",
-            "abcdef.0123456789abcdef",
-            "--discovery-token-unsafe-skip-ca-verification",
-        ],
-    );
+    let out = on_node(cache.path(), root.path(), &UNVERIFIED_JOIN);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     let err = text(&out.stderr);
     assert!(
@@ -357,16 +355,14 @@ fn join_refuses_a_node_that_already_has_a_kubelet_kubeconfig_and_writes_nothing(
 #[test]
 fn join_flags_are_kubeadms() {
     let root = node();
-    let root_arg = root.path().to_str().expect("utf8");
     let cache = tempfile::tempdir().expect("cache");
     let config = repo().join("tests/fixtures/join-config.yaml");
     let config = config.to_str().expect("utf8");
     // kubeadm lists the refused flags sorted.
-    let out = wasmadm(
+    let out = on_node(
         cache.path(),
+        root.path(),
         &[
-            "--root",
-            root_arg,
             "join",
             "--config",
             config,
@@ -401,9 +397,7 @@ fn join_flags_are_kubeadms() {
         ),
     ];
     for (args, message) in cases {
-        let mut all = vec!["--root", root_arg];
-        all.extend_from_slice(args);
-        let out = wasmadm(cache.path(), &all);
+        let out = on_node(cache.path(), root.path(), args);
         assert_eq!(out.status.code(), Some(3), "{args:?}: {}", text(&out.stderr));
         assert!(
             text(&out.stderr).contains(message),
@@ -418,21 +412,12 @@ fn control_plane_join_is_refused_until_it_is_built_and_writes_nothing() {
     let root = node();
     let before = tree(root.path());
     let cache = tempfile::tempdir().expect("cache");
-    let out = wasmadm(
-        cache.path(),
-        &[
-            "--root",
-            root.path().to_str().expect("utf8"),
-            "join",
-            "192.0.2.1:6443",
-            "--token",
-            "abcdef.0123456789abcdef",
-            "--discovery-token-unsafe-skip-ca-verification",
-            "--control-plane",
-            "--skip-phases",
-            "preflight",
-        ],
-    );
+    let args = [
+        &UNVERIFIED_JOIN[..],
+        &["--control-plane", "--skip-phases", "preflight"],
+    ]
+    .concat();
+    let out = on_node(cache.path(), root.path(), &args);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
     assert!(
         text(&out.stderr).contains("joining a control-plane node"),

@@ -769,10 +769,12 @@ impl Pipeline {
     }
 }
 
-/// The 1-based line of the first occurrence of `needle`.
+/// The variable of `grants.connect`: the server `join` discovers the cluster at.
+pub const DISCOVERY_ENDPOINT: &str = "{discoveryEndpoint}";
+
 /// A `grants.connect` entry is `host:port` (no scheme, no path) or `{discoveryEndpoint}`.
 fn check_connect_grant(server: &str) -> Result<(), String> {
-    if server == crate::grants::DISCOVERY_ENDPOINT {
+    if server == DISCOVERY_ENDPOINT {
         return Ok(());
     }
     let hint = "give `host:port` (e.g. 10.0.0.1:6443) or {discoveryEndpoint}";
@@ -785,6 +787,7 @@ fn check_connect_grant(server: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The 1-based line of the first occurrence of `needle`.
 fn line_of(text: &str, needle: &str) -> Option<usize> {
     text.lines().position(|l| l.contains(needle)).map(|i| i + 1)
 }

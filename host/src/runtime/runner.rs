@@ -1,6 +1,7 @@
-//! The phase runner: kubeadm's workflow semantics over the pipeline's components.
+//! The phase runner: kubeadm's workflow semantics over the phases it is given ([`Phase`]), which
+//! know nothing of the pipeline file.
 //!
-//! Phases run in pipeline order, each in a fresh sandbox with its own grants. `--skip-phases`
+//! Phases run in the order given, each in a fresh sandbox with its own grants. `--skip-phases`
 //! takes `phase` or `phase/sub-phase` (skipping a parent skips its children); unknown names are
 //! an error, as in kubeadm. Check findings are printed kubeadm-style; any error finding stops the
 //! run after the phase, with every failure listed.
@@ -233,14 +234,14 @@ impl Runner<'_> {
             .collect()
     }
 
-    /// Runs the pipeline of `spec.command`.
+    /// Runs the phases for `spec`.
     pub fn run(&self, spec: &RunSpec) -> Result<RunReport, RunError> {
         let mut report = RunReport::default();
         self.run_into(spec, &mut report)?;
         Ok(report)
     }
 
-    /// Runs the pipeline of `spec.command` into `report`, which keeps what the phases did
+    /// Runs the phases for `spec` into `report`, which keeps what the phases did
     /// (findings, plan, outputs) also when the run fails.
     pub fn run_into(&self, spec: &RunSpec, report: &mut RunReport) -> Result<(), RunError> {
         let root = open_root(&spec.root)?;
