@@ -329,7 +329,10 @@ pub fn cluster_configuration(client: &Client) -> Result<ClusterConfiguration, Ph
         .get(&apply::config_maps(), Some("kube-system"), "kubeadm-config")
         .map_err(|e| match e.code {
             ErrorCode::Denied => PhaseError::Denied(e.message),
-            _ => PhaseError::Failed(format!("unable to fetch the kubeadm-config ConfigMap: {}", e.message)),
+            _ => PhaseError::Failed(format!(
+                "unable to fetch the kubeadm-config ConfigMap: {}",
+                e.message
+            )),
         })?;
     let cm = apply::parse(&text)?;
     let yaml = cm["data"]["ClusterConfiguration"].as_str().ok_or_else(|| {

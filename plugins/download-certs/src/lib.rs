@@ -34,7 +34,10 @@ impl Plugin for DownloadCerts {
     fn run(context: PhaseContext) -> Result<PhaseReport, PhaseError> {
         let ctx = Context::new(&context)?;
         let join = ctx.config.join.clone().unwrap_or_default();
-        let Some(control_plane) = join.control_plane.as_ref().filter(|_| ctx.command() == Command::Join)
+        let Some(control_plane) = join
+            .control_plane
+            .as_ref()
+            .filter(|_| ctx.command() == Command::Join)
         else {
             return Ok(done());
         };
@@ -45,7 +48,9 @@ impl Plugin for DownloadCerts {
         let key = CertificateKey::from_hex(&control_plane.certificate_key)
             .map_err(|e| PhaseError::InvalidConfig(format!("controlPlane.certificateKey: {e}")))?;
         let discovered = kubeadm_discovery::discover(&ctx.config).map_err(|e| match e {
-            PhaseError::Failed(m) => PhaseError::Failed(format!("couldn't validate the identity of the API Server: {m}")),
+            PhaseError::Failed(m) => {
+                PhaseError::Failed(format!("couldn't validate the identity of the API Server: {m}"))
+            }
             other => other,
         })?;
         let client = discovered.client()?;
@@ -65,7 +70,12 @@ impl Plugin for DownloadCerts {
                 )));
             }
             Err(e) if e.code == ErrorCode::Denied => return Err(PhaseError::Denied(e.message)),
-            Err(e) => return Err(PhaseError::Failed(format!("error downloading the secret: {}", e.message))),
+            Err(e) => {
+                return Err(PhaseError::Failed(format!(
+                    "error downloading the secret: {}",
+                    e.message
+                )));
+            }
         };
         // Everything is decrypted and checked before anything is written.
         let sealed = secret_data(&secret)?;
@@ -100,12 +110,14 @@ fn secret_data(secret: &serde_json::Value) -> Result<BTreeMap<String, Vec<u8>>, 
     data.iter()
         .map(|(name, value)| {
             let text = value.as_str().unwrap_or_default();
-            let bytes = base64::engine::general_purpose::STANDARD.decode(text).map_err(|e| {
-                PhaseError::Failed(format!(
-                    "entry {name:?} of Secret {:?} is not base64: {e}",
-                    copycerts::SECRET_NAME
-                ))
-            })?;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .map_err(|e| {
+                    PhaseError::Failed(format!(
+                        "entry {name:?} of Secret {:?} is not base64: {e}",
+                        copycerts::SECRET_NAME
+                    ))
+                })?;
             Ok((name.clone(), bytes))
         })
         .collect()

@@ -7,8 +7,8 @@
 use crate::{KubeletFiles, kubelet_args, node_files, write_config, write_flags};
 use kubeadm_discovery::Discovered;
 use serde_json::Value;
-use wasmadm_plugin_sdk::config::kubelet as kc;
 use wasmadm_plugin_sdk::config::NodeRegistration;
+use wasmadm_plugin_sdk::config::kubelet as kc;
 use wasmadm_plugin_sdk::kube::{Client, ErrorCode};
 use wasmadm_plugin_sdk::types::{PhaseError, PhaseReport};
 use wasmadm_plugin_sdk::{Context, ErrorText, apply, done, files, print, systemd};
