@@ -11,15 +11,10 @@
 //! Needs root (network namespaces) and the real binaries; docs/benchmarks.md records the figures.
 
 use std::time::Duration;
-use wasmadm_tests::cluster::{Node, Ran, kubernetes_version};
+use wasmadm_tests::cluster::{Node, Ran, kubernetes_version, median};
 use wasmadm_tests::netns::Network;
 
 const WASMADM: &str = env!("CARGO_BIN_EXE_wasmadm-under-test");
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
 
 fn configuration(version: &str, algorithm: &str) -> String {
     format!(

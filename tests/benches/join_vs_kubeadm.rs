@@ -11,16 +11,11 @@
 //! Needs root (network namespaces) and the real binaries; docs/benchmarks.md records the figures.
 
 use std::time::Duration;
-use wasmadm_tests::cluster::{Node, kubernetes_version};
+use wasmadm_tests::cluster::{Node, ca_pin, kubernetes_version, median};
 use wasmadm_tests::netns::Network;
 
 const WASMADM: &str = env!("CARGO_BIN_EXE_wasmadm-under-test");
 const TOKEN: &str = "abcdef.0123456789abcdef";
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
 
 fn main() {
     let runs: usize = std::env::var("JOIN_BENCH_RUNS")
@@ -54,13 +49,7 @@ fn main() {
             Duration::from_secs(600),
         )
         .expect_ok("wasmadm init");
-    let pin = init
-        .stdout
-        .split_whitespace()
-        .skip_while(|w| *w != "--discovery-token-ca-cert-hash")
-        .nth(1)
-        .expect("CA pin")
-        .to_string();
+    let pin = ca_pin(&init.stdout);
     // Both tools need the controller-manager's signature on cluster-info first.
     cp.wait_for("cluster-info signed", Duration::from_secs(120), || {
         let cm = cp.get_json(&["configmap", "cluster-info", "-n", "kube-public"]);
@@ -83,10 +72,7 @@ fn main() {
             "--skip-phases",
             "preflight",
         ];
-        let mut cmd = match tool {
-            "kubeadm" => node.kubeadm(&args),
-            _ => node.wasmadm(WASMADM, &args),
-        };
+        let mut cmd = node.tool(tool, WASMADM, &args, &[]);
         node.run(&format!("{tool} join"), &mut cmd, Duration::from_secs(600))
             .expect_ok(tool)
     };

@@ -151,6 +151,17 @@ impl Node {
         cmd
     }
 
+    /// `tool` on this node with `args`: real kubeadm (`"kubeadm"`), or wasmadm (`binary`) with
+    /// `wasmadm_extra` after them (e.g. its `--pipeline`).
+    pub fn tool(&self, tool: &str, binary: &str, args: &[&str], wasmadm_extra: &[&str]) -> Command {
+        if tool == "kubeadm" {
+            return self.kubeadm(args);
+        }
+        let mut all = args.to_vec();
+        all.extend_from_slice(wasmadm_extra);
+        self.wasmadm(binary, &all)
+    }
+
     /// The wasmadm command line `binary` on this node (`--root` is the node directory; the API
     /// server of `/etc/kubernetes/admin.conf`).
     pub fn wasmadm(&self, binary: &str, args: &[&str]) -> Command {
@@ -264,4 +275,20 @@ fn reap(child: &std::process::Child) -> Option<(std::process::ExitStatus, Durati
         std::process::ExitStatus::from_raw(status),
         time(usage.ru_utime) + time(usage.ru_stime),
     ))
+}
+
+/// `--discovery-token-ca-cert-hash sha256:...` from a join command `init` printed.
+pub fn ca_pin(stdout: &str) -> String {
+    stdout
+        .split_whitespace()
+        .skip_while(|w| *w != "--discovery-token-ca-cert-hash")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no CA pin in the join command:\n{stdout}"))
+        .to_string()
+}
+
+/// The median of `samples` (benchmarks).
+pub fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
 }

@@ -18,7 +18,7 @@
 
 use std::sync::Mutex;
 use std::time::Duration;
-use wasmadm_tests::cluster::{Node, Ran, kubernetes_version};
+use wasmadm_tests::cluster::{Node, Ran, ca_pin, kubernetes_version};
 use wasmadm_tests::differential::{Side, compare};
 use wasmadm_tests::netns::Network;
 
@@ -134,16 +134,6 @@ fn assert_same(k_node: &Node, k_ran: &Ran, w_node: &Node, w_ran: &Ran, at_least:
         "too little compared: {c:?}, expected at least {at_least:?} (files, certificates, objects, console lines)"
     );
     eprintln!("same as kubeadm: {c:?}");
-}
-
-/// `--discovery-token-ca-cert-hash sha256:...` from a printed join command.
-fn ca_pin(stdout: &str) -> String {
-    stdout
-        .split_whitespace()
-        .skip_while(|w| *w != "--discovery-token-ca-cert-hash")
-        .nth(1)
-        .unwrap_or_else(|| panic!("no CA pin in the join command:\n{stdout}"))
-        .to_string()
 }
 
 #[test]
@@ -331,10 +321,7 @@ fn init_matches_kubeadm_and_kubeadm_joins_the_cluster() {
                 "--skip-phases",
                 "preflight",
             ];
-            let mut cmd = match tool {
-                "kubeadm" => node.kubeadm(&args),
-                _ => node.wasmadm(WASMADM, &args),
-            };
+            let mut cmd = node.tool(tool, WASMADM, &args, &[]);
             let ran = node
                 .run(&format!("{tool} join"), &mut cmd, Duration::from_secs(300))
                 .expect_ok(&format!("{tool} join --discovery-file"));
@@ -571,7 +558,7 @@ fn ecdsa_endpoint_sans_subnets_and_uploaded_certs_match_kubeadm() {
         let pipeline_file = node.logs.path().join("pipeline.yaml");
         std::fs::write(&pipeline_file, &pipeline).expect("pipeline");
         let pipeline_arg = pipeline_file.display().to_string();
-        let mut args = vec![
+        let args = [
             "join",
             "phase",
             "control-plane-prepare",
@@ -585,13 +572,7 @@ fn ecdsa_endpoint_sans_subnets_and_uploaded_certs_match_kubeadm() {
             "--discovery-token-ca-cert-hash",
             &pin,
         ];
-        let mut cmd = match tool {
-            "kubeadm" => node.kubeadm(&args),
-            _ => {
-                args.extend(["--pipeline", &pipeline_arg]);
-                node.wasmadm(WASMADM, &args)
-            }
-        };
+        let mut cmd = node.tool(tool, WASMADM, &args, &["--pipeline", &pipeline_arg]);
         node.run(
             &format!("{tool} download-certs"),
             &mut cmd,
@@ -632,7 +613,7 @@ fn ecdsa_endpoint_sans_subnets_and_uploaded_certs_match_kubeadm() {
         let pipeline_file = node.logs.path().join("pipeline.yaml");
         std::fs::write(&pipeline_file, &all_pipeline).expect("pipeline");
         let pipeline_arg = pipeline_file.display().to_string();
-        let mut args = vec![
+        let args = [
             "join",
             "phase",
             "control-plane-prepare",
@@ -650,13 +631,7 @@ fn ecdsa_endpoint_sans_subnets_and_uploaded_certs_match_kubeadm() {
             "--node-name",
             name,
         ];
-        let mut cmd = match tool {
-            "kubeadm" => node.kubeadm(&args),
-            _ => {
-                args.extend(["--pipeline", &pipeline_arg]);
-                node.wasmadm(WASMADM, &args)
-            }
-        };
+        let mut cmd = node.tool(tool, WASMADM, &args, &["--pipeline", &pipeline_arg]);
         let ran = node
             .run(
                 &format!("{tool} join phase control-plane-prepare all"),
@@ -789,10 +764,7 @@ fn ecdsa_endpoint_sans_subnets_and_uploaded_certs_match_kubeadm() {
             "--skip-phases",
             "preflight",
         ];
-        let mut cmd = match tool {
-            "kubeadm" => node.kubeadm(&args),
-            _ => node.wasmadm(WASMADM, &args),
-        };
+        let mut cmd = node.tool(tool, WASMADM, &args, &[]);
         let ran = node
             .run(&format!("{tool} join"), &mut cmd, Duration::from_secs(300))
             .expect_ok(&format!("{tool} join through 10.200.0.100"));
