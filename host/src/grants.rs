@@ -86,7 +86,7 @@ pub fn connect_servers(phase: &str, grant: &[String], config: &ResolvedConfig) -
 
 impl Grants {
     /// These grants without what a `0.1` capability request cannot express (health URLs, rules
-    /// for other credentials or identities, keys, connect servers): what a plugin's `describe()` can be compared with.
+    /// for other credentials or identities, keys, connect servers, etcd access): what a plugin's `describe()` can be compared with.
     pub fn requestable(&self) -> Self {
         Self {
             kube: self
@@ -98,6 +98,7 @@ impl Grants {
             health: Vec::new(),
             keys: 0,
             connect: Vec::new(),
+            etcd: None,
             ..self.clone()
         }
     }
@@ -140,6 +141,7 @@ impl Grants {
             health: Vec::new(),
             keys: 0,
             connect: Vec::new(),
+            etcd: None,
         })
     }
 }

@@ -276,6 +276,60 @@ pub struct Grants {
     /// `discovery.bootstrapToken.apiServerEndpoint` (the server `join` discovers the cluster at).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub connect: Vec<String>,
+    /// etcd membership calls (the `etcd` interface): the files of the TLS client and the verbs.
+    /// (Boxed: most phases have none.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etcd: Option<Box<EtcdGrant>>,
+}
+
+/// What a phase may do to etcd's membership, and with which certificates.
+///
+/// ```yaml
+/// etcd:
+///   ca: /etc/kubernetes/pki/etcd/ca.crt                   # etcd's server certificate chains to it
+///   cert: /etc/kubernetes/pki/apiserver-etcd-client.crt   # the client certificate presented
+///   key: /etc/kubernetes/pki/apiserver-etcd-client.key
+///   verbs: [list, add-learner, promote, health]
+/// ```
+///
+/// The host reads the three files under the node root; the plugin needs no file grant for them and
+/// never sees the key. Endpoints are not listed: the plugin names them (any `https://host:port`),
+/// and only a server holding a certificate of `ca` is given the client certificate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EtcdGrant {
+    pub ca: GrantPath,
+    pub cert: GrantPath,
+    pub key: GrantPath,
+    pub verbs: Vec<EtcdVerb>,
+}
+
+/// A membership call of the `etcd` interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EtcdVerb {
+    /// `member-list`.
+    List,
+    /// `member-add-learner`.
+    AddLearner,
+    /// `member-promote`.
+    Promote,
+    /// `member-remove`.
+    Remove,
+    /// `health`.
+    Health,
+}
+
+impl fmt::Display for EtcdVerb {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::List => "list",
+            Self::AddLearner => "add-learner",
+            Self::Promote => "promote",
+            Self::Remove => "remove",
+            Self::Health => "health",
+        })
+    }
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -732,6 +786,15 @@ impl Pipeline {
                 if let Err(why) = check_connect_grant(server) {
                     return Err(invalid(format!("connect grant {server:?}: {why}")));
                 }
+            }
+            if let Some(etcd) = &phase.grants.etcd
+                && etcd.verbs.is_empty()
+            {
+                return Err(invalid(
+                    "the etcd grant lists no verbs: give some of list, add-learner, promote, remove, \
+                     health (or drop the grant)"
+                        .into(),
+                ));
             }
             if phase.limits.memory.0 > MAX_MEMORY || phase.limits.memory.0 < (1 << 20) {
                 return Err(invalid(format!(

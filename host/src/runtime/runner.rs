@@ -10,6 +10,7 @@ use super::sandbox::{Limiter, State};
 use crate::bindings::types::{Command as WitCommand, NodeRole, Severity};
 use crate::bindings::{PhaseContext, PhaseError, PluginInfo};
 use crate::builtin;
+use crate::caps::etcd::EtcdCap;
 use crate::caps::exec::{ExecCap, ExecEnv};
 use crate::caps::fs::{FsCap, Overlay, WriteQuota};
 use crate::caps::health::{self, HealthCap};
@@ -146,8 +147,15 @@ pub fn bare_state(root: Arc<Dir>) -> State {
             0,
         ),
         kube: KubeCap::new("describe", vec![], None, PathBuf::new(), true, plan.clone()),
-        health: HealthCap::new("describe", vec![], root.clone(), health::Mode::DryRun, plan),
+        health: HealthCap::new(
+            "describe",
+            vec![],
+            root.clone(),
+            health::Mode::DryRun,
+            plan.clone(),
+        ),
         keys: KeysCap::new("describe", 0),
+        etcd: EtcdCap::new("describe", None, root.clone(), true, plan),
         log: LogCap::new("describe", Console::buffer().0, budget.clone()),
         stdout: PluginOutput::new("describe", budget.clone(), false),
         stderr: PluginOutput::new("describe", budget, true),
@@ -395,6 +403,7 @@ impl Runner<'_> {
             health: health_rules,
             keys,
             connect,
+            etcd,
         } = &phase.grants;
         let budget = Budget::new(name, phase.limits.output.0 as usize);
         let stdout = PluginOutput::new(name, budget.clone(), false);
@@ -415,6 +424,13 @@ impl Runner<'_> {
                 memory_exceeded: false,
             },
             keys: KeysCap::new(name, *keys),
+            etcd: EtcdCap::new(
+                name,
+                etcd.as_deref().cloned(),
+                root.clone(),
+                spec.dry_run,
+                plan.clone(),
+            ),
             health: HealthCap::new(
                 name,
                 crate::grants::health_endpoints(name, health_rules, &spec.config),

@@ -2,7 +2,8 @@
 //! capabilities and its limits. The WIT `Host` traits are implemented here by delegating to the
 //! capabilities, which do the grant checks.
 
-use crate::bindings::wasmadm::plugin::{exec, files, health, keys, kube, log, types};
+use crate::bindings::wasmadm::plugin::{etcd, exec, files, health, keys, kube, log, types};
+use crate::caps::etcd::EtcdCap;
 use crate::caps::exec::ExecCap;
 use crate::caps::fs::FsCap;
 use crate::caps::health::HealthCap;
@@ -57,6 +58,7 @@ pub struct State {
     pub kube: KubeCap,
     pub health: HealthCap,
     pub keys: KeysCap,
+    pub etcd: EtcdCap,
     pub log: LogCap,
     pub stdout: PluginOutput,
     pub stderr: PluginOutput,
@@ -152,6 +154,28 @@ impl health::Host for State {
 impl keys::Host for State {
     fn generate(&mut self, algorithm: keys::Algorithm, count: u32) -> Result<Vec<String>, keys::KeyError> {
         self.keys.generate(algorithm, count)
+    }
+}
+
+impl etcd::Host for State {
+    fn member_list(&mut self, endpoint: String) -> Result<Vec<etcd::Member>, etcd::EtcdError> {
+        self.etcd.member_list(&endpoint)
+    }
+    fn member_add_learner(
+        &mut self,
+        endpoint: String,
+        peer_urls: Vec<String>,
+    ) -> Result<(etcd::Member, Vec<etcd::Member>), etcd::EtcdError> {
+        self.etcd.member_add_learner(&endpoint, peer_urls)
+    }
+    fn member_promote(&mut self, endpoint: String, id: u64) -> Result<(), etcd::EtcdError> {
+        self.etcd.member_promote(&endpoint, id)
+    }
+    fn member_remove(&mut self, endpoint: String, id: u64) -> Result<(), etcd::EtcdError> {
+        self.etcd.member_remove(&endpoint, id)
+    }
+    fn health(&mut self, endpoint: String) -> Result<(), etcd::EtcdError> {
+        self.etcd.health(&endpoint)
     }
 }
 
