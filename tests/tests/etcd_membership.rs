@@ -419,3 +419,30 @@ fn the_etcd_grant_is_validated_with_file_and_line() {
     let back = Pipeline::parse(&again, Path::new("again.yaml")).expect("round trip");
     assert_eq!(back.join.0[0].grants, *grants);
 }
+
+#[test]
+fn a_call_ends_at_the_phases_deadline() {
+    let root = wasmadm_tests::etcd::generated_node();
+    let dir = cap_std::fs::Dir::open_ambient_dir(root.path(), cap_std::ambient_authority()).expect("root");
+    let etcd = EtcdCap::new(
+        "etcd-join",
+        Some(grant_with_ca(CA, &ALL)),
+        Arc::new(dir),
+        false,
+        Plan::default(),
+    );
+    // Accepted by the kernel, never answered: only a deadline ends the TLS handshake.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+    let endpoint = format!("https://{}", silent.local_addr().expect("address"));
+    let started = Instant::now();
+    let result = wasmadm::deadline::scope(started + Duration::from_millis(300), || etcd.health(&endpoint));
+    assert!(
+        matches!(result, Err(EtcdError::TimedOut(ref m)) if m.contains(&endpoint)),
+        "{result:?}"
+    );
+    assert!(
+        started.elapsed() < wasmadm::caps::etcd::REQUEST_TIMEOUT,
+        "cut by the phase's deadline, not the per-request limit: {:?}",
+        started.elapsed()
+    );
+}

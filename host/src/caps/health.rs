@@ -336,11 +336,41 @@ pub(super) fn send(
                 Err(_) => ServerName::try_from(url.host.clone())
                     .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
             };
-            let conn = rustls::ClientConnection::new(config, name).map_err(io::Error::other)?;
+            let mut conn = rustls::ClientConnection::new(config, name).map_err(io::Error::other)?;
+            let mut tcp = tcp;
+            handshake(&mut conn, &mut tcp, deadline)?;
             let stream = rustls::StreamOwned::new(conn, tcp);
             read_all(stream, request, deadline)
         }
     }
+}
+
+/// Completes the TLS handshake by `deadline` (each read and write bounded by the time left, which
+/// rustls's own `complete_io` would not do). A refused certificate is reported to the server with
+/// rustls's alert before the error is returned.
+fn handshake(conn: &mut rustls::ClientConnection, tcp: &mut TcpStream, deadline: Instant) -> io::Result<()> {
+    while conn.is_handshaking() {
+        tcp.set_write_timeout(Some(remaining(deadline)?))?;
+        while conn.wants_write() {
+            conn.write_tls(tcp)?;
+        }
+        if !conn.is_handshaking() {
+            break;
+        }
+        tcp.set_read_timeout(Some(remaining(deadline)?))?;
+        if conn.read_tls(tcp)? == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the server closed the connection during the TLS handshake",
+            ));
+        }
+        if let Err(e) = conn.process_new_packets() {
+            // Best effort: the alert tells the server why.
+            let _ = conn.write_tls(tcp);
+            return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+        }
+    }
+    Ok(())
 }
 
 /// The socket under a stream, to set its timeouts.
