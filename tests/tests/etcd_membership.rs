@@ -446,3 +446,73 @@ fn a_call_ends_at_the_phases_deadline() {
         started.elapsed()
     );
 }
+
+#[test]
+fn kubeadms_join_steps_add_a_learner_start_it_and_promote_it_and_a_second_run_changes_nothing() {
+    let first = start();
+    let peer = free_peer_url();
+    let yaml = format!(
+        "apiVersion: wasmadm.io/v1alpha1\nkind: Pipeline\ninit:\n  - name: etcd-join\n    component: {PROBE_WASM}\n    \
+         digest: sha256:{}\n    settings: {{action: etcd-join, endpoint: \"{}\", peerUrl: \"{peer}\", name: second, \
+         path: /etc/kubernetes/etcd-join/initial-cluster}}\n    grants:\n      files: {{write: [/etc/kubernetes/etcd-join]}}\n      \
+         etcd: {{ca: {CA}, cert: {CERT}, key: {KEY}, verbs: [list, add-learner, promote]}}\n",
+        sha256_file(PROBE_WASM),
+        first.client_url
+    );
+    let pipeline = Pipeline::parse(&yaml, Path::new("etcd-join.yaml")).expect("pipeline");
+    std::fs::create_dir_all(first.root.join("etc/kubernetes/etcd-join")).expect("mkdir");
+    let written = first.root.join("etc/kubernetes/etcd-join/initial-cluster");
+
+    let (out, mut second) = std::thread::scope(|s| {
+        let join = s.spawn(|| run_probe(&pipeline, &first, false));
+        // The harness plays the kubelet: it starts the member once the plugin wrote its cluster.
+        let started = Instant::now();
+        let cluster = loop {
+            if let Ok(text) = std::fs::read_to_string(&written) {
+                break text;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60) && !join.is_finished(),
+                "the plugin wrote no initial cluster"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let mut entries: Vec<&str> = cluster.split(',').collect();
+        entries.sort();
+        assert_eq!(
+            entries,
+            [
+                format!("{}={}", first.name, first.peer_url),
+                format!("second={peer}")
+            ]
+        );
+        let second = first.start_member("second", &peer, &cluster);
+        (join.join().expect("plugin thread"), second)
+    });
+    out.expect_ok();
+    let id: u64 = out
+        .output("etcd-join.id")
+        .and_then(|v| v.parse().ok())
+        .expect("id");
+    let members = full(&first).member_list(&first.client_url).expect("list");
+    assert_eq!(
+        names(&members),
+        [(first.name.clone(), false), ("second".to_string(), false)]
+    );
+    assert!(
+        members
+            .iter()
+            .any(|m| m.id == id && m.peer_urls == [peer.clone()])
+    );
+    second.process.assert_running();
+
+    // A join run again finds its member, adds nothing and has nothing to promote.
+    std::fs::remove_file(&written).expect("rm");
+    let again = run_probe(&pipeline, &first, false);
+    again.expect_ok();
+    assert_eq!(again.output("etcd-join.id"), Some(id.to_string()));
+    assert_eq!(
+        full(&first).member_list(&first.client_url).expect("list").len(),
+        2
+    );
+}

@@ -190,6 +190,19 @@ impl Plugin for Probe {
                     _ => etcd::health(endpoint).map_err(refused)?,
                 }
             }
+            "etcd-join" => {
+                // kubeadm's etcd-join membership: this node's member (`peerUrl`) added as a learner
+                // at `endpoint`, the `--initial-cluster` it starts with written to `path` (the test
+                // plays the kubelet and starts it from there), then promoted once it caught up.
+                let endpoints = vec![setting(&s, "endpoint").to_string()];
+                let timeout = std::time::Duration::from_secs(60);
+                let (id, members) = kubeadm_etcd::add_learner(&endpoints, setting(&s, "peerUrl"), timeout)?;
+                let cluster = kubeadm_etcd::initial_cluster(&members, id, setting(&s, "name"));
+                files::write(path, cluster.as_bytes(), 0o600).map_err(|e| denied(e.text()))?;
+                kubeadm_etcd::promote(&endpoints, id, timeout)?;
+                report.output("id", id.to_string());
+                report.output("initial-cluster", cluster);
+            }
             "env" => {
                 let vars: Vec<String> = std::env::vars().map(|(k, v)| format!("{k}={v}")).collect();
                 report.output("env", vars.join(";"));
