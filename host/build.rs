@@ -13,6 +13,7 @@ use std::fmt::Write as _;
 /// `wasmadm-<name>`, referenced in a pipeline as `builtin:<name>`.
 const BUILTINS: &[&str] = &[
     "preflight",
+    "download-certs",
     "certs",
     "kubeconfig",
     "etcd",

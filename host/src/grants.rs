@@ -1,15 +1,137 @@
 //! From the grants of the pipeline file to what the capabilities enforce, and back from what a
-//! plugin asks for to grants: the conversions between the two live here, so neither the pipeline
-//! schema (`config::pipeline`) nor the runner knows the other's shapes. Health URL templates are
-//! filled from the node's `localAPIEndpoint` here, not in the runner, which knows nothing of
-//! Kubernetes.
+//! plugin asks for to grants. The capabilities take one shape, [`PhaseGrants`], made here; the
+//! pipeline schema (`config::pipeline`) keeps the file's shape (templates, defaults, serde), and
+//! neither knows the other. Health URL templates are filled from the node's `localAPIEndpoint`
+//! here, not in the runner, which knows nothing of Kubernetes.
 
 use crate::bindings::PluginInfo;
 use crate::bindings::types::CapabilityRequest;
-use crate::caps::health;
-use crate::caps::log::terminal_safe;
-use crate::config::pipeline::{ExecRule, FileGrants, GrantPath, Grants, HealthRule, HealthTls, KubeRule};
+use crate::config::pipeline::{
+    DISCOVERY_ENDPOINT, ExecRule, FileGrants, GrantPath, Grants, HealthRule, HealthTls, KubeRule,
+};
+use crate::util::terminal_safe;
+use crate::values::{EtcdVerb, Identity, NodePath, Url};
 use kubeadm_config::ResolvedConfig;
+
+/// What one phase may do, in the shape the capabilities enforce: paths parsed, templates filled,
+/// environment variables looked up. Everything not here is denied.
+#[derive(Debug, Clone, Default)]
+pub struct PhaseGrants {
+    /// Node path prefixes the phase may read.
+    pub read: Vec<NodePath>,
+    /// Node path prefixes the phase may write (and read).
+    pub write: Vec<NodePath>,
+    pub exec: Vec<ExecGrant>,
+    pub kube: Vec<KubeGrant>,
+    /// The host's environment variables the phase sees, by name and value.
+    pub env: Vec<(String, String)>,
+    pub health: Vec<HealthEndpoint>,
+    /// How many private keys the host may generate for the phase in one run.
+    pub keys: u32,
+    /// The servers `kube.connect` may reach, as `host:port`.
+    pub connect: Vec<String>,
+    /// etcd membership calls, if any.
+    pub etcd: Option<EtcdAccess>,
+}
+
+/// What the `etcd` capability may do: the verbs, with the TLS client of these node files (etcd's
+/// CA, and the client certificate and key presented to servers of that CA).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EtcdAccess {
+    pub ca: NodePath,
+    pub cert: NodePath,
+    pub key: NodePath,
+    pub verbs: Vec<EtcdVerb>,
+}
+
+/// An allowed command: its name, the argument lists allowed (patterns; none allows any), whether
+/// it runs in a dry run, and the variables the plugin may set for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExecGrant {
+    pub command: String,
+    pub args: Vec<Vec<String>>,
+    pub read_only: bool,
+    pub env: Vec<String>,
+}
+
+/// An allowed set of Kubernetes API calls, RBAC-shaped; `kubeconfig` names the credentials of a
+/// `cluster-as` client the rule is for (`None`: the run's own client).
+#[derive(Debug, Clone, PartialEq)]
+pub struct KubeGrant {
+    pub verbs: Vec<String>,
+    pub api_groups: Vec<String>,
+    pub resources: Vec<String>,
+    pub namespaces: Vec<String>,
+    pub resource_names: Vec<String>,
+    pub kubeconfig: Option<NodePath>,
+    /// The `kube.connect` identity the rule is for (`None`: not for `connect` clients).
+    pub identity: Option<Identity>,
+}
+
+/// One health endpoint a phase may `GET`, its URL template already filled in.
+#[derive(Debug, Clone)]
+pub struct HealthEndpoint {
+    pub url: Url,
+    pub tls: Tls,
+}
+
+/// How an `https` endpoint's certificate is checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tls {
+    /// Plain `http`.
+    None,
+    /// Against the CA certificates in this node file.
+    Verify(NodePath),
+    /// Not at all (self-signed component certificates, as kubeadm does).
+    Insecure,
+}
+
+impl PhaseGrants {
+    /// The pipeline grants of `phase` for a run with `config`.
+    pub fn resolve(phase: &str, grants: &Grants, config: &ResolvedConfig) -> Self {
+        Self {
+            read: grants.files.read.iter().map(|g| g.0.clone()).collect(),
+            write: grants.files.write.iter().map(|g| g.0.clone()).collect(),
+            exec: grants.exec.iter().map(ExecGrant::from).collect(),
+            kube: grants.kube.iter().map(KubeGrant::from).collect(),
+            env: granted_env(&grants.env),
+            health: health_endpoints(phase, &grants.health, config),
+            keys: grants.keys,
+            connect: connect_servers(phase, &grants.connect, config),
+            etcd: grants.etcd.as_deref().map(|g| EtcdAccess {
+                ca: g.ca.0.clone(),
+                cert: g.cert.0.clone(),
+                key: g.key.0.clone(),
+                verbs: g.verbs.clone(),
+            }),
+        }
+    }
+}
+
+impl From<&ExecRule> for ExecGrant {
+    fn from(r: &ExecRule) -> Self {
+        Self {
+            command: r.command.clone(),
+            args: r.args.clone(),
+            read_only: r.read_only,
+            env: r.env.clone(),
+        }
+    }
+}
+
+impl From<&KubeRule> for KubeGrant {
+    fn from(r: &KubeRule) -> Self {
+        Self {
+            verbs: r.verbs.clone(),
+            api_groups: r.api_groups.clone(),
+            resources: r.resources.clone(),
+            namespaces: r.namespaces.clone(),
+            resource_names: r.resource_names.clone(),
+            kubeconfig: r.kubeconfig.as_ref().map(|k| k.0.clone()),
+            identity: r.identity,
+        }
+    }
+}
 
 /// The host's environment variables an `env` grant shows the plugin: exact names, and for
 /// `*suffix` every name ending with `suffix` compared case-insensitively. Names or values that
@@ -32,18 +154,18 @@ fn env_matches(grant: &str, name: &str) -> bool {
 
 /// A phase's health grants with `{advertiseAddress}` and `{bindPort}` filled in from the node's
 /// `localAPIEndpoint`. A grant that cannot be resolved (no address configured) grants nothing.
-pub fn health_endpoints(phase: &str, rules: &[HealthRule], config: &ResolvedConfig) -> Vec<health::Endpoint> {
+pub fn health_endpoints(phase: &str, rules: &[HealthRule], config: &ResolvedConfig) -> Vec<HealthEndpoint> {
     let endpoint = config.local_api_endpoint();
     rules
         .iter()
         .filter_map(
             |rule| match rule.resolve(&endpoint.advertise_address, endpoint.bind_port) {
-                Ok(url) => Some(health::Endpoint {
+                Ok(url) => Some(HealthEndpoint {
                     url,
                     tls: match &rule.tls {
-                        HealthTls::None => health::Tls::None,
-                        HealthTls::Verify(ca) => health::Tls::Verify(ca.0.clone()),
-                        HealthTls::Insecure => health::Tls::Insecure,
+                        HealthTls::None => Tls::None,
+                        HealthTls::Verify(ca) => Tls::Verify(ca.0.clone()),
+                        HealthTls::Insecure => Tls::Insecure,
                     },
                 }),
                 Err(e) => {
@@ -55,17 +177,25 @@ pub fn health_endpoints(phase: &str, rules: &[HealthRule], config: &ResolvedConf
         .collect()
 }
 
-/// The variable of `grants.connect`: the server `join` discovers the cluster at.
-pub const DISCOVERY_ENDPOINT: &str = "{discoveryEndpoint}";
-
 /// A phase's `grants.connect` servers as `host:port`, with `{discoveryEndpoint}` filled in from
 /// the JoinConfiguration (a grant that cannot be filled in grants nothing).
 pub fn connect_servers(phase: &str, grant: &[String], config: &ResolvedConfig) -> Vec<String> {
+    // Token discovery's endpoint, or the server of file discovery's kubeconfig.
+    let from_file = config
+        .discovery_file
+        .as_deref()
+        .and_then(|text| kubeadm_bootstrap_token::cluster_info::kubeconfig_cluster(text).ok())
+        .and_then(|(server, _)| {
+            server
+                .strip_prefix("https://")
+                .map(|s| s.trim_end_matches('/').to_string())
+        });
     let discovery = config
         .join
         .as_ref()
         .and_then(|j| j.discovery.bootstrap_token.as_ref())
-        .map(|t| t.api_server_endpoint.as_str())
+        .map(|t| t.api_server_endpoint.clone())
+        .or(from_file)
         .filter(|e| !e.is_empty());
     grant
         .iter()
@@ -73,8 +203,8 @@ pub fn connect_servers(phase: &str, grant: &[String], config: &ResolvedConfig) -
             if !server.contains('{') {
                 return Some(server.clone());
             }
-            match discovery {
-                Some(endpoint) if server == DISCOVERY_ENDPOINT => Some(endpoint.to_string()),
+            match &discovery {
+                Some(endpoint) if server == DISCOVERY_ENDPOINT => Some(endpoint.clone()),
                 _ => {
                     tracing::debug!(phase, grant = %server, "connect grant not usable in this run");
                     None

@@ -1,6 +1,8 @@
 //! From a command's flags to a [`RunSpec`]: which cluster the phases talk to, which role the node
 //! has, which phases are skipped. Each decision is made once, here, for the `wasmadm` command line
 //! and for the tests that run pipelines through the library (ripgrep's parsed flags → decisions).
+//! The pipeline file's phases become the runner's here too ([`runner`]): the runtime knows nothing
+//! of the file's shape.
 
 use crate::caps::log::Console;
 use crate::cluster::memory::{MemoryCluster, StateError};
@@ -8,7 +10,11 @@ use crate::cluster::real::RealCluster;
 use crate::cluster::{ApiError, Cluster, simulate};
 use crate::command::{Command, Role};
 use crate::config::kubeadm::{self, Flags};
-use crate::runtime::RunSpec;
+use crate::config::pipeline::{ComponentRef, PhaseSpec, Pipeline};
+use crate::grants::PhaseGrants;
+use crate::runtime::runner::{Described, load_and_describe};
+use crate::runtime::{Component, Limits, Phase, RunError, RunReport, RunSpec, Runner, Runtime};
+use cap_std::fs::Dir;
 use kubeadm_config::ResolvedConfig;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,6 +26,8 @@ pub enum ClusterKind {
     Auto,
     Memory,
     Kubeconfig,
+    /// No cluster: the phases' Kubernetes API calls answer `unavailable`.
+    None,
 }
 
 /// Where the in-memory cluster of a node root keeps its objects between runs.
@@ -66,7 +74,8 @@ impl Backend {
     pub fn choose(kind: ClusterKind, root: &Path, kubeconfig: &str, dry_run: bool) -> Self {
         let real = match kind {
             ClusterKind::Auto => root == Path::new("/"),
-            ClusterKind::Memory => false,
+            // `None` means no backend; a caller that chooses one anyway gets a memory cluster.
+            ClusterKind::Memory | ClusterKind::None => false,
             ClusterKind::Kubeconfig => true,
         };
         if real {
@@ -106,11 +115,13 @@ impl Backend {
     }
 }
 
-/// The Node a run's kubelet registers: this node's, except on `reset`, which registers nothing.
+/// The Node a run's kubelet registers before a phase needs it: this node's on `init`
+/// (mark-control-plane waits for it). A joining node's kubelet registers with the cluster it
+/// joins, never with this node's in-memory state, and `reset` registers nothing.
 pub fn kubelet_node(command: Command, config: &ResolvedConfig) -> Option<&str> {
     match command {
-        Command::Reset => None,
-        _ => config.node_registration().map(|n| n.name.as_str()),
+        Command::Init => config.node_registration().map(|n| n.name.as_str()),
+        Command::Join | Command::Reset => None,
     }
 }
 
@@ -156,6 +167,112 @@ impl Invocation<'_> {
             cluster,
             console,
             facts: crate::facts::inputs(self.root),
+            trace: None,
         }
     }
+}
+
+/// Runs `spec`; see [`run_into`].
+pub fn run(runner: &Runner, pipeline: &Pipeline, spec: &RunSpec) -> Result<RunReport, RunError> {
+    let mut report = RunReport::default();
+    run_into(runner, pipeline, spec, &mut report)?;
+    Ok(report)
+}
+
+/// Runs `spec` into `report`. When a phase's checks failed, the failure block ends with kubeadm's
+/// hint: the runner only knows that checks failed, the command knows how to go on anyway.
+pub fn run_into(
+    runner: &Runner,
+    pipeline: &Pipeline,
+    spec: &RunSpec,
+    report: &mut RunReport,
+) -> Result<(), RunError> {
+    let result = runner.run_into(spec, report).map_err(|e| match e {
+        // A settings error names the pipeline file's line rather than the JSON's.
+        RunError::InvalidConfig { phase, message } => RunError::InvalidConfig {
+            message: pipeline
+                .settings_error(spec.command, &phase, &message)
+                .unwrap_or(message),
+            phase,
+        },
+        other => other,
+    });
+    if let Err(RunError::ChecksFailed { phase, .. }) = &result {
+        spec.console.err(&format!(
+            "[{phase}] If you know what you are doing, you can make a check non-fatal with \
+             `--ignore-preflight-errors=...`"
+        ));
+    }
+    // kubeadm's closing words after a whole join (not after `join phase`).
+    if result.is_ok() && spec.command == Command::Join && spec.only.is_none() {
+        use kubeadm_bootstrap_token::join as text;
+        let done = match spec.role {
+            Role::Worker => text::WORKER_JOINED.to_string(),
+            Role::ControlPlane => {
+                let local_etcd = spec
+                    .config
+                    .cluster
+                    .as_ref()
+                    .is_none_or(|c| c.etcd.external.is_none());
+                text::control_plane_joined("/etc/kubernetes/admin.conf", local_etcd)
+            }
+        };
+        // The console ends each line itself.
+        spec.console.out(done.strip_suffix('\n').unwrap_or(&done));
+    }
+    result
+}
+
+/// The runner of `command`'s enabled phases in `pipeline`, their grants resolved for `config`.
+pub fn runner<'a>(
+    runtime: &'a Runtime,
+    pipeline: &Pipeline,
+    command: Command,
+    config: &ResolvedConfig,
+) -> Runner<'a> {
+    Runner {
+        runtime,
+        phases: pipeline
+            .phases(command)
+            .iter()
+            .filter(|spec| spec.enabled)
+            .map(|spec| phase(spec, config))
+            .collect(),
+        exec_path: pipeline.exec_path.clone(),
+    }
+}
+
+/// A phase of the pipeline file as the runner takes it.
+pub fn phase(spec: &PhaseSpec, config: &ResolvedConfig) -> Phase {
+    let limits = &spec.limits;
+    Phase {
+        name: spec.name.0.clone(),
+        component: component(spec),
+        role: spec.role,
+        settings: spec.settings.clone(),
+        grants: PhaseGrants::resolve(&spec.name.0, &spec.grants, config),
+        limits: Limits {
+            memory: limits.memory.0,
+            timeout: limits.timeout.0,
+            output: limits.output.0,
+            write_bytes: limits.write_bytes.0,
+            write_files: limits.write_files,
+        },
+    }
+}
+
+/// Where a phase's component comes from, with the digest the pipeline pins.
+pub fn component(spec: &PhaseSpec) -> Component {
+    match &spec.component {
+        ComponentRef::Builtin(name) => Component::Builtin(name.clone()),
+        ComponentRef::File(path) => Component::File {
+            path: path.clone(),
+            digest: spec.digest.as_ref().map(|d| d.0.clone()),
+        },
+    }
+}
+
+/// Loads the component of a pipeline phase and asks it to describe itself, with no grants.
+pub fn describe(runtime: &Runtime, root: Arc<Dir>, spec: &PhaseSpec) -> Result<Described, RunError> {
+    load_and_describe(runtime, root, &spec.name.0, &component(spec))
 }

@@ -7,12 +7,12 @@
 //! one). The runner knows nothing of Kubernetes; the plugins know nothing of Wasmtime; the
 //! capabilities are where the two meet and the only place a grant is checked.
 //!
-//! The layers, in order: [`command`] (what a run is) and [`config`] (the kubeadm configuration
-//! and the pipeline file), [`grants`] (pipeline grants to capability inputs and back), [`caps`]
+//! The layers, in order: [`values`] (node paths and URLs, shared by all), [`command`] (what a
+//! run is) and [`config`] (the kubeadm configuration and the pipeline file), [`grants`] (pipeline
+//! grants to the one shape the capabilities take, [`grants::PhaseGrants`], and back), [`caps`]
 //! and [`cluster`] (the in-memory cluster's simulators in [`cluster::simulate`]), [`runtime`];
-//! [`invocation`] turns a command's flags into a run, [`cli`] is the command line over it. One
-//! backward edge remains: `config` parses into two value types of `caps` (`NodePath`,
-//! `health::Url`), and `caps` takes the pipeline's exec and kube rules as they are.
+//! [`invocation`] turns a command's flags into a run and runs it, [`cli`] is the command line
+//! over it.
 
 pub mod author;
 pub mod bindings;
@@ -29,3 +29,4 @@ pub mod invocation;
 pub mod runtime;
 pub mod token;
 pub mod util;
+pub mod values;

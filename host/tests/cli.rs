@@ -11,13 +11,8 @@ fn repo() -> PathBuf {
 /// A copy of the healthy fixture node.
 fn node() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tmp");
-    let status = Command::new("cp")
-        .arg("-a")
-        .arg(repo().join("tests/fixtures/nodes/healthy/."))
-        .arg(dir.path())
-        .status()
-        .expect("cp");
-    assert!(status.success());
+    wasmadm::util::copy_tree(&repo().join("tests/fixtures/nodes/healthy"), dir.path())
+        .expect("copy the fixture node");
     dir
 }
 
@@ -29,6 +24,13 @@ fn wasmadm(cache: &Path, args: &[&str]) -> Output {
         .expect("run wasmadm")
 }
 
+/// `wasmadm --root <root> <args>`.
+fn on_node(cache: &Path, root: &Path, args: &[&str]) -> Output {
+    let mut all = vec!["--root", root.to_str().expect("utf8")];
+    all.extend_from_slice(args);
+    wasmadm(cache, &all)
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -38,14 +40,8 @@ fn init_of_a_healthy_sandbox_node_succeeds_and_warm_start_uses_the_cache() {
     let root = node();
     let cache = tempfile::tempdir().expect("cache");
     let config = repo().join("examples/init-config.yaml");
-    let args = [
-        "--root",
-        root.path().to_str().expect("utf8"),
-        "init",
-        "--config",
-        config.to_str().expect("utf8"),
-    ];
-    let out = wasmadm(cache.path(), &args);
+    let args = ["init", "--config", config.to_str().expect("utf8")];
+    let out = on_node(cache.path(), root.path(), &args);
     assert!(out.status.success(), "{}", text(&out.stderr));
     // kubeadm's first line of a whole init, then its preflight.
     assert!(
@@ -66,7 +62,7 @@ fn init_of_a_healthy_sandbox_node_succeeds_and_warm_start_uses_the_cache() {
     let mut verbose_args = vec!["-v", "2"];
     verbose_args.extend_from_slice(&args);
     verbose_args.push("--dry-run");
-    let verbose = text(&wasmadm(cache.path(), &verbose_args).stderr);
+    let verbose = text(&on_node(cache.path(), root.path(), &verbose_args).stderr);
     assert!(
         verbose.contains(" INFO ") && !verbose.contains('\x1b'),
         "{verbose}"
@@ -76,22 +72,21 @@ fn init_of_a_healthy_sandbox_node_succeeds_and_warm_start_uses_the_cache() {
         .filter_map(|e| e.ok())
         .filter(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
         .collect();
+    let init_plugins: std::collections::BTreeSet<_> = wasmadm::config::pipeline::Pipeline::builtin_default()
+        .expect("default pipeline")
+        .phases(wasmadm::command::Command::Init)
+        .iter()
+        .map(|p| p.component.to_string())
+        .collect();
     assert_eq!(
         cached.len(),
-        wasmadm::builtin::all().len(),
+        init_plugins.len(),
         "each plugin of the init pipeline compiled once and cached"
     );
     let modified = cached[0].metadata().expect("meta").modified().expect("mtime");
     // A second node (the first now fails preflight: its manifests exist, as with kubeadm).
     let second = node();
-    let args = [
-        "--root",
-        second.path().to_str().expect("utf8"),
-        "init",
-        "--config",
-        config.to_str().expect("utf8"),
-    ];
-    let out = wasmadm(cache.path(), &args);
+    let out = on_node(cache.path(), second.path(), &args);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let again = std::fs::metadata(cached[0].path())
         .expect("meta")
@@ -162,10 +157,7 @@ fn failed_preflight_exits_2() {
     let root = node();
     std::fs::write(root.path().join("proc/meminfo"), "MemTotal: 1000 kB\n").expect("write");
     let cache = tempfile::tempdir().expect("cache");
-    let out = wasmadm(
-        cache.path(),
-        &["--root", root.path().to_str().expect("utf8"), "init"],
-    );
+    let out = on_node(cache.path(), root.path(), &["init"]);
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
     assert!(
@@ -188,15 +180,10 @@ fn invalid_config_exits_3_with_file_and_line() {
         "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nnodeRegistrations: {}\n",
     )
     .expect("write");
-    let out = wasmadm(
+    let out = on_node(
         cache.path(),
-        &[
-            "--root",
-            root.path().to_str().expect("utf8"),
-            "init",
-            "--config",
-            config.to_str().expect("utf8"),
-        ],
+        root.path(),
+        &["init", "--config", config.to_str().expect("utf8")],
     );
     assert_eq!(out.status.code(), Some(3));
     let err = text(&out.stderr);
@@ -210,16 +197,7 @@ fn invalid_config_exits_3_with_file_and_line() {
 fn unknown_skip_phase_exits_3() {
     let root = node();
     let cache = tempfile::tempdir().expect("cache");
-    let out = wasmadm(
-        cache.path(),
-        &[
-            "--root",
-            root.path().to_str().expect("utf8"),
-            "init",
-            "--skip-phases",
-            "bogus",
-        ],
-    );
+    let out = on_node(cache.path(), root.path(), &["init", "--skip-phases", "bogus"]);
     assert_eq!(out.status.code(), Some(3));
     assert!(text(&out.stderr).contains("invalid phase name \"bogus\""));
 }
@@ -235,11 +213,10 @@ fn config_print_pipeline_is_the_pipeline_that_runs() {
     let root = node();
     // The kubeconfig phase needs the node's address, which the sandbox cannot detect.
     let config = repo().join("examples/init-config.yaml");
-    let out = wasmadm(
+    let out = on_node(
         cache.path(),
+        root.path(),
         &[
-            "--root",
-            root.path().to_str().expect("utf8"),
             "--pipeline",
             file.to_str().expect("utf8"),
             "init",
@@ -278,16 +255,10 @@ fn phase_list_names_each_phase_and_its_plugin() {
 fn dry_run_init_phase_runs_one_phase() {
     let root = node();
     let cache = tempfile::tempdir().expect("cache");
-    let out = wasmadm(
+    let out = on_node(
         cache.path(),
-        &[
-            "--root",
-            root.path().to_str().expect("utf8"),
-            "init",
-            "phase",
-            "preflight",
-            "--dry-run",
-        ],
+        root.path(),
+        &["init", "phase", "preflight", "--dry-run"],
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
@@ -326,11 +297,10 @@ fn config_flags_cannot_be_mixed_with_config() {
     let root = node();
     let cache = tempfile::tempdir().expect("cache");
     let config = repo().join("examples/init-config.yaml");
-    let out = wasmadm(
+    let out = on_node(
         cache.path(),
+        root.path(),
         &[
-            "--root",
-            root.path().to_str().expect("utf8"),
             "init",
             "--config",
             config.to_str().expect("utf8"),
@@ -340,4 +310,158 @@ fn config_flags_cannot_be_mixed_with_config() {
     );
     assert_eq!(out.status.code(), Some(3));
     assert!(text(&out.stderr).contains("can not mix '--config' with arguments [service-cidr]"));
+}
+
+/// Every file under `dir` (relative paths), to show a refused run wrote nothing.
+fn tree(dir: &Path) -> Vec<String> {
+    let out = Command::new("find")
+        .arg(".")
+        .current_dir(dir)
+        .output()
+        .expect("find");
+    let mut files: Vec<String> = text(&out.stdout).lines().map(str::to_string).collect();
+    files.sort();
+    files
+}
+
+/// A join by token of a server that is not there, without CA pinning.
+const UNVERIFIED_JOIN: [&str; 5] = [
+    "join",
+    "192.0.2.1:6443",
+    "--token",
+    "abcdef.0123456789abcdef",
+    "--discovery-token-unsafe-skip-ca-verification",
+];
+
+#[test]
+fn join_refuses_a_node_that_already_has_a_kubelet_kubeconfig_and_writes_nothing() {
+    let root = node();
+    std::fs::create_dir_all(root.path().join("etc/kubernetes")).expect("dir");
+    std::fs::write(root.path().join("etc/kubernetes/kubelet.conf"), "x").expect("write");
+    let before = tree(root.path());
+    let cache = tempfile::tempdir().expect("cache");
+    let out = on_node(cache.path(), root.path(), &UNVERIFIED_JOIN);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(
+            "\t[ERROR FileAvailable--etc-kubernetes-kubelet.conf]: /etc/kubernetes/kubelet.conf already exists"
+        ),
+        "{err}"
+    );
+    assert_eq!(tree(root.path()), before, "a refused join wrote files");
+}
+
+#[test]
+fn join_flags_are_kubeadms() {
+    let root = node();
+    let cache = tempfile::tempdir().expect("cache");
+    let config = repo().join("tests/fixtures/join-config.yaml");
+    let config = config.to_str().expect("utf8");
+    // kubeadm lists the refused flags sorted.
+    let out = on_node(
+        cache.path(),
+        root.path(),
+        &[
+            "join",
+            "--config",
+            config,
+            "--token",
+            "abcdef.0123456789abcdef",
+            "--discovery-token-ca-cert-hash",
+            "sha256:00",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        text(&out.stderr)
+            .contains("can not mix '--config' with arguments [discovery-token-ca-cert-hash token]"),
+        "{}",
+        text(&out.stderr)
+    );
+    let cases: [(&[&str], &str); 3] = [
+        (&["join"], "discovery: bootstrapToken or file must be set"),
+        (
+            &["join", "192.0.2.1:6443", "--token", "abcdef.0123456789abcdef"],
+            "discovery.bootstrapToken.caCertHashes",
+        ),
+        (
+            &[
+                "join",
+                "192.0.2.1:6443",
+                "--token",
+                "abcdef",
+                "--discovery-token-unsafe-skip-ca-verification",
+            ],
+            "discovery.bootstrapToken.token",
+        ),
+    ];
+    for (args, message) in cases {
+        let out = on_node(cache.path(), root.path(), args);
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains(message),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn control_plane_join_is_refused_until_it_is_built_and_writes_nothing() {
+    let root = node();
+    let before = tree(root.path());
+    let cache = tempfile::tempdir().expect("cache");
+    let args = [
+        &UNVERIFIED_JOIN[..],
+        &["--control-plane", "--skip-phases", "preflight"],
+    ]
+    .concat();
+    let out = on_node(cache.path(), root.path(), &args);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("joining a control-plane node"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!text(&out.stdout).contains("a new control plane instance was created"));
+    assert_eq!(tree(root.path()), before, "a refused join wrote files");
+}
+
+#[test]
+fn file_discovery_refuses_what_it_cannot_use_and_writes_nothing() {
+    let root = node();
+    let root_arg = root.path().to_str().expect("utf8");
+    std::fs::write(
+        root.path().join("etc/discovery.conf"),
+        "apiVersion: v1\nkind: Config\nclusters:\n- cluster:\n    certificate-authority-data: \
+         LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1JSUIKLS0tLS1FTkQgQ0VSVElGSUNBVEUtLS0tLQo=\n    \
+         server: https://192.0.2.1:6443\n  name: kubernetes\n",
+    )
+    .expect("discovery file");
+    let before = tree(root.path());
+    let cache = tempfile::tempdir().expect("cache");
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &["--discovery-file", "https://192.0.2.1/cluster.conf"],
+            "discovery from a URL is not supported by wasmadm yet",
+        ),
+        (&["--discovery-file", "/etc/missing.conf"], "missing.conf"),
+        (
+            &["--discovery-file", "/etc/discovery.conf"],
+            "could not find authentication credentials for the TLS bootstrap process",
+        ),
+    ];
+    for (args, message) in cases {
+        let mut all = vec!["--root", root_arg, "join", "--skip-phases", "preflight"];
+        all.extend_from_slice(args);
+        let out = wasmadm(cache.path(), &all);
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains(message),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert_eq!(tree(root.path()), before, "{args:?}: a refused join wrote files");
+    }
 }

@@ -17,14 +17,8 @@ struct Scratch {
 impl Scratch {
     fn new() -> Self {
         let dir = tempfile::tempdir().expect("tmp");
-        std::fs::create_dir(dir.path().join("node")).expect("mkdir");
-        let status = Command::new("cp")
-            .arg("-a")
-            .arg(repo().join("tests/fixtures/nodes/healthy/."))
-            .arg(dir.path().join("node"))
-            .status()
-            .expect("cp");
-        assert!(status.success());
+        let node = repo().join("tests/fixtures/nodes/healthy");
+        wasmadm::util::copy_tree(&node, &dir.path().join("node")).expect("copy the fixture node");
         Self { dir }
     }
 
@@ -554,4 +548,212 @@ fn the_testkit_says_how_to_find_wasmadm() {
         .run()
         .expect_err("no binary");
     assert!(e.to_string().contains("set WASMADM to its path"), "{e}");
+}
+
+/// The recorded calls of a trace as `(interface, function, args)`.
+fn recorded_calls(trace: &Path) -> Vec<(String, String, serde_json::Value)> {
+    std::fs::read_to_string(trace)
+        .expect("trace")
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("a JSON line"))
+        .filter(|v| v["kind"] == "call")
+        .map(|v| {
+            let s = |k: &str| v[k].as_str().expect(k).to_string();
+            (s("interface"), s("function"), v["args"].clone())
+        })
+        .collect()
+}
+
+#[test]
+fn a_recorded_preflight_failure_replays_without_the_node_and_a_change_is_caught_at_its_call() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Scratch::new();
+    std::fs::write(s.path("node/proc/meminfo"), "MemTotal: 1000 kB\n").expect("write");
+    let component = s.component("preflight");
+    let trace = s.path("preflight.trace");
+    let trace_arg = trace.display().to_string();
+    let recorded = s.run(&[
+        "--root",
+        &s.node(),
+        "plugin",
+        "run",
+        &component,
+        "-o",
+        "json",
+        "--record",
+        &trace_arg,
+    ]);
+    assert_eq!(recorded.status.code(), Some(2), "{}", text(&recorded.stderr));
+    let mode = std::fs::metadata(&trace).expect("trace").permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "a trace holds the node's secrets");
+    let calls = recorded_calls(&trace);
+    assert!(
+        calls.contains(&(
+            "files".into(),
+            "read".into(),
+            serde_json::json!({"path": "/proc/meminfo"})
+        )),
+        "{calls:?}"
+    );
+
+    // No node any more: the replay is answered from the trace and ends as the recording did.
+    std::fs::remove_dir_all(s.path("node")).expect("remove the node");
+    let replayed = s.run(&["plugin", "replay", &component, &trace_arg, "-o", "json"]);
+    assert_eq!(replayed.status.code(), Some(2), "{}", text(&replayed.stderr));
+    let (recorded, replayed) = (json(&recorded), json(&replayed));
+    for key in ["exitCode", "error", "findings", "outputs", "console"] {
+        assert_eq!(recorded[key], replayed[key], "{key}");
+    }
+    assert!(checks(&replayed).contains(&("Mem".into(), "error".into())));
+
+    // Other settings make the plugin look elsewhere: the replay stops at that call and says so.
+    std::fs::write(s.path("settings.yaml"), "path: [/usr/bin]\n").expect("write");
+    let first_stat = calls
+        .iter()
+        .position(|(i, f, a)| i == "files" && f == "stat" && a["path"] == "/usr/local/sbin/losetup")
+        .expect("the recorded run looked for losetup")
+        + 1;
+    let out = s.run(&[
+        "plugin",
+        "replay",
+        &component,
+        &trace_arg,
+        "--settings",
+        "settings.yaml",
+    ]);
+    assert_refused(
+        &out,
+        &format!(
+            "the replay of phase preflight diverged from the recording at call {first_stat}: files.stat: \
+             argument `path`: expected \"/usr/local/sbin/losetup\", got \"/usr/bin/losetup\""
+        ),
+    );
+
+    // Another plugin altogether diverges at once, and names the call it did not make.
+    let other = s.component("etcd");
+    let out = s.run(&["plugin", "replay", &other, &trace_arg]);
+    assert_refused(&out, "diverged from the recording at call 1:");
+}
+
+#[test]
+fn every_phase_of_a_recorded_init_replays_to_its_recorded_end() {
+    let s = Scratch::new();
+    let trace = s.path("init.trace");
+    let trace_arg = trace.display().to_string();
+    let out = s.run(&["--root", &s.node(), "init", "--record", &trace_arg]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&trace)
+        .expect("trace")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    // Every capability of the contract was used, and so were the clocks and random.
+    for interface in [
+        "files",
+        "exec",
+        "kube",
+        "health",
+        "keys",
+        "log",
+        "wasi:random/random",
+    ] {
+        assert!(
+            lines.iter().any(|l| l["interface"] == interface),
+            "no {interface} call was recorded"
+        );
+    }
+    std::fs::remove_dir_all(s.path("node")).expect("remove the node");
+    let phases: Vec<&serde_json::Value> = lines.iter().filter(|l| l["kind"] == "phase").collect();
+    assert!(phases.len() > 10, "{} phases", phases.len());
+    for phase in phases {
+        let name = phase["phase"].as_str().expect("phase");
+        let builtin = phase["plugin"].as_str().expect("plugin");
+        let component = s.component(builtin.strip_prefix("builtin:").expect("a built-in plugin"));
+        let out = s.run(&["plugin", "replay", &component, &trace_arg, "--phase", name]);
+        assert!(out.status.success(), "{name}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains(&format!("[replay] phase {name}: the plugin made the ")),
+            "{name}: {}",
+            text(&out.stderr)
+        );
+    }
+    // Without --phase, a trace of several phases asks which.
+    let out = s.run(&["plugin", "replay", &s.component("preflight"), &trace_arg]);
+    assert_refused(&out, "records several phases (preflight, certs,");
+}
+
+#[test]
+fn plugin_run_has_no_cluster_unless_given_memory() {
+    let s = Scratch::new();
+    let (component, node) = (s.component("upload-config"), s.node());
+    let run = |extra: &[&str]| {
+        let mut args = vec!["--root", &node, "plugin", "run", &component];
+        args.extend_from_slice(extra);
+        s.run(&args)
+    };
+    for none in [&[][..], &["--cluster", "none"]] {
+        assert_refused(
+            &run(none),
+            "no cluster is configured for this run (see --cluster)",
+        );
+    }
+    let out = run(&["--cluster", "memory", "-o", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let objects = json(&out)["objects"].to_string();
+    assert!(objects.contains("kubelet-config"), "{objects}");
+    // Commands that need a cluster say so.
+    let out = s.run(&["--root", &node, "--cluster", "none", "token", "list"]);
+    assert_refused(
+        &out,
+        "token commands need a cluster: give --cluster memory or kubeconfig",
+    );
+}
+
+#[test]
+fn a_bad_settings_key_is_reported_at_its_line_of_the_pipeline_or_settings_file() {
+    let s = Scratch::new();
+    let pipeline = s.path("pipeline.yaml");
+    std::fs::write(
+        &pipeline,
+        "apiVersion: wasmadm.io/v1alpha1\nkind: Pipeline\ninit:\n  - name: preflight\n    \
+         component: builtin:preflight\n    settings:\n      path: [/usr/bin]\n      pathz: 1\n",
+    )
+    .expect("write");
+    let pipeline_arg = pipeline.display().to_string();
+    let out = s.run(&[
+        "--root",
+        &s.node(),
+        "--pipeline",
+        &pipeline_arg,
+        "init",
+        "phase",
+        "preflight",
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let want = format!(
+        "invalid configuration: {pipeline_arg}:8:7: settings of phase \"preflight\": unknown field \
+         `pathz`, expected `path`\n"
+    );
+    assert!(text(&out.stderr).ends_with(&want), "{}", text(&out.stderr));
+
+    // And in a settings file of `plugin run`.
+    std::fs::write(
+        s.path("settings.yaml"),
+        "# Where to look\npath: [/usr/bin]\npathz: 1\n",
+    )
+    .expect("write");
+    let component = s.component("preflight");
+    let out = s.run(&[
+        "--root",
+        &s.node(),
+        "plugin",
+        "run",
+        &component,
+        "--settings",
+        "settings.yaml",
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let want = "invalid configuration: settings.yaml:3:1: settings of phase \"preflight\": unknown field \
+                `pathz`, expected `path`\n";
+    assert!(text(&out.stderr).ends_with(want), "{}", text(&out.stderr));
 }

@@ -5,10 +5,12 @@
 //!   from `KUBEBUILDER_ASSETS`, `hostPath`s mapped into the node directory, etcd 3.4 flag names),
 //!   restarts it when the manifest changes and stops it when the manifest goes away;
 //! - serves `http://127.0.0.1:10248/healthz`;
-//! - does the TLS bootstrap when `bootstrap-kubelet.conf` exists and `kubelet.conf` does not (a
+//! - does the TLS bootstrap once the kubelet's configuration is written, when
+//!   `bootstrap-kubelet.conf` exists and `kubelet.conf` does not (a
 //!   CSR for `system:node:<name>`, signed by the real controller-manager), then writes
 //!   `kubelet.conf` and `/var/lib/kubelet/pki/kubelet-client-current.pem`;
-//! - registers the Node with `kubelet.conf`'s credentials.
+//! - registers the Node with `kubelet.conf`'s credentials, then creates a mirror Pod for each
+//!   static Pod.
 //!
 //! A component that exits is a failure the test sees at once ([`Kubelet::failure`]), with the
 //! component's name and the last lines of its log. Everything stops when the kubelet is dropped.
@@ -134,6 +136,8 @@ fn serve_healthz(netns: &str, shared: &Shared) {
 struct RunningPod {
     manifest: String,
     process: Process,
+    /// Whether the API server has this Pod's mirror.
+    mirrored: bool,
 }
 
 struct State {
@@ -169,7 +173,73 @@ impl State {
         if !shared.registered.load(Ordering::SeqCst) && self.register_node() {
             shared.registered.store(true, Ordering::SeqCst);
         }
+        if shared.registered.load(Ordering::SeqCst) {
+            self.mirror_static_pods();
+        }
         Ok(())
+    }
+
+    /// A mirror Pod for each running static Pod (`<name>-<node>` in kube-system, the kubelet's
+    /// annotations, owned by the Node as NodeRestriction requires): kubeadm's control-plane join
+    /// finds etcd's client URL in the etcd mirror Pod's annotations. Tried again on the next pass
+    /// until the API server takes it.
+    fn mirror_static_pods(&mut self) {
+        if self.pods.values().all(|p| p.mirrored) {
+            return;
+        }
+        let Ok(client) = self.client("/etc/kubernetes/kubelet.conf") else {
+            return;
+        };
+        let node = &self.spec.node_name;
+        let Ok(text) = send(
+            &self.runtime,
+            &client,
+            http::Method::GET,
+            &format!("/api/v1/nodes/{node}"),
+            None,
+        ) else {
+            return;
+        };
+        let uid = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|n| n["metadata"]["uid"].as_str().map(str::to_string));
+        let Some(uid) = uid else { return };
+        for (name, pod) in self.pods.iter_mut().filter(|(_, p)| !p.mirrored) {
+            let Ok(mut object) = serde_yaml::from_str::<serde_json::Value>(&pod.manifest) else {
+                continue;
+            };
+            use std::hash::{Hash as _, Hasher as _};
+            let mut hasher = std::hash::DefaultHasher::new();
+            pod.manifest.hash(&mut hasher);
+            let hash = format!("{:016x}", hasher.finish());
+            object["metadata"]["name"] = format!("{name}-{node}").into();
+            object["metadata"]["namespace"] = "kube-system".into();
+            let annotations = &mut object["metadata"]["annotations"];
+            if !annotations.is_object() {
+                *annotations = serde_json::json!({});
+            }
+            annotations["kubernetes.io/config.mirror"] = hash.clone().into();
+            annotations["kubernetes.io/config.hash"] = hash.into();
+            annotations["kubernetes.io/config.source"] = "file".into();
+            object["metadata"]["ownerReferences"] = serde_json::json!([{
+                "apiVersion": "v1", "kind": "Node", "name": node, "uid": uid, "controller": true,
+            }]);
+            object["spec"]["nodeName"] = node.as_str().into();
+            if let Some(status) = object.as_object_mut() {
+                status.remove("status");
+            }
+            match send(
+                &self.runtime,
+                &client,
+                http::Method::POST,
+                "/api/v1/namespaces/kube-system/pods",
+                Some(object),
+            ) {
+                Ok(_) => pod.mirrored = true,
+                Err(e) if e.contains("already exists") => pod.mirrored = true,
+                Err(_) => {}
+            }
+        }
     }
 
     fn sync_static_pods(&mut self) {
@@ -189,8 +259,14 @@ impl State {
                     }
                     self.pods.remove(name);
                     let process = self.start_pod(name);
-                    self.pods
-                        .insert(name.to_string(), RunningPod { manifest: m, process });
+                    self.pods.insert(
+                        name.to_string(),
+                        RunningPod {
+                            manifest: m,
+                            process,
+                            mirrored: false,
+                        },
+                    );
                 }
                 (None, None) => {}
             }
@@ -257,7 +333,11 @@ impl State {
             root.join("etc/kubernetes/bootstrap-kubelet.conf"),
             root.join("etc/kubernetes/kubelet.conf"),
         );
-        if !bootstrap.exists() || kubelet_conf.exists() {
+        // A real kubelet cannot start before kubeadm wrote its configuration (systemd restarts it
+        // until then): bootstrapping earlier would race the tool's own writes under /var/lib/kubelet.
+        let configured = root.join("var/lib/kubelet/config.yaml").exists()
+            && root.join("var/lib/kubelet/kubeadm-flags.env").exists();
+        if !bootstrap.exists() || kubelet_conf.exists() || !configured {
             return Ok(());
         }
         let name = &self.spec.node_name;
@@ -298,9 +378,22 @@ impl State {
             },
         });
         let path = "/apis/certificates.k8s.io/v1/certificatesigningrequests";
-        send(&self.runtime, &client, http::Method::POST, path, Some(body)).map_err(|e| {
-            format!("kubelet TLS bootstrap: creating CSR {csr_name} with bootstrap-kubelet.conf: {e}")
-        })?;
+        match send(&self.runtime, &client, http::Method::POST, path, Some(body)) {
+            Ok(_) => {}
+            // A joining control plane's bootstrap kubeconfig names its own API server, which starts
+            // only after its etcd joined, and knows the bootstrap tokens only once it has read
+            // them (401 until then): a real kubelet keeps trying, and so does this one.
+            Err(e)
+                if e.contains("(Connect)") || e.contains("onnection refused") || e.contains("code: 401") =>
+            {
+                return Ok(());
+            }
+            Err(e) => {
+                return Err(format!(
+                    "kubelet TLS bootstrap: creating CSR {csr_name} with bootstrap-kubelet.conf: {e}"
+                ));
+            }
+        }
         let deadline = Instant::now() + Duration::from_secs(60);
         let certificate = loop {
             let csr = send(

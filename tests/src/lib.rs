@@ -17,7 +17,7 @@ use wasmadm::cluster::{Cluster, ResourceType};
 use wasmadm::config::kubeadm::{self, Flags};
 use wasmadm::config::pipeline::Pipeline;
 use wasmadm::invocation::{self, Backend, Invocation};
-use wasmadm::runtime::{Command, RunError, RunReport, Runner, Runtime};
+use wasmadm::runtime::{Command, RunError, RunReport, Runtime};
 
 /// The sandbox-probe component built for these tests.
 pub const PROBE_WASM: &str = env!("SANDBOX_PROBE_WASM");
@@ -33,25 +33,8 @@ pub fn fixture(name: &str) -> PathBuf {
 /// A fresh copy of a fixture node root (`tests/fixtures/nodes/<name>`) in a temporary directory.
 pub fn node(name: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
-    copy_dir(&fixture("nodes").join(name), dir.path());
+    wasmadm::util::copy_tree(&fixture("nodes").join(name), dir.path()).expect("copy the fixture node");
     dir
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read fixture") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        let ft = entry.file_type().expect("type");
-        if ft.is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else if ft.is_symlink() {
-            let link = std::fs::read_link(entry.path()).expect("link");
-            std::os::unix::fs::symlink(link, &target).expect("symlink");
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy");
-        }
-    }
 }
 
 /// The reference configuration (`tests/fixtures/init-config.yaml`, whose last document is the
@@ -229,6 +212,7 @@ impl<'a> Run<'a> {
             )
         });
         let (console, lines) = Console::buffer();
+        let runner = invocation::runner(runtime(), self.pipeline, self.command, &config);
         let spec = Invocation {
             command: self.command,
             root: self.root,
@@ -237,11 +221,7 @@ impl<'a> Run<'a> {
             only: self.only,
         }
         .run_spec(config, cluster, console);
-        let result = Runner {
-            runtime: runtime(),
-            pipeline: self.pipeline,
-        }
-        .run(&spec);
+        let result = invocation::run(&runner, self.pipeline, &spec);
         let lines = lines.lock().expect("lines").clone();
         let pick = |s: Stream| {
             lines

@@ -107,6 +107,22 @@ fn duplicate_phase_names_are_refused() {
         "{HEAD}init:\n  - name: p\n    component: builtin:preflight\n  - name: p\n    component: builtin:preflight\n"
     ));
     assert!(err.contains("phase name \"p\" appears twice"), "{err}");
+    // A sub-phase run by a plugin of its own is `group/name`; the group cannot be a phase too.
+    let err = pipeline_error(&format!(
+        "{HEAD}join:\n  - name: p\n    component: builtin:preflight\n  - name: p/q\n    component: builtin:preflight\n"
+    ));
+    assert!(err.contains("\"p/q\" is a sub-phase of \"p\""), "{err}");
+    for bad in ["p/", "/q", "p/q/r", "P/q"] {
+        let err = pipeline_error(&format!(
+            "{HEAD}join:\n  - name: {bad}\n    component: builtin:preflight\n"
+        ));
+        assert!(err.contains("is invalid"), "{bad}: {err}");
+    }
+    let ok = format!(
+        "{HEAD}join:\n  - name: control-plane-prepare/certs\n    component: builtin:certs\n  - name: \
+         control-plane-prepare/kubeconfig\n    component: builtin:kubeconfig\n"
+    );
+    wasmadm::config::pipeline::Pipeline::parse(&ok, std::path::Path::new("p.yaml")).expect("a group");
 }
 
 #[test]

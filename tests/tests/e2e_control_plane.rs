@@ -234,6 +234,38 @@ fn init_matches_kubeadm_and_kubeadm_joins_the_cluster() {
         (nodes.contains("node/n1") && nodes.contains("node/n2")).then_some(())
     });
 
+    // A dry run reads the cluster (discovery is real) and changes nothing: it lists every file it
+    // would write and every command it would run.
+    let dry = Node::new(&w_net, "n4", "10.200.0.9");
+    let mut dry_args = join_args("n4");
+    dry_args.push("--dry-run".into());
+    let dry_args: Vec<&str> = dry_args.iter().map(String::as_str).collect();
+    let dry_run = dry
+        .run(
+            "wasmadm join --dry-run",
+            &mut dry.wasmadm(WASMADM, &dry_args),
+            Duration::from_secs(120),
+        )
+        .expect_ok("wasmadm join --dry-run");
+    for effect in [
+        "/etc/kubernetes/bootstrap-kubelet.conf",
+        "/etc/kubernetes/pki/ca.crt",
+        "/var/lib/kubelet/config.yaml",
+        "/var/lib/kubelet/kubeadm-flags.env",
+        "/var/lib/kubelet/instance-config.yaml",
+        "[kubelet-wait] Would wait for the kubelet to be bootstrapped",
+    ] {
+        assert!(
+            dry_run.stdout.contains(effect),
+            "the dry run does not list {effect}:\n{}",
+            dry_run.stdout
+        );
+    }
+    assert!(
+        !dry.path("/etc/kubernetes").exists() && !dry.path("/var/lib/kubelet").exists(),
+        "the dry run wrote files"
+    );
+
     // wasmadm joins a worker with the same inputs: discovery through kube.connect, the kubelet's
     // TLS bootstrap (signed by the real controller-manager), the same files and console.
     let mut w_worker = Node::new(&w_net, "n3", "10.200.0.4");
@@ -273,6 +305,132 @@ fn init_matches_kubeadm_and_kubeadm_joins_the_cluster() {
         "the kubelet's certificate is not signed by the cluster CA: {}",
         String::from_utf8_lossy(&verified.stderr)
     );
+
+    // File discovery: a kubeconfig naming the cluster, its CA and a token (kubeadm refreshes the
+    // cluster from cluster-info through it); both tools alike.
+    {
+        use base64::Engine as _;
+        let ca = base64::engine::general_purpose::STANDARD.encode(&ca);
+        let file = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- cluster:\n    certificate-authority-data: {ca}\n    \
+             server: https://10.200.0.2:6443\n  name: kubernetes\ncontexts:\n- context: {{cluster: kubernetes, \
+             user: joiner}}\n  name: joiner@kubernetes\ncurrent-context: joiner@kubernetes\nusers:\n- name: \
+             joiner\n  user: {{token: {TOKEN}}}\n"
+        );
+        let joined = |tool: &str, name: &str, address: &str| {
+            let mut node = Node::new(&w_net, name, address);
+            std::fs::create_dir_all(node.path("/etc/joining")).expect("dir");
+            std::fs::write(node.path("/etc/joining/discovery.conf"), &file).expect("discovery file");
+            node.start_kubelet();
+            let args = [
+                "join",
+                "--discovery-file",
+                "/etc/joining/discovery.conf",
+                "--node-name",
+                name,
+                "--skip-phases",
+                "preflight",
+            ];
+            let mut cmd = match tool {
+                "kubeadm" => node.kubeadm(&args),
+                _ => node.wasmadm(WASMADM, &args),
+            };
+            let ran = node
+                .run(&format!("{tool} join"), &mut cmd, Duration::from_secs(300))
+                .expect_ok(&format!("{tool} join --discovery-file"));
+            std::fs::remove_dir_all(node.path("/etc/joining")).expect("remove the discovery file");
+            (node, ran)
+        };
+        let (k_file, k_file_ran) = joined("kubeadm", "n5", "10.200.0.5");
+        let (w_file, w_file_ran) = joined("wasmadm", "n6", "10.200.0.6");
+        assert_same_join(&k_file, &k_file_ran, &w_file, &w_file_ran, ("n5", "n6"));
+    }
+
+    // Refusals: kubeadm and wasmadm on the same inputs say the same, and write nothing under
+    // /etc/kubernetes.
+    let wrong_pin = format!("sha256:{}", "0".repeat(64));
+    let cases = [
+        (
+            "a wrong CA pin",
+            "10.200.0.2:6443",
+            TOKEN,
+            wrong_pin.as_str(),
+            "cluster CA found in cluster-info ConfigMap is invalid: none of the public keys",
+        ),
+        (
+            "a cluster-info signed for another token secret",
+            "10.200.0.2:6443",
+            "abcdef.0123456789abcdee",
+            pin.as_str(),
+            "failed to verify JWS signature of received cluster info object, can't trust this API Server",
+        ),
+        (
+            "an unknown token",
+            "10.200.0.2:6443",
+            "zzzzzz.0123456789abcdef",
+            pin.as_str(),
+            "could not find a JWS signature in the cluster-info ConfigMap for token ID \"zzzzzz\"",
+        ),
+        (
+            "an API server that does not answer within timeouts.discovery",
+            "10.200.0.99:6443",
+            TOKEN,
+            pin.as_str(),
+            "failed to request the cluster-info ConfigMap",
+        ),
+    ];
+    for (i, (what, endpoint, token, pin, message)) in cases.into_iter().enumerate() {
+        let config = format!(
+            "apiVersion: kubeadm.k8s.io/v1beta4\nkind: JoinConfiguration\ndiscovery:\n  bootstrapToken:\n    \
+             token: {token}\n    apiServerEndpoint: {endpoint}\n    caCertHashes: [{pin}]\ntimeouts:\n  \
+             discovery: 3s\nnodeRegistration:\n  name: r{i}\n"
+        );
+        for tool in ["kubeadm", "wasmadm"] {
+            let node = Node::new(&w_net, &format!("r{i}"), &format!("10.200.0.{}", 10 + i));
+            std::fs::write(node.path("/join.yaml"), &config).expect("config");
+            let host_config = node.path("/join.yaml").display().to_string();
+            let mut cmd = match tool {
+                "kubeadm" => node.kubeadm(&[
+                    "join",
+                    "--config",
+                    "/join.yaml",
+                    "--ignore-preflight-errors",
+                    "all",
+                ]),
+                _ => node.wasmadm(
+                    WASMADM,
+                    &[
+                        "join",
+                        "--config",
+                        &host_config,
+                        "--ignore-preflight-errors",
+                        "all",
+                    ],
+                ),
+            };
+            let ran = node.run(
+                &format!("{tool} join with {what}"),
+                &mut cmd,
+                Duration::from_secs(120),
+            );
+            assert!(
+                !ran.status.success() && ran.stderr.contains(message),
+                "{tool} join with {what}: expected a failure saying {message:?}, got {:?}:\n{}",
+                ran.status,
+                ran.stderr
+            );
+            let written: Vec<_> = std::fs::read_dir(node.path("/etc/kubernetes"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.file_name())
+                .collect();
+            assert!(
+                written.is_empty(),
+                "{tool} join with {what} wrote {written:?} under /etc/kubernetes"
+            );
+        }
+    }
 }
 
 /// Compares a worker joined by kubeadm with one joined by wasmadm (names `k_name`, `w_name`):
@@ -400,6 +558,161 @@ fn ecdsa_endpoint_sans_subnets_and_uploaded_certs_match_kubeadm() {
             "{file}: kubeadm downloaded {theirs:?}, wasmadm uploaded {ours:?}"
         );
     }
+
+    // Discovery at another address of the API server (a SAN of its certificate) than the
+    // controlPlaneEndpoint cluster-info names: both tools bootstrap the kubelet against the
+    // controlPlaneEndpoint, which wasmadm's pipeline does not grant by name (the host learns it
+    // from the cluster-info read over verified TLS).
+    let status = std::process::Command::new("ip")
+        .args([
+            "-n",
+            &w_node.ns.name,
+            "addr",
+            "add",
+            "10.200.0.100/24",
+            "dev",
+            "eth0",
+        ])
+        .status()
+        .expect("ip");
+    assert!(status.success(), "cannot add 10.200.0.100 to n1");
+    let joined = |tool: &str, name: &str, address: &str| {
+        let mut node = Node::new(&w_net, name, address);
+        node.start_kubelet();
+        let args = [
+            "join",
+            "10.200.0.100:6443",
+            "--token",
+            TOKEN,
+            "--discovery-token-ca-cert-hash",
+            &pin,
+            "--node-name",
+            name,
+            "--skip-phases",
+            "preflight",
+        ];
+        let mut cmd = match tool {
+            "kubeadm" => node.kubeadm(&args),
+            _ => node.wasmadm(WASMADM, &args),
+        };
+        let ran = node
+            .run(&format!("{tool} join"), &mut cmd, Duration::from_secs(300))
+            .expect_ok(&format!("{tool} join through 10.200.0.100"));
+        (node, ran)
+    };
+    let (k_worker, k_ran) = joined("kubeadm", "n5", "10.200.0.5");
+    let (w_worker, w_ran) = joined("wasmadm", "n6", "10.200.0.6");
+    assert_same_join(&k_worker, &k_ran, &w_worker, &w_ran, ("n5", "n6"));
+    let bootstrap_server = |n: &Node| {
+        let conf = std::fs::read_to_string(n.path("/etc/kubernetes/kubelet.conf")).expect("kubelet.conf");
+        conf.lines()
+            .find(|l| l.trim_start().starts_with("server:"))
+            .map(|l| l.trim().to_string())
+    };
+    assert_eq!(
+        bootstrap_server(&w_worker),
+        Some("server: https://10.200.0.2:6443".into())
+    );
+    assert_eq!(bootstrap_server(&k_worker), bootstrap_server(&w_worker));
+    drop((k_worker, w_worker));
+
+    // Real kubeadm joins a second control-plane node to wasmadm's cluster, with the certificates
+    // wasmadm uploaded: download-certs, its own etcd member (learner, then promoted), its API
+    // server, the control-plane label and taint.
+    let mut cp2 = Node::new(&w_net, "n7", "10.200.0.7");
+    cp2.start_kubelet();
+    cp2.run(
+        "kubeadm join --control-plane",
+        &mut cp2.kubeadm(&[
+            "join",
+            "10.200.0.2:6443",
+            "--token",
+            TOKEN,
+            "--discovery-token-ca-cert-hash",
+            &pin,
+            "--control-plane",
+            "--certificate-key",
+            CERTIFICATE_KEY,
+            "--apiserver-advertise-address",
+            "10.200.0.7",
+            "--node-name",
+            "n7",
+            "--skip-phases",
+            "preflight",
+        ]),
+        Duration::from_secs(300),
+    )
+    .expect_ok("kubeadm join --control-plane");
+    for file in [
+        "ca.crt",
+        "ca.key",
+        "sa.key",
+        "front-proxy-ca.crt",
+        "etcd/ca.crt",
+        "etcd/ca.key",
+    ] {
+        let path = format!("/etc/kubernetes/pki/{file}");
+        assert_eq!(
+            std::fs::read(cp2.path(&path)).ok(),
+            std::fs::read(w_node.path(&path)).ok(),
+            "{file} of the joined control plane"
+        );
+    }
+    let members = etcd_members(&w_node);
+    assert_eq!(members.len(), 2, "etcd members: {members:?}");
+    assert!(
+        members
+            .iter()
+            .all(|m| m["isLearner"] != true && m["name"].is_string()),
+        "etcd members not all started voters: {members:?}"
+    );
+    assert_eq!(
+        cp2.kubectl(&["--server", "https://10.200.0.7:6443", "get", "--raw", "/readyz"]),
+        "ok"
+    );
+    let node = w_node.get_json(&["node", "n7"]);
+    assert!(
+        node["metadata"]["labels"]["node-role.kubernetes.io/control-plane"].is_string(),
+        "{node}"
+    );
+    assert!(
+        node["spec"]["taints"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|t| t["key"] == "node-role.kubernetes.io/control-plane"),
+        "{node}"
+    );
+}
+
+/// etcd's members as `etcdctl member list -w json` gives them, asked of `node`'s etcd with its
+/// healthcheck client certificate.
+fn etcd_members(node: &Node) -> Vec<serde_json::Value> {
+    let pki = |f: &str| {
+        node.path(&format!("/etc/kubernetes/pki/etcd/{f}"))
+            .display()
+            .to_string()
+    };
+    let mut cmd = node.command(node.assets.join("etcdctl"));
+    cmd.env("ETCDCTL_API", "3").args([
+        "--endpoints",
+        &format!("https://{}:2379", node.ns.address),
+        "--cacert",
+        &pki("ca.crt"),
+        "--cert",
+        &pki("healthcheck-client.crt"),
+        "--key",
+        &pki("healthcheck-client.key"),
+        "member",
+        "list",
+        "-w",
+        "json",
+    ]);
+    let out = node
+        .run("etcdctl member list", &mut cmd, Duration::from_secs(30))
+        .expect_ok("etcdctl member list");
+    let list: serde_json::Value = serde_json::from_str(&out.stdout).expect("etcdctl JSON");
+    list["members"].as_array().cloned().unwrap_or_default()
 }
 
 #[test]
@@ -423,8 +736,48 @@ fn extra_args_volumes_component_configs_and_a_skipped_addon_match_kubeadm() {
         "        - url: https://0.0.0.0:10257/healthz\n          tls: insecure\n",
     );
     assert_ne!(pipeline, wasmadm::config::pipeline::Pipeline::DEFAULT_YAML);
-    let (k_node, k_ran, w_node, w_ran, _net) =
+    let (k_node, k_ran, w_node, w_ran, w_net) =
         init_both_with(&config, &[], "preflight,addon/kube-proxy", Some(&pipeline));
     // No kube-proxy: 6 objects fewer than the default configuration.
     assert_same(&k_node, &k_ran, &w_node, &w_ran, [40, 10, 22, 70]);
+    drop(k_node);
+
+    // Workers join from a JoinConfiguration with taints, kubelet extra args and another CRI
+    // socket: the kubelet's flags and its configuration (the cluster's, with this configuration's
+    // KubeletConfiguration in it) as kubeadm writes them.
+    let pin = ca_pin(&w_ran.stdout);
+    let join_config = |name: &str| {
+        format!(
+            "apiVersion: kubeadm.k8s.io/v1beta4\nkind: JoinConfiguration\ndiscovery:\n  bootstrapToken:\n    \
+             token: {TOKEN}\n    apiServerEndpoint: 10.200.0.2:6443\n    caCertHashes: [{pin}]\n\
+             nodeRegistration:\n  name: {name}\n  criSocket: unix:///run/crio/crio.sock\n  taints:\n  \
+             - {{key: dedicated, value: gpu, effect: NoSchedule}}\n  - {{key: spot, effect: PreferNoSchedule}}\n  \
+             kubeletExtraArgs:\n  - {{name: node-labels, value: tier=gpu}}\n  - {{name: max-pods, value: \"50\"}}\n\
+             skipPhases: [preflight]\n"
+        )
+    };
+    let joined = |tool: &str, name: &str, address: &str| {
+        let mut node = Node::new(&w_net, name, address);
+        std::fs::write(node.path("/join.yaml"), join_config(name)).expect("config");
+        node.start_kubelet();
+        let host_config = node.path("/join.yaml").display().to_string();
+        let mut cmd = match tool {
+            "kubeadm" => node.kubeadm(&["join", "--config", "/join.yaml"]),
+            _ => node.wasmadm(WASMADM, &["join", "--config", &host_config]),
+        };
+        let ran = node
+            .run(&format!("{tool} join"), &mut cmd, Duration::from_secs(300))
+            .expect_ok(&format!("{tool} join --config"));
+        std::fs::remove_file(node.path("/join.yaml")).expect("remove the config");
+        (node, ran)
+    };
+    let (k_worker, k_ran) = joined("kubeadm", "n2", "10.200.0.3");
+    let (w_worker, w_ran) = joined("wasmadm", "n3", "10.200.0.4");
+    assert_same_join(&k_worker, &k_ran, &w_worker, &w_ran, ("n2", "n3"));
+    let flags = std::fs::read_to_string(w_worker.path("/var/lib/kubelet/kubeadm-flags.env")).expect("flags");
+    assert!(
+        flags.contains("--register-with-taints=dedicated=gpu:NoSchedule,spot:PreferNoSchedule")
+            && flags.contains("--max-pods=50"),
+        "{flags}"
+    );
 }

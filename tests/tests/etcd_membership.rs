@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use wasmadm::bindings::wasmadm::plugin::etcd::{EtcdError, Member};
 use wasmadm::caps::etcd::EtcdCap;
 use wasmadm::caps::plan::{Plan, PlanEntry};
-use wasmadm::config::pipeline::{EtcdGrant, EtcdVerb, GrantPath, Pipeline};
+use wasmadm::config::pipeline::{EtcdGrant, GrantPath, Pipeline};
+use wasmadm::grants::EtcdAccess;
+use wasmadm::values::{EtcdVerb, NodePath};
 use wasmadm_tests::etcd::{Etcd, etcdctl, foreign_client, free_peer_url, healthcheck_client, start, text};
 use wasmadm_tests::{PROBE_WASM, Run, sha256_file};
 
@@ -19,13 +21,13 @@ const CA: &str = "/etc/kubernetes/pki/etcd/ca.crt";
 const CERT: &str = "/etc/kubernetes/pki/apiserver-etcd-client.crt";
 const KEY: &str = "/etc/kubernetes/pki/apiserver-etcd-client.key";
 
-fn path(p: &str) -> GrantPath {
-    GrantPath::try_from(p.to_string()).expect("grant path")
+fn path(p: &str) -> NodePath {
+    NodePath::parse(p).expect("node path")
 }
 
 /// kubeadm's files with `verbs`, and `ca` as the CA file.
-fn grant_with_ca(ca: &str, verbs: &[EtcdVerb]) -> EtcdGrant {
-    EtcdGrant {
+fn grant_with_ca(ca: &str, verbs: &[EtcdVerb]) -> EtcdAccess {
+    EtcdAccess {
         ca: path(ca),
         cert: path(CERT),
         key: path(KEY),
@@ -42,7 +44,7 @@ const ALL: [EtcdVerb; 5] = [
 ];
 
 /// The capability of a phase `etcd-join` on `etcd`'s node root.
-fn cap(etcd: &Etcd, grant: Option<EtcdGrant>, dry_run: bool, plan: Plan) -> EtcdCap {
+fn cap(etcd: &Etcd, grant: Option<EtcdAccess>, dry_run: bool, plan: Plan) -> EtcdCap {
     let root = cap_std::fs::Dir::open_ambient_dir(&etcd.root, cap_std::ambient_authority()).expect("root");
     EtcdCap::new("etcd-join", grant, Arc::new(root), dry_run, plan)
 }
@@ -249,7 +251,7 @@ fn a_server_of_another_ca_is_refused_and_never_sees_the_client_certificate() {
     // A grant file that is not a certificate is a TLS error naming the file, before connecting.
     let bad = cap(
         &first,
-        Some(EtcdGrant {
+        Some(EtcdAccess {
             cert: path(KEY),
             ..grant_with_ca(CA, &ALL)
         }),
@@ -413,7 +415,14 @@ fn the_etcd_grant_is_validated_with_file_and_line() {
     );
     let pipeline = Pipeline::parse(&yaml, Path::new("ok.yaml")).expect("valid");
     let grants = &pipeline.join.0[0].grants;
-    assert_eq!(grants.etcd.as_deref(), Some(&grant_with_ca(CA, &ALL)));
+    let file = |p: &str| GrantPath::try_from(p.to_string()).expect("grant path");
+    let expected = EtcdGrant {
+        ca: file(CA),
+        cert: file(CERT),
+        key: file(KEY),
+        verbs: ALL.to_vec(),
+    };
+    assert_eq!(grants.etcd.as_deref(), Some(&expected));
     assert_eq!(grants.requestable().etcd, None);
     let again = serde_yaml::to_string(&pipeline).expect("yaml");
     let back = Pipeline::parse(&again, Path::new("again.yaml")).expect("round trip");

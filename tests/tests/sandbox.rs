@@ -723,9 +723,8 @@ fn plugin_inspect_shows_the_hosts_digest_only() {
     let root = node("healthy");
     let p = probe("{action: noop}", "{}", "{}");
     let dir = cap_std::fs::Dir::open_ambient_dir(root.path(), cap_std::ambient_authority()).expect("root");
-    let planned =
-        wasmadm::runtime::runner::load_and_describe(wasmadm_tests::runtime(), Arc::new(dir), &p.init.0[0])
-            .expect("describe");
+    let planned = wasmadm::invocation::describe(wasmadm_tests::runtime(), Arc::new(dir), &p.init.0[0])
+        .expect("describe");
     let text = describe_plugin(&planned.info, &planned.plugin.digest);
     assert!(!text.chars().any(|c| c.is_control() && c != '\n'), "{text:?}");
     let digests: Vec<&str> = text

@@ -22,7 +22,9 @@ pub enum DiscoveryError {
     #[error("failed to verify JWS signature of received cluster info object, can't trust this API Server")]
     BadSignature,
     #[error(
-        "none of the public keys {0:?} are pinned; check --discovery-token-ca-cert-hash against the control-plane's CA"
+        "cluster CA found in cluster-info ConfigMap is invalid: none of the public keys {:?} are \
+         pinned (check --discovery-token-ca-cert-hash against the pin `wasmadm init` printed)",
+        .0.join(":")
     )]
     NotPinned(Vec<String>),
     #[error(

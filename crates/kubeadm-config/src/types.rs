@@ -397,6 +397,10 @@ pub struct ResolvedConfig {
         skip_serializing_if = "std::ops::Not::not"
     )]
     pub skip_certificate_key_print: bool,
+    /// `join` with file discovery: the text of `discovery.file.kubeConfigPath`, read by the host
+    /// (the file is the operator's input, as the configuration file is).
+    #[serde(default, rename = "discoveryFile", skip_serializing_if = "Option::is_none")]
+    pub discovery_file: Option<String>,
 }
 
 impl ResolvedConfig {

@@ -15,7 +15,7 @@ use kubeadm_bootstrap_token::discovery::{self as checks, DiscoveryError};
 use kubeadm_bootstrap_token::{Token, clock};
 use serde_json::Value;
 use std::time::{Duration, Instant};
-use wasmadm_plugin_sdk::config::JoinConfiguration;
+use wasmadm_plugin_sdk::config::{ClusterConfiguration, JoinConfiguration, ResolvedConfig};
 use wasmadm_plugin_sdk::kube::{self, ApiError, Client, ErrorCode, Identity};
 use wasmadm_plugin_sdk::types::PhaseError;
 use wasmadm_plugin_sdk::{apply, print};
@@ -37,23 +37,26 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 /// How often progress is printed while the endpoint does not answer with a signed cluster-info.
 const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 
-/// Runs token discovery for `join`.
-pub fn discover(join: &JoinConfiguration) -> Result<Discovered, PhaseError> {
+/// Runs `join`'s discovery: token discovery, or file discovery with the kubeconfig the host read
+/// from `discovery.file.kubeConfigPath` ([`ResolvedConfig::discovery_file`]).
+pub fn discover(config: &ResolvedConfig) -> Result<Discovered, PhaseError> {
     let invalid = PhaseError::InvalidConfig;
+    let join = config.join.clone().unwrap_or_default();
+    let timeout = discovery_timeout(&join)?;
     let Some(bt) = &join.discovery.bootstrap_token else {
-        return Err(match &join.discovery.file {
-            Some(_) => invalid(
-                "discovery.file (--discovery-file) is not supported by wasmadm yet: use token \
-                 discovery (--token with --discovery-token-ca-cert-hash)"
-                    .into(),
-            ),
-            None => invalid(
+        return match (&join.discovery.file, &config.discovery_file) {
+            (Some(_), Some(text)) => from_file(text, &join, timeout),
+            (Some(file), None) => Err(PhaseError::Failed(format!(
+                "the host did not hand this phase the discovery file {} (ResolvedConfig.discoveryFile)",
+                file.kube_config_path
+            ))),
+            (None, _) => Err(invalid(
                 "discovery: give the API server endpoint and a token (wasmadm join <host:port> \
                  --token <token> --discovery-token-ca-cert-hash sha256:<hex>), or discovery.bootstrapToken \
                  in the JoinConfiguration"
                     .into(),
-            ),
-        });
+            )),
+        };
     };
     if bt.api_server_endpoint.is_empty() {
         return Err(invalid(
@@ -64,14 +67,6 @@ pub fn discover(join: &JoinConfiguration) -> Result<Discovered, PhaseError> {
     }
     let token =
         Token::parse(&bt.token).map_err(|e| invalid(format!("discovery.bootstrapToken.token: {e}")))?;
-    let timeout = match join.timeouts.discovery.as_deref() {
-        Some(text) => Duration::from_secs(
-            clock::parse_duration(text)
-                .ok_or_else(|| invalid(format!("timeouts.discovery: {text:?} is not a duration")))?
-                .max(0) as u64,
-        ),
-        None => DEFAULT_TIMEOUT,
-    };
     let deadline = Instant::now() + timeout;
     let server = format!("https://{}", bt.api_server_endpoint);
 
@@ -94,8 +89,8 @@ pub fn discover(join: &JoinConfiguration) -> Result<Discovered, PhaseError> {
     let again = poll_cluster_info(&secure, &server, &token, deadline, timeout)?;
     if again["data"][cluster_info::KUBECONFIG_KEY].as_str() != Some(kubeconfig.as_str()) {
         return Err(PhaseError::Failed(
-            "cluster-info changed between the insecure and the secure read (the API server at the \
-             discovery endpoint is not the one its CA certifies): refusing to trust it"
+            "the second kubeconfig from the cluster-info ConfigMap (using validated TLS) was \
+             different from the first"
                 .into(),
         ));
     }
@@ -108,6 +103,126 @@ pub fn discover(join: &JoinConfiguration) -> Result<Discovered, PhaseError> {
             join.discovery.tls_bootstrap_token.clone()
         },
     })
+}
+
+/// `timeouts.discovery`, kubeadm's 5m0s when unset.
+fn discovery_timeout(join: &JoinConfiguration) -> Result<Duration, PhaseError> {
+    Ok(match join.timeouts.discovery.as_deref() {
+        Some(text) => Duration::from_secs(
+            clock::parse_duration(text)
+                .ok_or_else(|| {
+                    PhaseError::InvalidConfig(format!("timeouts.discovery: {text:?} is not a duration"))
+                })?
+                .max(0) as u64,
+        ),
+        None => DEFAULT_TIMEOUT,
+    })
+}
+
+/// File discovery (kubeadm's `discovery/file`): the file names the cluster and its CA, which
+/// are trusted as they are; then cluster-info is read anonymously with that CA, and when the
+/// server gives it, its cluster (server and CA) is used instead, as kubeadm refreshes it. A
+/// server that refuses anonymous reads (`forbidden`) leaves the file's. The TLS bootstrap
+/// credentials are the file's token, else `discovery.tlsBootstrapToken`.
+fn from_file(text: &str, join: &JoinConfiguration, timeout: Duration) -> Result<Discovered, PhaseError> {
+    let (server, ca_pem) = cluster_info::kubeconfig_cluster(text)
+        .map_err(|e| PhaseError::InvalidConfig(format!("discovery.file: {e}")))?;
+    let token = match file_credentials(text)? {
+        Some(token) => token,
+        None if !join.discovery.tls_bootstrap_token.is_empty() => join.discovery.tls_bootstrap_token.clone(),
+        None => {
+            return Err(PhaseError::InvalidConfig(
+                "could not find authentication credentials for the TLS bootstrap process. Please use \
+                 Token discovery, a discovery file with embedded authentication credentials or a \
+                 discovery file without authentication credentials but with the TLSBootstrapToken flag"
+                    .into(),
+            ));
+        }
+    };
+    Token::parse(&token).map_err(|e| PhaseError::InvalidConfig(format!("the TLS bootstrap token: {e}")))?;
+    let ca_text = String::from_utf8(ca_pem.clone())
+        .map_err(|_| PhaseError::InvalidConfig("discovery.file: the CA is not PEM text".into()))?;
+    let client = kube::connect(&server, Some(&ca_text), &Identity::Anonymous).map_err(PhaseError::from)?;
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_millis(100);
+    let refreshed = loop {
+        match client.get(
+            &apply::config_maps(),
+            Some(cluster_info::NAMESPACE),
+            cluster_info::NAME,
+        ) {
+            Ok(text) => {
+                let cm = apply::parse(&text)?;
+                let kubeconfig = cm["data"][cluster_info::KUBECONFIG_KEY]
+                    .as_str()
+                    .ok_or_else(|| refusal(DiscoveryError::NoKubeconfig))?;
+                break Some(cluster_info::kubeconfig_cluster(kubeconfig).map_err(|e| {
+                    PhaseError::Failed(format!("the cluster-info kubeconfig is not usable: {e}"))
+                })?);
+            }
+            Err(e) if e.code == ErrorCode::Forbidden => break None,
+            Err(e) if e.code == ErrorCode::Denied || e.code == ErrorCode::Invalid => {
+                return Err(PhaseError::from(e));
+            }
+            Err(e) if Instant::now() >= deadline => {
+                return Err(PhaseError::Failed(format!(
+                    "failed to request the cluster-info ConfigMap: {} (gave up at {server} after {}, \
+                     timeouts.discovery)",
+                    e.message,
+                    clock::format_duration(timeout.as_secs() as i64)
+                )));
+            }
+            Err(_) => {
+                std::thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+        }
+    };
+    let (server, ca_pem) = refreshed.unwrap_or((server, ca_pem));
+    Ok(Discovered {
+        server,
+        ca_pem,
+        tls_bootstrap_token: token,
+    })
+}
+
+/// The token of the discovery file's current user, if it has one. Other credentials (client
+/// certificates, exec plugins) are refused: the bootstrap kubeconfig carries a token only.
+fn file_credentials(text: &str) -> Result<Option<String>, PhaseError> {
+    let doc: serde_yaml::Value = serde_yaml::from_str(text)
+        .map_err(|e| PhaseError::InvalidConfig(format!("discovery.file: not YAML: {e}")))?;
+    let current = doc["current-context"].as_str().unwrap_or_default();
+    let user_name = doc["contexts"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .find(|c| c["name"].as_str() == Some(current))
+        .and_then(|c| c["context"]["user"].as_str());
+    let users = doc["users"].as_sequence().cloned().unwrap_or_default();
+    let user = match user_name {
+        Some(name) => users.iter().find(|u| u["name"].as_str() == Some(name)),
+        None => users.first(),
+    };
+    let Some(user) = user.map(|u| &u["user"]) else {
+        return Ok(None);
+    };
+    if let Some(token) = user["token"].as_str().filter(|t| !t.is_empty()) {
+        return Ok(Some(token.to_string()));
+    }
+    let other = [
+        "client-certificate",
+        "client-certificate-data",
+        "exec",
+        "auth-provider",
+        "tokenFile",
+    ];
+    if let Some(kind) = other.iter().find(|k| !user[**k].is_null()) {
+        return Err(PhaseError::InvalidConfig(format!(
+            "discovery.file: credentials of kind {kind:?} are not supported by wasmadm yet; use a \
+             token (users[].user.token) or --tls-bootstrap-token"
+        )));
+    }
+    Ok(None)
 }
 
 /// kubeadm's refusal wording for what discovery cannot trust.
@@ -132,6 +247,7 @@ fn poll_cluster_info(
     let mut next_progress = started + PROGRESS_EVERY;
     let mut pause = Duration::from_millis(100);
     loop {
+        // kubeadm's words for each failed attempt; the last one is the error at the deadline.
         let last = match client.get(&ty, Some(cluster_info::NAMESPACE), cluster_info::NAME) {
             Ok(text) => {
                 let cm = apply::parse(&text)?;
@@ -141,18 +257,28 @@ fn poll_cluster_info(
                 if !cm["data"][cluster_info::KUBECONFIG_KEY].is_string() {
                     return Err(refusal(DiscoveryError::NoKubeconfig));
                 }
-                DiscoveryError::NoSignature(token.id.clone()).to_string()
+                format!(
+                    "could not find a JWS signature in the cluster-info ConfigMap for token ID {:?}",
+                    token.id
+                )
             }
             Err(e) if e.code == ErrorCode::Denied || e.code == ErrorCode::Invalid => {
                 return Err(PhaseError::from(e));
             }
-            Err(ApiError { message, .. }) => message,
+            Err(ApiError { message, .. }) => {
+                format!("failed to request the cluster-info ConfigMap: {message}")
+            }
         };
         let now = Instant::now();
         if now >= deadline {
+            let hint = if last.starts_with("could not find a JWS signature") {
+                "the token is unknown to the cluster or expired: create one with `wasmadm token create` \
+                 on a control-plane node"
+            } else {
+                "is the API server up and reachable from this node?"
+            };
             return Err(PhaseError::Failed(format!(
-                "couldn't validate the identity of the API Server at {server} within {} \
-                 (timeouts.discovery): {last}",
+                "{last} (gave up at {server} after {}, timeouts.discovery; {hint})",
                 clock::format_duration(timeout.as_secs() as i64)
             )));
         }
@@ -194,6 +320,34 @@ impl Discovered {
         )
         .map_err(PhaseError::from)
     }
+}
+
+/// The cluster's ClusterConfiguration (`kube-system/kubeadm-config`), defaulted, as the
+/// bootstrap token reads it (kubeadm's `FetchInitConfigurationFromCluster`).
+pub fn cluster_configuration(client: &Client) -> Result<ClusterConfiguration, PhaseError> {
+    let text = client
+        .get(&apply::config_maps(), Some("kube-system"), "kubeadm-config")
+        .map_err(|e| match e.code {
+            ErrorCode::Denied => PhaseError::Denied(e.message),
+            _ => PhaseError::Failed(format!(
+                "unable to fetch the kubeadm-config ConfigMap: {}",
+                e.message
+            )),
+        })?;
+    let cm = apply::parse(&text)?;
+    let yaml = cm["data"]["ClusterConfiguration"].as_str().ok_or_else(|| {
+        PhaseError::Failed(
+            "unexpected error when reading kubeadm-config ConfigMap: ClusterConfiguration key value pair missing"
+                .into(),
+        )
+    })?;
+    let mut cluster: ClusterConfiguration = serde_yaml::from_str(yaml).map_err(|e| {
+        PhaseError::Failed(format!(
+            "the ClusterConfiguration in the kubeadm-config ConfigMap cannot be read: {e}"
+        ))
+    })?;
+    wasmadm_plugin_sdk::config::defaults::cluster_configuration(&mut cluster);
+    Ok(cluster)
 }
 
 /// kubeadm's names in the TLS bootstrap kubeconfig.

@@ -18,13 +18,13 @@
 
 use super::single::{self, GrantChoice, SingleRun};
 use crate::caps::log::Console;
-use crate::caps::path::NodePath;
 use crate::cluster::memory::MemoryCluster;
 use crate::cluster::{Cluster, ResourceType, resources};
 use crate::command::{Command, Role};
 use crate::config::kubeadm::{self, Flags};
 use crate::config::pipeline::Grants;
 use crate::runtime::Runtime;
+use crate::values::NodePath;
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -186,23 +186,6 @@ impl Drop for Scratch {
     }
 }
 
-fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let target = to.join(entry.file_name());
-        let kind = entry.file_type()?;
-        if kind.is_dir() {
-            copy_tree(&entry.path(), &target)?;
-        } else if kind.is_symlink() {
-            std::os::unix::fs::symlink(std::fs::read_link(entry.path())?, &target)?;
-        } else {
-            std::fs::copy(entry.path(), &target)?;
-        }
-    }
-    Ok(())
-}
-
 /// A seed object's type, from its `apiVersion` and `kind` (built-in types only).
 fn seed_type(object: &Value) -> Result<ResourceType, String> {
     let api_version = object["apiVersion"].as_str().unwrap_or_default();
@@ -231,7 +214,7 @@ fn run_case(runtime: &Runtime, file: &CasesFile, case: &Case, index: usize) -> R
     let _ = std::fs::remove_dir_all(&scratch.0);
     let root = &scratch.0;
     match case.node.as_ref().or(file.node.as_ref()) {
-        Some(node) => copy_tree(node, root)
+        Some(node) => crate::util::copy_tree(node, root)
             .map_err(|e| format!("cannot copy node directory {}: {e}", node.display()))?,
         None => std::fs::create_dir_all(root).map_err(|e| format!("cannot make a node directory: {e}"))?,
     }
@@ -288,6 +271,7 @@ fn run_case(runtime: &Runtime, file: &CasesFile, case: &Case, index: usize) -> R
             role: Role::ControlPlane,
             config,
             settings: case.settings.clone(),
+            settings_file: None,
             grants: match &case.grants {
                 Some(g) => GrantChoice::Given(g.clone()),
                 None => GrantChoice::Requested,
@@ -295,6 +279,7 @@ fn run_case(runtime: &Runtime, file: &CasesFile, case: &Case, index: usize) -> R
             dry_run: case.dry_run,
             cluster: memory.clone().map(|m| m as Arc<dyn Cluster>),
             console: Console::buffer().0,
+            trace: None,
         },
     )
     .map_err(|e| e.to_string())?;

@@ -11,8 +11,11 @@ use crate::command::{Command, Role};
 use crate::config::pipeline::{
     ComponentRef, Grants, Limits, PhaseName, PhaseSpec, Phases, Pipeline, PipelineError,
 };
-use crate::runtime::runner::{PlannedPhase, load_and_describe};
-use crate::runtime::{RunError, RunReport, RunSpec, Runner, Runtime};
+use crate::config::settings_error::Source;
+use crate::invocation;
+use crate::runtime::runner::Described;
+use crate::runtime::trace::Trace;
+use crate::runtime::{RunError, RunReport, RunSpec, Runtime};
 use kubeadm_config::ResolvedConfig;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -37,11 +40,15 @@ pub struct SingleRun {
     pub config: ResolvedConfig,
     /// The plugin's settings (`null` for none).
     pub settings: serde_json::Value,
+    /// The file they were written in (`--settings FILE`), so that an error names its line.
+    pub settings_file: Option<Source>,
     pub grants: GrantChoice,
     pub dry_run: bool,
     /// `None`: the plugin's `kube.cluster()` answers `unavailable`.
     pub cluster: Option<Arc<dyn Cluster>>,
     pub console: Console,
+    /// `--record FILE`, or the recording a replay answers from.
+    pub trace: Option<Trace>,
 }
 
 /// The plugin as it described itself, and the digest wasmadm computed.
@@ -153,6 +160,10 @@ pub enum SingleError {
          (needs) or run it with --grants FILE"
     )]
     BadRequest { name: String, message: String },
+    #[error(transparent)]
+    Trace(#[from] crate::runtime::trace::TraceError),
+    #[error("cannot make an empty node directory for the replay: {0}")]
+    Scratch(std::io::Error),
 }
 
 /// The phase of a single run: the component file, no digest to pin, the chosen grants.
@@ -185,7 +196,7 @@ fn pipeline_of(command: Command, phase: PhaseSpec) -> Result<Pipeline, PipelineE
 }
 
 /// Loads a component file (no digest to match) and asks it to describe itself, with no grants.
-pub fn describe(runtime: &Runtime, root: &Path, component: &Path) -> Result<PlannedPhase, RunError> {
+pub fn describe(runtime: &Runtime, root: &Path, component: &Path) -> Result<Described, RunError> {
     let dir = cap_std::fs::Dir::open_ambient_dir(root, cap_std::ambient_authority()).map_err(|e| {
         RunError::Root {
             path: root.to_path_buf(),
@@ -193,7 +204,7 @@ pub fn describe(runtime: &Runtime, root: &Path, component: &Path) -> Result<Plan
         }
     })?;
     let spec = phase_spec(component, "plugin", serde_json::Value::Null, Grants::default());
-    load_and_describe(runtime, Arc::new(dir), &spec)
+    invocation::describe(runtime, Arc::new(dir), &spec)
 }
 
 /// Describes the plugin, then runs it once with the chosen grants.
@@ -211,7 +222,9 @@ pub fn run(runtime: &Runtime, run: SingleRun) -> Result<Outcome, SingleError> {
     };
     let spec = phase_spec(&run.component, &info.name, run.settings, grants.clone());
     let phase = spec.name.0.clone();
-    let pipeline = pipeline_of(run.command, spec)?;
+    let mut pipeline = pipeline_of(run.command, spec)?;
+    pipeline.source = run.settings_file;
+    let runner = invocation::runner(runtime, &pipeline, run.command, &run.config);
     let run_spec = RunSpec {
         command: run.command,
         role: run.role,
@@ -224,14 +237,10 @@ pub fn run(runtime: &Runtime, run: SingleRun) -> Result<Outcome, SingleError> {
         cluster: run.cluster,
         console: run.console,
         facts: crate::facts::inputs(&run.root),
+        trace: run.trace,
     };
     let mut report = RunReport::default();
-    let error = Runner {
-        runtime,
-        pipeline: &pipeline,
-    }
-    .run_into(&run_spec, &mut report)
-    .err();
+    let error = invocation::run_into(&runner, &pipeline, &run_spec, &mut report).err();
     Ok(Outcome {
         plugin: PluginSummary {
             name: info.name.clone(),

@@ -8,12 +8,12 @@
 //! the server must present a certificate of the granted CA for the host's name of the endpoint
 //! before rustls presents the client certificate (TLS sends it only after verifying the server).
 
-use super::health::{self as http, Scheme, Url};
-use super::path::NodePath;
+use super::health as http;
 use super::plan::{Plan, PlanEntry};
 use crate::bindings::wasmadm::plugin::etcd::{EtcdError, Member};
 use crate::bindings::wasmadm::plugin::health::HealthError;
-use crate::config::pipeline::{EtcdGrant, EtcdVerb};
+use crate::grants::EtcdAccess;
+use crate::values::{EtcdVerb, NodePath, Scheme, Url};
 use cap_std::fs::Dir;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -32,14 +32,14 @@ const MAX_PEM: u64 = 1 << 20;
 /// The etcd capability of one phase.
 pub struct EtcdCap {
     phase: String,
-    grant: Option<EtcdGrant>,
+    grant: Option<EtcdAccess>,
     root: Arc<Dir>,
     dry_run: bool,
     plan: Plan,
 }
 
 impl EtcdCap {
-    pub fn new(phase: &str, grant: Option<EtcdGrant>, root: Arc<Dir>, dry_run: bool, plan: Plan) -> Self {
+    pub fn new(phase: &str, grant: Option<EtcdAccess>, root: Arc<Dir>, dry_run: bool, plan: Plan) -> Self {
         Self {
             phase: phase.to_string(),
             grant,
@@ -139,7 +139,7 @@ impl EtcdCap {
     }
 
     /// The grant when it allows `verb`, and the endpoint when it is `https://host:port`.
-    fn authorize(&self, verb: EtcdVerb, endpoint: &str) -> Result<(&EtcdGrant, Url), EtcdError> {
+    fn authorize(&self, verb: EtcdVerb, endpoint: &str) -> Result<(&EtcdAccess, Url), EtcdError> {
         let grant = self
             .grant
             .as_ref()
@@ -172,13 +172,20 @@ impl EtcdCap {
         Ok((grant, url))
     }
 
-    fn list(&self, grant: &EtcdGrant, url: &Url) -> Result<Vec<Member>, EtcdError> {
+    fn list(&self, grant: &EtcdAccess, url: &Url) -> Result<Vec<Member>, EtcdError> {
         let answer = self.call(grant, url, "/v3/cluster/member/list", &json!({}))?;
         members(&answer).map_err(|e| bad_answer(url, &e))
     }
 
     /// Promotes or removes member `id`, or records it under `--dry-run`.
-    fn change(&self, grant: &EtcdGrant, url: &Url, path: &str, id: u64, what: &str) -> Result<(), EtcdError> {
+    fn change(
+        &self,
+        grant: &EtcdAccess,
+        url: &Url,
+        path: &str,
+        id: u64,
+        what: &str,
+    ) -> Result<(), EtcdError> {
         if self.dry_run {
             self.plan.record(PlanEntry::Etcd {
                 phase: self.phase.clone(),
@@ -193,7 +200,7 @@ impl EtcdCap {
     }
 
     /// `POST`s `body` to a gateway `path`; etcd's refusals become `rejected` with its message.
-    fn call(&self, grant: &EtcdGrant, url: &Url, path: &str, body: &Value) -> Result<Value, EtcdError> {
+    fn call(&self, grant: &EtcdAccess, url: &Url, path: &str, body: &Value) -> Result<Value, EtcdError> {
         let (status, text) = self.send(grant, url, "POST", path, Some(body))?;
         let answer: Option<Value> = serde_json::from_str(&text).ok();
         match (status, answer) {
@@ -219,7 +226,7 @@ impl EtcdCap {
     /// One request with the grant's TLS client: the status and the body.
     fn send(
         &self,
-        grant: &EtcdGrant,
+        grant: &EtcdAccess,
         url: &Url,
         method: &str,
         path: &str,
@@ -250,13 +257,13 @@ impl EtcdCap {
 
     /// The TLS client of the grant: etcd's server must chain to `ca`; `cert` and `key` are
     /// presented to it. Read per call, so a phase sees files written by an earlier one.
-    fn tls_config(&self, grant: &EtcdGrant, url: &Url) -> Result<Arc<rustls::ClientConfig>, EtcdError> {
+    fn tls_config(&self, grant: &EtcdAccess, url: &Url) -> Result<Arc<rustls::ClientConfig>, EtcdError> {
         let read = |file: &NodePath, what: &str| {
             http::read_node_file(&self.root, file, MAX_PEM)
                 .map_err(|e| EtcdError::Tls(format!("etcd: cannot read the {what} file {file}: {e}")))
         };
-        let roots = http::root_store(&read(&grant.ca.0, "CA")?, &grant.ca.0, url).map_err(EtcdError::Tls)?;
-        let cert_pem = read(&grant.cert.0, "client certificate")?;
+        let roots = http::root_store(&read(&grant.ca, "CA")?, &grant.ca, url).map_err(EtcdError::Tls)?;
+        let cert_pem = read(&grant.cert, "client certificate")?;
         let chain = CertificateDer::pem_slice_iter(&cert_pem)
             .collect::<Result<Vec<_>, _>>()
             .ok()
@@ -264,13 +271,13 @@ impl EtcdCap {
             .ok_or_else(|| {
                 EtcdError::Tls(format!(
                     "etcd: the client certificate file {} holds no PEM certificate",
-                    grant.cert.0
+                    grant.cert
                 ))
             })?;
-        let key = PrivateKeyDer::from_pem_slice(&read(&grant.key.0, "client key")?).map_err(|e| {
+        let key = PrivateKeyDer::from_pem_slice(&read(&grant.key, "client key")?).map_err(|e| {
             EtcdError::Tls(format!(
                 "etcd: the client key file {} holds no usable PEM private key: {e}",
-                grant.key.0
+                grant.key
             ))
         })?;
         let config = http::client_builder()
@@ -280,7 +287,7 @@ impl EtcdCap {
             .map_err(|e| {
                 EtcdError::Tls(format!(
                     "etcd: the client certificate {} and key {} do not make a TLS client: {e}",
-                    grant.cert.0, grant.key.0
+                    grant.cert, grant.key
                 ))
             })?;
         Ok(Arc::new(config))

@@ -2,10 +2,11 @@
 //! a clean environment, a timeout and a cap on the output kept.
 
 use super::fs::{Access, FsCap};
-use super::path::{self, NodePath};
+use super::path;
 use super::plan::{Plan, PlanEntry};
 use crate::bindings::wasmadm::plugin::exec::{Command as ExecCommand, ExecError, Output};
-use crate::config::pipeline::ExecRule;
+use crate::grants::ExecGrant;
+use crate::values::NodePath;
 use cap_std::fs::Dir;
 use cap_std::fs::PermissionsExt;
 use std::io::Read;
@@ -21,7 +22,7 @@ pub struct ExecCap {
     root: Arc<Dir>,
     root_path: PathBuf,
     exec_path: Vec<String>,
-    rules: Vec<ExecRule>,
+    rules: Vec<ExecGrant>,
     timeout: Duration,
     max_output: usize,
     dry_run: bool,
@@ -41,7 +42,7 @@ impl ExecCap {
     pub fn new(
         phase: &str,
         env: ExecEnv,
-        rules: Vec<ExecRule>,
+        rules: Vec<ExecGrant>,
         timeout: Duration,
         max_output: usize,
     ) -> Self {
@@ -62,9 +63,9 @@ impl ExecCap {
 
     /// The rule that allows `cmd` and, per argument, the access of a node-path pattern that
     /// matched it (`{path}`, `{writable-path}`), or a denial naming what is missing.
-    fn authorize(&self, cmd: &ExecCommand) -> Result<(&ExecRule, Vec<Option<Access>>), ExecError> {
+    fn authorize(&self, cmd: &ExecCommand) -> Result<(&ExecGrant, Vec<Option<Access>>), ExecError> {
         let shown = command_line(cmd);
-        let candidates: Vec<&ExecRule> = self.rules.iter().filter(|r| r.command == cmd.program).collect();
+        let candidates: Vec<&ExecGrant> = self.rules.iter().filter(|r| r.command == cmd.program).collect();
         if candidates.is_empty() {
             let allowed: Vec<&str> = self.rules.iter().map(|r| r.command.as_str()).collect();
             return Err(ExecError::Denied(format!(

@@ -5,9 +5,10 @@
 //! temporary file in the target directory, fsync, rename). In dry-run, writes go to an overlay
 //! that later reads in the same run see, and into the plan; the node is not touched.
 
-use super::path::{self, NodePath};
+use super::path;
 use super::plan::{Plan, PlanEntry};
 use crate::bindings::wasmadm::plugin::files::{EntryKind, ErrorCode, FileError, Metadata};
+use crate::values::NodePath;
 use cap_fs_ext::DirExt as _;
 use cap_std::fs::{Dir, OpenOptions, Permissions};
 use cap_std::fs::{OpenOptionsExt as _, PermissionsExt as _};
@@ -169,7 +170,7 @@ impl FsCap {
         // The path as written (with `..` applied lexically) must be granted before anything on
         // disk is looked at, so a phase cannot probe files outside its grants; then the path
         // with every symlink resolved must be granted too.
-        let lexical = path::normalize(text);
+        let lexical = crate::values::node_path::normalize(text);
         let resolved = if self.granted(&lexical, access) {
             path::resolve(&self.root, text, follow_last).map_err(|e| self.io_error(text, e))?
         } else {
@@ -373,7 +374,7 @@ impl FsCap {
         let p = match self.authorize(text, Access::Write, true) {
             Ok(p) => p,
             Err(denied) => {
-                let lexical = path::normalize(text);
+                let lexical = crate::values::node_path::normalize(text);
                 let parent_of_grant = text.starts_with('/')
                     && !path::is_own_process(&lexical)
                     && self

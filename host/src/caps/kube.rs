@@ -4,7 +4,8 @@
 
 use super::plan::{Plan, PlanEntry};
 use crate::cluster::{ApiError, ApiErrorCode, Cluster, Endpoint, PatchKind, ResourceType, resources};
-use crate::config::pipeline::{Identity, KubeRule};
+use crate::grants::KubeGrant;
+use crate::values::Identity;
 use serde_json::Value;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,9 +13,12 @@ use std::sync::Arc;
 /// The kube capability of one phase.
 pub struct KubeCap {
     phase: String,
-    rules: Vec<KubeRule>,
+    rules: Vec<KubeGrant>,
     /// `host:port` of the servers `kube.connect` may reach (`grants.connect`, resolved).
     servers: Vec<String>,
+    /// Servers learned from a cluster-info read over TLS verified with a CA, each with that CA:
+    /// where the cluster says its API server is (kubeadm's bootstrap kubeconfig points there).
+    learned: std::sync::Mutex<Vec<(String, Vec<u8>)>>,
     cluster: Option<Arc<dyn Cluster>>,
     /// The node's root on the host: `cluster-as` kubeconfig files are node paths.
     root: PathBuf,
@@ -30,6 +34,8 @@ pub struct ClientHandle {
     pub kubeconfig: Option<String>,
     /// The identity of a `kube.connect` client.
     pub identity: Option<Identity>,
+    /// The CA a `kube.connect` client verifies its server with.
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 /// The credentials of a `kube.connect` client.
@@ -50,7 +56,7 @@ fn has(list: &[String], item: &str) -> bool {
 impl KubeCap {
     pub fn new(
         phase: &str,
-        rules: Vec<KubeRule>,
+        rules: Vec<KubeGrant>,
         cluster: Option<Arc<dyn Cluster>>,
         root: PathBuf,
         dry_run: bool,
@@ -60,6 +66,7 @@ impl KubeCap {
             phase: phase.to_string(),
             rules,
             servers: Vec::new(),
+            learned: Default::default(),
             cluster,
             root,
             dry_run,
@@ -104,6 +111,7 @@ impl KubeCap {
             cluster: self.configured_cluster()?,
             kubeconfig: None,
             identity: None,
+            ca_pem: None,
         })
     }
 
@@ -114,7 +122,7 @@ impl KubeCap {
             .rules
             .iter()
             .filter_map(|r| r.kubeconfig.as_ref())
-            .find(|k| k.0.as_str() == kubeconfig);
+            .find(|k| k.as_str() == kubeconfig);
         let Some(granted) = granted else {
             return Err(ApiError::new(
                 ApiErrorCode::Denied,
@@ -126,12 +134,13 @@ impl KubeCap {
                 ),
             ));
         };
-        let host_path = super::path::host_path(&self.root, &granted.0);
+        let host_path = super::path::host_path(&self.root, granted);
         let cluster = self.configured_cluster()?.with_credentials(&host_path)?;
         Ok(ClientHandle {
             cluster,
             kubeconfig: Some(kubeconfig.to_string()),
             identity: None,
+            ca_pem: None,
         })
     }
 
@@ -163,7 +172,14 @@ impl KubeCap {
                     format!("kube.connect: server {server:?} is not of the form https://<host>:<port>"),
                 )
             })?;
-        if !self.servers.iter().any(|s| s.eq_ignore_ascii_case(authority)) {
+        let ca_bytes = ca_pem.map(|c| c.as_bytes().to_vec());
+        let learned = ca_bytes.as_ref().is_some_and(|ca| {
+            self.learned.lock().is_ok_and(|l| {
+                l.iter()
+                    .any(|(s, c)| s.eq_ignore_ascii_case(authority) && c == ca)
+            })
+        });
+        if !learned && !self.servers.iter().any(|s| s.eq_ignore_ascii_case(authority)) {
             return Err(denied(format!(
                 "may not connect to {authority}: it is not among the servers of grants.connect in the \
                  pipeline file ({})",
@@ -196,14 +212,43 @@ impl KubeCap {
         }
         let endpoint = Endpoint {
             server: format!("https://{authority}"),
-            ca_pem: ca_pem.map(|c| c.as_bytes().to_vec()),
+            ca_pem: ca_bytes.clone(),
             bearer_token,
         };
         Ok(ClientHandle {
             cluster: self.configured_cluster()?.connect_to(&endpoint)?,
             kubeconfig: None,
             identity: Some(identity),
+            ca_pem: ca_bytes,
         })
+    }
+
+    /// After a `kube.connect` client that verifies its server read `kube-public/cluster-info`:
+    /// the API server named in it becomes reachable with the same CA. kubeadm's bootstrap
+    /// kubeconfig points at that server (the controlPlaneEndpoint), which may be another address
+    /// than the discovery endpoint; a server certified by the CA the cluster itself named is as
+    /// trusted as the endpoint it was read from.
+    fn learn_from_cluster_info(&self, client: &ClientHandle, object: &Value) {
+        let Some(ca) = &client.ca_pem else { return };
+        let Some(kubeconfig) = object["data"]["kubeconfig"].as_str() else {
+            return;
+        };
+        let Ok((server, named_ca)) = kubeadm_bootstrap_token::cluster_info::kubeconfig_cluster(kubeconfig)
+        else {
+            return;
+        };
+        let Some(authority) = server.strip_prefix("https://").map(|a| a.trim_end_matches('/')) else {
+            return;
+        };
+        if named_ca != *ca || authority.is_empty() || authority.contains(['/', '?', '#', '@', ' ']) {
+            return;
+        }
+        if let Ok(mut learned) = self.learned.lock()
+            && !learned.iter().any(|(s, c)| s == authority && c == ca)
+        {
+            tracing::debug!(phase = %self.phase, server = authority, "kube.connect: server named by cluster-info");
+            learned.push((authority.to_string(), ca.clone()));
+        }
     }
 
     /// The type as the API serves it: the plugin's record is checked against the host's table
@@ -275,7 +320,7 @@ impl KubeCap {
             resources::check_name(&ty, n)?;
         }
         let allowed = self.rules.iter().any(|r| {
-            r.kubeconfig.as_ref().map(|k| k.0.as_str()) == client.kubeconfig.as_deref()
+            r.kubeconfig.as_ref().map(|k| k.as_str()) == client.kubeconfig.as_deref()
                 && r.identity == client.identity
                 && has(&r.verbs, verb)
                 && has(&r.api_groups, &ty.group)
@@ -370,7 +415,16 @@ impl KubeCap {
         name: &str,
     ) -> Result<Value, ApiError> {
         let (ty, ns) = self.authorize(c, "get", ty, ns, Some(name))?;
-        c.cluster.get(&ty, ns, name)
+        let object = c.cluster.get(&ty, ns, name)?;
+        if c.identity.is_some()
+            && ty.group.is_empty()
+            && ty.plural == "configmaps"
+            && ns == Some("kube-public")
+            && name == "cluster-info"
+        {
+            self.learn_from_cluster_info(c, &object);
+        }
+        Ok(object)
     }
 
     pub fn list(
@@ -439,9 +493,9 @@ impl KubeCap {
 mod tests {
     use super::*;
 
-    fn rule(verbs: &[&str], resources: &[&str], namespaces: &[&str], names: &[&str]) -> KubeRule {
+    fn rule(verbs: &[&str], resources: &[&str], namespaces: &[&str], names: &[&str]) -> KubeGrant {
         let v = |x: &[&str]| x.iter().map(|s| s.to_string()).collect();
-        KubeRule {
+        KubeGrant {
             verbs: v(verbs),
             api_groups: vec![String::new()],
             resources: v(resources),
@@ -453,7 +507,7 @@ mod tests {
     }
 
     /// A phase's capability with `rules` on the in-memory cluster, and its own client.
-    fn cap_and_client(rules: Vec<KubeRule>) -> (KubeCap, ClientHandle) {
+    fn cap_and_client(rules: Vec<KubeGrant>) -> (KubeCap, ClientHandle) {
         let cluster: Arc<dyn Cluster> = Arc::new(crate::cluster::memory::MemoryCluster::new());
         let cap = KubeCap::new(
             "p",
@@ -622,6 +676,56 @@ mod tests {
     }
 
     #[test]
+    fn the_server_cluster_info_names_is_reachable_with_its_ca_only() {
+        let mut anonymous = rule(&["get"], &["configmaps"], &["kube-public"], &["cluster-info"]);
+        anonymous.identity = Some(Identity::Anonymous);
+        let mut bootstrap = rule(&["get"], &["nodes"], &[], &[]);
+        bootstrap.identity = Some(Identity::BootstrapToken);
+        let (cap, own) = cap_and_client(vec![
+            anonymous,
+            bootstrap,
+            rule(&["create"], &["configmaps"], &["*"], &[]),
+        ]);
+        let cap = cap.with_servers(vec!["10.0.0.1:6443".into()]);
+        let ca = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+        let kubeconfig =
+            kubeadm_bootstrap_token::cluster_info::kubeconfig(ca.as_bytes(), "https://cp.example:6443");
+        cap.create(
+            &own,
+            &ty("configmaps"),
+            Some("kube-public"),
+            kubeadm_bootstrap_token::cluster_info::config_map(&kubeconfig),
+        )
+        .expect("cluster-info");
+        let token = || Credential::BootstrapToken(TOKEN.into());
+        let to_cp = |ca: Option<&str>| cap.connect_to("https://cp.example:6443", ca, token());
+        assert!(to_cp(Some(ca)).is_err(), "not learned yet");
+        // Read without verifying the server: nothing is learned.
+        let insecure = cap
+            .connect_to("https://10.0.0.1:6443", None, Credential::Anonymous)
+            .expect("anonymous");
+        cap.get(&insecure, &ty("configmaps"), Some("kube-public"), "cluster-info")
+            .expect("read");
+        assert!(to_cp(Some(ca)).is_err(), "learned from an unverified read");
+        let verified = cap
+            .connect_to("https://10.0.0.1:6443", Some(ca), Credential::Anonymous)
+            .expect("anonymous, verified");
+        cap.get(&verified, &ty("configmaps"), Some("kube-public"), "cluster-info")
+            .expect("read");
+        assert!(
+            to_cp(Some(ca)).is_ok(),
+            "the server cluster-info names, with its CA"
+        );
+        let other = "-----BEGIN CERTIFICATE-----\nMIIC\n-----END CERTIFICATE-----\n";
+        let e = to_cp(Some(other)).err().expect("another CA");
+        assert_eq!(e.code, ApiErrorCode::Denied);
+        assert!(
+            cap.connect_to("https://cp.example:6444", Some(ca), token())
+                .is_err()
+        );
+    }
+
+    #[test]
     fn connect_needs_a_rule_for_the_identity() {
         let mut anonymous = rule(&["get"], &["configmaps"], &["kube-public"], &["cluster-info"]);
         anonymous.identity = Some(Identity::Anonymous);
@@ -655,8 +759,7 @@ mod tests {
             &["kubeadm:cluster-admins"],
         );
         bind.api_groups = vec![crb.group.clone()];
-        bind.kubeconfig =
-            Some(crate::config::pipeline::GrantPath::try_from(super_admin.to_string()).expect("path"));
+        bind.kubeconfig = Some(crate::values::NodePath::parse(super_admin).expect("path"));
         let cap = KubeCap::new(
             "p",
             vec![bind, rule(&["get"], &["configmaps"], &["kube-system"], &[])],

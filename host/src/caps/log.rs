@@ -2,6 +2,7 @@
 //! lines into `tracing` under the phase's name, all counted against the phase's output limit.
 
 use crate::bindings::types::{Finding, Severity};
+use crate::util::terminal_safe;
 use bytes::Bytes;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -15,35 +16,6 @@ pub const MAX_LINE: usize = 16 << 10;
 
 /// At most this many findings are kept per phase; further ones are counted, not kept.
 pub const MAX_FINDINGS: usize = 1000;
-
-/// Plugin text made safe for a terminal: control characters (C0 and C1, including ESC, CR and
-/// newlines) and bidirectional overrides become visible escapes (`\x1b`, `\r`, `\u{202e}`),
-/// so a plugin can neither move the cursor, conceal, recolour or rewrite lines, nor reach the
-/// terminal's clipboard; text past `max` bytes is cut, with a note of how much. Tabs are kept.
-pub fn terminal_safe(text: &str, max: usize) -> String {
-    let mut out = String::with_capacity(text.len().min(max) + 16);
-    let mut cut = 0;
-    for (i, c) in text.char_indices() {
-        if out.len() >= max {
-            cut = text.len() - i;
-            break;
-        }
-        match c {
-            '\t' => out.push(c),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c if c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') => {
-                out.push_str(&c.escape_unicode().to_string())
-            }
-            c => out.push(c),
-        }
-    }
-    if cut > 0 {
-        out.push_str(&format!("... ({cut} more bytes cut)"));
-    }
-    out
-}
 
 /// Which terminal stream a console line belongs on (kubeadm prints check warnings to stderr).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

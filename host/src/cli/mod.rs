@@ -4,12 +4,12 @@
 
 use crate::caps::log::Console;
 use crate::cluster::Cluster;
-use crate::command::{Command, Role};
+use crate::command::Command;
 use crate::config::kubeadm::{self, ConfigError, Flags};
 use crate::config::pipeline::{Pipeline, PipelineError};
 use crate::invocation::{self, Backend, ClusterKind, Invocation};
-use crate::runtime::runner::load_and_describe;
-use crate::runtime::{RunError, Runner, Runtime};
+use crate::runtime::trace::Trace;
+use crate::runtime::{RunError, RunSpec, Runtime};
 use anyhow::{Context as _, Result};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
@@ -54,8 +54,8 @@ struct Global {
     cache_dir: Option<PathBuf>,
     /// Which Kubernetes API phases talk to: `memory` (wasmadm's in-memory cluster, kept in
     /// <root>/var/lib/wasmadm/in-memory-cluster.json), `kubeconfig` (a real API server, see
-    /// --kubeconfig), or `auto`: `kubeconfig` when --root is `/`, else `memory`. `none` (no
-    /// cluster) is for `plugin run`.
+    /// --kubeconfig), `auto`: `kubeconfig` when --root is `/`, else `memory`, or `none`: no cluster
+    /// (Kubernetes API calls answer `unavailable`), what `plugin run` has under `auto`.
     #[arg(long, global = true, value_enum, default_value_t = ClusterKind::Auto)]
     cluster: ClusterKind,
     /// The kubeconfig for `--cluster kubeconfig` (a node path, resolved under --root).
@@ -86,7 +86,7 @@ enum Cmd {
     /// Run this on any machine you wish to join an existing cluster.
     Join(Box<JoinCommand>),
     /// Performs a best effort revert of changes made to this host by 'wasmadm init' or 'wasmadm join'.
-    Reset(ResetCommand),
+    Reset(Box<ResetCommand>),
     /// List the phases of a command, with their sub-phases and plugins.
     Phase {
         #[command(subcommand)]
@@ -155,7 +155,19 @@ struct RunFlags {
     /// Path to the CRI socket to connect. [default: unix:///var/run/containerd/containerd.sock]
     #[arg(long, value_name = "SOCKET")]
     cri_socket: Option<String>,
+    /// Write every host call of every phase to FILE, for `plugin replay` (it holds the node's
+    /// secrets: mode 0600).
+    #[arg(long, value_name = "FILE", long_help = RECORD_HELP)]
+    record: Option<PathBuf>,
 }
+
+/// `--record FILE`, for every command that runs phases.
+const RECORD_HELP: &str = "Write every host call of every phase to FILE as JSON lines: the phase, \
+    the interface and function, the arguments and the result, and the plugin's clock, random and \
+    environment reads. `wasmadm plugin replay PLUGIN.wasm FILE` re-runs a plugin against it with no \
+    node and no cluster.\n\nThe trace contains the node's secrets (the files the plugins read, \
+    /etc/kubernetes/pki included, and the keys the host generated): it is written with mode 0600; \
+    share it like the node's PKI.";
 
 #[derive(Args)]
 struct NodeCommand {
@@ -446,10 +458,13 @@ fn runtime(global: &Global) -> Result<Runtime> {
     Ok(Runtime::new(cache)?)
 }
 
-/// The cluster of a run (see [`Backend`]).
-fn cluster(global: &Global, dry_run: bool, kubelet_node: Option<&str>) -> Result<Arc<dyn Cluster>> {
+/// The cluster of a run (see [`Backend`]); none for `--cluster none`.
+fn cluster(global: &Global, dry_run: bool, kubelet_node: Option<&str>) -> Result<Option<Arc<dyn Cluster>>> {
+    if global.cluster == ClusterKind::None {
+        return Ok(None);
+    }
     let backend = Backend::choose(global.cluster, &global.root, &global.kubeconfig, dry_run);
-    Ok(backend.connect(kubelet_node)?)
+    Ok(Some(backend.connect(kubelet_node)?))
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -515,7 +530,10 @@ fn run(cli: Cli) -> Result<()> {
         } => validate(&config),
         Cmd::Token { command } => token_cli::run(
             command,
-            || cluster(global, false, None),
+            || {
+                cluster(global, false, None)?
+                    .context("token commands need a cluster: give --cluster memory or kubeconfig, not none")
+            },
             || {
                 let path = global.root.join(global.kubeconfig.trim_start_matches('/'));
                 std::fs::read_to_string(&path)
@@ -584,6 +602,7 @@ fn run_pipeline(global: &Global, command: Command, node: NodeCommand, extra: Ext
         &run_flags,
         &crate::facts::hostname(&global.root),
     )?;
+    kubeadm::read_discovery_file(&mut config, &global.root)?;
     // An empty advertiseAddress is the default route's, as in kubeadm: a kernel fact, taken from
     // the machine under --root too (kubeadm's --rootfs moves files, not the network).
     if command != Command::Reset
@@ -604,6 +623,7 @@ fn run_pipeline(global: &Global, command: Command, node: NodeCommand, extra: Ext
         ));
     }
     let cluster = cluster(global, flags.dry_run, invocation::kubelet_node(command, &config))?;
+    let runner = invocation::runner(&runtime, &pipeline, command, &config);
     let spec = Invocation {
         command,
         root: &global.root,
@@ -611,28 +631,12 @@ fn run_pipeline(global: &Global, command: Command, node: NodeCommand, extra: Ext
         dry_run: flags.dry_run,
         only,
     }
-    .run_spec(config, Some(cluster), console);
-    Runner {
-        runtime: &runtime,
-        pipeline: &pipeline,
-    }
-    .run(&spec)?;
-    // kubeadm's closing words after a whole join (not after `join phase`).
-    if command == Command::Join && spec.only.is_none() {
-        use kubeadm_bootstrap_token::join as text;
-        let done = match spec.role {
-            Role::Worker => text::WORKER_JOINED.to_string(),
-            Role::ControlPlane => {
-                let local_etcd = spec
-                    .config
-                    .cluster
-                    .as_ref()
-                    .is_none_or(|c| c.etcd.external.is_none());
-                text::control_plane_joined("/etc/kubernetes/admin.conf", local_etcd)
-            }
-        };
-        output::print(&done)?;
-    }
+    .run_spec(config, cluster, console);
+    let spec = RunSpec {
+        trace: flags.record.as_deref().map(Trace::record).transpose()?,
+        ..spec
+    };
+    invocation::run(&runner, &pipeline, &spec)?;
     Ok(())
 }
 
@@ -650,7 +654,7 @@ fn phase_list(global: &Global, command: Command) -> Result<()> {
         "The {command} pipeline runs these phases, in order:\n\n"
     ))?;
     for spec in pipeline.phases(command) {
-        let planned = load_and_describe(&runtime, root.clone(), spec)?;
+        let planned = invocation::describe(&runtime, root.clone(), spec)?;
         let mut flags = Vec::new();
         if !spec.enabled {
             flags.push("disabled".to_string());
@@ -686,7 +690,7 @@ fn plugin_inspect(global: &Global, component: &str) -> Result<()> {
         component: component_ref,
         ..spec
     };
-    let planned = load_and_describe(&runtime, root, &spec)?;
+    let planned = invocation::describe(&runtime, root, &spec)?;
     output::print(&format!(
         "{}
 ",

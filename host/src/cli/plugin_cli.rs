@@ -2,15 +2,19 @@
 //! a component run alone against a node directory.
 
 use super::{Global, output, runtime};
+use crate::author::replay::{self, Replay};
 use crate::author::single::{self, GrantChoice, SingleRun};
 use crate::author::{build, cases, scaffold};
-use crate::caps::log::{Console, Stream};
+use crate::caps::log::{Console, Recorded, Stream};
 use crate::cluster::Cluster;
 use crate::cluster::memory::MemoryCluster;
 use crate::command::{Command, Role};
 use crate::config::kubeadm::{self, Flags};
 use crate::config::pipeline::Grants;
+use crate::config::settings_error::Source;
 use crate::invocation::ClusterKind;
+use crate::runtime::RunError;
+use crate::runtime::trace::{Recording, Trace};
 use anyhow::{Context as _, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use std::path::{Path, PathBuf};
@@ -42,10 +46,16 @@ pub(super) enum AuthorCmd {
     /// pin, the grants it asks for. Prints its console lines, findings and (with --dry-run) the
     /// plan, and exits as kubeadm would (2: a check failed, 3: invalid configuration or settings).
     ///
-    /// --cluster: `auto` (the default) gives the plugin no cluster (kube calls answer
+    /// --cluster: `none` (the default) gives the plugin no cluster (kube calls answer
     /// `unavailable`); `memory` a fresh in-memory cluster that is not saved; `kubeconfig` the API
     /// server of --kubeconfig.
     Run(RunArgs),
+    /// Re-run a plugin against a trace written by `--record FILE` (of `plugin run`, `init`,
+    /// `join`, `reset` or `init phase NAME`), with no node and no cluster: each host call is
+    /// answered from the trace, in order. The first call whose function or arguments differ from
+    /// the recorded one stops the plugin and is reported (call number, expected and actual), exit
+    /// 1; a replay that matches to the end prints the findings and exits as the recording did.
+    Replay(ReplayArgs),
     /// Run a plugin's table of cases (a YAML file: component, node directory, and per case
     /// files, settings, grants, configuration and API objects with the expected exit code,
     /// findings, error, files and objects). One line per case, what differed under a failed one;
@@ -84,6 +94,27 @@ pub(super) struct RunArgs {
     /// plugin, exit code, error, findings, effects, outputs, in-memory objects and console lines.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Text)]
     format: Format,
+    /// Write every host call of every phase to FILE, for `plugin replay` (it holds the node's
+    /// secrets: mode 0600).
+    #[arg(long, value_name = "FILE", long_help = super::RECORD_HELP)]
+    record: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub(super) struct ReplayArgs {
+    /// The component to replay (the recorded one, or a changed build of it).
+    component: PathBuf,
+    /// The trace (`--record FILE`).
+    trace: PathBuf,
+    /// The recorded phase to replay; needed when the trace has several.
+    #[arg(long, value_name = "NAME")]
+    phase: Option<String>,
+    /// Settings to try instead of the recorded ones (a YAML file, as for `plugin run`).
+    #[arg(long, value_name = "FILE")]
+    settings: Option<PathBuf>,
+    /// `text` or `json`, as for `plugin run`.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Text)]
+    format: Format,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -101,6 +132,7 @@ enum Format {
 pub(super) fn run(global: &Global, command: AuthorCmd) -> Result<()> {
     match command {
         AuthorCmd::Run(args) => plugin_run(global, args),
+        AuthorCmd::Replay(args) => plugin_replay(global, args),
         AuthorCmd::New { name, kind, dir } => plugin_new(&name, kind, dir),
         AuthorCmd::Build { dir } => plugin_build(global, &dir),
         AuthorCmd::Test { cases: file } => plugin_test(global, &file),
@@ -160,12 +192,19 @@ fn plugin_build(global: &Global, dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A YAML file as JSON, with the file and line in errors.
-fn read_yaml<T: serde::de::DeserializeOwned>(path: &Path, what: &str) -> Result<T> {
+/// A settings file (YAML) as JSON, with the file and line in errors, and its text for the
+/// positions of the plugin's errors.
+fn read_settings(path: &Path) -> Result<(serde_json::Value, Source)> {
     let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the {what} file {}", path.display()))?;
-    serde_yaml::from_str(&text)
-        .map_err(|e| anyhow::anyhow!("{} (the {what} file)", crate::config::yaml_error(path, &e, 0)))
+        .with_context(|| format!("cannot read the settings file {}", path.display()))?;
+    let settings = serde_yaml::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("{} (the settings file)", crate::config::yaml_error(path, &e, 0)))?;
+    let source = Source {
+        path: path.to_path_buf(),
+        text: text.into(),
+        settings_only: true,
+    };
+    Ok((settings, source))
 }
 
 /// A grants file: a `grants:` block, or the block's contents.
@@ -208,9 +247,12 @@ fn plugin_run(global: &Global, args: RunArgs) -> Result<()> {
             args.component.display()
         );
     }
-    let settings = match &args.settings {
-        Some(path) => read_yaml::<serde_json::Value>(path, "settings")?,
-        None => serde_json::Value::Null,
+    let (settings, settings_file) = match &args.settings {
+        Some(path) => {
+            let (settings, file) = read_settings(path)?;
+            (settings, Some(file))
+        }
+        None => (serde_json::Value::Null, None),
     };
     let grants = match args.grants.as_str() {
         "requested" => GrantChoice::Requested,
@@ -229,20 +271,15 @@ fn plugin_run(global: &Global, args: RunArgs) -> Result<()> {
         kubeadm::detect_advertise_address(&mut config)?;
     }
     let (memory, cluster): (Option<Arc<MemoryCluster>>, Option<Arc<dyn Cluster>>) = match global.cluster {
-        ClusterKind::Auto => (None, None),
+        ClusterKind::Auto | ClusterKind::None => (None, None),
         ClusterKind::Memory => {
             let memory = Arc::new(MemoryCluster::new());
             (Some(memory.clone()), Some(memory))
         }
-        ClusterKind::Kubeconfig => (None, Some(super::cluster(global, args.dry_run, None)?)),
+        ClusterKind::Kubeconfig => (None, super::cluster(global, args.dry_run, None)?),
     };
-    let (console, recorded) = match args.format {
-        Format::Text => (Console::stdio(), None),
-        Format::Json => {
-            let (console, lines) = Console::buffer();
-            (console, Some(lines))
-        }
-    };
+    let (console, recorded) = console(args.format);
+    let trace = args.record.as_deref().map(Trace::record).transpose()?;
     let runtime = runtime(global)?;
     let outcome = single::run(
         &runtime,
@@ -256,12 +293,73 @@ fn plugin_run(global: &Global, args: RunArgs) -> Result<()> {
             },
             config,
             settings,
+            settings_file,
             grants,
             dry_run: args.dry_run,
             cluster,
             console,
+            trace,
         },
     )?;
+    print_outcome(&outcome, recorded, memory)?;
+    match outcome.error {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
+}
+
+fn plugin_replay(global: &Global, args: ReplayArgs) -> Result<()> {
+    if !args.component.is_file() {
+        anyhow::bail!(
+            "component {} does not exist: give the .wasm file to replay (`wasmadm plugin build` prints it)",
+            args.component.display()
+        );
+    }
+    let settings = args.settings.as_deref().map(read_settings).transpose()?;
+    let (console, recorded) = console(args.format);
+    let replayed = replay::replay(
+        &runtime(global)?,
+        Replay {
+            component: args.component,
+            recording: Arc::new(Recording::load(&args.trace)?),
+            phase: args.phase,
+            settings,
+            console,
+        },
+    )?;
+    let outcome = replayed.outcome;
+    if recorded.is_none() && !matches!(outcome.error, Some(RunError::Trace(_))) {
+        eprintln!(
+            "[replay] phase {}: the plugin made the {} host calls of the recording {}, in order",
+            replayed.phase,
+            replayed.recorded_calls,
+            args.trace.display()
+        );
+    }
+    print_outcome(&outcome, recorded, None)?;
+    match outcome.error {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
+}
+
+/// The console of a run: the terminal, or kept for the JSON report.
+fn console(format: Format) -> (Console, Option<Recorded>) {
+    match format {
+        Format::Text => (Console::stdio(), None),
+        Format::Json => {
+            let (console, lines) = Console::buffer();
+            (console, Some(lines))
+        }
+    }
+}
+
+/// A run's summary line (text), or everything as one JSON object with the console's lines.
+fn print_outcome(
+    outcome: &single::Outcome,
+    recorded: Option<Recorded>,
+    memory: Option<Arc<MemoryCluster>>,
+) -> Result<()> {
     match recorded {
         None => {
             let count = |s| outcome.findings().filter(|f| f.severity == s).count();
@@ -291,8 +389,5 @@ fn plugin_run(global: &Global, args: RunArgs) -> Result<()> {
             output::print(&format!("{}\n", serde_json::to_string_pretty(&json)?))?;
         }
     }
-    match outcome.error {
-        Some(e) => Err(e.into()),
-        None => Ok(()),
-    }
+    Ok(())
 }

@@ -419,6 +419,46 @@ pub fn resolve(
     }
 }
 
+/// The largest discovery file wasmadm reads (a kubeconfig is a few kilobytes).
+const MAX_DISCOVERY_FILE: u64 = 1 << 20;
+
+/// Reads the kubeconfig of file discovery (`discovery.file.kubeConfigPath`, a node path under
+/// `root`) into the resolved configuration, for the phases that discover the cluster.
+pub fn read_discovery_file(config: &mut ResolvedConfig, root: &Path) -> Result<(), ConfigError> {
+    let Some(file) = config.join.as_ref().and_then(|j| j.discovery.file.as_ref()) else {
+        return Ok(());
+    };
+    let path = &file.kube_config_path;
+    let field = "discovery.file.kubeConfigPath (--discovery-file)";
+    if path.starts_with("https://") || path.starts_with("http://") {
+        return Err(ConfigError::Invalid(format!(
+            "{field}: {path:?}: discovery from a URL is not supported by wasmadm yet; download the \
+             file (over HTTPS) and give its path"
+        )));
+    }
+    if !path.starts_with('/') {
+        return Err(ConfigError::Invalid(format!(
+            "{field}: {path:?} is not an absolute path"
+        )));
+    }
+    let host_path = root.join(path.trim_start_matches('/'));
+    let read = |source: std::io::Error| ConfigError::Read {
+        path: host_path.clone(),
+        source,
+    };
+    let meta = std::fs::metadata(&host_path).map_err(read)?;
+    if !meta.is_file() || meta.len() > MAX_DISCOVERY_FILE {
+        return Err(ConfigError::Invalid(format!(
+            "{field}: {path} is not a kubeconfig file (a regular file of at most 1 MiB)"
+        )));
+    }
+    let text = std::fs::read_to_string(&host_path).map_err(read)?;
+    kubeadm_bootstrap_token::cluster_info::kubeconfig_cluster(&text)
+        .map_err(|e| ConfigError::Invalid(format!("{field}: {path}: {e}")))?;
+    config.discovery_file = Some(text);
+    Ok(())
+}
+
 /// kubeadm merges the flag and file lists into a lower-cased set.
 fn dedup_lowercase(list: &mut Vec<String>) {
     let mut seen = std::collections::BTreeSet::new();

@@ -3,6 +3,7 @@
 
 pub mod kubeadm;
 pub mod pipeline;
+pub mod settings_error;
 
 /// serde_yaml's error as `path:line:column: message`, with `line_offset` added (for documents
 /// cut out of a multi-document file).

@@ -17,6 +17,7 @@
 //! file's line and column.
 
 use crate::builtin;
+use crate::values::{EtcdVerb, Identity, MAX_MEMORY, NodePath, Scheme, Url};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -40,6 +41,9 @@ pub struct Pipeline {
     pub join: Phases,
     #[serde(default)]
     pub reset: Phases,
+    /// The text it was parsed from, for positions in later errors (a plugin's settings error).
+    #[serde(skip)]
+    pub source: Option<super::settings_error::Source>,
 }
 
 /// `apiVersion`, which must be [`API_VERSION`].
@@ -100,6 +104,18 @@ impl TryFrom<Vec<PhaseSpec>> for Phases {
                 ));
             }
         }
+        // A group's name is its members' prefix; a phase of the same name would be ambiguous.
+        for p in &list {
+            if let Some((group, _)) = p.name.0.split_once('/')
+                && list.iter().any(|q| q.name.0 == group)
+            {
+                return Err(format!(
+                    "phase {:?} is a sub-phase of {group:?}, which is also a phase of its own: \
+                     rename one of them",
+                    p.name.0
+                ));
+            }
+        }
         Ok(Self(list))
     }
 }
@@ -143,7 +159,8 @@ fn is_true(b: &bool) -> bool {
 
 pub use crate::command::Role;
 
-/// A phase name: lower-case letters, digits and `-`.
+/// A phase name: lower-case letters, digits and `-`; or `group/name`, a sub-phase of phase `group`
+/// run by a plugin of its own (kubeadm's `control-plane-prepare/certs`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct PhaseName(pub String);
@@ -151,10 +168,16 @@ pub struct PhaseName(pub String);
 impl TryFrom<String> for PhaseName {
     type Error = String;
     fn try_from(v: String) -> Result<Self, String> {
-        let ok = !v.is_empty()
-            && v.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            && !v.starts_with('-');
+        let part = |p: &str| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !p.starts_with('-')
+        };
+        let ok = match v.split_once('/') {
+            Some((group, name)) => part(group) && part(name),
+            None => part(&v),
+        };
         if v == "node" {
             // Phase inputs named `node.<fact>` are the host's facts about the node.
             Err("phase name \"node\" is reserved for the host's node facts (inputs node.<fact>): choose another".into())
@@ -162,7 +185,8 @@ impl TryFrom<String> for PhaseName {
             Ok(Self(v))
         } else {
             Err(format!(
-                "phase name {v:?} is invalid: use lower-case letters, digits and '-' (e.g. upload-config)"
+                "phase name {v:?} is invalid: use lower-case letters, digits and '-' (e.g. upload-config), \
+                 or group/name for a sub-phase run by its own plugin (e.g. control-plane-prepare/certs)"
             ))
         }
     }
@@ -272,8 +296,8 @@ pub struct Grants {
     #[serde(default, skip_serializing_if = "is_zero")]
     pub keys: u32,
     /// API servers `kube.connect` may reach, as `host:port`. The one variable,
-    /// `{discoveryEndpoint}`, is the JoinConfiguration's
-    /// `discovery.bootstrapToken.apiServerEndpoint` (the server `join` discovers the cluster at).
+    /// `{discoveryEndpoint}`, is the server `join` discovers the cluster at: the JoinConfiguration's
+    /// `discovery.bootstrapToken.apiServerEndpoint`, or the server of the discovery file.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub connect: Vec<String>,
     /// etcd membership calls (the `etcd` interface): the files of the TLS client and the verbs.
@@ -302,34 +326,6 @@ pub struct EtcdGrant {
     pub cert: GrantPath,
     pub key: GrantPath,
     pub verbs: Vec<EtcdVerb>,
-}
-
-/// A membership call of the `etcd` interface.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum EtcdVerb {
-    /// `member-list`.
-    List,
-    /// `member-add-learner`.
-    AddLearner,
-    /// `member-promote`.
-    Promote,
-    /// `member-remove`.
-    Remove,
-    /// `health`.
-    Health,
-}
-
-impl fmt::Display for EtcdVerb {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::List => "list",
-            Self::AddLearner => "add-learner",
-            Self::Promote => "promote",
-            Self::Remove => "remove",
-            Self::Health => "health",
-        })
-    }
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -389,11 +385,7 @@ pub const HEALTH_VARIABLES: [(&str, &str); 2] = [("{advertiseAddress}", "192.0.2
 
 impl HealthRule {
     /// The URL with its variables replaced (`advertise_address` in brackets when IPv6).
-    pub fn resolve(
-        &self,
-        advertise_address: &str,
-        bind_port: u16,
-    ) -> Result<crate::caps::health::Url, String> {
+    pub fn resolve(&self, advertise_address: &str, bind_port: u16) -> Result<Url, String> {
         let address = if advertise_address.contains(':') {
             format!("[{advertise_address}]")
         } else {
@@ -403,7 +395,7 @@ impl HealthRule {
             .url
             .replace("{advertiseAddress}", &address)
             .replace("{bindPort}", &bind_port.to_string());
-        crate::caps::health::Url::parse(&text, true)
+        Url::parse(&text, true)
     }
 }
 
@@ -420,8 +412,8 @@ impl TryFrom<HealthRuleSpec> for HealthRule {
                 spec.url
             ));
         }
-        let url = crate::caps::health::Url::parse(&probe, true).map_err(|e| format!("health grant {e}"))?;
-        let https = url.scheme == crate::caps::health::Scheme::Https;
+        let url = Url::parse(&probe, true).map_err(|e| format!("health grant {e}"))?;
+        let https = url.scheme == Scheme::Https;
         let tls = match (https, spec.tls.as_deref(), spec.ca) {
             (false, None, None) => HealthTls::None,
             (false, _, _) => {
@@ -485,12 +477,12 @@ impl FileGrants {
 /// An absolute path prefix in a grant (no `..`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct GrantPath(pub crate::caps::path::NodePath);
+pub struct GrantPath(pub NodePath);
 
 impl TryFrom<String> for GrantPath {
     type Error = String;
     fn try_from(v: String) -> Result<Self, String> {
-        crate::caps::path::NodePath::parse(&v)
+        NodePath::parse(&v)
             .map(Self)
             .map_err(|e| format!("file grant {e}; grants are absolute node paths such as /etc/kubernetes"))
     }
@@ -536,25 +528,6 @@ pub struct KubeRule {
     /// bootstrap, at a server of `grants.connect`), not for the run's own client.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<Identity>,
-}
-
-/// Who a `kube.connect` client is (the WIT `kube.identity`, without the token itself).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Identity {
-    /// No credentials (`system:anonymous`).
-    Anonymous,
-    /// A bootstrap token (`system:bootstrap:<id>`).
-    BootstrapToken,
-}
-
-impl std::fmt::Display for Identity {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Anonymous => "anonymous",
-            Self::BootstrapToken => "bootstrap-token",
-        })
-    }
 }
 
 fn core_group() -> Vec<String> {
@@ -613,10 +586,6 @@ fn default_timeout() -> Timeout {
 fn default_output() -> ByteSize {
     ByteSize(1 << 20)
 }
-
-/// The largest memory limit a phase may ask for (the pooling allocator reserves this much address
-/// space per slot).
-pub const MAX_MEMORY: u64 = 4 << 30;
 
 /// A size such as `64Mi`, `1Gi`, `512Ki` or a number of bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -724,7 +693,7 @@ impl Pipeline {
 
     /// Parses pipeline YAML; `path` only names the source in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Self, PipelineError> {
-        let pipeline: Pipeline = serde_yaml::from_str(text).map_err(|e| PipelineError::Invalid {
+        let mut pipeline: Pipeline = serde_yaml::from_str(text).map_err(|e| PipelineError::Invalid {
             path: path.to_path_buf(),
             message: super::yaml_error(path, &e, 0),
         })?;
@@ -803,6 +772,11 @@ impl Pipeline {
                 )));
             }
         }
+        pipeline.source = Some(super::settings_error::Source {
+            path: path.to_path_buf(),
+            text: text.into(),
+            settings_only: false,
+        });
         Ok(pipeline)
     }
 
@@ -830,10 +804,12 @@ impl Pipeline {
     }
 }
 
-/// The 1-based line of the first occurrence of `needle`.
+/// The variable of `grants.connect`: the server `join` discovers the cluster at.
+pub const DISCOVERY_ENDPOINT: &str = "{discoveryEndpoint}";
+
 /// A `grants.connect` entry is `host:port` (no scheme, no path) or `{discoveryEndpoint}`.
 fn check_connect_grant(server: &str) -> Result<(), String> {
-    if server == crate::grants::DISCOVERY_ENDPOINT {
+    if server == DISCOVERY_ENDPOINT {
         return Ok(());
     }
     let hint = "give `host:port` (e.g. 10.0.0.1:6443) or {discoveryEndpoint}";
@@ -846,6 +822,7 @@ fn check_connect_grant(server: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The 1-based line of the first occurrence of `needle`.
 fn line_of(text: &str, needle: &str) -> Option<usize> {
     text.lines().position(|l| l.contains(needle)).map(|i| i + 1)
 }

@@ -2,7 +2,7 @@
 //! components, and plugin loading (digest check, compile or deserialize, type-check once).
 
 use super::cache::Cache;
-use super::sandbox::{BoundedClock, Limiter, State};
+use super::sandbox::{Limiter, State, TracedWasi};
 use crate::bindings::{Phase, PhasePre, PluginInfo};
 use sha2::{Digest as _, Sha256};
 use std::hash::{Hash, Hasher};
@@ -72,7 +72,7 @@ impl Runtime {
             .total_memories(128)
             .total_tables(512)
             .max_memories_per_component(8)
-            .max_memory_size(crate::config::pipeline::MAX_MEMORY as usize);
+            .max_memory_size(crate::values::MAX_MEMORY as usize);
         let mut config = Config::new();
         config
             .wasm_component_model(true)
@@ -84,13 +84,20 @@ impl Runtime {
         let engine = Engine::new(&config).map_err(engine_err)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(engine_err)?;
-        // WASI's monotonic clock again, with sleeps bounded by the call's deadline.
+        // WASI's clocks, random and environment again, seen by the run's trace (and the
+        // monotonic clock's sleeps bounded by the call's deadline): see `TracedWasi`.
         linker.allow_shadowing(true);
-        wasmtime_wasi::p2::bindings::clocks::monotonic_clock::add_to_linker::<State, BoundedClock<'static>>(
-            &mut linker,
-            BoundedClock::of,
-        )
-        .map_err(engine_err)?;
+        {
+            use wasmtime_wasi::p2::bindings::{cli, clocks, random};
+            let l = &mut linker;
+            type W = TracedWasi<'static>;
+            clocks::monotonic_clock::add_to_linker::<State, W>(l, TracedWasi::of).map_err(engine_err)?;
+            clocks::wall_clock::add_to_linker::<State, W>(l, TracedWasi::of).map_err(engine_err)?;
+            random::random::add_to_linker::<State, W>(l, TracedWasi::of).map_err(engine_err)?;
+            random::insecure::add_to_linker::<State, W>(l, TracedWasi::of).map_err(engine_err)?;
+            random::insecure_seed::add_to_linker::<State, W>(l, TracedWasi::of).map_err(engine_err)?;
+            cli::environment::add_to_linker::<State, W>(l, TracedWasi::of).map_err(engine_err)?;
+        }
         linker.allow_shadowing(false);
         Phase::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s).map_err(engine_err)?;
 

@@ -1,12 +1,15 @@
-//! The phase runner: kubeadm's workflow semantics over the pipeline's components.
+//! The phase runner: kubeadm's workflow semantics over the phases it is given ([`Phase`]), which
+//! know nothing of the pipeline file.
 //!
-//! Phases run in pipeline order, each in a fresh sandbox with its own grants. `--skip-phases`
+//! Phases run in the order given, each in a fresh sandbox with its own grants. `--skip-phases`
 //! takes `phase` or `phase/sub-phase` (skipping a parent skips its children); unknown names are
 //! an error, as in kubeadm. Check findings are printed kubeadm-style; any error finding stops the
 //! run after the phase, with every failure listed.
 
 use super::engine::{LoadError, LoadedPlugin, Runtime, explain_trap};
+use super::phase::{Component, Phase};
 use super::sandbox::{Limiter, State};
+use super::trace::{Trace, TraceError};
 use crate::bindings::types::{Command as WitCommand, NodeRole, Severity};
 use crate::bindings::{PhaseContext, PhaseError, PluginInfo};
 use crate::builtin;
@@ -16,10 +19,11 @@ use crate::caps::fs::{FsCap, Overlay, WriteQuota};
 use crate::caps::health::{self, HealthCap};
 use crate::caps::keys::KeysCap;
 use crate::caps::kube::KubeCap;
-use crate::caps::log::{Budget, Console, LogCap, MAX_FINDINGS, MAX_LINE, PluginOutput, terminal_safe};
+use crate::caps::log::{Budget, Console, LogCap, MAX_FINDINGS, MAX_LINE, PluginOutput};
 use crate::caps::plan::Plan;
 use crate::cluster::Cluster;
-use crate::config::pipeline::{ComponentRef, Grants, PhaseSpec, Pipeline, Role};
+use crate::command::Role;
+use crate::util::terminal_safe;
 use cap_std::fs::Dir;
 use kubeadm_config::ResolvedConfig;
 use std::path::PathBuf;
@@ -55,6 +59,9 @@ pub enum RunError {
     },
     #[error("root directory {path}: {message}")]
     Root { path: PathBuf, message: String },
+    /// The trace could not be written, or a replay diverged from the recording.
+    #[error(transparent)]
+    Trace(#[from] TraceError),
 }
 
 impl RunError {
@@ -86,13 +93,21 @@ pub struct RunSpec {
     pub console: Console,
     /// Facts about the node every phase gets as inputs (`node.hostname`, see [`crate::facts`]).
     pub facts: Vec<(String, String)>,
+    /// `--record FILE`, or the recording a replay answers from.
+    pub trace: Option<Trace>,
+}
+
+/// A plugin loaded and described.
+pub struct Described {
+    pub plugin: LoadedPlugin,
+    pub info: PluginInfo,
 }
 
 /// A phase of the run with its plugin loaded and described.
-pub struct PlannedPhase {
-    pub spec: PhaseSpec,
-    pub plugin: LoadedPlugin,
-    pub info: PluginInfo,
+struct PlannedPhase<'a> {
+    phase: &'a Phase,
+    plugin: LoadedPlugin,
+    info: PluginInfo,
 }
 
 /// What a finished run leaves: the dry-run plan and every phase's outputs.
@@ -107,10 +122,13 @@ pub struct RunReport {
     pub findings: Vec<(String, crate::bindings::types::Finding)>,
 }
 
-/// Runs pipelines on a [`Runtime`].
+/// Runs one command's phases on a [`Runtime`].
 pub struct Runner<'a> {
     pub runtime: &'a Runtime,
-    pub pipeline: &'a Pipeline,
+    /// The command's phases, in order.
+    pub phases: Vec<Phase>,
+    /// Directories (node view, under `--root`) where `exec` looks up commands, in order.
+    pub exec_path: Vec<String>,
 }
 
 /// A sandbox with no grants and no output, for `describe` (and for benchmarks).
@@ -159,21 +177,23 @@ pub fn bare_state(root: Arc<Dir>) -> State {
         log: LogCap::new("describe", Console::buffer().0, budget.clone()),
         stdout: PluginOutput::new("describe", budget.clone(), false),
         stderr: PluginOutput::new("describe", budget, true),
+        tape: None,
     }
 }
 
-/// Loads a plugin and asks it to describe itself, with no grants.
+/// Loads a phase's plugin and asks it to describe itself, with no grants.
 pub fn load_and_describe(
     runtime: &Runtime,
     root: Arc<Dir>,
-    spec: &PhaseSpec,
-) -> Result<PlannedPhase, RunError> {
+    phase: &str,
+    component: &Component,
+) -> Result<Described, RunError> {
     let load_err = |source| RunError::Load {
-        phase: spec.name.0.clone(),
+        phase: phase.to_string(),
         source,
     };
-    let plugin = match &spec.component {
-        ComponentRef::Builtin(name) => {
+    let plugin = match component {
+        Component::Builtin(name) => {
             let b = builtin::get(name).ok_or_else(|| {
                 load_err(LoadError::Invalid {
                     name: format!("builtin:{name}"),
@@ -182,25 +202,21 @@ pub fn load_and_describe(
             })?;
             runtime.load_bytes(&format!("builtin:{name}"), b.wasm, b.digest())
         }
-        ComponentRef::File(path) => runtime.load_file(path, spec.digest.as_ref().map(|d| d.0.as_str())),
+        Component::File { path, digest } => runtime.load_file(path, digest.as_deref()),
     }
     .map_err(load_err)?;
     let info = runtime
         .describe(&plugin, bare_state(root))
         .map(safe_info)
         .map_err(|message| RunError::PhaseFailed {
-            phase: spec.name.0.clone(),
+            phase: phase.to_string(),
             message: format!(
                 "{} failed to describe itself: {}",
                 plugin.source,
                 terminal_safe(&message, MAX_LINE)
             ),
         })?;
-    Ok(PlannedPhase {
-        spec: spec.clone(),
-        plugin,
-        info,
-    })
+    Ok(Described { plugin, info })
 }
 
 fn open_root(root: &std::path::Path) -> Result<Arc<Dir>, RunError> {
@@ -213,31 +229,38 @@ fn open_root(root: &std::path::Path) -> Result<Arc<Dir>, RunError> {
 }
 
 impl Runner<'_> {
-    /// Loads and describes every enabled phase of `command` for `role`.
-    pub fn plan(&self, command: Command, role: Role, root: Arc<Dir>) -> Result<Vec<PlannedPhase>, RunError> {
-        self.pipeline
-            .phases(command)
+    /// Loads and describes every phase for `role`.
+    fn plan(&self, role: Role, root: Arc<Dir>) -> Result<Vec<PlannedPhase<'_>>, RunError> {
+        self.phases
             .iter()
-            .filter(|p| p.enabled && p.role.is_none_or(|r| r == role))
-            .map(|spec| load_and_describe(self.runtime, root.clone(), spec))
+            .filter(|p| p.role.is_none_or(|r| r == role))
+            .map(|phase| {
+                let Described { plugin, info } =
+                    load_and_describe(self.runtime, root.clone(), &phase.name, &phase.component)?;
+                Ok(PlannedPhase { phase, plugin, info })
+            })
             .collect()
     }
 
-    /// Runs the pipeline of `spec.command`.
+    /// Runs the phases for `spec`.
     pub fn run(&self, spec: &RunSpec) -> Result<RunReport, RunError> {
         let mut report = RunReport::default();
         self.run_into(spec, &mut report)?;
         Ok(report)
     }
 
-    /// Runs the pipeline of `spec.command` into `report`, which keeps what the phases did
+    /// Runs the phases for `spec` into `report`, which keeps what the phases did
     /// (findings, plan, outputs) also when the run fails.
     pub fn run_into(&self, spec: &RunSpec, report: &mut RunReport) -> Result<(), RunError> {
         let root = open_root(&spec.root)?;
-        let phases = self.plan(spec.command, spec.role, root.clone())?;
+        let phases = self.plan(spec.role, root.clone())?;
         let known = |entry: &String| {
             let name = entry.split('/').next().unwrap_or_default();
-            phases.iter().any(|p| p.spec.name.0 == name)
+            phases.iter().any(|p| {
+                p.phase.name == *entry
+                    || p.phase.name == name
+                    || p.phase.name.starts_with(&format!("{name}/"))
+            })
         };
         let mut skip = spec.skip_phases.clone();
         skip.extend(spec.implied_skips.iter().filter(|e| known(e)).cloned());
@@ -246,15 +269,15 @@ impl Runner<'_> {
         let overlay = spec.dry_run.then(|| Arc::new(Mutex::new(Overlay::default())));
         for (phase, subs) in phases.iter().zip(selection) {
             let Some(sub_phases) = subs else {
-                tracing::info!(phase = %phase.spec.name, "skipping phase");
+                tracing::info!(phase = %phase.phase.name, "skipping phase");
                 continue;
             };
             let started = std::time::Instant::now();
             self.run_phase(spec, phase, sub_phases, root.clone(), overlay.clone(), report)?;
             let took = started.elapsed();
-            tracing::debug!(phase = %phase.spec.name, ?took, "phase finished");
-            report.phases_run.push(phase.spec.name.0.clone());
-            report.timings.push((phase.spec.name.0.clone(), took));
+            tracing::debug!(phase = %phase.phase.name, ?took, "phase finished");
+            report.phases_run.push(phase.phase.name.clone());
+            report.timings.push((phase.phase.name.clone(), took));
         }
         if spec.dry_run {
             for entry in report.plan.entries() {
@@ -267,13 +290,13 @@ impl Runner<'_> {
     fn run_phase(
         &self,
         spec: &RunSpec,
-        phase: &PlannedPhase,
+        phase: &PlannedPhase<'_>,
         sub_phases: Vec<String>,
         root: Arc<Dir>,
         overlay: Option<Arc<Mutex<Overlay>>>,
         report: &mut RunReport,
     ) -> Result<(), RunError> {
-        let name = phase.spec.name.0.clone();
+        let name = phase.phase.name.clone();
         // Whatever the plugin hands back is printed: made terminal-safe and bounded by its
         // output limit (at least a line, so the reason is never lost).
         let max_message = (limits_output(phase)).clamp(256, MAX_LINE);
@@ -282,21 +305,28 @@ impl Runner<'_> {
             message: terminal_safe(&message, max_message),
         };
         let config = serde_json::to_string(&spec.config).map_err(|e| failed(e.to_string()))?;
-        let context = PhaseContext {
+        let mut context = PhaseContext {
             command: spec.command.into(),
             phase: name.clone(),
             sub_phases,
             role: spec.role.into(),
             dry_run: spec.dry_run,
             config,
-            settings: phase.spec.settings.to_string(),
+            settings: phase.phase.settings.to_string(),
             inputs: spec.facts.iter().chain(&report.outputs).cloned().collect(),
         };
-        let limits = &phase.spec.limits;
-        let state = self.sandbox(spec, &phase.spec, root, overlay, &report.plan);
+        let tape = match &spec.trace {
+            Some(trace) => {
+                Some(trace.start(&name, &phase.plugin.source, &phase.plugin.digest, &mut context)?)
+            }
+            None => None,
+        };
+        let limits = &phase.phase.limits;
+        let mut state = self.sandbox(spec, phase.phase, root, overlay, &report.plan);
+        state.tape = tape;
         let (stdout, stderr) = (state.stdout.clone(), state.stderr.clone());
-        let deadline = std::time::Instant::now() + limits.timeout.0;
-        let mut store = self.runtime.store(state, limits.timeout.0);
+        let deadline = std::time::Instant::now() + limits.timeout;
+        let mut store = self.runtime.store(state, limits.timeout);
         tracing::debug!(phase = %name, plugin = %phase.plugin.source, "running phase");
         let result = crate::deadline::scope(deadline, || {
             phase
@@ -317,8 +347,15 @@ impl Runner<'_> {
                 .iter()
                 .map(|f| (name.clone(), f.clone())),
         );
-        let outcome =
-            result.map_err(|e| failed(explain_trap(&e, &store.data().limiter, limits.timeout.0)))?;
+        let result = result.map_err(|e| explain_trap(&e, &store.data().limiter, limits.timeout));
+        if let Some(tape) = &mut store.data_mut().tape {
+            let outcome = match &result {
+                Ok(returned) => serde_json::json!({ "returned": returned }),
+                Err(trapped) => serde_json::json!({ "trapped": trapped }),
+            };
+            tape.finish(outcome)?;
+        }
+        let outcome = result.map_err(failed)?;
         let phase_report = match outcome {
             Ok(r) => r,
             Err(PhaseError::InvalidConfig(message)) => {
@@ -358,10 +395,6 @@ impl Runner<'_> {
             for (check, message) in &failures {
                 spec.console.err(&format!("\t[ERROR {check}]: {message}"));
             }
-            spec.console.err(&format!(
-                "[{name}] If you know what you are doing, you can make a check non-fatal with \
-                 `--ignore-preflight-errors=...`"
-            ));
             return Err(RunError::ChecksFailed {
                 phase: name,
                 failures,
@@ -389,23 +422,14 @@ impl Runner<'_> {
     fn sandbox(
         &self,
         spec: &RunSpec,
-        phase: &PhaseSpec,
+        phase: &Phase,
         root: Arc<Dir>,
         overlay: Option<Arc<Mutex<Overlay>>>,
         plan: &Plan,
     ) -> State {
-        let name = phase.name.0.as_str();
-        let Grants {
-            files,
-            exec,
-            kube,
-            env,
-            health: health_rules,
-            keys,
-            connect,
-            etcd,
-        } = &phase.grants;
-        let budget = Budget::new(name, phase.limits.output.0 as usize);
+        let name = phase.name.as_str();
+        let grants = phase.grants.clone();
+        let budget = Budget::new(name, phase.limits.output as usize);
         let stdout = PluginOutput::new(name, budget.clone(), false);
         let stderr = PluginOutput::new(name, budget.clone(), true);
         let mut wasi = WasiCtxBuilder::new();
@@ -413,27 +437,21 @@ impl Runner<'_> {
             .stderr(stderr.clone())
             .allow_tcp(false)
             .allow_udp(false);
-        for (name, value) in crate::grants::granted_env(env) {
+        for (name, value) in grants.env {
             wasi.env(name, value);
         }
         State {
             wasi: wasi.build(),
             table: Default::default(),
             limiter: Limiter {
-                memory_bytes: phase.limits.memory.0 as usize,
+                memory_bytes: phase.limits.memory as usize,
                 memory_exceeded: false,
             },
-            keys: KeysCap::new(name, *keys),
-            etcd: EtcdCap::new(
-                name,
-                etcd.as_deref().cloned(),
-                root.clone(),
-                spec.dry_run,
-                plan.clone(),
-            ),
+            keys: KeysCap::new(name, grants.keys),
+            etcd: EtcdCap::new(name, grants.etcd, root.clone(), spec.dry_run, plan.clone()),
             health: HealthCap::new(
                 name,
-                crate::grants::health_endpoints(name, health_rules, &spec.config),
+                grants.health,
                 root.clone(),
                 if spec.dry_run {
                     health::Mode::DryRun
@@ -447,44 +465,45 @@ impl Runner<'_> {
             files: FsCap::new(
                 name,
                 root.clone(),
-                files.read.iter().map(|g| g.0.clone()).collect(),
-                files.write.iter().map(|g| g.0.clone()).collect(),
+                grants.read,
+                grants.write,
                 overlay,
                 plan.clone(),
-                WriteQuota::new(phase.limits.write_bytes.0, phase.limits.write_files),
+                WriteQuota::new(phase.limits.write_bytes, phase.limits.write_files),
             ),
             exec: ExecCap::new(
                 name,
                 ExecEnv {
                     root,
                     root_path: spec.root.clone(),
-                    exec_path: self.pipeline.exec_path.clone(),
+                    exec_path: self.exec_path.clone(),
                     dry_run: spec.dry_run,
                     plan: plan.clone(),
                 },
-                exec.clone(),
-                phase.limits.timeout.0,
-                phase.limits.output.0 as usize,
+                grants.exec,
+                phase.limits.timeout,
+                phase.limits.output as usize,
             ),
             kube: KubeCap::new(
                 name,
-                kube.clone(),
+                grants.kube,
                 spec.cluster.clone(),
                 spec.root.clone(),
                 spec.dry_run,
                 plan.clone(),
             )
-            .with_servers(crate::grants::connect_servers(name, connect, &spec.config)),
+            .with_servers(grants.connect),
             log: LogCap::new(name, spec.console.clone(), budget),
             stdout,
             stderr,
+            tape: None,
         }
     }
 }
 
 /// A phase's output limit, in bytes.
-fn limits_output(phase: &PlannedPhase) -> usize {
-    usize::try_from(phase.spec.limits.output.0).unwrap_or(usize::MAX)
+fn limits_output(phase: &PlannedPhase<'_>) -> usize {
+    usize::try_from(phase.phase.limits.output).unwrap_or(usize::MAX)
 }
 
 /// What a plugin says about itself, made terminal-safe and bounded: it is printed by
@@ -510,64 +529,108 @@ fn safe_info(mut info: PluginInfo) -> PluginInfo {
 
 /// For each phase, `None` when skipped, else the sub-phases to run.
 fn select(
-    phases: &[PlannedPhase],
+    phases: &[PlannedPhase<'_>],
     skip: &[String],
     only: Option<&(String, Option<String>)>,
 ) -> Result<Vec<Option<Vec<String>>>, RunError> {
-    let all_names = || {
-        phases
-            .iter()
-            .flat_map(|p| {
-                std::iter::once(p.spec.name.0.clone()).chain(
-                    p.info
-                        .sub_phases
-                        .iter()
-                        .map(move |s| format!("{}/{}", p.spec.name.0, s.name)),
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let find = |name: &str| phases.iter().position(|p| p.spec.name.0 == name);
-    let has_sub = |i: usize, sub: &str| phases[i].info.sub_phases.iter().any(|s| s.name == sub);
-
-    let mut selection: Vec<Option<Vec<String>>> = phases
+    let outline: Vec<(&str, Vec<&str>)> = phases
         .iter()
-        .map(|p| Some(p.info.sub_phases.iter().map(|s| s.name.clone()).collect()))
+        .map(|p| {
+            (
+                p.phase.name.as_str(),
+                p.info.sub_phases.iter().map(|s| s.name.as_str()).collect(),
+            )
+        })
         .collect();
+    select_in(&outline, skip, only)
+}
+
+/// [`select`] over the phases' names and sub-phases. A phase named `group/name` is the sub-phase
+/// `name` of phase `group` (kubeadm's `control-plane-prepare/certs`), run by a plugin of its own:
+/// `phase group` runs every member, `phase group name` one member (all of its own sub-phases),
+/// and `--skip-phases` takes `group` or `group/name`.
+fn select_in(
+    phases: &[(&str, Vec<&str>)],
+    skip: &[String],
+    only: Option<&(String, Option<String>)>,
+) -> Result<Vec<Option<Vec<String>>>, RunError> {
+    let group_of = |name: &str| name.split_once('/').map(|(g, _)| g.to_string());
+    let all_names = || {
+        let mut names: Vec<String> = Vec::new();
+        for (name, subs) in phases {
+            if let Some(group) = group_of(name).filter(|g| !names.contains(g)) {
+                names.push(group);
+            }
+            names.push(name.to_string());
+            if group_of(name).is_none() {
+                names.extend(subs.iter().map(|s| format!("{name}/{s}")));
+            }
+        }
+        names.join(", ")
+    };
+    let find = |name: &str| phases.iter().position(|(n, _)| *n == name);
+    let members = |group: &str| -> Vec<usize> {
+        (0..phases.len())
+            .filter(|&i| group_of(phases[i].0).as_deref() == Some(group))
+            .collect()
+    };
+    let has_sub = |i: usize, sub: &str| phases[i].1.contains(&sub);
+    let every_sub = |i: usize| -> Vec<String> { phases[i].1.iter().map(|s| s.to_string()).collect() };
+
+    let mut selection: Vec<Option<Vec<String>>> = (0..phases.len()).map(|i| Some(every_sub(i))).collect();
 
     if let Some((name, sub)) = only {
-        let i = find(name).ok_or_else(|| RunError::InvalidPhaseName {
-            name: name.clone(),
-            hint: format!("this pipeline's phases are: {}", all_names()),
-        })?;
-        let subs: Vec<&str> = phases[i]
-            .info
-            .sub_phases
-            .iter()
-            .map(|s| s.name.as_str())
-            .collect();
-        let chosen = match sub.as_deref() {
-            None if !subs.is_empty() => {
-                return Err(RunError::InvalidPhaseName {
-                    name: name.clone(),
-                    hint: format!(
-                        "phase {name} has sub-phases: run one of {}, or all",
-                        subs.join(", ")
-                    ),
-                });
+        let group = members(name);
+        let chosen: Vec<(usize, Vec<String>)> = if !group.is_empty() && find(name).is_none() {
+            match sub.as_deref() {
+                None | Some("all") => group.iter().map(|&i| (i, every_sub(i))).collect(),
+                Some(s) => {
+                    let i = find(&format!("{name}/{s}")).ok_or_else(|| RunError::InvalidPhaseName {
+                        name: format!("{name}/{s}"),
+                        hint: format!(
+                            "phase {name} has sub-phases: {}",
+                            group
+                                .iter()
+                                .filter_map(|&i| phases[i].0.split_once('/').map(|(_, s)| s))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    })?;
+                    vec![(i, every_sub(i))]
+                }
             }
-            None | Some("all") => subs.iter().map(|s| s.to_string()).collect(),
-            Some(s) if has_sub(i, s) => vec![s.to_string()],
-            Some(s) => {
-                return Err(RunError::InvalidPhaseName {
-                    name: format!("{name}/{s}"),
-                    hint: format!("phase {name} has sub-phases: {}", subs.join(", ")),
-                });
-            }
+        } else {
+            let i = find(name).ok_or_else(|| RunError::InvalidPhaseName {
+                name: name.clone(),
+                hint: format!("this pipeline's phases are: {}", all_names()),
+            })?;
+            let subs = &phases[i].1;
+            let chosen = match sub.as_deref() {
+                None if !subs.is_empty() => {
+                    return Err(RunError::InvalidPhaseName {
+                        name: name.clone(),
+                        hint: format!(
+                            "phase {name} has sub-phases: run one of {}, or all",
+                            subs.join(", ")
+                        ),
+                    });
+                }
+                None | Some("all") => every_sub(i),
+                Some(s) if has_sub(i, s) => vec![s.to_string()],
+                Some(s) => {
+                    return Err(RunError::InvalidPhaseName {
+                        name: format!("{name}/{s}"),
+                        hint: format!("phase {name} has sub-phases: {}", subs.join(", ")),
+                    });
+                }
+            };
+            vec![(i, chosen)]
         };
-        for (j, slot) in selection.iter_mut().enumerate() {
-            *slot = (j == i).then(|| chosen.clone());
+        for slot in selection.iter_mut() {
+            *slot = None;
+        }
+        for (i, subs) in chosen {
+            selection[i] = Some(subs);
         }
     }
 
@@ -576,13 +639,25 @@ fn select(
         .map(|s| s.trim().to_lowercase())
         .filter(|s| !s.is_empty())
     {
-        let (name, sub) = match entry.split_once('/') {
-            Some((n, s)) => (n, Some(s)),
-            None => (entry.as_str(), None),
-        };
         let invalid = || RunError::InvalidPhaseName {
             name: entry.clone(),
             hint: format!("--skip-phases takes names from: {}", all_names()),
+        };
+        // A group, or a member of one, by its full name.
+        let group = members(&entry);
+        if !group.is_empty() && find(&entry).is_none() {
+            for i in group {
+                selection[i] = None;
+            }
+            continue;
+        }
+        if let Some(i) = find(&entry).filter(|&i| group_of(phases[i].0).is_some()) {
+            selection[i] = None;
+            continue;
+        }
+        let (name, sub) = match entry.split_once('/') {
+            Some((n, s)) => (n, Some(s)),
+            None => (entry.as_str(), None),
         };
         let i = find(name).ok_or_else(invalid)?;
         match sub {
@@ -627,5 +702,97 @@ impl From<Role> for NodeRole {
             Role::ControlPlane => NodeRole::ControlPlane,
             Role::Worker => NodeRole::Worker,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// kubeadm's join as pipeline entries: plain phases, one with sub-phases, and a group whose
+    /// members are plugins of their own.
+    fn join() -> Vec<(&'static str, Vec<&'static str>)> {
+        vec![
+            ("preflight", vec![]),
+            ("control-plane-prepare/download-certs", vec![]),
+            ("control-plane-prepare/certs", vec!["apiserver", "etcd-peer"]),
+            ("control-plane-prepare/kubeconfig", vec!["admin", "scheduler"]),
+            ("kubelet-start", vec![]),
+            ("control-plane-join/mark-control-plane", vec![]),
+        ]
+    }
+
+    fn chosen(selection: &[Option<Vec<String>>]) -> Vec<(usize, Vec<String>)> {
+        selection
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.clone().map(|s| (i, s)))
+            .collect()
+    }
+
+    fn only(name: &str, sub: Option<&str>) -> (String, Option<String>) {
+        (name.to_string(), sub.map(str::to_string))
+    }
+
+    #[test]
+    fn a_group_runs_whole_or_one_member_at_a_time() {
+        let phases = join();
+        let whole = select_in(&phases, &[], Some(&only("control-plane-prepare", None))).expect("group");
+        assert_eq!(
+            chosen(&whole),
+            [
+                (1, vec![]),
+                (2, vec!["apiserver".into(), "etcd-peer".into()]),
+                (3, vec!["admin".into(), "scheduler".into()])
+            ]
+        );
+        let all = select_in(&phases, &[], Some(&only("control-plane-prepare", Some("all")))).expect("all");
+        assert_eq!(all, whole);
+        let one =
+            select_in(&phases, &[], Some(&only("control-plane-prepare", Some("certs")))).expect("member");
+        assert_eq!(chosen(&one), [(2, vec!["apiserver".into(), "etcd-peer".into()])]);
+        let err = select_in(&phases, &[], Some(&only("control-plane-prepare", Some("etcd"))))
+            .expect_err("no such member");
+        assert!(
+            err.to_string().contains("download-certs, certs, kubeconfig"),
+            "{err}"
+        );
+        // A plain phase keeps its own sub-phase selection.
+        let plain = select_in(
+            &[("certs", vec!["ca", "apiserver"])],
+            &[],
+            Some(&only("certs", Some("ca"))),
+        )
+        .expect("plain");
+        assert_eq!(chosen(&plain), [(0, vec!["ca".into()])]);
+    }
+
+    #[test]
+    fn skipping_takes_a_group_or_a_member() {
+        let phases = join();
+        let skip = |list: &[&str]| {
+            let list: Vec<String> = list.iter().map(|s| s.to_string()).collect();
+            select_in(&phases, &list, None)
+        };
+        let no_group = skip(&["control-plane-prepare"]).expect("group");
+        assert_eq!(
+            chosen(&no_group).into_iter().map(|(i, _)| i).collect::<Vec<_>>(),
+            [0, 4, 5]
+        );
+        let no_member = skip(&[
+            "control-plane-prepare/certs",
+            "control-plane-join/mark-control-plane",
+        ])
+        .expect("members");
+        assert_eq!(
+            chosen(&no_member).into_iter().map(|(i, _)| i).collect::<Vec<_>>(),
+            [0, 1, 3, 4]
+        );
+        let err = skip(&["control-plane-prepare/etcd"]).expect_err("unknown");
+        assert!(
+            err.to_string()
+                .contains("control-plane-prepare, control-plane-prepare/download-certs"),
+            "{err}"
+        );
     }
 }

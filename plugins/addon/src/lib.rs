@@ -144,7 +144,7 @@ impl Plugin for Addon {
 
     fn run(context: PhaseContext) -> Result<PhaseReport, PhaseError> {
         let ctx = Context::new(&context)?;
-        let cluster = ctx.cluster();
+        let cluster = ctx.cluster_configuration();
         let dns = ctx.runs("coredns");
         let proxy = ctx.runs("kube-proxy");
         if dns && cluster.dns.disabled {

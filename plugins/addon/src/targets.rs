@@ -3,7 +3,7 @@
 
 use crate::NS;
 use serde_json::Value;
-use wasmadm_plugin_sdk::apply::{self, create_or_update, resource};
+use wasmadm_plugin_sdk::apply::{Update, create_or_update, resource};
 use wasmadm_plugin_sdk::kube::Client;
 use wasmadm_plugin_sdk::types::{KubeRule, PhaseError};
 
@@ -118,8 +118,7 @@ pub fn apply(client: &Client, object: &Value) -> Result<(), PhaseError> {
         .unwrap_or("v1");
     let ty = resource(t.group, version, t.kind, t.plural, t.namespaced);
     let name = object["metadata"]["name"].as_str().unwrap_or_default();
-    let what = format!("cannot create or update {kind} {name:?}");
-    let applied = create_or_update(client, &ty, object).map_err(apply::context(&what))?;
+    let applied = create_or_update(client, &ty, object, Update::Replace)?;
     wasmadm_plugin_sdk::debug(&format!("{kind} {name}: {applied:?}"));
     Ok(())
 }

@@ -17,7 +17,7 @@ pub mod objects;
 use kubeadm_bootstrap_token::{SECRET_NAMESPACE, TokenSpec, clock, cluster_info};
 use objects::{CLUSTER_INFO_ROLE, CLUSTER_ROLE_BINDINGS, GET_NODES, RBAC_GROUP};
 use serde::Deserialize;
-use wasmadm_plugin_sdk::apply::{Applied, context, create_or_set_fields as apply};
+use wasmadm_plugin_sdk::apply::{Applied, Update, context, create_or_update};
 use wasmadm_plugin_sdk::types::{KubeRule, PhaseContext, PhaseError, PhaseReport, PluginInfo};
 use wasmadm_plugin_sdk::{Context, Findings, Plugin, debug, export_plugin, fs, kube, print};
 
@@ -125,7 +125,13 @@ fn apply_token(
     {
         spec.expires = old.expires;
     }
-    apply(client, &objects::secrets(), &spec.to_secret(), &["type", "data"])
+    let fields = Update::Fields(&["type", "data"]);
+    Ok(create_or_update(
+        client,
+        &objects::secrets(),
+        &spec.to_secret(),
+        fields,
+    )?)
 }
 
 /// The cluster-info ConfigMap: the kubeconfig from admin.conf, signatures kept while the
@@ -161,7 +167,12 @@ fn apply_cluster_info(
             cluster_info::sign_into(&mut cm, &t.token);
         }
     }
-    apply(client, &objects::config_maps(), &cm, &["data"])
+    Ok(create_or_update(
+        client,
+        &objects::config_maps(),
+        &cm,
+        Update::Fields(&["data"]),
+    )?)
 }
 
 fn run(ctx: &Context<'_>) -> Result<PhaseReport, PhaseError> {
@@ -186,7 +197,7 @@ fn run(ctx: &Context<'_>) -> Result<PhaseReport, PhaseError> {
             } else {
                 &["rules"]
             };
-            let applied = apply(&client, ty, object, fields)?;
+            let applied = create_or_update(&client, ty, object, Update::Fields(fields))?;
             debug(&format!(
                 "{} {}: {applied:?}",
                 ty.kind, object["metadata"]["name"]
@@ -208,7 +219,7 @@ fn run(ctx: &Context<'_>) -> Result<PhaseReport, PhaseError> {
         } else {
             &["rules"]
         };
-        apply(&client, &ty, &object, fields)?;
+        create_or_update(&client, &ty, &object, Update::Fields(fields))?;
     }
     let mut report = Findings::default();
     report.output("token", names.first().cloned().unwrap_or_default());

@@ -48,7 +48,7 @@ fn pki(e: PkiError) -> PhaseError {
 }
 
 pub fn run(ctx: &Context<'_>) -> Result<PhaseReport> {
-    let cluster = ctx.cluster();
+    let cluster = ctx.cluster_configuration();
     let algorithm: KeyAlgorithm = cluster
         .encryption_algorithm
         .parse()

@@ -291,7 +291,7 @@ impl Plugin for ControlPlane {
 
     fn run(context: PhaseContext) -> Result<PhaseReport, PhaseError> {
         let ctx = Context::new(&context)?;
-        let cluster = ctx.cluster();
+        let cluster = ctx.cluster_configuration();
         let init = ctx.config.init.clone().unwrap_or_default();
         let mut node = NodeFacts {
             proxy_env: proxy_env(),

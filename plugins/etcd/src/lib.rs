@@ -145,7 +145,7 @@ impl Plugin for Etcd {
 
     fn run(context: PhaseContext) -> Result<PhaseReport, PhaseError> {
         let ctx = Context::new(&context)?;
-        let cluster = ctx.cluster();
+        let cluster = ctx.cluster_configuration();
         if !ctx.runs("local") || cluster.etcd.external.is_some() {
             return Ok(done());
         }

@@ -35,7 +35,7 @@ struct Phase {
 }
 
 pub fn run(ctx: &Context<'_>) -> Result<PhaseReport> {
-    let cluster = ctx.cluster();
+    let cluster = ctx.cluster_configuration();
     let algorithm: KeyAlgorithm = cluster
         .encryption_algorithm
         .parse()

@@ -7,8 +7,8 @@
 use crate::{KubeletFiles, kubelet_args, node_files, write_config, write_flags};
 use kubeadm_discovery::Discovered;
 use serde_json::Value;
+use wasmadm_plugin_sdk::config::NodeRegistration;
 use wasmadm_plugin_sdk::config::kubelet as kc;
-use wasmadm_plugin_sdk::config::{ClusterConfiguration, NodeRegistration, defaults};
 use wasmadm_plugin_sdk::kube::{Client, ErrorCode};
 use wasmadm_plugin_sdk::types::{PhaseError, PhaseReport};
 use wasmadm_plugin_sdk::{Context, ErrorText, apply, done, files, print, systemd};
@@ -16,9 +16,19 @@ use wasmadm_plugin_sdk::{Context, ErrorText, apply, done, files, print, systemd}
 pub const BOOTSTRAP_KUBELET_CONF: &str = "/etc/kubernetes/bootstrap-kubelet.conf";
 
 pub fn run(ctx: &Context, host_name: &str) -> Result<PhaseReport, PhaseError> {
+    if ctx.is_control_plane() {
+        // kubeadm points a joining control plane's kubelet at its own API server, which the
+        // control-plane phases (certificates, manifests, etcd member) must have set up first.
+        return Err(PhaseError::InvalidConfig(
+            "joining a control-plane node (--control-plane, controlPlane in the JoinConfiguration) is \
+             not supported by wasmadm yet: its control-plane-prepare, etcd-join and \
+             control-plane-join phases are not built. Join this node as a worker, or with kubeadm"
+                .into(),
+        ));
+    }
     let join = ctx.config.join.clone().unwrap_or_default();
     let node = ctx.node_registration();
-    let discovered = kubeadm_discovery::discover(&join)
+    let discovered = kubeadm_discovery::discover(&ctx.config)
         .map_err(|e| prefix("couldn't validate the identity of the API Server", e))?;
     let client = discovered.client()?;
     print(
@@ -27,7 +37,7 @@ pub fn run(ctx: &Context, host_name: &str) -> Result<PhaseReport, PhaseError> {
     print(
         "[preflight] Use 'wasmadm init phase upload-config kubeadm --config your-config-file' to re-upload it.",
     );
-    let cluster = cluster_configuration(&client)?;
+    let cluster = kubeadm_discovery::cluster_configuration(&client)?;
     let mut cluster_wide = kubelet_configuration(&client)?;
     refuse_ready_node(&client, &node.name)?;
     // Everything is read and computed (and refused if wrong) before anything is written.
@@ -95,28 +105,6 @@ fn prefix(what: &str, e: PhaseError) -> PhaseError {
     }
 }
 
-/// The ClusterConfiguration of `kube-system/kubeadm-config`, defaulted.
-fn cluster_configuration(client: &Client) -> Result<ClusterConfiguration, PhaseError> {
-    let cm = read_config_map(
-        client,
-        "kubeadm-config",
-        "unable to fetch the kubeadm-config ConfigMap",
-    )?;
-    let text = cm["data"]["ClusterConfiguration"].as_str().ok_or_else(|| {
-        PhaseError::Failed(
-            "unexpected error when reading kubeadm-config ConfigMap: ClusterConfiguration key value pair missing"
-                .into(),
-        )
-    })?;
-    let mut cluster: ClusterConfiguration = serde_yaml::from_str(text).map_err(|e| {
-        PhaseError::Failed(format!(
-            "the ClusterConfiguration in the kubeadm-config ConfigMap cannot be read: {e}"
-        ))
-    })?;
-    defaults::cluster_configuration(&mut cluster);
-    Ok(cluster)
-}
-
 /// The cluster-wide KubeletConfiguration of `kube-system/kubelet-config`.
 fn kubelet_configuration(client: &Client) -> Result<Value, PhaseError> {
     let cm = read_config_map(
@@ -147,7 +135,7 @@ fn read_config_map(client: &Client, name: &str, what: &str) -> Result<Value, Pha
             ErrorCode::Denied => PhaseError::Denied(e.message),
             _ => PhaseError::Failed(format!("{what}: {}", e.text())),
         })?;
-    apply::parse(&text)
+    Ok(apply::parse(&text)?)
 }
 
 /// kubeadm refuses to bootstrap a kubelet under the name of a Ready Node (one that is not Ready

@@ -143,7 +143,7 @@ impl Plugin for KubeletStart {
         if ctx.command() == Command::Join {
             return join::run(&ctx, host_name);
         }
-        let cluster = ctx.cluster();
+        let cluster = ctx.cluster_configuration();
         let node = ctx.node_registration();
         let user = ctx.config.components.get(kc::KIND);
         // Everything is computed (and refused if invalid) before the kubelet is stopped.

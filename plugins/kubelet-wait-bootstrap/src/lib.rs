@@ -18,8 +18,11 @@ const KUBELET_CONF: &str = "/etc/kubernetes/kubelet.conf";
 const BOOTSTRAP_KUBELET_CONF: &str = "/etc/kubernetes/bootstrap-kubelet.conf";
 /// Where the kubelet keeps the client certificate and key `kubelet.conf` names.
 const KUBELET_PKI: &str = "/var/lib/kubelet/pki";
-/// kubeadm polls for `kubelet.conf` every second.
-const TLS_BOOTSTRAP_INTERVAL: Duration = Duration::from_secs(1);
+/// kubeadm looks for `kubelet.conf` every second; this phase starts at 50 ms and backs off to a
+/// second (a file read through the host costs microseconds), so it sees the end of the bootstrap
+/// soon after the kubelet wrote the file.
+const FIRST_PAUSE: Duration = Duration::from_millis(50);
+const MAX_PAUSE: Duration = Duration::from_secs(1);
 
 struct KubeletWaitBootstrap;
 
@@ -77,6 +80,7 @@ fn wait(ctx: &Context, kubelet_limit: Duration, bootstrap_limit: Duration) -> Re
     let start = Instant::now();
     let deadline = start + bootstrap_limit;
     let mut progress = Progress::new(start);
+    let mut pause = FIRST_PAUSE;
     loop {
         let last = match usable_kubeconfig() {
             Ok(()) => {
@@ -96,7 +100,8 @@ fn wait(ctx: &Context, kubelet_limit: Duration, bootstrap_limit: Duration) -> Re
                 "failed while waiting for TLS bootstrap: context deadline exceeded ({last})"
             )));
         }
-        std::thread::sleep(left.min(TLS_BOOTSTRAP_INTERVAL));
+        std::thread::sleep(left.min(pause));
+        pause = (pause * 2).min(MAX_PAUSE);
     }
 }
 

@@ -89,7 +89,7 @@ impl Checks<'_> {
 
     /// `kubeadm init` checks, in kubeadm's order.
     pub fn init(&mut self) -> Result {
-        let cluster = self.ctx.cluster();
+        let cluster = self.ctx.cluster_configuration();
         let init = self.ctx.config.init.clone().unwrap_or_default();
         let bind_port = init.local_api_endpoint.bind_port;
 

@@ -6,7 +6,14 @@ use crate::kube::{self, ApiError, Client, ErrorCode, ResourceType};
 use crate::types::PhaseError;
 use serde_json::Value;
 
-/// A type of API object, e.g. `resource("apps", "v1", "Deployment", "deployments", true)`.
+/// A type of API object: group (`""` for the core group), version, kind, plural and whether
+/// its objects live in a namespace.
+///
+/// ```
+/// let deployments = wasmadm_plugin_sdk::apply::resource("apps", "v1", "Deployment", "deployments", true);
+/// assert_eq!(deployments.kind, "Deployment");
+/// assert!(deployments.namespaced);
+/// ```
 pub fn resource(group: &str, version: &str, kind: &str, plural: &str, namespaced: bool) -> ResourceType {
     ResourceType {
         group: group.into(),
@@ -18,15 +25,36 @@ pub fn resource(group: &str, version: &str, kind: &str, plural: &str, namespaced
 }
 
 /// What [`create_or_update`] did.
+///
+/// ```no_run
+/// use wasmadm_plugin_sdk::apply::{self, Applied, Update, config_maps};
+/// # fn f(client: &wasmadm_plugin_sdk::kube::Client, cm: &serde_json::Value) -> wasmadm_plugin_sdk::Result {
+/// match apply::create_or_update(client, &config_maps(), cm, Update::Replace)? {
+///     Applied::Created => wasmadm_plugin_sdk::print("[vendor] Created ConfigMap \"vendor\""),
+///     Applied::Updated | Applied::Unchanged => {}
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Applied {
+    /// The object did not exist and was created.
     Created,
+    /// The stored object differed and was updated.
     Updated,
+    /// The stored object already had every desired field: nothing was sent.
     Unchanged,
 }
 
 /// True when every field of `want` is in `have` with the same value (lists must match item for
 /// item). Fields only the server sets (status, defaults, metadata) do not count as differences.
+///
+/// ```
+/// use serde_json::json;
+/// use wasmadm_plugin_sdk::apply::is_subset;
+/// let stored = json!({"metadata": {"name": "a", "uid": "u-1"}, "data": {"k": "v"}});
+/// assert!(is_subset(&json!({"metadata": {"name": "a"}, "data": {"k": "v"}}), &stored));
+/// assert!(!is_subset(&json!({"data": {"k": "w"}}), &stored));
+/// ```
 pub fn is_subset(want: &Value, have: &Value) -> bool {
     match (want, have) {
         (Value::Object(w), Value::Object(h)) => w
@@ -41,7 +69,15 @@ pub fn is_subset(want: &Value, have: &Value) -> bool {
     }
 }
 
-fn parse_api(text: &str) -> Result<Value, ApiError> {
+/// Parses an object the API returned.
+///
+/// ```
+/// use wasmadm_plugin_sdk::apply;
+/// let node = apply::parse(r#"{"metadata": {"name": "n1"}}"#).expect("JSON");
+/// assert_eq!(node["metadata"]["name"], "n1");
+/// assert!(apply::parse("<html>").is_err());
+/// ```
+pub fn parse(text: &str) -> Result<Value, ApiError> {
     serde_json::from_str(text).map_err(|e| ApiError {
         code: ErrorCode::Other,
         status: 0,
@@ -50,6 +86,15 @@ fn parse_api(text: &str) -> Result<Value, ApiError> {
 }
 
 /// Reads an object; `None` when it does not exist.
+///
+/// ```no_run
+/// use wasmadm_plugin_sdk::apply::{self, config_maps};
+/// # fn f() -> wasmadm_plugin_sdk::Result {
+/// let client = apply::cluster()?;
+/// let config = apply::get(&client, &config_maps(), Some("kube-system"), "kubeadm-config")?;
+/// let uploaded = config.is_some();
+/// # let _ = uploaded; Ok(()) }
+/// ```
 pub fn get(
     client: &Client,
     ty: &ResourceType,
@@ -57,30 +102,9 @@ pub fn get(
     name: &str,
 ) -> Result<Option<Value>, ApiError> {
     match client.get(ty, namespace, name) {
-        Ok(text) => parse_api(&text).map(Some),
+        Ok(text) => parse(&text).map(Some),
         Err(e) if e.code == ErrorCode::NotFound => Ok(None),
         Err(e) => Err(e),
-    }
-}
-
-/// Creates `object`, or updates the stored one when any of `object`'s fields differ (keeping the
-/// server's `resourceVersion`, so a concurrent change is a conflict, not lost).
-pub fn create_or_update(client: &Client, ty: &ResourceType, object: &Value) -> Result<Applied, ApiError> {
-    let namespace = object["metadata"]["namespace"].as_str().filter(|_| ty.namespaced);
-    let name = object["metadata"]["name"].as_str().unwrap_or_default();
-    let text = |v: &Value| v.to_string();
-    match get(client, ty, namespace, name)? {
-        None => {
-            client.create(ty, namespace, &text(object))?;
-            Ok(Applied::Created)
-        }
-        Some(stored) if is_subset(object, &stored) => Ok(Applied::Unchanged),
-        Some(stored) => {
-            let mut object = object.clone();
-            object["metadata"]["resourceVersion"] = stored["metadata"]["resourceVersion"].clone();
-            client.update(ty, namespace, &text(&object))?;
-            Ok(Applied::Updated)
-        }
     }
 }
 
@@ -102,14 +126,29 @@ pub fn context(what: &str) -> impl Fn(ApiError) -> crate::types::PhaseError + '_
     }
 }
 
+/// ConfigMaps (core `v1`, namespaced).
+///
+/// ```
+/// assert_eq!(wasmadm_plugin_sdk::apply::config_maps().plural, "configmaps");
+/// ```
 pub fn config_maps() -> ResourceType {
     resource("", "v1", "ConfigMap", "configmaps", true)
 }
 
+/// Roles (`rbac.authorization.k8s.io/v1`, namespaced).
+///
+/// ```
+/// assert_eq!(wasmadm_plugin_sdk::apply::roles().kind, "Role");
+/// ```
 pub fn roles() -> ResourceType {
     resource("rbac.authorization.k8s.io", "v1", "Role", "roles", true)
 }
 
+/// RoleBindings (`rbac.authorization.k8s.io/v1`, namespaced).
+///
+/// ```
+/// assert!(wasmadm_plugin_sdk::apply::role_bindings().namespaced);
+/// ```
 pub fn role_bindings() -> ResourceType {
     resource(
         "rbac.authorization.k8s.io",
@@ -120,6 +159,11 @@ pub fn role_bindings() -> ResourceType {
     )
 }
 
+/// ClusterRoleBindings (`rbac.authorization.k8s.io/v1`, cluster-scoped).
+///
+/// ```
+/// assert!(!wasmadm_plugin_sdk::apply::cluster_role_bindings().namespaced);
+/// ```
 pub fn cluster_role_bindings() -> ResourceType {
     resource(
         "rbac.authorization.k8s.io",
@@ -130,19 +174,41 @@ pub fn cluster_role_bindings() -> ResourceType {
     )
 }
 
+/// Nodes (core `v1`, cluster-scoped).
+///
+/// ```
+/// assert_eq!(wasmadm_plugin_sdk::apply::nodes().plural, "nodes");
+/// ```
 pub fn nodes() -> ResourceType {
     resource("", "v1", "Node", "nodes", false)
 }
 
 /// kubeadm's break-glass kubeconfig (group `system:masters`), written by `init` only.
+///
+/// ```
+/// use wasmadm_plugin_sdk::{apply::SUPER_ADMIN_CONF, types::CapabilityRequest};
+/// # let mut needs = wasmadm_plugin_sdk::info("p", "s").needs;
+/// needs.files_read.push(SUPER_ADMIN_CONF.to_string());
+/// # let _: CapabilityRequest = needs;
+/// ```
 pub const SUPER_ADMIN_CONF: &str = "/etc/kubernetes/super-admin.conf";
 
 /// The group of `admin.conf`'s identity, and the ClusterRoleBinding that gives it `cluster-admin`.
+///
+/// ```
+/// assert_eq!(wasmadm_plugin_sdk::apply::CLUSTER_ADMINS, "kubeadm:cluster-admins");
+/// ```
 pub const CLUSTER_ADMINS: &str = "kubeadm:cluster-admins";
 
 /// The rule [`cluster`] needs to create ClusterRoleBinding `kubeadm:cluster-admins` with the run's
 /// client, for a phase's `describe()`. The pipeline grants the same rule once more with
 /// `kubeconfig: /etc/kubernetes/super-admin.conf` (see `kube.cluster-as` in `wit/kube.wit`).
+///
+/// ```
+/// let mut info = wasmadm_plugin_sdk::info("vendor-addon", "Installs the vendor's addon");
+/// info.needs.kube.push(wasmadm_plugin_sdk::apply::admin_binding_rule());
+/// assert_eq!(info.needs.kube[0].resource_names, ["kubeadm:cluster-admins"]);
+/// ```
 pub fn admin_binding_rule() -> crate::types::KubeRule {
     crate::types::KubeRule::new(&["create"], "rbac.authorization.k8s.io", &["clusterrolebindings"])
         .named(&[CLUSTER_ADMINS])
@@ -154,7 +220,15 @@ pub fn admin_binding_rule() -> crate::types::KubeRule {
 /// ClusterRoleBinding `kubeadm:cluster-admins` exists. The binding is created with the run's own
 /// client; when the server refuses that (`forbidden`: the group has no rights yet), with
 /// `super-admin.conf`'s, then the run's client is used. A phase whose grants do not include the
-/// binding skips the step (nothing is sent).
+/// binding skips the step (nothing is sent). (The cluster's configuration is
+/// [`Context::cluster_configuration`](crate::Context::cluster_configuration).)
+///
+/// ```no_run
+/// # fn f() -> wasmadm_plugin_sdk::Result {
+/// let client = wasmadm_plugin_sdk::apply::cluster()?;
+/// let nodes = client.list(&wasmadm_plugin_sdk::apply::nodes(), None, None)?;
+/// # let _ = nodes; Ok(()) }
+/// ```
 pub fn cluster() -> Result<Client, PhaseError> {
     let client = kube::cluster().map_err(context("connecting to the cluster"))?;
     ensure_admin_binding(&client)?;
@@ -219,9 +293,97 @@ fn with_retries<T>(mut call: impl FnMut() -> Result<T, ApiError>) -> Result<T, A
     }
 }
 
-/// Parses an object the API returned.
-pub fn parse(json: &str) -> Result<Value, PhaseError> {
-    serde_json::from_str(json).map_err(|e| PhaseError::Failed(format!("the API returned invalid JSON: {e}")))
+/// How [`create_or_update`] brings a stored object that differs from the desired one up to date.
+/// The update is conditional on the stored `resourceVersion`, so a concurrent change is a
+/// conflict, not lost.
+///
+/// ```
+/// use wasmadm_plugin_sdk::apply::Update;
+/// // A token Secret's `type` and `data` are the phase's own; its labels are anyone's.
+/// let token = Update::Fields(&["type", "data"]);
+/// assert_ne!(token, Update::Merge);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Update<'a> {
+    /// The stored object becomes the desired one: fields it does not name are dropped (kubeadm's
+    /// `CreateOrUpdate`, for objects the phase owns whole, such as an addon's Deployment).
+    Replace,
+    /// The desired object is merged into the stored one: it gets every field the desired object
+    /// names, and keeps the fields it does not name (other keys of a shared ConfigMap).
+    Merge,
+    /// These top-level fields (`rules`, `subjects`, `data`) are set exactly, the rest of the
+    /// stored object is kept: for fields the phase owns whole, where [`Update::Merge`] would keep
+    /// stale entries.
+    Fields(&'a [&'a str]),
+}
+
+/// Creates `object` (its name and, for a namespaced type, its namespace from `metadata`) when
+/// it does not exist, updates the stored one as `update` says when it differs, and leaves it
+/// alone otherwise, so a second run changes nothing and a dry-run plan lists only real changes.
+/// A denial comes back as it is; any other error names the object and the step that failed.
+///
+/// ```no_run
+/// use wasmadm_plugin_sdk::apply::{self, Applied, Update, config_maps};
+/// # fn f() -> wasmadm_plugin_sdk::Result {
+/// let client = apply::cluster()?;
+/// let cm = serde_json::json!({
+///     "apiVersion": "v1", "kind": "ConfigMap",
+///     "metadata": {"name": "vendor-settings", "namespace": "kube-system"},
+///     "data": {"mode": "strict"},
+/// });
+/// let applied = apply::create_or_update(&client, &config_maps(), &cm, Update::Merge)?;
+/// assert_ne!(applied, Applied::Updated, "a second run changes nothing");
+/// # Ok(()) }
+/// ```
+pub fn create_or_update(
+    client: &Client,
+    ty: &ResourceType,
+    object: &Value,
+    update: Update<'_>,
+) -> Result<Applied, ApiError> {
+    let namespace = object["metadata"]["namespace"].as_str().filter(|_| ty.namespaced);
+    let name = object["metadata"]["name"].as_str().unwrap_or_default();
+    let failed = |step: &'static str| {
+        move |mut e: ApiError| {
+            if e.code != ErrorCode::Denied {
+                e.message = format!("unable to {step} {} {name:?}: {}", ty.kind, e.message);
+            }
+            e
+        }
+    };
+    let Some(stored) = get(client, ty, namespace, name).map_err(failed("get"))? else {
+        client
+            .create(ty, namespace, &object.to_string())
+            .map_err(failed("create"))?;
+        return Ok(Applied::Created);
+    };
+    let updated = match update {
+        Update::Replace | Update::Merge if is_subset(object, &stored) => return Ok(Applied::Unchanged),
+        Update::Fields(fields) if fields.iter().all(|f| stored[*f] == object[*f]) => {
+            return Ok(Applied::Unchanged);
+        }
+        Update::Replace => {
+            let mut replaced = object.clone();
+            replaced["metadata"]["resourceVersion"] = stored["metadata"]["resourceVersion"].clone();
+            replaced
+        }
+        Update::Merge => {
+            let mut merged = stored;
+            merge(&mut merged, object);
+            merged
+        }
+        Update::Fields(fields) => {
+            let mut set = stored;
+            for f in fields {
+                set[*f] = object[*f].clone();
+            }
+            set
+        }
+    };
+    client
+        .update(ty, namespace, &updated.to_string())
+        .map_err(failed("update"))?;
+    Ok(Applied::Updated)
 }
 
 fn merge(target: &mut Value, patch: &Value) {
@@ -233,72 +395,6 @@ fn merge(target: &mut Value, patch: &Value) {
         }
         (t, p) => *t = p.clone(),
     }
-}
-
-/// Creates `object` (with `metadata.name`), or merges `object` into the stored one so that it has
-/// every field of `object` while fields it does not name (other ConfigMap keys, say) are kept, or
-/// leaves it alone. [`create_or_update`] replaces instead.
-pub fn create_or_merge(
-    client: &Client,
-    ty: &ResourceType,
-    namespace: Option<&str>,
-    object: &Value,
-) -> Result<Applied, PhaseError> {
-    let name = object["metadata"]["name"].as_str().unwrap_or_default();
-    let what = format!("{} {name:?}", ty.kind);
-    match client.get(ty, namespace, name) {
-        Err(e) if e.code == ErrorCode::NotFound => {
-            client
-                .create(ty, namespace, &object.to_string())
-                .map_err(context(&format!("creating {what}")))?;
-            Ok(Applied::Created)
-        }
-        Err(e) => Err(context(&format!("reading {what}"))(e)),
-        Ok(json) => {
-            let stored = parse(&json)?;
-            if is_subset(object, &stored) {
-                return Ok(Applied::Unchanged);
-            }
-            let mut updated = stored;
-            merge(&mut updated, object);
-            client
-                .update(ty, namespace, &updated.to_string())
-                .map_err(context(&format!("updating {what}")))?;
-            Ok(Applied::Updated)
-        }
-    }
-}
-
-/// Makes the stored object carry `desired`'s values for `fields` (top-level keys such as `rules`,
-/// `subjects`, `data`), exactly: creates it when missing, updates it (conditionally, on the stored
-/// `resourceVersion`, keeping the rest of the stored object) when one of them differs, and leaves
-/// it alone otherwise. For objects whose named fields the phase owns whole (RBAC rules, a token's
-/// data), where [`create_or_merge`] would keep stale entries.
-pub fn create_or_set_fields(
-    client: &Client,
-    ty: &ResourceType,
-    desired: &Value,
-    fields: &[&str],
-) -> Result<Applied, PhaseError> {
-    let name = desired["metadata"]["name"].as_str().unwrap_or_default();
-    let namespace = desired["metadata"]["namespace"].as_str();
-    let what = |action: &str| format!("unable to {action} {} {name:?}", ty.kind);
-    let Some(mut stored) = get(client, ty, namespace, name).map_err(context(&what("get")))? else {
-        client
-            .create(ty, namespace, &desired.to_string())
-            .map_err(context(&what("create")))?;
-        return Ok(Applied::Created);
-    };
-    if fields.iter().all(|f| stored[*f] == desired[*f]) {
-        return Ok(Applied::Unchanged);
-    }
-    for f in fields {
-        stored[*f] = desired[*f].clone();
-    }
-    client
-        .update(ty, namespace, &stored.to_string())
-        .map_err(context(&what("update")))?;
-    Ok(Applied::Updated)
 }
 
 #[cfg(test)]

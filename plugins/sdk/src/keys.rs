@@ -19,13 +19,26 @@ use crate::bindings::wasmadm::plugin::keys::{self as host, Algorithm, KeyError};
 use crate::types::PhaseError;
 use kubeadm_pki::{KeyAlgorithm, PrivateKey};
 
-/// A source of new keys of one algorithm.
+/// A source of new keys of one algorithm (see the module's example).
+///
+/// ```no_run
+/// # fn f() -> wasmadm_plugin_sdk::Result {
+/// let mut keys = wasmadm_plugin_sdk::keys::Keys::new(kubeadm_pki::KeyAlgorithm::EcdsaP256);
+/// let sa_key = keys.new_key()?;
+/// # let _ = sa_key; Ok(()) }
+/// ```
 pub struct Keys {
     algorithm: KeyAlgorithm,
     ready: Vec<PrivateKey>,
 }
 
 impl Keys {
+    /// A source with no key fetched yet.
+    ///
+    /// ```
+    /// let keys = wasmadm_plugin_sdk::keys::Keys::new(kubeadm_pki::KeyAlgorithm::Rsa2048);
+    /// # let _ = keys;
+    /// ```
     pub fn new(algorithm: KeyAlgorithm) -> Self {
         Self {
             algorithm,
@@ -35,6 +48,13 @@ impl Keys {
 
     /// Asks the host for `count` keys at once. When the pipeline grants no (or too few) keys,
     /// nothing is fetched and [`Keys::new_key`] makes each key in the plugin instead.
+    ///
+    /// ```no_run
+    /// # fn f() -> wasmadm_plugin_sdk::Result {
+    /// let mut keys = wasmadm_plugin_sdk::keys::Keys::new(kubeadm_pki::KeyAlgorithm::Rsa2048);
+    /// keys.prefetch(10)?; // the CA, the API server, the kubelet client, ...: one host call
+    /// # Ok(()) }
+    /// ```
     pub fn prefetch(&mut self, count: usize) -> Result<(), PhaseError> {
         // The host takes at most 64 per call; keys beyond that are made here by `new_key`.
         let count = count.min(64) as u32;
@@ -59,6 +79,14 @@ impl Keys {
     }
 
     /// A new key: a prefetched one, else one made here.
+    ///
+    /// ```no_run
+    /// # fn f() -> wasmadm_plugin_sdk::Result {
+    /// let mut keys = wasmadm_plugin_sdk::keys::Keys::new(kubeadm_pki::KeyAlgorithm::EcdsaP256);
+    /// let key = keys.new_key()?;
+    /// let pem = key.to_pem();
+    /// # let _ = pem; Ok(()) }
+    /// ```
     pub fn new_key(&mut self) -> Result<PrivateKey, PhaseError> {
         match self.ready.pop() {
             Some(key) => Ok(key),

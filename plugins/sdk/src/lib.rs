@@ -22,6 +22,13 @@
 
 pub mod bindings {
     //! Bindings generated from the `wasmadm:plugin` WIT package (`wit/` at the repository root).
+    //! The interfaces are re-exported at the crate's root ([`files`](crate::files),
+    //! [`kube`](crate::kube), ...).
+    //!
+    //! ```no_run
+    //! let release = wasmadm_plugin_sdk::bindings::wasmadm::plugin::files::read("/proc/sys/kernel/osrelease");
+    //! # let _ = release;
+    //! ```
     wit_bindgen::generate!({
         world: "phase",
         path: "../../wit",
@@ -89,21 +96,40 @@ pub fn done() -> types::PhaseReport {
 }
 
 /// Prints a console line as kubeadm would (e.g. `[preflight] Running pre-flight checks`).
+///
+/// ```no_run
+/// wasmadm_plugin_sdk::print("[vendor] Writing the vendor agent's configuration");
+/// ```
 pub fn print(line: &str) {
     log::print(line);
 }
 
 /// Logs a warning (kubeadm's `klog.Warning` lines, which are not console output).
+///
+/// ```no_run
+/// wasmadm_plugin_sdk::warn("the vendor agent is older than 2.0; some checks are skipped");
+/// ```
 pub fn warn(message: &str) {
     log::log(log::Level::Warn, message);
 }
 
 /// Logs a diagnostic line at `debug` level (shown with `-v 5`).
+///
+/// ```no_run
+/// wasmadm_plugin_sdk::debug(&format!("ConfigMap vendor: {:?}", "Unchanged"));
+/// ```
 pub fn debug(message: &str) {
     log::log(log::Level::Debug, message);
 }
 
 /// A [`PluginInfo`] with no sub-phases, no capability needs and no settings: fill in the rest.
+///
+/// ```
+/// let mut info = wasmadm_plugin_sdk::info("vendor-checks", "Checks the vendor agent");
+/// info.needs.files_read.push("/etc/vendor".into());
+/// assert_eq!(info.name, "vendor-checks");
+/// assert!(info.sub_phases.is_empty());
+/// ```
 pub fn info(name: &str, summary: &str) -> PluginInfo {
     PluginInfo {
         name: name.to_string(),
@@ -160,7 +186,15 @@ impl From<health::HealthError> for PhaseError {
 }
 
 /// The human message of a capability error (the generated `Display` is `Debug`-shaped).
+///
+/// ```no_run
+/// use wasmadm_plugin_sdk::{ErrorText, files};
+/// if let Err(e) = files::read("/etc/vendor/agent.conf") {
+///     wasmadm_plugin_sdk::warn(&format!("no vendor configuration: {}", e.text()));
+/// }
+/// ```
 pub trait ErrorText {
+    /// The error's message, without its variant or code.
     fn text(&self) -> String;
 }
 

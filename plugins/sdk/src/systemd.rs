@@ -9,16 +9,35 @@ use crate::exec::{self, Command, ExecError};
 use crate::types::{ExecRule, PhaseError};
 
 /// What `systemctl status <unit>` says about a unit.
+///
+/// ```no_run
+/// use wasmadm_plugin_sdk::systemd::{self, Unit};
+/// # fn f() -> wasmadm_plugin_sdk::Result {
+/// if systemd::unit("containerd")? == Unit::NotFound {
+///     wasmadm_plugin_sdk::warn("containerd service does not exist");
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unit {
     /// `systemctl` is not on the exec PATH.
     NoInitSystem,
     /// systemd does not know the unit (`Loaded: not-found`).
     NotFound,
+    /// systemd knows the unit.
     Exists,
 }
 
 /// Runs `systemctl <args>`; `Ok(None)` when systemctl is not installed.
+///
+/// ```no_run
+/// # fn f() -> wasmadm_plugin_sdk::Result {
+/// if let Some(out) = wasmadm_plugin_sdk::systemd::systemctl(&["is-enabled", "kubelet"])? {
+///     let enabled = out.status == Some(0);
+/// #   let _ = enabled;
+/// }
+/// # Ok(()) }
+/// ```
 pub fn systemctl(args: &[&str]) -> Result<Option<exec::Output>, PhaseError> {
     let cmd = Command {
         program: "systemctl".into(),
@@ -33,7 +52,14 @@ pub fn systemctl(args: &[&str]) -> Result<Option<exec::Output>, PhaseError> {
     }
 }
 
-/// The exec grant of one `systemctl` command line (`read_only` ones also run in dry-run).
+/// The exec grant of one `systemctl` command line (`read_only` ones also run in dry-run), for a
+/// plugin's `describe()`.
+///
+/// ```
+/// let rule = wasmadm_plugin_sdk::systemd::rule(&["status", "kubelet"], true);
+/// assert_eq!(rule.command, "systemctl");
+/// assert_eq!(rule.args, [["status", "kubelet"]]);
+/// ```
 pub fn rule(args: &[&str], read_only: bool) -> ExecRule {
     ExecRule {
         command: "systemctl".into(),
@@ -43,6 +69,13 @@ pub fn rule(args: &[&str], read_only: bool) -> ExecRule {
 }
 
 /// kubeadm's `GetInitSystem` + `ServiceExists`.
+///
+/// ```no_run
+/// # fn f() -> wasmadm_plugin_sdk::Result {
+/// use wasmadm_plugin_sdk::systemd::{unit, Unit};
+/// let has_init_system = unit("kubelet")? != Unit::NoInitSystem;
+/// # let _ = has_init_system; Ok(()) }
+/// ```
 pub fn unit(name: &str) -> Result<Unit, PhaseError> {
     Ok(match systemctl(&["status", name])? {
         None => Unit::NoInitSystem,
@@ -52,6 +85,14 @@ pub fn unit(name: &str) -> Result<Unit, PhaseError> {
 }
 
 /// kubeadm's `ServiceIsActive` (`active` or `activating`); `None` without an init system.
+///
+/// ```no_run
+/// # fn f() -> wasmadm_plugin_sdk::Result {
+/// if wasmadm_plugin_sdk::systemd::is_active("firewalld")? == Some(true) {
+///     wasmadm_plugin_sdk::warn("firewalld is active, please ensure ports [6443 10250] are open");
+/// }
+/// # Ok(()) }
+/// ```
 pub fn is_active(name: &str) -> Result<Option<bool>, PhaseError> {
     Ok(systemctl(&["is-active", name])?.map(|out| {
         let state = String::from_utf8_lossy(&out.stdout).trim().to_string();
@@ -97,6 +138,14 @@ fn kubelet_unit_for_restart() -> Result<bool, PhaseError> {
 }
 
 /// kubeadm's `TryStopKubelet`: stops the kubelet while its configuration is written.
+///
+/// ```no_run
+/// # fn f() -> wasmadm_plugin_sdk::Result {
+/// wasmadm_plugin_sdk::systemd::try_stop_kubelet()?;
+/// // ... write /var/lib/kubelet/config.yaml ...
+/// wasmadm_plugin_sdk::systemd::try_start_kubelet()?;
+/// # Ok(()) }
+/// ```
 pub fn try_stop_kubelet() -> Result<(), PhaseError> {
     if !kubelet_unit_for_restart()? {
         return Ok(());
@@ -110,6 +159,14 @@ pub fn try_stop_kubelet() -> Result<(), PhaseError> {
 }
 
 /// kubeadm's `TryStartKubelet`: (re)starts the kubelet so it reads its new configuration.
+/// A failure is a warning, as in kubeadm.
+///
+/// ```no_run
+/// # fn f() -> wasmadm_plugin_sdk::Result {
+/// wasmadm_plugin_sdk::print("[kubelet-start] Starting the kubelet");
+/// wasmadm_plugin_sdk::systemd::try_start_kubelet()?;
+/// # Ok(()) }
+/// ```
 pub fn try_start_kubelet() -> Result<(), PhaseError> {
     match unit("kubelet")? {
         Unit::NoInitSystem => {
@@ -133,6 +190,13 @@ pub fn try_start_kubelet() -> Result<(), PhaseError> {
 }
 
 /// kubeadm's `TryRestartKubelet` (after `kubelet-finalize` rewrote `kubelet.conf`).
+///
+/// ```no_run
+/// # fn f() -> wasmadm_plugin_sdk::Result {
+/// // ... point kubelet.conf at the rotated client certificate ...
+/// wasmadm_plugin_sdk::systemd::try_restart_kubelet()?;
+/// # Ok(()) }
+/// ```
 pub fn try_restart_kubelet() -> Result<(), PhaseError> {
     if !kubelet_unit_for_restart()? {
         return Ok(());
@@ -147,6 +211,13 @@ pub fn try_restart_kubelet() -> Result<(), PhaseError> {
 
 /// The `resolvConf` kubeadm gives the kubelet: systemd-resolved's file when that service is
 /// active. Without an init system kubeadm warns and sets nothing.
+///
+/// ```no_run
+/// # fn f() -> wasmadm_plugin_sdk::Result {
+/// let resolv_conf = wasmadm_plugin_sdk::systemd::resolv_conf()?;
+/// // Some("/run/systemd/resolve/resolv.conf") on a node with systemd-resolved
+/// # let _ = resolv_conf; Ok(()) }
+/// ```
 pub fn resolv_conf() -> Result<Option<&'static str>, PhaseError> {
     Ok(match is_active("systemd-resolved")? {
         Some(true) => Some(crate::config::kubelet::SYSTEMD_RESOLV_CONF),

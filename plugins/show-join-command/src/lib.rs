@@ -46,7 +46,7 @@ fn run(ctx: &Context<'_>) -> Result<PhaseReport, PhaseError> {
     let (server, ca) = kubeconfig_cluster(&admin)
         .map_err(|e| PhaseError::Failed(format!("{ADMIN_CONF}: {e}; run the kubeconfig phase first")))?;
     let ca_pins = ca_pins(&ca).map_err(|e| PhaseError::Failed(format!("{ADMIN_CONF}: {e}")))?;
-    let control_plane_endpoint = !ctx.cluster().control_plane_endpoint.is_empty();
+    let control_plane_endpoint = !ctx.cluster_configuration().control_plane_endpoint.is_empty();
     let key = ctx
         .input("upload-certs.certificate-key")
         .filter(|k| !k.is_empty());

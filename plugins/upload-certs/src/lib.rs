@@ -14,7 +14,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use kubeadm_copycerts::{self as copycerts, CertificateKey};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
-use wasmadm_plugin_sdk::apply::{self, create_or_update, resource};
+use wasmadm_plugin_sdk::apply::{self, Update, create_or_update, resource};
 use wasmadm_plugin_sdk::config::ClusterConfiguration;
 use wasmadm_plugin_sdk::config::defaults::DEFAULT_CERTIFICATES_DIR;
 use wasmadm_plugin_sdk::files::ErrorCode;
@@ -131,9 +131,8 @@ fn upload(client: &Client, cluster: &ClusterConfiguration, key: &CertificateKey)
             "type": "Opaque",
             "data": encrypt_all(&plain, key)?,
         });
-        create_or_update(client, &secrets(), &secret).map_err(apply::context(
-            "error uploading certs: cannot write Secret \"kubeadm-certs\"",
-        ))?;
+        create_or_update(client, &secrets(), &secret, Update::Replace)
+            .map_err(apply::context("error uploading certs"))?;
     }
     create_rbac(client)
 }
@@ -153,16 +152,10 @@ fn create_rbac(client: &Client) -> Result<(), PhaseError> {
         "roleRef": {"apiGroup": rbac, "kind": "Role", "name": copycerts::ROLE_NAME},
         "subjects": [{"apiGroup": rbac, "kind": "Group", "name": NODE_BOOTSTRAP_GROUP}],
     });
-    create_or_update(client, &resource(rbac, "v1", "Role", "roles", true), &role)
-        .map_err(apply::context("cannot write Role \"kubeadm:kubeadm-certs\""))?;
-    create_or_update(
-        client,
-        &resource(rbac, "v1", "RoleBinding", "rolebindings", true),
-        &binding,
-    )
-    .map_err(apply::context(
-        "cannot write RoleBinding \"kubeadm:kubeadm-certs\"",
-    ))?;
+    let role_type = resource(rbac, "v1", "Role", "roles", true);
+    create_or_update(client, &role_type, &role, Update::Replace)?;
+    let binding_type = resource(rbac, "v1", "RoleBinding", "rolebindings", true);
+    create_or_update(client, &binding_type, &binding, Update::Replace)?;
     Ok(())
 }
 
@@ -196,7 +189,7 @@ impl Plugin for UploadCerts {
                 .map_err(|e| PhaseError::InvalidConfig(format!("certificateKey (--certificate-key): {e}")))?
         };
         let client = apply::cluster()?;
-        upload(&client, &ctx.cluster(), &key)?;
+        upload(&client, &ctx.cluster_configuration(), &key)?;
         if !ctx.config.skip_certificate_key_print {
             print("[upload-certs] Using certificate key:");
             print(&key.to_hex());

@@ -3,7 +3,7 @@
 //! joining nodes read, with the Roles and RoleBindings that let them read those ConfigMaps.
 
 use serde_json::{Value, json};
-use wasmadm_plugin_sdk::apply::{self, config_maps, create_or_merge, role_bindings, roles};
+use wasmadm_plugin_sdk::apply::{self, Update, config_maps, create_or_update, role_bindings, roles};
 use wasmadm_plugin_sdk::config::defaults::DEFAULT_TOKEN_GROUP;
 use wasmadm_plugin_sdk::config::kubelet as kc;
 use wasmadm_plugin_sdk::config::upload::{cluster_configuration_yaml, sign_config_map};
@@ -73,7 +73,7 @@ fn apply_all(
     objects: &[(wasmadm_plugin_sdk::kube::ResourceType, Value)],
 ) -> Result<(), PhaseError> {
     for (ty, object) in objects {
-        create_or_merge(client, ty, Some(NAMESPACE), object)?;
+        create_or_update(client, ty, object, Update::Merge)?;
     }
     Ok(())
 }
@@ -82,7 +82,7 @@ fn upload_kubeadm(ctx: &Context, client: &Client) -> Result<(), PhaseError> {
     print(&format!(
         "[upload-config] Storing the configuration used in ConfigMap {KUBEADM_CONFIG:?} in the {NAMESPACE:?} Namespace"
     ));
-    let yaml = cluster_configuration_yaml(&ctx.cluster())
+    let yaml = cluster_configuration_yaml(&ctx.cluster_configuration())
         .map_err(|e| PhaseError::Failed(format!("cannot render the ClusterConfiguration: {e}")))?;
     apply_all(
         client,
@@ -105,7 +105,7 @@ fn upload_kubelet(ctx: &Context, client: &Client) -> Result<(), PhaseError> {
         "[kubelet] Creating a ConfigMap {KUBELET_CONFIG:?} in namespace {NAMESPACE} with the configuration for the kubelets in the cluster"
     ));
     let user = ctx.config.components.get(kc::KIND);
-    let config = kc::configuration(&ctx.cluster(), user, systemd::resolv_conf()?)
+    let config = kc::configuration(&ctx.cluster_configuration(), user, systemd::resolv_conf()?)
         .map_err(|e| PhaseError::InvalidConfig(e.to_string()))?;
     let yaml = wasmadm_plugin_sdk::config::yaml::to_string(&config);
     apply_all(
