@@ -559,6 +559,89 @@ fn ecdsa_endpoint_sans_subnets_and_uploaded_certs_match_kubeadm() {
         );
     }
 
+    // wasmadm's download-certs (control-plane-prepare/download-certs, enabled in this pipeline)
+    // writes the same files with the same modes; a wrong key is refused by both tools, with
+    // nothing written.
+    let pipeline = wasmadm::config::pipeline::Pipeline::DEFAULT_YAML.replace(
+        "    enabled: false\n    role: control-plane\n",
+        "    role: control-plane\n",
+    );
+    assert_ne!(pipeline, wasmadm::config::pipeline::Pipeline::DEFAULT_YAML);
+    let download = |tool: &str, node: &Node, key: &str| {
+        let pipeline_file = node.logs.path().join("pipeline.yaml");
+        std::fs::write(&pipeline_file, &pipeline).expect("pipeline");
+        let pipeline_arg = pipeline_file.display().to_string();
+        let mut args = vec![
+            "join",
+            "phase",
+            "control-plane-prepare",
+            "download-certs",
+            "10.200.0.2:6443",
+            "--control-plane",
+            "--certificate-key",
+            key,
+            "--token",
+            TOKEN,
+            "--discovery-token-ca-cert-hash",
+            &pin,
+        ];
+        let mut cmd = match tool {
+            "kubeadm" => node.kubeadm(&args),
+            _ => {
+                args.extend(["--pipeline", &pipeline_arg]);
+                node.wasmadm(WASMADM, &args)
+            }
+        };
+        node.run(
+            &format!("{tool} download-certs"),
+            &mut cmd,
+            Duration::from_secs(120),
+        )
+    };
+    let ours = Node::new(&w_net, "n8", "10.200.0.8");
+    download("wasmadm", &ours, CERTIFICATE_KEY).expect_ok("wasmadm download-certs");
+    let (k_files, w_files) = (
+        wasmadm_tests::differential::files(joining.root.path()),
+        wasmadm_tests::differential::files(ours.root.path()),
+    );
+    assert_eq!(
+        w_files, k_files,
+        "files and modes of download-certs (left wasmadm, right kubeadm)"
+    );
+    assert!(w_files.len() >= 10, "{w_files:?}");
+    for file in w_files
+        .keys()
+        .filter(|f| f.ends_with(".crt") || f.ends_with(".key") || f.ends_with(".pub"))
+    {
+        assert_eq!(
+            std::fs::read(ours.root.path().join(file)).ok(),
+            std::fs::read(joining.root.path().join(file)).ok(),
+            "{file}"
+        );
+    }
+    let wrong_key = "f".repeat(64);
+    for tool in ["kubeadm", "wasmadm"] {
+        let node = Node::new(&w_net, "n9", "10.200.0.9");
+        let ran = download(tool, &node, &wrong_key);
+        assert!(
+            !ran.status.success()
+                && ran
+                    .stderr
+                    .contains("error decoding secret data with provided key"),
+            "{tool} with a wrong certificate key: {:?}\n{}",
+            ran.status,
+            ran.stderr
+        );
+        assert!(
+            !node.path("/etc/kubernetes/pki").exists()
+                || std::fs::read_dir(node.path("/etc/kubernetes/pki"))
+                    .expect("pki")
+                    .next()
+                    .is_none(),
+            "{tool} with a wrong key wrote files"
+        );
+    }
+
     // Discovery at another address of the API server (a SAN of its certificate) than the
     // controlPlaneEndpoint cluster-info names: both tools bootstrap the kubelet against the
     // controlPlaneEndpoint, which wasmadm's pipeline does not grant by name (the host learns it

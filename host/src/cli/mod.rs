@@ -185,6 +185,10 @@ enum SinglePhase {
         name: String,
         /// A sub-phase, e.g. `apiserver`, or `all`.
         sub: Option<String>,
+        /// `join phase` only: the API server to discover the cluster at (host:port), as after
+        /// `wasmadm join`.
+        #[arg(value_name = "API_SERVER_ENDPOINT")]
+        endpoint: Option<String>,
         #[command(flatten)]
         flags: RunFlags,
     },
@@ -582,10 +586,24 @@ fn run_pipeline(global: &Global, command: Command, node: NodeCommand, extra: Ext
         init,
         join,
     } = extra;
-    let (flags, only) = match node.phase {
-        Some(SinglePhase::Phase { name, sub, flags }) => (flags, Some((name, sub))),
-        None => (node.flags, None),
+    let (flags, only, endpoint) = match node.phase {
+        Some(SinglePhase::Phase {
+            name,
+            sub,
+            endpoint,
+            flags,
+        }) => (flags, Some((name, sub)), endpoint),
+        None => (node.flags, None, None),
     };
+    let mut join = join;
+    if let Some(endpoint) = endpoint {
+        if command != Command::Join {
+            anyhow::bail!(
+                "{command} phase takes no API server endpoint ({endpoint:?}): only `join phase` does"
+            );
+        }
+        join.api_server_endpoint.get_or_insert(endpoint);
+    }
     let pipeline = load_pipeline(global)?;
     let run_flags = Flags {
         node_name: flags.node_name.clone(),
