@@ -524,4 +524,26 @@ fn kubeadms_join_steps_add_a_learner_start_it_and_promote_it_and_a_second_run_ch
         full(&first).member_list(&first.client_url).expect("list").len(),
         2
     );
+
+    // With its one peer gone, the first member loses quorum and says so.
+    drop(second);
+    let etcd = full(&first);
+    let started = Instant::now();
+    let message = loop {
+        match etcd.health(&first.client_url) {
+            Err(EtcdError::Unhealthy(m)) => break m,
+            Ok(()) | Err(EtcdError::TimedOut(_)) => {}
+            Err(e) => panic!("health without quorum: {e:?}"),
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "still healthy without quorum"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        message.contains(&format!("etcd at {} is not healthy", first.client_url))
+            && message.contains("\"health\":\"false\""),
+        "{message}"
+    );
 }
