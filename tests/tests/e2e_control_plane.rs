@@ -619,6 +619,121 @@ fn ecdsa_endpoint_sans_subnets_and_uploaded_certs_match_kubeadm() {
             "{file}"
         );
     }
+    // The whole of control-plane-prepare (download-certs, certs, kubeconfig, control-plane) on a
+    // node joining as a control plane, by both tools: the same files and modes, certificates
+    // field by field, kubeconfigs by structure, manifests byte for byte, the same console (the
+    // order of kubeadm's certificate lines is its map's, so those are compared sorted).
+    let all_pipeline = wasmadm::config::pipeline::Pipeline::DEFAULT_YAML.replace(
+        "    enabled: false\n    role: control-plane\n",
+        "    role: control-plane\n",
+    );
+    let prepare = |tool: &str, name: &str, address: &str| {
+        let node = Node::new(&w_net, name, address);
+        let pipeline_file = node.logs.path().join("pipeline.yaml");
+        std::fs::write(&pipeline_file, &all_pipeline).expect("pipeline");
+        let pipeline_arg = pipeline_file.display().to_string();
+        let mut args = vec![
+            "join",
+            "phase",
+            "control-plane-prepare",
+            "all",
+            "10.200.0.2:6443",
+            "--control-plane",
+            "--certificate-key",
+            CERTIFICATE_KEY,
+            "--token",
+            TOKEN,
+            "--discovery-token-ca-cert-hash",
+            &pin,
+            "--apiserver-advertise-address",
+            address,
+            "--node-name",
+            name,
+        ];
+        let mut cmd = match tool {
+            "kubeadm" => node.kubeadm(&args),
+            _ => {
+                args.extend(["--pipeline", &pipeline_arg]);
+                node.wasmadm(WASMADM, &args)
+            }
+        };
+        let ran = node
+            .run(
+                &format!("{tool} join phase control-plane-prepare all"),
+                &mut cmd,
+                Duration::from_secs(120),
+            )
+            .expect_ok(&format!("{tool} control-plane-prepare"));
+        (node, ran)
+    };
+    let (k_cp, k_cp_ran) = prepare("kubeadm", "n20", "10.200.0.20");
+    let (w_cp, w_cp_ran) = prepare("wasmadm", "n21", "10.200.0.21");
+    let same = |text: &str| {
+        text.replace("10.200.0.21", "10.200.0.20")
+            .replace("0a:c8:00:15", "0a:c8:00:14")
+            .replace("n21", "n20")
+    };
+    let mut differences = Vec::new();
+    let (k_files, w_files) = (
+        wasmadm_tests::differential::files(k_cp.root.path()),
+        wasmadm_tests::differential::files(w_cp.root.path()),
+    );
+    if k_files != w_files {
+        differences.push(format!(
+            "files and modes:\n  kubeadm: {k_files:?}\n  wasmadm: {w_files:?}"
+        ));
+    }
+    for file in k_files.keys() {
+        let (k_path, w_path) = (k_cp.root.path().join(file), w_cp.root.path().join(file));
+        let (Ok(k_text), Ok(w_text)) = (std::fs::read_to_string(&k_path), std::fs::read_to_string(&w_path))
+        else {
+            continue;
+        };
+        let (k_value, w_value) = if file.ends_with(".crt") {
+            (
+                format!(
+                    "{:?}",
+                    wasmadm_tests::differential::certificate_facts(k_text.as_bytes())
+                ),
+                same(&format!(
+                    "{:?}",
+                    wasmadm_tests::differential::certificate_facts(w_text.as_bytes())
+                )),
+            )
+        } else if file.ends_with(".conf") {
+            (
+                wasmadm_tests::differential::kubeconfig_structure(&k_text).to_string(),
+                wasmadm_tests::differential::kubeconfig_structure(&same(&w_text)).to_string(),
+            )
+        } else if file.ends_with(".yaml") {
+            (k_text, same(&w_text))
+        } else {
+            continue;
+        };
+        if k_value != w_value {
+            differences.push(format!("{file}:\n--- kubeadm\n{k_value}\n--- wasmadm\n{w_value}"));
+        }
+    }
+    let console = |text: &str| {
+        let mut lines = wasmadm_tests::differential::mask_console(text);
+        lines.retain(|l| !l.is_empty());
+        // kubeadm makes the certificates in its map's order.
+        lines.sort_by_key(|l| (!l.starts_with("[certs] "), l.clone()));
+        lines
+    };
+    let w_console = same(&wasmadm_tests::differential::allowed("console", &w_cp_ran.stdout));
+    if let Some(d) = wasmadm_tests::differential::diff_lines(&console(&k_cp_ran.stdout), &console(&w_console))
+    {
+        differences.push(format!("console:\n{d}"));
+    }
+    assert!(
+        differences.is_empty(),
+        "wasmadm's control-plane-prepare differs from kubeadm's:\n{}",
+        differences.join("\n")
+    );
+    assert!(k_files.len() >= 30, "too little compared: {k_files:?}");
+    eprintln!("control-plane-prepare same as kubeadm: {} files", k_files.len());
+
     let wrong_key = "f".repeat(64);
     for tool in ["kubeadm", "wasmadm"] {
         let node = Node::new(&w_net, "n9", "10.200.0.9");

@@ -15,9 +15,10 @@ use kubeadm_bootstrap_token::discovery::{self as checks, DiscoveryError};
 use kubeadm_bootstrap_token::{Token, clock};
 use serde_json::Value;
 use std::time::{Duration, Instant};
+use wasmadm_plugin_sdk::Context;
 use wasmadm_plugin_sdk::config::{ClusterConfiguration, JoinConfiguration, ResolvedConfig};
 use wasmadm_plugin_sdk::kube::{self, ApiError, Client, ErrorCode, Identity};
-use wasmadm_plugin_sdk::types::PhaseError;
+use wasmadm_plugin_sdk::types::{Command, PhaseError};
 use wasmadm_plugin_sdk::{apply, print};
 
 /// What discovery found and verified.
@@ -38,8 +39,18 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 
 /// Runs `join`'s discovery: token discovery, or file discovery with the kubeconfig the host read
-/// from `discovery.file.kubeConfigPath` ([`ResolvedConfig::discovery_file`]).
+/// from `discovery.file.kubeConfigPath` ([`ResolvedConfig::discovery_file`]). A failure reads as
+/// kubeadm's: "couldn't validate the identity of the API Server: ...".
 pub fn discover(config: &ResolvedConfig) -> Result<Discovered, PhaseError> {
+    discover_unprefixed(config).map_err(|e| match e {
+        PhaseError::Failed(m) => {
+            PhaseError::Failed(format!("couldn't validate the identity of the API Server: {m}"))
+        }
+        other => other,
+    })
+}
+
+fn discover_unprefixed(config: &ResolvedConfig) -> Result<Discovered, PhaseError> {
     let invalid = PhaseError::InvalidConfig;
     let join = config.join.clone().unwrap_or_default();
     let timeout = discovery_timeout(&join)?;
@@ -348,6 +359,77 @@ pub fn cluster_configuration(client: &Client) -> Result<ClusterConfiguration, Ph
     })?;
     wasmadm_plugin_sdk::config::defaults::cluster_configuration(&mut cluster);
     Ok(cluster)
+}
+
+/// A joining control plane's configuration as kubeadm builds it
+/// (`fetchInitConfigurationFromJoinConfiguration`): `config` with the cluster's
+/// ClusterConfiguration, and an InitConfiguration made of the JoinConfiguration's node
+/// registration, local API endpoint, certificate key and timeouts. The phases that `init` and a
+/// control-plane `join` share (certs, kubeconfig, control-plane) run on it unchanged.
+pub fn control_plane_config(config: &ResolvedConfig) -> Result<ResolvedConfig, PhaseError> {
+    let join = config.join.clone().unwrap_or_default();
+    let cluster = cluster_configuration(&discover(config)?.client()?)?;
+    let mut init = wasmadm_plugin_sdk::config::InitConfiguration::default();
+    wasmadm_plugin_sdk::config::defaults::init_configuration(&mut init, &join.node_registration.name);
+    init.bootstrap_tokens.clear();
+    init.node_registration = join.node_registration.clone();
+    if let Some(cp) = &join.control_plane {
+        init.local_api_endpoint = cp.local_api_endpoint.clone();
+        init.certificate_key = cp.certificate_key.clone();
+    }
+    init.timeouts = join.timeouts.clone();
+    Ok(ResolvedConfig {
+        init: Some(init),
+        cluster: Some(cluster),
+        ..config.clone()
+    })
+}
+
+/// How a phase that `init` and a control-plane `join` share runs this time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SharedPhase {
+    /// `init`: the context as the host resolved it.
+    Init,
+    /// A control-plane `join`: the context now holds the joining node's configuration; the
+    /// phase adds these outputs to its report ([`announce_config_read`]).
+    JoiningControlPlane(Vec<(String, String)>),
+    /// A worker `join`: nothing to do (kubeadm's control-plane phases return at once).
+    Worker,
+}
+
+/// Prepares `ctx` for a phase `init` and a control-plane `join` share (certs, kubeconfig,
+/// control-plane): on a control-plane join its configuration becomes
+/// [`control_plane_config`]'s.
+pub fn prepare_shared_phase(ctx: &mut Context<'_>) -> Result<SharedPhase, PhaseError> {
+    if ctx.command() != Command::Join {
+        return Ok(SharedPhase::Init);
+    }
+    if !ctx.is_control_plane() {
+        return Ok(SharedPhase::Worker);
+    }
+    let outputs = announce_config_read(ctx);
+    ctx.config = control_plane_config(&ctx.config)?;
+    Ok(SharedPhase::JoiningControlPlane(outputs))
+}
+
+/// The output of the phase that first said it reads the cluster's configuration.
+pub const CONFIG_READ_OUTPUT: &str = "kubeadm-config-read";
+
+/// kubeadm reads the cluster's configuration once per `join`, when a phase first needs it, and
+/// says so then. Prints its two lines unless an earlier phase of this run did; returns the
+/// output for the phase's report that tells later phases so.
+pub fn announce_config_read(ctx: &Context<'_>) -> Vec<(String, String)> {
+    let suffix = format!(".{CONFIG_READ_OUTPUT}");
+    if ctx.raw.inputs.iter().any(|(k, _)| k.ends_with(&suffix)) {
+        return Vec::new();
+    }
+    print(
+        "[preflight] Reading configuration from the \"kubeadm-config\" ConfigMap in namespace \"kube-system\"...",
+    );
+    print(
+        "[preflight] Use 'wasmadm init phase upload-config kubeadm --config your-config-file' to re-upload it.",
+    );
+    vec![(CONFIG_READ_OUTPUT.to_string(), "true".to_string())]
 }
 
 /// kubeadm's names in the TLS bootstrap kubeconfig.

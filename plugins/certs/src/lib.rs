@@ -9,12 +9,17 @@
 //!
 //! All crypto is `kubeadm-pki` (pure Rust); all file access goes through the `files` capability,
 //! whose writes are atomic.
+//!
+//! On a control-plane `join` (kubeadm's `control-plane-prepare/certs`) it makes this node's
+//! certificates with the cluster's CAs (downloaded, or copied by the operator), from the cluster's
+//! configuration read as the bootstrap token (`kube.connect`, rules the pipeline grants).
 
 mod phase;
 
+use kubeadm_discovery::SharedPhase;
 use kubeadm_pki::kubeadm::{CERTS, SA_SUMMARY};
 use wasmadm_plugin_sdk::types::{PhaseContext, PhaseError, PhaseReport, PluginInfo, SubPhase};
-use wasmadm_plugin_sdk::{Context, Plugin, export_plugin};
+use wasmadm_plugin_sdk::{Context, Plugin, done, export_plugin};
 
 /// The node directory the phase reads and writes by default (`certificatesDir` may move it; the
 /// pipeline's grant must then follow).
@@ -47,8 +52,15 @@ impl Plugin for Certs {
     }
 
     fn run(context: PhaseContext) -> Result<PhaseReport, PhaseError> {
-        let ctx = Context::new(&context)?;
-        phase::run(&ctx)
+        let mut ctx = Context::new(&context)?;
+        let (joining, outputs) = match kubeadm_discovery::prepare_shared_phase(&mut ctx)? {
+            SharedPhase::Worker => return Ok(done()),
+            SharedPhase::JoiningControlPlane(outputs) => (true, outputs),
+            SharedPhase::Init => (false, Vec::new()),
+        };
+        let mut report = phase::run(&ctx, joining)?;
+        report.outputs.extend(outputs);
+        Ok(report)
     }
 }
 

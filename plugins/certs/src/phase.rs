@@ -26,6 +26,8 @@ struct Ca {
 /// The phase's inputs, resolved once.
 pub struct Phase<'a> {
     ctx: &'a Context<'a>,
+    /// A control-plane join: the CAs exist (downloaded), only this node's certificates are made.
+    joining: bool,
     cluster: ClusterConfiguration,
     dir: String,
     validity: Duration,
@@ -47,7 +49,7 @@ fn pki(e: PkiError) -> PhaseError {
     failed(e.to_string())
 }
 
-pub fn run(ctx: &Context<'_>) -> Result<PhaseReport> {
+pub fn run(ctx: &Context<'_>, joining: bool) -> Result<PhaseReport> {
     let cluster = ctx.cluster_configuration();
     let algorithm: KeyAlgorithm = cluster
         .encryption_algorithm
@@ -55,6 +57,7 @@ pub fn run(ctx: &Context<'_>) -> Result<PhaseReport> {
         .map_err(|e: PkiError| PhaseError::InvalidConfig(format!("encryptionAlgorithm: {e}")))?;
     let mut phase = Phase {
         ctx,
+        joining,
         dir: cluster.certificates_dir.trim_end_matches('/').to_string(),
         validity: validity_period(
             "certificateValidityPeriod",
@@ -82,8 +85,19 @@ pub fn run(ctx: &Context<'_>) -> Result<PhaseReport> {
     phase.keys.prefetch(new_keys)?;
     for sub in &ctx.raw.sub_phases {
         match sub.as_str() {
-            "sa" => phase.sa()?,
+            "sa" => {
+                if joining {
+                    print(&format!(
+                        "[certs] Valid certificates and keys now exist in {:?}",
+                        phase.dir
+                    ));
+                }
+                phase.sa()?
+            }
             name => match kubeadm::def(name) {
+                // A joining node uses the cluster's CAs as they are; each is loaded (and
+                // checked) when a certificate it signs is made.
+                Some(def) if def.is_ca() && phase.joining => {}
                 Some(def) if def.is_ca() => phase.ca(def)?,
                 Some(def) => phase.leaf(def)?,
                 None => return Err(failed(format!("unknown sub-phase {name:?} of phase certs"))),

@@ -290,7 +290,14 @@ impl Plugin for ControlPlane {
     }
 
     fn run(context: PhaseContext) -> Result<PhaseReport, PhaseError> {
-        let ctx = Context::new(&context)?;
+        let mut ctx = Context::new(&context)?;
+        // A control-plane join writes the same manifests with this node's address, from the
+        // cluster's configuration; a worker none.
+        let outputs = match kubeadm_discovery::prepare_shared_phase(&mut ctx)? {
+            kubeadm_discovery::SharedPhase::Worker => return Ok(done()),
+            kubeadm_discovery::SharedPhase::JoiningControlPlane(outputs) => outputs,
+            kubeadm_discovery::SharedPhase::Init => Vec::new(),
+        };
         let cluster = ctx.cluster_configuration();
         let init = ctx.config.init.clone().unwrap_or_default();
         let mut node = NodeFacts {
@@ -324,7 +331,9 @@ impl Plugin for ControlPlane {
                 0o600,
             )?;
         }
-        Ok(done())
+        let mut report = done();
+        report.outputs = outputs;
+        Ok(report)
     }
 }
 

@@ -47,13 +47,9 @@ impl Plugin for DownloadCerts {
         }
         let key = CertificateKey::from_hex(&control_plane.certificate_key)
             .map_err(|e| PhaseError::InvalidConfig(format!("controlPlane.certificateKey: {e}")))?;
-        let discovered = kubeadm_discovery::discover(&ctx.config).map_err(|e| match e {
-            PhaseError::Failed(m) => {
-                PhaseError::Failed(format!("couldn't validate the identity of the API Server: {m}"))
-            }
-            other => other,
-        })?;
+        let discovered = kubeadm_discovery::discover(&ctx.config)?;
         let client = discovered.client()?;
+        let outputs = kubeadm_discovery::announce_config_read(&ctx);
         let cluster = kubeadm_discovery::cluster_configuration(&client)?;
         print(&format!(
             "[download-certs] Downloading the certificates in Secret {:?} in the \"kube-system\" Namespace",
@@ -94,7 +90,9 @@ impl Plugin for DownloadCerts {
             let mode = if path.ends_with(".key") { 0o600 } else { 0o644 };
             files::write(&path, &contents, mode)?;
         }
-        Ok(done())
+        let mut report = done();
+        report.outputs = outputs;
+        Ok(report)
     }
 }
 

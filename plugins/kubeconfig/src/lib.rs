@@ -13,6 +13,7 @@
 pub mod file;
 mod phase;
 
+use kubeadm_discovery::SharedPhase;
 use wasmadm_plugin_sdk::types::{PhaseContext, PhaseError, PhaseReport, PluginInfo, SubPhase};
 use wasmadm_plugin_sdk::{Context, Plugin, export_plugin};
 
@@ -126,8 +127,15 @@ impl Plugin for Kubeconfig {
     }
 
     fn run(context: PhaseContext) -> Result<PhaseReport, PhaseError> {
-        let ctx = Context::new(&context)?;
-        phase::run(&ctx)
+        let mut ctx = Context::new(&context)?;
+        let (joining, outputs) = match kubeadm_discovery::prepare_shared_phase(&mut ctx)? {
+            SharedPhase::Worker => return Ok(wasmadm_plugin_sdk::done()),
+            SharedPhase::JoiningControlPlane(outputs) => (true, outputs),
+            SharedPhase::Init => (false, Vec::new()),
+        };
+        let mut report = phase::run(&ctx, joining)?;
+        report.outputs.extend(outputs);
+        Ok(report)
     }
 }
 

@@ -34,7 +34,17 @@ struct Phase {
     bind_port: u16,
 }
 
-pub fn run(ctx: &Context<'_>) -> Result<PhaseReport> {
+/// The files a joining control plane writes (kubeadm's `control-plane-prepare/kubeconfig`): no
+/// super-admin (only the first control plane has one), no kubelet (its TLS bootstrap makes it).
+const JOIN_FILES: [&str; 3] = ["admin", "controller-manager", "scheduler"];
+
+pub fn run(ctx: &Context<'_>, joining: bool) -> Result<PhaseReport> {
+    let subs: Vec<&String> = ctx
+        .raw
+        .sub_phases
+        .iter()
+        .filter(|s| !joining || JOIN_FILES.contains(&s.as_str()))
+        .collect();
     let cluster = ctx.cluster_configuration();
     let algorithm: KeyAlgorithm = cluster
         .encryption_algorithm
@@ -57,7 +67,10 @@ pub fn run(ctx: &Context<'_>) -> Result<PhaseReport> {
     };
     // kubeadm prints this from the parent `kubeconfig` phase, which `init phase kubeconfig <one>`
     // skips.
-    if ctx.raw.sub_phases.len() > 1 {
+    if joining {
+        print("[kubeconfig] Generating kubeconfig files");
+    }
+    if subs.len() > 1 {
         print(&format!(
             "[kubeconfig] Using kubeconfig folder {KUBECONFIG_DIR:?}"
         ));
@@ -68,8 +81,8 @@ pub fn run(ctx: &Context<'_>) -> Result<PhaseReport> {
     // One client key per file this run writes (an existing file is kept, an external CA makes none).
     if ca_key.is_some() {
         let mut new_files = 0;
-        for sub in &ctx.raw.sub_phases {
-            if let Some(def) = FILES.iter().find(|f| f.name == sub) {
+        for sub in &subs {
+            if let Some(def) = FILES.iter().find(|f| f.name == **sub) {
                 new_files += usize::from(!fs::exists(&path(def))?);
             }
         }
@@ -86,10 +99,10 @@ pub fn run(ctx: &Context<'_>) -> Result<PhaseReport> {
         bind_port,
         cluster,
     };
-    for sub in &ctx.raw.sub_phases {
+    for sub in subs {
         let def = FILES
             .iter()
-            .find(|f| f.name == sub)
+            .find(|f| f.name == *sub)
             .ok_or_else(|| failed(format!("unknown sub-phase {sub:?} of phase kubeconfig")))?;
         phase.file(def)?;
     }

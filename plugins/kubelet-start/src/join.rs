@@ -28,15 +28,9 @@ pub fn run(ctx: &Context, host_name: &str) -> Result<PhaseReport, PhaseError> {
     }
     let join = ctx.config.join.clone().unwrap_or_default();
     let node = ctx.node_registration();
-    let discovered = kubeadm_discovery::discover(&ctx.config)
-        .map_err(|e| prefix("couldn't validate the identity of the API Server", e))?;
+    let discovered = kubeadm_discovery::discover(&ctx.config)?;
     let client = discovered.client()?;
-    print(
-        "[preflight] Reading configuration from the \"kubeadm-config\" ConfigMap in namespace \"kube-system\"...",
-    );
-    print(
-        "[preflight] Use 'wasmadm init phase upload-config kubeadm --config your-config-file' to re-upload it.",
-    );
+    let outputs = kubeadm_discovery::announce_config_read(ctx);
     let cluster = kubeadm_discovery::cluster_configuration(&client)?;
     let mut cluster_wide = kubelet_configuration(&client)?;
     refuse_ready_node(&client, &node.name)?;
@@ -69,7 +63,9 @@ pub fn run(ctx: &Context, host_name: &str) -> Result<PhaseReport, PhaseError> {
     write_flags(&files_)?;
     print("[kubelet-start] Starting the kubelet");
     systemd::try_start_kubelet()?;
-    Ok(done())
+    let mut report = done();
+    report.outputs = outputs;
+    Ok(report)
 }
 
 /// kubeadm's flags for a joining node: a worker registers its taints with a flag.
@@ -96,13 +92,6 @@ fn worker_args(ctx: &Context, node: &NodeRegistration, host_name: &str, local: b
         );
     }
     kubelet_args(&node, host_name, local)
-}
-
-fn prefix(what: &str, e: PhaseError) -> PhaseError {
-    match e {
-        PhaseError::Failed(m) => PhaseError::Failed(format!("{what}: {m}")),
-        other => other,
-    }
 }
 
 /// The cluster-wide KubeletConfiguration of `kube-system/kubelet-config`.
