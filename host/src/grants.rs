@@ -10,7 +10,7 @@ use crate::config::pipeline::{
     DISCOVERY_ENDPOINT, ExecRule, FileGrants, GrantPath, Grants, HealthRule, HealthTls, KubeRule,
 };
 use crate::util::terminal_safe;
-use crate::values::{Identity, NodePath, Url};
+use crate::values::{EtcdVerb, Identity, NodePath, Url};
 use kubeadm_config::ResolvedConfig;
 
 /// What one phase may do, in the shape the capabilities enforce: paths parsed, templates filled,
@@ -30,6 +30,18 @@ pub struct PhaseGrants {
     pub keys: u32,
     /// The servers `kube.connect` may reach, as `host:port`.
     pub connect: Vec<String>,
+    /// etcd membership calls, if any.
+    pub etcd: Option<EtcdAccess>,
+}
+
+/// What the `etcd` capability may do: the verbs, with the TLS client of these node files (etcd's
+/// CA, and the client certificate and key presented to servers of that CA).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EtcdAccess {
+    pub ca: NodePath,
+    pub cert: NodePath,
+    pub key: NodePath,
+    pub verbs: Vec<EtcdVerb>,
 }
 
 /// An allowed command: its name, the argument lists allowed (patterns; none allows any), whether
@@ -86,6 +98,12 @@ impl PhaseGrants {
             health: health_endpoints(phase, &grants.health, config),
             keys: grants.keys,
             connect: connect_servers(phase, &grants.connect, config),
+            etcd: grants.etcd.as_deref().map(|g| EtcdAccess {
+                ca: g.ca.0.clone(),
+                cert: g.cert.0.clone(),
+                key: g.key.0.clone(),
+                verbs: g.verbs.clone(),
+            }),
         }
     }
 }
@@ -198,7 +216,7 @@ pub fn connect_servers(phase: &str, grant: &[String], config: &ResolvedConfig) -
 
 impl Grants {
     /// These grants without what a `0.1` capability request cannot express (health URLs, rules
-    /// for other credentials or identities, keys, connect servers): what a plugin's `describe()` can be compared with.
+    /// for other credentials or identities, keys, connect servers, etcd access): what a plugin's `describe()` can be compared with.
     pub fn requestable(&self) -> Self {
         Self {
             kube: self
@@ -210,6 +228,7 @@ impl Grants {
             health: Vec::new(),
             keys: 0,
             connect: Vec::new(),
+            etcd: None,
             ..self.clone()
         }
     }
@@ -252,6 +271,7 @@ impl Grants {
             health: Vec::new(),
             keys: 0,
             connect: Vec::new(),
+            etcd: None,
         })
     }
 }

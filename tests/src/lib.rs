@@ -3,6 +3,7 @@
 
 pub mod cluster;
 pub mod differential;
+pub mod etcd;
 pub mod http;
 pub mod kubelet;
 pub mod netns;

@@ -292,3 +292,17 @@ fn a_plugin_built_against_0_1_0_runs_on_this_host() {
         .len();
     assert_eq!(out.output("legacy.hosts-bytes"), Some(size.to_string()));
 }
+
+#[test]
+fn a_silent_https_server_times_out_in_the_tls_handshake() {
+    let root = node("healthy");
+    // Accepted by the kernel, never answered: the handshake itself must end at the timeout.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+    let url = format!("https://{}/livez", silent.local_addr().expect("address"));
+    let err = run(
+        &probe(&url, 300, &health_grant(&url, ", tls: insecure")),
+        root.path(),
+    )
+    .error();
+    assert!(err.contains("TimedOut") && err.contains("within 300ms"), "{err}");
+}

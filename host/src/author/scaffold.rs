@@ -43,6 +43,7 @@ macro_rules! embed {
 /// The sources the SDK needs, by path in this repository. `vendored_files_are_complete` checks
 /// that nothing in these directories is missing here.
 const VENDORED: &[(&str, &str)] = embed![
+    "wit/etcd.wit",
     "wit/exec.wit",
     "wit/files.wit",
     "wit/health.wit",

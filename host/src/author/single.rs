@@ -131,6 +131,9 @@ pub fn effect_json(e: &PlanEntry) -> serde_json::Value {
         }
         PlanEntry::Exec { command, .. } => serde_json::json!({"kind": "exec", "command": command}),
         PlanEntry::Health { url, .. } => serde_json::json!({"kind": "health", "url": url}),
+        PlanEntry::Etcd { action, endpoint, .. } => {
+            serde_json::json!({"kind": "etcd", "action": action, "endpoint": endpoint})
+        }
         PlanEntry::Api {
             verb,
             resource,

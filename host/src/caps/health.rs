@@ -104,60 +104,94 @@ impl HealthCap {
             Tls::None => None,
             other => Some(self.tls_config(other, &url)?),
         };
-        let (raw, truncated) = exchange(&url, tls, deadline).map_err(|e| classify(e, &url, timeout))?;
+        let (raw, truncated) =
+            exchange(&url, tls, deadline).map_err(|e| classify(e, &format!("GET {url}"), timeout))?;
         parse_response(&raw, truncated).map_err(|m| HealthError::Other(format!("GET {url}: {m}")))
     }
 
     fn tls_config(&self, tls: &Tls, url: &Url) -> Result<Arc<rustls::ClientConfig>, HealthError> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| HealthError::Tls(format!("GET {url}: {e}")))?;
+        let builder = client_builder().map_err(|e| HealthError::Tls(format!("GET {url}: {e}")))?;
         let config = match tls {
             Tls::Verify(ca) => {
-                let pem = self.read_ca(ca)?;
-                let mut roots = rustls::RootCertStore::empty();
-                for cert in CertificateDer::pem_slice_iter(&pem) {
-                    let cert = cert.map_err(|e| {
-                        HealthError::Tls(format!("CA file {ca} for {url} is not valid PEM: {e}"))
-                    })?;
-                    roots.add(cert).map_err(|e| {
-                        HealthError::Tls(format!("CA file {ca} for {url} has an unusable certificate: {e}"))
-                    })?;
-                }
-                if roots.is_empty() {
-                    return Err(HealthError::Tls(format!(
-                        "CA file {ca} for {url} holds no certificate"
-                    )));
-                }
+                let pem = read_node_file(&self.root, ca, 1 << 20)
+                    .map_err(|e| HealthError::Tls(format!("cannot read CA file {ca}: {e}")))?;
+                let roots = root_store(&pem, ca, url).map_err(HealthError::Tls)?;
                 builder.with_root_certificates(roots).with_no_client_auth()
             }
             _ => builder
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
+                .with_custom_certificate_verifier(Arc::new(NoVerify(
+                    rustls::crypto::ring::default_provider().into(),
+                )))
                 .with_no_client_auth(),
         };
         Ok(Arc::new(config))
     }
-
-    /// Reads the grant's CA file under the root, without following links out of it.
-    fn read_ca(&self, ca: &NodePath) -> Result<Vec<u8>, HealthError> {
-        let fail = |e: io::Error| HealthError::Tls(format!("cannot read CA file {ca}: {e}"));
-        let resolved = path::resolve(&self.root, ca.as_str(), true).map_err(fail)?;
-        let mut data = Vec::new();
-        path::open_regular(&self.root, &resolved)
-            .map_err(fail)?
-            .take(1 << 20)
-            .read_to_end(&mut data)
-            .map_err(fail)?;
-        Ok(data)
-    }
 }
 
-/// Connects, sends the request and reads the answer until the server closes or the cap is hit.
+/// A rustls client configuration builder with the ring provider and safe protocol versions.
+pub(super) fn client_builder()
+-> Result<rustls::ConfigBuilder<rustls::ClientConfig, rustls::WantsVerifier>, rustls::Error> {
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+}
+
+/// The certificates of CA file `ca` (its PEM text), for `url`; an error names the file.
+pub(super) fn root_store(pem: &[u8], ca: &NodePath, url: &Url) -> Result<rustls::RootCertStore, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(pem) {
+        let cert = cert.map_err(|e| format!("CA file {ca} for {url} is not valid PEM: {e}"))?;
+        roots
+            .add(cert)
+            .map_err(|e| format!("CA file {ca} for {url} has an unusable certificate: {e}"))?;
+    }
+    if roots.is_empty() {
+        return Err(format!("CA file {ca} for {url} holds no certificate"));
+    }
+    Ok(roots)
+}
+
+/// Reads at most `limit` bytes of a regular node file under the root, without following links out
+/// of it.
+pub(super) fn read_node_file(root: &Dir, file: &NodePath, limit: u64) -> io::Result<Vec<u8>> {
+    let resolved = path::resolve(root, file.as_str(), true)?;
+    let mut data = Vec::new();
+    path::open_regular(root, &resolved)?
+        .take(limit)
+        .read_to_end(&mut data)?;
+    Ok(data)
+}
+
+/// Connects, sends the `GET` and reads the answer until the server closes or the cap is hit.
 fn exchange(
     url: &Url,
     tls: Option<Arc<rustls::ClientConfig>>,
+    deadline: Instant,
+) -> io::Result<(Vec<u8>, bool)> {
+    let request = format!(
+        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: wasmadm\r\nAccept: */*\r\nConnection: close\r\n\r\n",
+        url.path,
+        host_header(url)
+    );
+    send(url, tls, request.as_bytes(), deadline)
+}
+
+/// The `Host` header of a request to `url`.
+pub(super) fn host_header(url: &Url) -> String {
+    if url.host.contains(':') {
+        format!("[{}]:{}", url.host, url.port)
+    } else {
+        format!("{}:{}", url.host, url.port)
+    }
+}
+
+/// Connects to `url`'s host (over TLS when `tls` is given), sends `request` (a whole HTTP/1.1
+/// request with `Connection: close`) and reads the answer until the server closes or the cap is
+/// hit, all before `deadline`.
+pub(super) fn send(
+    url: &Url,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    request: &[u8],
     deadline: Instant,
 ) -> io::Result<(Vec<u8>, bool)> {
     let addrs: Vec<SocketAddr> = (url.host.as_str(), url.port).to_socket_addrs()?.collect();
@@ -173,28 +207,49 @@ fn exchange(
         }
     }
     let tcp = tcp.ok_or(last)?;
-    let host_header = if url.host.contains(':') {
-        format!("[{}]:{}", url.host, url.port)
-    } else {
-        format!("{}:{}", url.host, url.port)
-    };
-    let request = format!(
-        "GET {} HTTP/1.1\r\nHost: {host_header}\r\nUser-Agent: wasmadm\r\nAccept: */*\r\nConnection: close\r\n\r\n",
-        url.path
-    );
     match tls {
-        None => read_all(tcp, request.as_bytes(), deadline),
+        None => read_all(tcp, request, deadline),
         Some(config) => {
             let name = match url.host.parse::<IpAddr>() {
                 Ok(ip) => ServerName::IpAddress(ip.into()),
                 Err(_) => ServerName::try_from(url.host.clone())
                     .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
             };
-            let conn = rustls::ClientConnection::new(config, name).map_err(io::Error::other)?;
+            let mut conn = rustls::ClientConnection::new(config, name).map_err(io::Error::other)?;
+            let mut tcp = tcp;
+            handshake(&mut conn, &mut tcp, deadline)?;
             let stream = rustls::StreamOwned::new(conn, tcp);
-            read_all(stream, request.as_bytes(), deadline)
+            read_all(stream, request, deadline)
         }
     }
+}
+
+/// Completes the TLS handshake by `deadline` (each read and write bounded by the time left, which
+/// rustls's own `complete_io` would not do). A refused certificate is reported to the server with
+/// rustls's alert before the error is returned.
+fn handshake(conn: &mut rustls::ClientConnection, tcp: &mut TcpStream, deadline: Instant) -> io::Result<()> {
+    while conn.is_handshaking() {
+        tcp.set_write_timeout(Some(remaining(deadline)?))?;
+        while conn.wants_write() {
+            conn.write_tls(tcp)?;
+        }
+        if !conn.is_handshaking() {
+            break;
+        }
+        tcp.set_read_timeout(Some(remaining(deadline)?))?;
+        if conn.read_tls(tcp)? == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the server closed the connection during the TLS handshake",
+            ));
+        }
+        if let Err(e) = conn.process_new_packets() {
+            // Best effort: the alert tells the server why.
+            let _ = conn.write_tls(tcp);
+            return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+        }
+    }
+    Ok(())
 }
 
 /// The socket under a stream, to set its timeouts.
@@ -249,33 +304,33 @@ fn remaining(deadline: Instant) -> io::Result<Duration> {
     }
 }
 
-/// Maps an I/O error to the WIT error kinds.
-fn classify(e: io::Error, url: &Url, timeout: Duration) -> HealthError {
+/// Maps an I/O error of `request` (e.g. `GET <url>`) to the WIT error kinds.
+pub(super) fn classify(e: io::Error, request: &str, timeout: Duration) -> HealthError {
     use io::ErrorKind as K;
     if let Some(tls) = e
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<rustls::Error>())
     {
-        return HealthError::Tls(format!("GET {url}: TLS: {tls}"));
+        return HealthError::Tls(format!("{request}: TLS: {tls}"));
     }
     match e.kind() {
-        K::ConnectionRefused => HealthError::Refused(format!("GET {url}: connection refused")),
+        K::ConnectionRefused => HealthError::Refused(format!("{request}: connection refused")),
         K::TimedOut | K::WouldBlock => HealthError::TimedOut(format!(
-            "GET {url}: no complete answer within {}ms",
+            "{request}: no complete answer within {}ms",
             timeout.as_millis()
         )),
         K::NotFound | K::HostUnreachable | K::NetworkUnreachable | K::AddrNotAvailable => {
-            HealthError::Unreachable(format!("GET {url}: {e}"))
+            HealthError::Unreachable(format!("{request}: {e}"))
         }
         K::ConnectionReset | K::ConnectionAborted | K::UnexpectedEof => {
-            HealthError::Other(format!("GET {url}: the connection was closed early: {e}"))
+            HealthError::Other(format!("{request}: the connection was closed early: {e}"))
         }
-        _ => HealthError::Other(format!("GET {url}: {e}")),
+        _ => HealthError::Other(format!("{request}: {e}")),
     }
 }
 
 /// Parses an HTTP/1.x answer: status, then a body framed by `Content-Length`, chunks, or close.
-fn parse_response(raw: &[u8], cut: bool) -> Result<Response, String> {
+pub(super) fn parse_response(raw: &[u8], cut: bool) -> Result<Response, String> {
     let end = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")

@@ -2,6 +2,7 @@
 //! where a grant is checked: each capability holds the phase's grants and refuses what they do not
 //! cover, with a message naming the missing grant.
 
+pub mod etcd;
 pub mod exec;
 pub mod fs;
 pub mod health;

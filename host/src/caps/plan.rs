@@ -30,6 +30,13 @@ pub enum PlanEntry {
         phase: String,
         url: String,
     },
+    /// An etcd membership change (`etcd.member-add-learner`, `-promote`, `-remove`) not sent.
+    Etcd {
+        phase: String,
+        /// What would be done, e.g. `promote learner member 8ac1f4b1c2d3e4f5`.
+        action: String,
+        endpoint: String,
+    },
     Api {
         phase: String,
         verb: String,
@@ -60,6 +67,9 @@ impl std::fmt::Display for PlanEntry {
             ),
             PlanEntry::Exec { command, .. } => write!(f, "[dryrun] Would run command {command:?}"),
             PlanEntry::Health { url, .. } => write!(f, "[dryrun] Would make sure {url} returns 'ok'"),
+            PlanEntry::Etcd { action, endpoint, .. } => {
+                write!(f, "[dryrun] Would {action} (etcd at {endpoint})")
+            }
             PlanEntry::Api {
                 verb,
                 resource,

@@ -17,7 +17,7 @@
 //! file's line and column.
 
 use crate::builtin;
-use crate::values::{Identity, MAX_MEMORY, NodePath, Scheme, Url};
+use crate::values::{EtcdVerb, Identity, MAX_MEMORY, NodePath, Scheme, Url};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -300,6 +300,32 @@ pub struct Grants {
     /// `discovery.bootstrapToken.apiServerEndpoint`, or the server of the discovery file.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub connect: Vec<String>,
+    /// etcd membership calls (the `etcd` interface): the files of the TLS client and the verbs.
+    /// (Boxed: most phases have none.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etcd: Option<Box<EtcdGrant>>,
+}
+
+/// What a phase may do to etcd's membership, and with which certificates.
+///
+/// ```yaml
+/// etcd:
+///   ca: /etc/kubernetes/pki/etcd/ca.crt                   # etcd's server certificate chains to it
+///   cert: /etc/kubernetes/pki/apiserver-etcd-client.crt   # the client certificate presented
+///   key: /etc/kubernetes/pki/apiserver-etcd-client.key
+///   verbs: [list, add-learner, promote, health]
+/// ```
+///
+/// The host reads the three files under the node root; the plugin needs no file grant for them and
+/// never sees the key. Endpoints are not listed: the plugin names them (any `https://host:port`),
+/// and only a server holding a certificate of `ca` is given the client certificate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EtcdGrant {
+    pub ca: GrantPath,
+    pub cert: GrantPath,
+    pub key: GrantPath,
+    pub verbs: Vec<EtcdVerb>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -729,6 +755,15 @@ impl Pipeline {
                 if let Err(why) = check_connect_grant(server) {
                     return Err(invalid(format!("connect grant {server:?}: {why}")));
                 }
+            }
+            if let Some(etcd) = &phase.grants.etcd
+                && etcd.verbs.is_empty()
+            {
+                return Err(invalid(
+                    "the etcd grant lists no verbs: give some of list, add-learner, promote, remove, \
+                     health (or drop the grant)"
+                        .into(),
+                ));
             }
             if phase.limits.memory.0 > MAX_MEMORY || phase.limits.memory.0 < (1 << 20) {
                 return Err(invalid(format!(

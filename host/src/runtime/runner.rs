@@ -13,6 +13,7 @@ use super::trace::{Trace, TraceError};
 use crate::bindings::types::{Command as WitCommand, NodeRole, Severity};
 use crate::bindings::{PhaseContext, PhaseError, PluginInfo};
 use crate::builtin;
+use crate::caps::etcd::EtcdCap;
 use crate::caps::exec::{ExecCap, ExecEnv};
 use crate::caps::fs::{FsCap, Overlay, WriteQuota};
 use crate::caps::health::{self, HealthCap};
@@ -164,8 +165,15 @@ pub fn bare_state(root: Arc<Dir>) -> State {
             0,
         ),
         kube: KubeCap::new("describe", vec![], None, PathBuf::new(), true, plan.clone()),
-        health: HealthCap::new("describe", vec![], root.clone(), health::Mode::DryRun, plan),
+        health: HealthCap::new(
+            "describe",
+            vec![],
+            root.clone(),
+            health::Mode::DryRun,
+            plan.clone(),
+        ),
         keys: KeysCap::new("describe", 0),
+        etcd: EtcdCap::new("describe", None, root.clone(), true, plan),
         log: LogCap::new("describe", Console::buffer().0, budget.clone()),
         stdout: PluginOutput::new("describe", budget.clone(), false),
         stderr: PluginOutput::new("describe", budget, true),
@@ -440,6 +448,7 @@ impl Runner<'_> {
                 memory_exceeded: false,
             },
             keys: KeysCap::new(name, grants.keys),
+            etcd: EtcdCap::new(name, grants.etcd, root.clone(), spec.dry_run, plan.clone()),
             health: HealthCap::new(
                 name,
                 grants.health,

@@ -3,7 +3,8 @@
 //! capabilities, which do the grant checks. Every host call goes through [`State::traced`], where
 //! a run's trace (`--record`, `plugin replay`) sees it.
 
-use crate::bindings::wasmadm::plugin::{exec, files, health, keys, kube, log, types};
+use crate::bindings::wasmadm::plugin::{etcd, exec, files, health, keys, kube, log, types};
+use crate::caps::etcd::EtcdCap;
 use crate::caps::exec::ExecCap;
 use crate::caps::fs::FsCap;
 use crate::caps::health::HealthCap;
@@ -65,6 +66,7 @@ pub struct State {
     pub kube: KubeCap,
     pub health: HealthCap,
     pub keys: KeysCap,
+    pub etcd: EtcdCap,
     pub log: LogCap,
     pub stdout: PluginOutput,
     pub stderr: PluginOutput,
@@ -400,6 +402,39 @@ impl keys::Host for State {
     fn generate(&mut self, algorithm: keys::Algorithm, count: u32) -> Traced<Vec<String>, keys::KeyError> {
         let args = || json!({ "algorithm": algorithm, "count": count });
         self.traced("keys", "generate", args, |s| s.keys.generate(algorithm, count))
+    }
+}
+
+impl etcd::Host for State {
+    fn member_list(&mut self, endpoint: String) -> Traced<Vec<etcd::Member>, etcd::EtcdError> {
+        let args = || json!({ "endpoint": endpoint });
+        self.traced("etcd", "member-list", args, |s| s.etcd.member_list(&endpoint))
+    }
+    fn member_add_learner(
+        &mut self,
+        endpoint: String,
+        peer_urls: Vec<String>,
+    ) -> Traced<(etcd::Member, Vec<etcd::Member>), etcd::EtcdError> {
+        let args = || json!({ "endpoint": endpoint, "peerUrls": peer_urls });
+        self.traced("etcd", "member-add-learner", args, |s| {
+            s.etcd.member_add_learner(&endpoint, peer_urls.clone())
+        })
+    }
+    fn member_promote(&mut self, endpoint: String, id: u64) -> Traced<(), etcd::EtcdError> {
+        let args = || json!({ "endpoint": endpoint, "id": id });
+        self.traced("etcd", "member-promote", args, |s| {
+            s.etcd.member_promote(&endpoint, id)
+        })
+    }
+    fn member_remove(&mut self, endpoint: String, id: u64) -> Traced<(), etcd::EtcdError> {
+        let args = || json!({ "endpoint": endpoint, "id": id });
+        self.traced("etcd", "member-remove", args, |s| {
+            s.etcd.member_remove(&endpoint, id)
+        })
+    }
+    fn health(&mut self, endpoint: String) -> Traced<(), etcd::EtcdError> {
+        let args = || json!({ "endpoint": endpoint });
+        self.traced("etcd", "health", args, |s| s.etcd.health(&endpoint))
     }
 }
 

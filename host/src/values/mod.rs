@@ -28,6 +28,34 @@ impl std::fmt::Display for Identity {
     }
 }
 
+/// A membership call of the `etcd` interface: what a `grants.etcd` verb allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EtcdVerb {
+    /// `member-list`.
+    List,
+    /// `member-add-learner`.
+    AddLearner,
+    /// `member-promote`.
+    Promote,
+    /// `member-remove`.
+    Remove,
+    /// `health`.
+    Health,
+}
+
+impl std::fmt::Display for EtcdVerb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::List => "list",
+            Self::AddLearner => "add-learner",
+            Self::Promote => "promote",
+            Self::Remove => "remove",
+            Self::Health => "health",
+        })
+    }
+}
+
 /// The largest memory limit a phase may ask for: the engine's pooling allocator reserves this much
 /// address space per slot, and the pipeline file is checked against it.
 pub const MAX_MEMORY: u64 = 4 << 30;

@@ -2,7 +2,7 @@
 //!
 //! A plugin is a `cdylib` crate built for `wasm32-wasip2` that implements [`Plugin`] and calls
 //! [`export_plugin!`]. Everything the host offers is in the generated bindings ([`files`],
-//! [`exec`], [`kube`], [`log`], [`health`]); this crate adds typed access to the context
+//! [`exec`], [`kube`], [`log`], [`health`], [`etcd`]); this crate adds typed access to the context
 //! ([`Context`]), a findings collector ([`Findings`]) and small file helpers.
 //!
 //! ```no_run
@@ -49,7 +49,7 @@ pub mod systemd;
 
 pub use bindings::export_plugin;
 pub use bindings::exports::wasmadm::plugin::plugin::Guest as Plugin;
-pub use bindings::wasmadm::plugin::{exec, files, health, kube, log, types};
+pub use bindings::wasmadm::plugin::{etcd, exec, files, health, kube, log, types};
 pub use context::Context;
 pub use findings::Findings;
 pub use kubeadm_config as config;
@@ -218,6 +218,20 @@ impl ErrorText for exec::ExecError {
 impl ErrorText for kube::ApiError {
     fn text(&self) -> String {
         self.message.clone()
+    }
+}
+
+impl ErrorText for etcd::EtcdError {
+    fn text(&self) -> String {
+        match self {
+            etcd::EtcdError::Denied(m)
+            | etcd::EtcdError::Invalid(m)
+            | etcd::EtcdError::Tls(m)
+            | etcd::EtcdError::Unavailable(m)
+            | etcd::EtcdError::TimedOut(m)
+            | etcd::EtcdError::Rejected(m)
+            | etcd::EtcdError::Unhealthy(m) => m.clone(),
+        }
     }
 }
 

@@ -9,7 +9,7 @@
 
 use serde_json::Value;
 use wasmadm_plugin_sdk::types::{PhaseContext, PhaseError, PhaseReport, PluginInfo};
-use wasmadm_plugin_sdk::{ErrorText, Findings, Plugin, exec, export_plugin, files, health, kube, log};
+use wasmadm_plugin_sdk::{ErrorText, Findings, Plugin, etcd, exec, export_plugin, files, health, kube, log};
 
 struct Probe;
 
@@ -157,6 +157,51 @@ impl Plugin for Probe {
                 report.output("body", r.body);
                 report.output("truncated", r.truncated.to_string());
                 report.output("origin", format!("{:?}", r.origin));
+            }
+            "etcd" => {
+                // `op`: list, add-learner (`peerUrls`), promote or remove (`id`), health; at
+                // `endpoint`. The members are published as `id name learner` lines.
+                let endpoint = setting(&s, "endpoint");
+                let id = s.get("id").and_then(Value::as_u64).unwrap_or(0);
+                let shown = |members: &[etcd::Member]| {
+                    let lines: Vec<String> = members
+                        .iter()
+                        .map(|m| format!("{} {} {}", m.id, m.name, m.is_learner))
+                        .collect();
+                    lines.join("\n")
+                };
+                let refused = |e: etcd::EtcdError| match e {
+                    etcd::EtcdError::Denied(m) => denied(m),
+                    other => PhaseError::Failed(format!("{other:?}")),
+                };
+                match setting(&s, "op") {
+                    "list" => report.output("members", shown(&etcd::member_list(endpoint).map_err(refused)?)),
+                    "add-learner" => {
+                        let peers: Vec<String> = s["peerUrls"]
+                            .as_array()
+                            .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
+                            .unwrap_or_default();
+                        let (new, members) = etcd::member_add_learner(endpoint, &peers).map_err(refused)?;
+                        report.output("added", shown(&[new]));
+                        report.output("members", shown(&members));
+                    }
+                    "promote" => etcd::member_promote(endpoint, id).map_err(refused)?,
+                    "remove" => etcd::member_remove(endpoint, id).map_err(refused)?,
+                    _ => etcd::health(endpoint).map_err(refused)?,
+                }
+            }
+            "etcd-join" => {
+                // kubeadm's etcd-join membership: this node's member (`peerUrl`) added as a learner
+                // at `endpoint`, the `--initial-cluster` it starts with written to `path` (the test
+                // plays the kubelet and starts it from there), then promoted once it caught up.
+                let endpoints = vec![setting(&s, "endpoint").to_string()];
+                let timeout = std::time::Duration::from_secs(60);
+                let (id, members) = kubeadm_etcd::add_learner(&endpoints, setting(&s, "peerUrl"), timeout)?;
+                let cluster = kubeadm_etcd::initial_cluster(&members, id, setting(&s, "name"));
+                files::write(path, cluster.as_bytes(), 0o600).map_err(|e| denied(e.text()))?;
+                kubeadm_etcd::promote(&endpoints, id, timeout)?;
+                report.output("id", id.to_string());
+                report.output("initial-cluster", cluster);
             }
             "env" => {
                 let vars: Vec<String> = std::env::vars().map(|(k, v)| format!("{k}={v}")).collect();
