@@ -408,19 +408,26 @@ fn join_flags_are_kubeadms() {
 }
 
 #[test]
-fn control_plane_join_is_refused_until_it_is_built_and_writes_nothing() {
+fn control_plane_join_refuses_a_malformed_certificate_key_and_writes_nothing() {
     let root = node();
     let before = tree(root.path());
     let cache = tempfile::tempdir().expect("cache");
     let args = [
         &UNVERIFIED_JOIN[..],
-        &["--control-plane", "--skip-phases", "preflight"],
+        &[
+            "--control-plane",
+            "--certificate-key",
+            "0123abc",
+            "--skip-phases",
+            "preflight",
+        ],
     ]
     .concat();
     let out = on_node(cache.path(), root.path(), &args);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
     assert!(
-        text(&out.stderr).contains("joining a control-plane node"),
+        text(&out.stderr).contains("certificateKey")
+            && text(&out.stderr).contains("64 hexadecimal characters"),
         "{}",
         text(&out.stderr)
     );

@@ -273,9 +273,16 @@ impl State {
         }
     }
 
+    /// Whether the API server's etcd can answer: an external one is taken as up; a stacked one
+    /// (the API server's `--etcd-servers` is this node's loopback) once its health answers, also
+    /// when its manifest comes later (a joining control plane writes the API server's first).
     fn etcd_healthy(&self) -> bool {
-        let external = !self.root().join("etc/kubernetes/manifests/etcd.yaml").exists();
-        external || crate::static_pod::http_status(2381, "/health") == Some(200)
+        let manifests = self.root().join("etc/kubernetes/manifests");
+        let apiserver = std::fs::read_to_string(manifests.join("kube-apiserver.yaml")).unwrap_or_default();
+        let stacked = manifests.join("etcd.yaml").exists()
+            || apiserver.contains("--etcd-servers=https://127.0.0.1:2379")
+            || apiserver.contains("--etcd-servers=https://[::1]:2379");
+        !stacked || crate::static_pod::http_status(2381, "/health") == Some(200)
     }
 
     fn start_pod(&self, name: &str) -> Process {

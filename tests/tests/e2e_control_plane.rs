@@ -549,11 +549,7 @@ fn ecdsa_endpoint_sans_subnets_and_uploaded_certs_match_kubeadm() {
     // wasmadm's download-certs (control-plane-prepare/download-certs, enabled in this pipeline)
     // writes the same files with the same modes; a wrong key is refused by both tools, with
     // nothing written.
-    let pipeline = wasmadm::config::pipeline::Pipeline::DEFAULT_YAML.replace(
-        "    enabled: false\n    role: control-plane\n",
-        "    role: control-plane\n",
-    );
-    assert_ne!(pipeline, wasmadm::config::pipeline::Pipeline::DEFAULT_YAML);
+    let pipeline = wasmadm::config::pipeline::Pipeline::DEFAULT_YAML;
     let download = |tool: &str, node: &Node, key: &str| {
         let pipeline_file = node.logs.path().join("pipeline.yaml");
         std::fs::write(&pipeline_file, &pipeline).expect("pipeline");
@@ -604,10 +600,7 @@ fn ecdsa_endpoint_sans_subnets_and_uploaded_certs_match_kubeadm() {
     // node joining as a control plane, by both tools: the same files and modes, certificates
     // field by field, kubeconfigs by structure, manifests byte for byte, the same console (the
     // order of kubeadm's certificate lines is its map's, so those are compared sorted).
-    let all_pipeline = wasmadm::config::pipeline::Pipeline::DEFAULT_YAML.replace(
-        "    enabled: false\n    role: control-plane\n",
-        "    role: control-plane\n",
-    );
+    let all_pipeline = wasmadm::config::pipeline::Pipeline::DEFAULT_YAML;
     let prepare = |tool: &str, name: &str, address: &str| {
         let node = Node::new(&w_net, name, address);
         let pipeline_file = node.logs.path().join("pipeline.yaml");
@@ -853,6 +846,88 @@ fn ecdsa_endpoint_sans_subnets_and_uploaded_certs_match_kubeadm() {
             .any(|t| t["key"] == "node-role.kubernetes.io/control-plane"),
         "{node}"
     );
+
+    // wasmadm joins a third control-plane node (the control-plane phases of the join pipeline
+    // enabled): the same certificates, its etcd member promoted, its API server ready, the label
+    // and taint, kubeadm's closing words.
+    let mut cp3 = Node::new(&w_net, "n22", "10.200.0.22");
+    cp3.start_kubelet();
+    let pipeline_file = cp3.logs.path().join("pipeline.yaml");
+    std::fs::write(&pipeline_file, &all_pipeline).expect("pipeline");
+    let pipeline_arg = pipeline_file.display().to_string();
+    let joined = cp3
+        .run(
+            "wasmadm join --control-plane",
+            &mut cp3.wasmadm(
+                WASMADM,
+                &[
+                    "join",
+                    "10.200.0.2:6443",
+                    "--token",
+                    TOKEN,
+                    "--discovery-token-ca-cert-hash",
+                    &pin,
+                    "--control-plane",
+                    "--certificate-key",
+                    CERTIFICATE_KEY,
+                    "--apiserver-advertise-address",
+                    "10.200.0.22",
+                    "--node-name",
+                    "n22",
+                    "--skip-phases",
+                    "preflight",
+                    "--pipeline",
+                    &pipeline_arg,
+                ],
+            ),
+            Duration::from_secs(300),
+        )
+        .expect_ok("wasmadm join --control-plane");
+    assert!(
+        joined
+            .stdout
+            .contains("This node has joined the cluster and a new control plane instance was created:"),
+        "{}",
+        joined.stdout
+    );
+    for file in [
+        "ca.crt",
+        "ca.key",
+        "sa.key",
+        "front-proxy-ca.crt",
+        "etcd/ca.crt",
+        "etcd/ca.key",
+    ] {
+        let path = format!("/etc/kubernetes/pki/{file}");
+        assert_eq!(
+            std::fs::read(cp3.path(&path)).ok(),
+            std::fs::read(w_node.path(&path)).ok(),
+            "{file} of the control plane wasmadm joined"
+        );
+    }
+    let members = etcd_members(&w_node);
+    assert_eq!(members.len(), 3, "etcd members: {members:?}");
+    assert!(
+        members
+            .iter()
+            .all(|m| m["isLearner"] != true && m["name"].is_string()),
+        "etcd members not all started voters: {members:?}"
+    );
+    assert_eq!(
+        cp3.kubectl(&["--server", "https://10.200.0.22:6443", "get", "--raw", "/readyz"]),
+        "ok"
+    );
+    let node = w_node.get_json(&["node", "n22"]);
+    assert!(
+        node["metadata"]["labels"]["node-role.kubernetes.io/control-plane"].is_string()
+            && node["spec"]["taints"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|t| t["key"] == "node-role.kubernetes.io/control-plane"),
+        "{node}"
+    );
+    eprintln!("wasmadm joined a control plane in {:?}", joined.took);
 }
 
 /// etcd's members as `etcdctl member list -w json` gives them, asked of `node`'s etcd with its

@@ -191,3 +191,64 @@ mod tests {
         assert!(with_retry(&[], Duration::from_secs(1), |_| Ok(())).is_err());
     }
 }
+
+/// The annotation kubeadm puts on the etcd Pod: the member's client URL.
+pub const CLIENT_URLS_ANNOTATION: &str = "kubeadm.kubernetes.io/etcd.advertise-client-urls";
+
+/// The etcd client URLs of a Pod list (`kubectl get pods -l component=etcd,tier=control-plane`):
+/// kubeadm's `getEtcdEndpoints`, from each etcd mirror Pod's annotation.
+pub fn endpoints_of_pods(pods: &serde_json::Value) -> Vec<String> {
+    pods["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["metadata"]["annotations"][CLIENT_URLS_ANNOTATION].as_str())
+        .flat_map(|urls| urls.split(','))
+        .map(|u| u.trim().to_string())
+        .filter(|u| !u.is_empty())
+        .collect()
+}
+
+/// `timeouts.etcdAPICall`, kubeadm's 2m0s when unset.
+pub fn api_call_timeout(timeouts: &wasmadm_plugin_sdk::config::Timeouts) -> Result<Duration, PhaseError> {
+    let text = timeouts.etcd_api_call.as_deref().unwrap_or("2m0s");
+    let seconds = wasmadm_plugin_sdk::config::validate::parse_duration(text).ok_or_else(|| {
+        PhaseError::InvalidConfig(format!(
+            "timeouts.etcdAPICall: {text:?} is not a duration (e.g. 2m0s)"
+        ))
+    })?;
+    Ok(Duration::from_secs_f64(seconds.max(0.0)))
+}
+
+/// A timeout as kubeadm prints it (`2m0s`, `40s`).
+pub fn format_timeout(d: Duration) -> String {
+    let s = d.as_secs();
+    match (s / 60, s % 60) {
+        (0, s) => format!("{s}s"),
+        (m, s) => format!("{m}m{s}s"),
+    }
+}
+
+#[cfg(test)]
+mod pod_tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_come_from_the_etcd_pods_annotation() {
+        let pods = serde_json::json!({"items": [
+            {"metadata": {"annotations": {CLIENT_URLS_ANNOTATION: "https://10.0.0.1:2379"}}},
+            {"metadata": {"annotations": {}}},
+            {"metadata": {"annotations": {CLIENT_URLS_ANNOTATION: "https://10.0.0.2:2379,https://[fd00::2]:2379"}}},
+        ]});
+        assert_eq!(
+            endpoints_of_pods(&pods),
+            [
+                "https://10.0.0.1:2379",
+                "https://10.0.0.2:2379",
+                "https://[fd00::2]:2379"
+            ]
+        );
+        assert_eq!(format_timeout(Duration::from_secs(120)), "2m0s");
+        assert_eq!(format_timeout(Duration::from_secs(40)), "40s");
+    }
+}

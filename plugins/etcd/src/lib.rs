@@ -1,6 +1,7 @@
 //! The `etcd` phase (`etcd/local`): the static Pod manifest of a stacked etcd member, and its
 //! data directory (mode 0700), as kubeadm writes them. With external etcd it does nothing.
 
+use kubeadm_discovery::SharedPhase;
 use static_pod::{
     MANIFESTS_DIR, PodSpec, Probes, Volume, arg_value, command, etcd_version, join_host_port, loopback_of,
     pod, to_yaml,
@@ -45,8 +46,10 @@ fn probe_endpoint(extra_args: &[Arg], localhost: &str) -> (String, u16, &'static
     )
 }
 
-/// The etcd manifest for this node (`init`: a new single-member cluster).
-pub fn manifest(init: &InitConfiguration, cluster: &ClusterConfiguration) -> String {
+/// The etcd manifest for this node: on `init` a new single-member cluster; on a control-plane
+/// `join` (`existing`: the `--initial-cluster` of the members with this one) a member of the
+/// existing cluster.
+pub fn manifest(init: &InitConfiguration, cluster: &ClusterConfiguration, existing: Option<&str>) -> String {
     let local = cluster.etcd.local.clone().unwrap_or_default();
     let name = &init.node_registration.name;
     let ip = &init.local_api_endpoint.advertise_address;
@@ -71,7 +74,10 @@ pub fn manifest(init: &InitConfiguration, cluster: &ClusterConfiguration) -> Str
         ("client-cert-auth", "true".into()),
         ("data-dir", local.data_dir.clone()),
         ("initial-advertise-peer-urls", url(PEER_PORT)),
-        ("initial-cluster", format!("{name}={}", url(PEER_PORT))),
+        (
+            "initial-cluster",
+            existing.map_or_else(|| format!("{name}={}", url(PEER_PORT)), str::to_string),
+        ),
         ("key-file", format!("{pki}/server.key")),
         (
             "listen-client-urls",
@@ -94,6 +100,9 @@ pub fn manifest(init: &InitConfiguration, cluster: &ClusterConfiguration) -> Str
         ("snapshot-count", "10000".into()),
         ("trusted-ca-file", format!("{pki}/ca.crt")),
     ];
+    if existing.is_some() {
+        defaults.push(("initial-cluster-state", "existing".into()));
+    }
     if etcd_36 {
         defaults.push(("feature-gates", "InitialCorruptCheck=true".into()));
         defaults.push(("watch-progress-notify-interval", "5s".into()));
@@ -131,6 +140,59 @@ pub fn manifest(init: &InitConfiguration, cluster: &ClusterConfiguration) -> Str
 
 struct Etcd;
 
+/// kubeadm's `etcd-join`: this node's member added to the cluster as a learner, its manifest with
+/// the members and `initial-cluster-state=existing`, then the learner promoted once it caught up.
+/// The cluster's etcd endpoints are those of the etcd mirror Pods (the run's client).
+fn join(init: &InitConfiguration, cluster: &ClusterConfiguration) -> Result<(), PhaseError> {
+    let client = wasmadm_plugin_sdk::apply::cluster()?;
+    let pods = client
+        .list(
+            &pods(),
+            Some("kube-system"),
+            Some("component=etcd,tier=control-plane"),
+        )
+        .map_err(|e| {
+            PhaseError::Failed(format!(
+                "could not retrieve the list of etcd endpoints: {}",
+                e.message
+            ))
+        })?;
+    let endpoints = kubeadm_etcd::endpoints_of_pods(&wasmadm_plugin_sdk::apply::parse(&pods)?);
+    if endpoints.is_empty() {
+        return Err(PhaseError::Failed(
+            "could not retrieve the list of etcd endpoints: no etcd Pod carries the annotation \
+             kubeadm.kubernetes.io/etcd.advertise-client-urls"
+                .into(),
+        ));
+    }
+    let timeout = kubeadm_etcd::api_call_timeout(&init.timeouts)?;
+    let peer_url = format!(
+        "https://{}",
+        join_host_port(&init.local_api_endpoint.advertise_address, PEER_PORT)
+    );
+    let (id, members) = kubeadm_etcd::add_learner(&endpoints, &peer_url, timeout)?;
+    print("[etcd] Announced new etcd member joining to the existing etcd cluster");
+    let initial = kubeadm_etcd::initial_cluster(&members, id, &init.node_registration.name);
+    let local = cluster.etcd.local.clone().unwrap_or_default();
+    files::create_dir(&local.data_dir, 0o700)?;
+    files::create_dir(MANIFESTS_DIR, 0o700)?;
+    print("[etcd] Creating static Pod manifest for \"etcd\"");
+    files::write(
+        &format!("{MANIFESTS_DIR}/etcd.yaml"),
+        manifest(init, cluster, Some(&initial)).as_bytes(),
+        0o600,
+    )?;
+    print(&format!(
+        "[etcd] Waiting for the new etcd member to join the cluster. This can take up to {}",
+        kubeadm_etcd::format_timeout(timeout)
+    ));
+    kubeadm_etcd::promote(&endpoints, id, timeout)
+}
+
+fn pods() -> wasmadm_plugin_sdk::kube::ResourceType {
+    wasmadm_plugin_sdk::apply::resource("", "v1", "Pod", "pods", true)
+}
+
 impl Plugin for Etcd {
     fn describe() -> PluginInfo {
         let mut info = wasmadm_plugin_sdk::info("etcd", "Generate static Pod manifest file for local etcd");
@@ -140,21 +202,40 @@ impl Plugin for Etcd {
                 .into(),
         }];
         info.needs.files_write = vec![MANIFESTS_DIR.into(), "/var/lib/etcd".into()];
+        // On a control-plane join (kubeadm's etcd-join): the etcd mirror Pods give the cluster's
+        // endpoints. The etcd membership grant and the discovery rules are the pipeline's alone
+        // (a 0.1 capability request cannot express them).
+        info.needs.kube = vec![
+            wasmadm_plugin_sdk::apply::admin_binding_rule(),
+            wasmadm_plugin_sdk::types::KubeRule::new(&["list"], "", &["pods"])
+                .in_namespaces(&["kube-system"]),
+        ];
         info
     }
 
     fn run(context: PhaseContext) -> Result<PhaseReport, PhaseError> {
-        let ctx = Context::new(&context)?;
+        let mut ctx = Context::new(&context)?;
+        let outputs = match kubeadm_discovery::prepare_shared_phase(&mut ctx)? {
+            SharedPhase::Worker => return Ok(done()),
+            SharedPhase::JoiningControlPlane(outputs) => Some(outputs),
+            SharedPhase::Init => None,
+        };
         let cluster = ctx.cluster_configuration();
         if !ctx.runs("local") || cluster.etcd.external.is_some() {
             return Ok(done());
         }
         let init = ctx.config.init.clone().unwrap_or_default();
+        if let Some(outputs) = outputs {
+            join(&init, &cluster)?;
+            let mut report = done();
+            report.outputs = outputs;
+            return Ok(report);
+        }
         let data_dir = cluster.etcd.local.clone().unwrap_or_default().data_dir;
         print(&format!(
             "[etcd] Creating static Pod manifest for local etcd in {MANIFESTS_DIR:?}"
         ));
-        let yaml = manifest(&init, &cluster);
+        let yaml = manifest(&init, &cluster, None);
         files::create_dir(&data_dir, 0o700)?;
         files::create_dir(MANIFESTS_DIR, 0o700)?;
         files::write(&format!("{MANIFESTS_DIR}/etcd.yaml"), yaml.as_bytes(), 0o600)?;

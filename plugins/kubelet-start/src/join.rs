@@ -16,20 +16,19 @@ use wasmadm_plugin_sdk::{Context, ErrorText, apply, done, files, print, systemd}
 pub const BOOTSTRAP_KUBELET_CONF: &str = "/etc/kubernetes/bootstrap-kubelet.conf";
 
 pub fn run(ctx: &Context, host_name: &str) -> Result<PhaseReport, PhaseError> {
-    if ctx.is_control_plane() {
-        // kubeadm points a joining control plane's kubelet at its own API server, which the
-        // control-plane phases (certificates, manifests, etcd member) must have set up first.
-        return Err(PhaseError::InvalidConfig(
-            "joining a control-plane node (--control-plane, controlPlane in the JoinConfiguration) is \
-             not supported by wasmadm yet: its control-plane-prepare, etcd-join and \
-             control-plane-join phases are not built. Join this node as a worker, or with kubeadm"
-                .into(),
-        ));
-    }
     let join = ctx.config.join.clone().unwrap_or_default();
     let node = ctx.node_registration();
-    let discovered = kubeadm_discovery::discover(&ctx.config)?;
+    let mut discovered = kubeadm_discovery::discover(&ctx.config)?;
     let client = discovered.client()?;
+    if ctx.is_control_plane() {
+        // A joining control plane's kubelet bootstraps against its own API server (kubeadm
+        // rewrites the bootstrap kubeconfig's server to the local endpoint).
+        let local = ctx.config.local_api_endpoint();
+        discovered.server = format!(
+            "https://{}",
+            static_pod::join_host_port(&local.advertise_address, local.bind_port)
+        );
+    }
     let outputs = kubeadm_discovery::announce_config_read(ctx);
     let cluster = kubeadm_discovery::cluster_configuration(&client)?;
     let mut cluster_wide = kubelet_configuration(&client)?;

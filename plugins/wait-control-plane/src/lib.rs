@@ -117,7 +117,17 @@ impl Plugin for WaitControlPlane {
 
     fn run(context: PhaseContext) -> Result<PhaseReport, PhaseError> {
         let ctx = Context::new(&context)?;
-        let init = ctx.config.init.clone().unwrap_or_default();
+        // On a control-plane join: the joining node's endpoint and the join's timeouts.
+        let init = match (&ctx.config.init, &ctx.config.join) {
+            (Some(init), _) => init.clone(),
+            (None, Some(join)) => wasmadm_plugin_sdk::config::InitConfiguration {
+                local_api_endpoint: ctx.config.local_api_endpoint(),
+                node_registration: join.node_registration.clone(),
+                timeouts: join.timeouts.clone(),
+                ..Default::default()
+            },
+            (None, None) => Default::default(),
+        };
         let kubelet_limit = timeout(&init.timeouts.kubelet_health_check, "kubeletHealthCheck")?;
         let components_limit = timeout(
             &init.timeouts.control_plane_component_health_check,
