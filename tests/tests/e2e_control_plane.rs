@@ -552,7 +552,7 @@ fn ecdsa_endpoint_sans_subnets_and_uploaded_certs_match_kubeadm() {
     let pipeline = wasmadm::config::pipeline::Pipeline::DEFAULT_YAML;
     let download = |tool: &str, node: &Node, key: &str| {
         let pipeline_file = node.logs.path().join("pipeline.yaml");
-        std::fs::write(&pipeline_file, &pipeline).expect("pipeline");
+        std::fs::write(&pipeline_file, pipeline).expect("pipeline");
         let pipeline_arg = pipeline_file.display().to_string();
         let args = [
             "join",
@@ -604,7 +604,7 @@ fn ecdsa_endpoint_sans_subnets_and_uploaded_certs_match_kubeadm() {
     let prepare = |tool: &str, name: &str, address: &str| {
         let node = Node::new(&w_net, name, address);
         let pipeline_file = node.logs.path().join("pipeline.yaml");
-        std::fs::write(&pipeline_file, &all_pipeline).expect("pipeline");
+        std::fs::write(&pipeline_file, all_pipeline).expect("pipeline");
         let pipeline_arg = pipeline_file.display().to_string();
         let args = [
             "join",
@@ -853,7 +853,7 @@ fn ecdsa_endpoint_sans_subnets_and_uploaded_certs_match_kubeadm() {
     let mut cp3 = Node::new(&w_net, "n22", "10.200.0.22");
     cp3.start_kubelet();
     let pipeline_file = cp3.logs.path().join("pipeline.yaml");
-    std::fs::write(&pipeline_file, &all_pipeline).expect("pipeline");
+    std::fs::write(&pipeline_file, all_pipeline).expect("pipeline");
     let pipeline_arg = pipeline_file.display().to_string();
     let joined = cp3
         .run(
