@@ -18,6 +18,7 @@ const BUILTINS: &[&str] = &[
     "kubeconfig",
     "etcd",
     "control-plane",
+    "check-etcd",
     "kubelet-start",
     "kubelet-wait-bootstrap",
     "wait-control-plane",

@@ -886,7 +886,10 @@ fn ecdsa_endpoint_sans_subnets_and_uploaded_certs_match_kubeadm() {
     assert!(
         joined
             .stdout
-            .contains("This node has joined the cluster and a new control plane instance was created:"),
+            .contains("This node has joined the cluster and a new control plane instance was created:")
+            && joined
+                .stdout
+                .contains("[check-etcd] Checking that the etcd cluster is healthy"),
         "{}",
         joined.stdout
     );

@@ -209,6 +209,33 @@ pub fn endpoints_of_pods(pods: &serde_json::Value) -> Vec<String> {
         .collect()
 }
 
+/// The cluster's etcd client URLs (kubeadm's `getEtcdEndpoints`): from the etcd mirror Pods in
+/// kube-system, read with `client` (the run's, `admin.conf`).
+pub fn cluster_endpoints(client: &wasmadm_plugin_sdk::kube::Client) -> Result<Vec<String>, PhaseError> {
+    let pods = wasmadm_plugin_sdk::apply::resource("", "v1", "Pod", "pods", true);
+    let list = client
+        .list(
+            &pods,
+            Some("kube-system"),
+            Some("component=etcd,tier=control-plane"),
+        )
+        .map_err(|e| match e.code {
+            wasmadm_plugin_sdk::kube::ErrorCode::Denied => PhaseError::Denied(e.message),
+            _ => PhaseError::Failed(format!(
+                "could not retrieve the list of etcd endpoints: {}",
+                e.message
+            )),
+        })?;
+    let endpoints = endpoints_of_pods(&wasmadm_plugin_sdk::apply::parse(&list)?);
+    if endpoints.is_empty() {
+        return Err(PhaseError::Failed(format!(
+            "could not retrieve the list of etcd endpoints: no etcd Pod carries the annotation \
+             {CLIENT_URLS_ANNOTATION}"
+        )));
+    }
+    Ok(endpoints)
+}
+
 /// `timeouts.etcdAPICall`, kubeadm's 2m0s when unset.
 pub fn api_call_timeout(timeouts: &wasmadm_plugin_sdk::config::Timeouts) -> Result<Duration, PhaseError> {
     let text = timeouts.etcd_api_call.as_deref().unwrap_or("2m0s");

@@ -144,27 +144,7 @@ struct Etcd;
 /// the members and `initial-cluster-state=existing`, then the learner promoted once it caught up.
 /// The cluster's etcd endpoints are those of the etcd mirror Pods (the run's client).
 fn join(init: &InitConfiguration, cluster: &ClusterConfiguration) -> Result<(), PhaseError> {
-    let client = wasmadm_plugin_sdk::apply::cluster()?;
-    let pods = client
-        .list(
-            &pods(),
-            Some("kube-system"),
-            Some("component=etcd,tier=control-plane"),
-        )
-        .map_err(|e| {
-            PhaseError::Failed(format!(
-                "could not retrieve the list of etcd endpoints: {}",
-                e.message
-            ))
-        })?;
-    let endpoints = kubeadm_etcd::endpoints_of_pods(&wasmadm_plugin_sdk::apply::parse(&pods)?);
-    if endpoints.is_empty() {
-        return Err(PhaseError::Failed(
-            "could not retrieve the list of etcd endpoints: no etcd Pod carries the annotation \
-             kubeadm.kubernetes.io/etcd.advertise-client-urls"
-                .into(),
-        ));
-    }
+    let endpoints = kubeadm_etcd::cluster_endpoints(&wasmadm_plugin_sdk::apply::cluster()?)?;
     let timeout = kubeadm_etcd::api_call_timeout(&init.timeouts)?;
     let peer_url = format!(
         "https://{}",
@@ -187,10 +167,6 @@ fn join(init: &InitConfiguration, cluster: &ClusterConfiguration) -> Result<(), 
         kubeadm_etcd::format_timeout(timeout)
     ));
     kubeadm_etcd::promote(&endpoints, id, timeout)
-}
-
-fn pods() -> wasmadm_plugin_sdk::kube::ResourceType {
-    wasmadm_plugin_sdk::apply::resource("", "v1", "Pod", "pods", true)
 }
 
 impl Plugin for Etcd {
