@@ -10,7 +10,7 @@ use crate::config::pipeline::{
     DISCOVERY_ENDPOINT, ExecRule, FileGrants, GrantPath, Grants, HealthRule, HealthTls, KubeRule,
 };
 use crate::util::terminal_safe;
-use crate::values::{EtcdVerb, Identity, NodePath, Url};
+use crate::values::{EtcdVerb, Identity, NodePath, Url, https_authority};
 use kubeadm_config::ResolvedConfig;
 
 /// What one phase may do, in the shape the capabilities enforce: paths parsed, templates filled,
@@ -185,11 +185,7 @@ pub fn connect_servers(phase: &str, grant: &[String], config: &ResolvedConfig) -
         .discovery_file
         .as_deref()
         .and_then(|text| kubeadm_bootstrap_token::cluster_info::kubeconfig_cluster(text).ok())
-        .and_then(|(server, _)| {
-            server
-                .strip_prefix("https://")
-                .map(|s| s.trim_end_matches('/').to_string())
-        });
+        .and_then(|(server, _)| https_authority(&server).map(str::to_string));
     let discovery = config
         .join
         .as_ref()

@@ -5,7 +5,7 @@
 use super::plan::{Plan, PlanEntry};
 use crate::cluster::{ApiError, ApiErrorCode, Cluster, Endpoint, PatchKind, ResourceType, resources};
 use crate::grants::KubeGrant;
-use crate::values::Identity;
+use crate::values::{Identity, https_authority};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -161,17 +161,13 @@ impl KubeCap {
                 format!("kube: phase {:?} {m}", self.phase),
             )
         };
-        let authority = server
-            .strip_prefix("https://")
-            .map(|a| a.strip_suffix('/').unwrap_or(a))
-            .filter(|a| !a.is_empty() && !a.contains(['/', '?', '#', '@', ' ']))
-            .ok_or_else(|| {
-                ApiError::new(
-                    ApiErrorCode::Invalid,
-                    0,
-                    format!("kube.connect: server {server:?} is not of the form https://<host>:<port>"),
-                )
-            })?;
+        let authority = https_authority(server).ok_or_else(|| {
+            ApiError::new(
+                ApiErrorCode::Invalid,
+                0,
+                format!("kube.connect: server {server:?} is not of the form https://<host>:<port>"),
+            )
+        })?;
         let ca_bytes = ca_pem.map(|c| c.as_bytes().to_vec());
         let learned = ca_bytes.as_ref().is_some_and(|ca| {
             self.learned.lock().is_ok_and(|l| {
@@ -237,12 +233,9 @@ impl KubeCap {
         else {
             return;
         };
-        let Some(authority) = server.strip_prefix("https://").map(|a| a.trim_end_matches('/')) else {
+        let Some(authority) = https_authority(&server).filter(|_| named_ca == *ca) else {
             return;
         };
-        if named_ca != *ca || authority.is_empty() || authority.contains(['/', '?', '#', '@', ' ']) {
-            return;
-        }
         if let Ok(mut learned) = self.learned.lock()
             && !learned.iter().any(|(s, c)| s == authority && c == ca)
         {

@@ -8,6 +8,16 @@ pub mod url;
 pub use node_path::NodePath;
 pub use url::{Scheme, Url};
 
+/// The `host:port` of an API server URL `https://<host>:<port>` (one trailing `/` allowed), or
+/// `None` when the URL has any other form (a path, a query, user info, another scheme): what
+/// `kube.connect` and its grants compare.
+pub fn https_authority(server: &str) -> Option<&str> {
+    server
+        .strip_prefix("https://")
+        .map(|a| a.strip_suffix('/').unwrap_or(a))
+        .filter(|a| !a.is_empty() && !a.contains(['/', '?', '#', '@', ' ']))
+}
+
 /// Who a `kube.connect` client is (the WIT `kube.identity`, without the token itself): what a
 /// `grants.kube` rule with `identity:` is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
