@@ -336,16 +336,7 @@ impl Discovered {
 /// The cluster's ClusterConfiguration (`kube-system/kubeadm-config`), defaulted, as the
 /// bootstrap token reads it (kubeadm's `FetchInitConfigurationFromCluster`).
 pub fn cluster_configuration(client: &Client) -> Result<ClusterConfiguration, PhaseError> {
-    let text = client
-        .get(&apply::config_maps(), Some("kube-system"), "kubeadm-config")
-        .map_err(|e| match e.code {
-            ErrorCode::Denied => PhaseError::Denied(e.message),
-            _ => PhaseError::Failed(format!(
-                "unable to fetch the kubeadm-config ConfigMap: {}",
-                e.message
-            )),
-        })?;
-    let cm = apply::parse(&text)?;
+    let cm = read_config_map(client, "kubeadm-config")?;
     let yaml = cm["data"]["ClusterConfiguration"].as_str().ok_or_else(|| {
         PhaseError::Failed(
             "unexpected error when reading kubeadm-config ConfigMap: ClusterConfiguration key value pair missing"
@@ -359,6 +350,38 @@ pub fn cluster_configuration(client: &Client) -> Result<ClusterConfiguration, Ph
     })?;
     wasmadm_plugin_sdk::config::defaults::cluster_configuration(&mut cluster);
     Ok(cluster)
+}
+
+/// The cluster-wide KubeletConfiguration (`kube-system/kubelet-config`), as the bootstrap token
+/// reads it.
+pub fn kubelet_configuration(client: &Client) -> Result<Value, PhaseError> {
+    let cm = read_config_map(client, "kubelet-config")?;
+    let text = cm["data"]["kubelet"]
+        .as_str()
+        .ok_or_else(|| PhaseError::Failed("the kubelet-config ConfigMap has no \"kubelet\" key".into()))?;
+    let value: Value = serde_yaml::from_str(text).map_err(|e| {
+        PhaseError::Failed(format!(
+            "the KubeletConfiguration in the kubelet-config ConfigMap cannot be read: {e}"
+        ))
+    })?;
+    if !value.is_object() {
+        return Err(PhaseError::Failed(
+            "the KubeletConfiguration in the kubelet-config ConfigMap is not a mapping".into(),
+        ));
+    }
+    Ok(value)
+}
+
+/// ConfigMap `kube-system/<name>`; a failure reads as kubeadm's "unable to fetch the <name>
+/// ConfigMap".
+fn read_config_map(client: &Client, name: &str) -> Result<Value, PhaseError> {
+    let text = client
+        .get(&apply::config_maps(), Some("kube-system"), name)
+        .map_err(|e| match e.code {
+            ErrorCode::Denied => PhaseError::Denied(e.message),
+            _ => PhaseError::Failed(format!("unable to fetch the {name} ConfigMap: {}", e.message)),
+        })?;
+    Ok(apply::parse(&text)?)
 }
 
 /// A joining control plane's configuration as kubeadm builds it

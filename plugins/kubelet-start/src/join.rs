@@ -31,7 +31,7 @@ pub fn run(ctx: &Context, host_name: &str) -> Result<PhaseReport, PhaseError> {
     }
     let outputs = kubeadm_discovery::announce_config_read(ctx);
     let cluster = kubeadm_discovery::cluster_configuration(&client)?;
-    let mut cluster_wide = kubelet_configuration(&client)?;
+    let mut cluster_wide = kubeadm_discovery::kubelet_configuration(&client)?;
     refuse_ready_node(&client, &node.name)?;
     // Everything is read and computed (and refused if wrong) before anything is written.
     if let Some(path) = systemd::resolv_conf()?
@@ -91,39 +91,6 @@ fn worker_args(ctx: &Context, node: &NodeRegistration, host_name: &str, local: b
         );
     }
     kubelet_args(&node, host_name, local)
-}
-
-/// The cluster-wide KubeletConfiguration of `kube-system/kubelet-config`.
-fn kubelet_configuration(client: &Client) -> Result<Value, PhaseError> {
-    let cm = read_config_map(
-        client,
-        "kubelet-config",
-        "unable to fetch the kubelet-config ConfigMap",
-    )?;
-    let text = cm["data"]["kubelet"]
-        .as_str()
-        .ok_or_else(|| PhaseError::Failed("the kubelet-config ConfigMap has no \"kubelet\" key".into()))?;
-    let value: Value = serde_yaml::from_str(text).map_err(|e| {
-        PhaseError::Failed(format!(
-            "the KubeletConfiguration in the kubelet-config ConfigMap cannot be read: {e}"
-        ))
-    })?;
-    if !value.is_object() {
-        return Err(PhaseError::Failed(
-            "the KubeletConfiguration in the kubelet-config ConfigMap is not a mapping".into(),
-        ));
-    }
-    Ok(value)
-}
-
-fn read_config_map(client: &Client, name: &str, what: &str) -> Result<Value, PhaseError> {
-    let text = client
-        .get(&apply::config_maps(), Some("kube-system"), name)
-        .map_err(|e| match e.code {
-            ErrorCode::Denied => PhaseError::Denied(e.message),
-            _ => PhaseError::Failed(format!("{what}: {}", e.text())),
-        })?;
-    Ok(apply::parse(&text)?)
 }
 
 /// kubeadm refuses to bootstrap a kubelet under the name of a Ready Node (one that is not Ready
