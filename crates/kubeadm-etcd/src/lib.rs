@@ -247,15 +247,6 @@ pub fn api_call_timeout(timeouts: &wasmadm_plugin_sdk::config::Timeouts) -> Resu
     Ok(Duration::from_secs_f64(seconds.max(0.0)))
 }
 
-/// A timeout as kubeadm prints it (`2m0s`, `40s`).
-pub fn format_timeout(d: Duration) -> String {
-    let s = d.as_secs();
-    match (s / 60, s % 60) {
-        (0, s) => format!("{s}s"),
-        (m, s) => format!("{m}m{s}s"),
-    }
-}
-
 #[cfg(test)]
 mod pod_tests {
     use super::*;
@@ -275,7 +266,5 @@ mod pod_tests {
                 "https://[fd00::2]:2379"
             ]
         );
-        assert_eq!(format_timeout(Duration::from_secs(120)), "2m0s");
-        assert_eq!(format_timeout(Duration::from_secs(40)), "40s");
     }
 }

@@ -164,7 +164,7 @@ fn join(init: &InitConfiguration, cluster: &ClusterConfiguration) -> Result<(), 
     )?;
     print(&format!(
         "[etcd] Waiting for the new etcd member to join the cluster. This can take up to {}",
-        kubeadm_etcd::format_timeout(timeout)
+        kubeadm_wait::duration::go(timeout)
     ));
     kubeadm_etcd::promote(&endpoints, id, timeout)
 }
