@@ -806,46 +806,7 @@ fn ecdsa_endpoint_sans_subnets_and_uploaded_certs_match_kubeadm() {
         Duration::from_secs(300),
     )
     .expect_ok("kubeadm join --control-plane");
-    for file in [
-        "ca.crt",
-        "ca.key",
-        "sa.key",
-        "front-proxy-ca.crt",
-        "etcd/ca.crt",
-        "etcd/ca.key",
-    ] {
-        let path = format!("/etc/kubernetes/pki/{file}");
-        assert_eq!(
-            std::fs::read(cp2.path(&path)).ok(),
-            std::fs::read(w_node.path(&path)).ok(),
-            "{file} of the joined control plane"
-        );
-    }
-    let members = etcd_members(&w_node);
-    assert_eq!(members.len(), 2, "etcd members: {members:?}");
-    assert!(
-        members
-            .iter()
-            .all(|m| m["isLearner"] != true && m["name"].is_string()),
-        "etcd members not all started voters: {members:?}"
-    );
-    assert_eq!(
-        cp2.kubectl(&["--server", "https://10.200.0.7:6443", "get", "--raw", "/readyz"]),
-        "ok"
-    );
-    let node = w_node.get_json(&["node", "n7"]);
-    assert!(
-        node["metadata"]["labels"]["node-role.kubernetes.io/control-plane"].is_string(),
-        "{node}"
-    );
-    assert!(
-        node["spec"]["taints"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|t| t["key"] == "node-role.kubernetes.io/control-plane"),
-        "{node}"
-    );
+    assert_joined_control_plane(&w_node, &cp2, 2);
 
     // wasmadm joins a third control-plane node (the control-plane phases of the join pipeline
     // enabled): the same certificates, its etcd member promoted, its API server ready, the label
@@ -893,6 +854,14 @@ fn ecdsa_endpoint_sans_subnets_and_uploaded_certs_match_kubeadm() {
         "{}",
         joined.stdout
     );
+    assert_joined_control_plane(&w_node, &cp3, 3);
+    eprintln!("wasmadm joined a control plane in {:?}", joined.took);
+}
+
+/// A control plane `joined` to the cluster of `first` as both tools leave one: the cluster's CA
+/// and service-account files, `members` started etcd voters, its own API server ready, the
+/// control-plane label and taint on its Node.
+fn assert_joined_control_plane(first: &Node, joined: &Node, members: usize) {
     for file in [
         "ca.crt",
         "ca.key",
@@ -903,24 +872,26 @@ fn ecdsa_endpoint_sans_subnets_and_uploaded_certs_match_kubeadm() {
     ] {
         let path = format!("/etc/kubernetes/pki/{file}");
         assert_eq!(
-            std::fs::read(cp3.path(&path)).ok(),
-            std::fs::read(w_node.path(&path)).ok(),
-            "{file} of the control plane wasmadm joined"
+            std::fs::read(joined.path(&path)).ok(),
+            std::fs::read(first.path(&path)).ok(),
+            "{file} of the joined control plane {}",
+            joined.name
         );
     }
-    let members = etcd_members(&w_node);
-    assert_eq!(members.len(), 3, "etcd members: {members:?}");
+    let listed = etcd_members(first);
+    assert_eq!(listed.len(), members, "etcd members: {listed:?}");
     assert!(
-        members
+        listed
             .iter()
             .all(|m| m["isLearner"] != true && m["name"].is_string()),
-        "etcd members not all started voters: {members:?}"
+        "etcd members not all started voters: {listed:?}"
     );
+    let server = format!("https://{}:6443", joined.ns.address);
     assert_eq!(
-        cp3.kubectl(&["--server", "https://10.200.0.22:6443", "get", "--raw", "/readyz"]),
+        joined.kubectl(&["--server", &server, "get", "--raw", "/readyz"]),
         "ok"
     );
-    let node = w_node.get_json(&["node", "n22"]);
+    let node = first.get_json(&["node", &joined.name]);
     assert!(
         node["metadata"]["labels"]["node-role.kubernetes.io/control-plane"].is_string()
             && node["spec"]["taints"]
@@ -930,7 +901,6 @@ fn ecdsa_endpoint_sans_subnets_and_uploaded_certs_match_kubeadm() {
                 .any(|t| t["key"] == "node-role.kubernetes.io/control-plane"),
         "{node}"
     );
-    eprintln!("wasmadm joined a control plane in {:?}", joined.took);
 }
 
 /// etcd's members as `etcdctl member list -w json` gives them, asked of `node`'s etcd with its
