@@ -25,6 +25,7 @@ pub mod config;
 pub mod deadline;
 pub mod facts;
 pub mod grants;
+pub mod http;
 pub mod invocation;
 pub mod runtime;
 pub mod token;

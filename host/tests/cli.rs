@@ -448,10 +448,15 @@ fn file_discovery_refuses_what_it_cannot_use_and_writes_nothing() {
     .expect("discovery file");
     let before = tree(root.path());
     let cache = tempfile::tempdir().expect("cache");
-    let cases: [(&[&str], &str); 3] = [
+    let cases: [(&[&str], &str); 4] = [
         (
-            &["--discovery-file", "https://192.0.2.1/cluster.conf"],
-            "discovery from a URL is not supported by wasmadm yet",
+            &["--discovery-file", "http://127.0.0.1:9/cluster.conf"],
+            "fetched from an https:// URL (its server verified by the node's trust store); use https://",
+        ),
+        (
+            &["--discovery-file", "https://127.0.0.1:9/cluster.conf"],
+            "the node has no trusted CA certificate: looked in the file $SSL_CERT_FILE or \
+             /etc/ssl/certs/ca-certificates.crt",
         ),
         (&["--discovery-file", "/etc/missing.conf"], "missing.conf"),
         (
@@ -471,4 +476,33 @@ fn file_discovery_refuses_what_it_cannot_use_and_writes_nothing() {
         );
         assert_eq!(tree(root.path()), before, "{args:?}: a refused join wrote files");
     }
+    // With a trust store under the node root, the URL is fetched: a port nothing listens on (this
+    // machine's loopback) is refused, named, and nothing is written.
+    let ca = kubeadm_pki::PrivateKey::generate(kubeadm_pki::KeyAlgorithm::EcdsaP256).expect("key");
+    let ca = kubeadm_pki::Certificate::new_ca(
+        "trusted",
+        &ca,
+        time::Duration::days(1),
+        time::OffsetDateTime::now_utc(),
+    )
+    .expect("CA");
+    std::fs::create_dir_all(root.path().join("etc/ssl/certs")).expect("dir");
+    std::fs::write(root.path().join("etc/ssl/certs/ca-certificates.crt"), ca.to_pem()).expect("trust store");
+    let before = tree(root.path());
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("https://{}/cluster.conf", closed.local_addr().expect("address"));
+    drop(closed);
+    let out = on_node(
+        cache.path(),
+        root.path(),
+        &["join", "--skip-phases", "preflight", "--discovery-file", &url],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let expected = format!("discovery.file.kubeConfigPath (--discovery-file): GET {url}");
+    assert!(
+        text(&out.stderr).contains(&expected) && text(&out.stderr).contains("refused"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(tree(root.path()), before, "a refused join wrote files");
 }

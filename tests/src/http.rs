@@ -1,6 +1,6 @@
-//! Real HTTP and HTTPS servers on 127.0.0.1 for the health tests: each answers with a scripted
-//! reply, counts connections and keeps request lines. A server stops when dropped, and never
-//! serves more than [`MAX_CONNECTIONS`] connections.
+//! Real HTTP and HTTPS servers on 127.0.0.1 (the machine's or a node's) for the health and
+//! discovery tests: each answers with a scripted reply, counts connections and keeps request
+//! lines. A server stops when dropped, and never serves more than [`MAX_CONNECTIONS`] connections.
 
 use kubeadm_pki::{CertSpec, Certificate, KeyAlgorithm, PrivateKey, Usage};
 use rustls::pki_types::pem::PemObject;
@@ -138,6 +138,18 @@ fn exchange(mut stream: impl Read + Write, n: usize, reply: &Reply, requests: &M
     );
     let _ = stream.write_all(answer.as_bytes());
     let _ = stream.flush();
+}
+
+/// [`serve`] on the loopback of network namespace `netns` (a node's own 127.0.0.1).
+pub fn serve_in(netns: &str, reply: Reply, tls: Option<Arc<rustls::ServerConfig>>) -> Server {
+    let netns = netns.to_string();
+    // The socket is bound inside the namespace and stays there; the thread that entered it ends.
+    std::thread::spawn(move || {
+        crate::netns::enter(&netns);
+        serve(reply, tls)
+    })
+    .join()
+    .expect("server thread")
 }
 
 /// A CA and a serving certificate for 127.0.0.1 it signed, as PEM (ECDSA P-256, quick to make).

@@ -331,6 +331,73 @@ fn init_matches_kubeadm_and_kubeadm_joins_the_cluster() {
         let (k_file, k_file_ran) = joined("kubeadm", "n5", "10.200.0.5");
         let (w_file, w_file_ran) = joined("wasmadm", "n6", "10.200.0.6");
         assert_same_join(&k_file, &k_file_ran, &w_file, &w_file_ran, ("n5", "n6"));
+        drop((k_file, w_file));
+
+        // The same file at an https:// URL, served on the joining node's own loopback by a server
+        // whose CA is the node's trust store ($SSL_CERT_FILE, read under the node root by both
+        // tools); with another CA there, both refuse the server and write nothing.
+        use wasmadm_tests::http::{Reply, TestPki, serve_in};
+        let (pki, other) = (TestPki::new("discovery-server-ca"), TestPki::new("another-ca"));
+        let by_url = |tool: &str, name: &str, address: &str, trusted: &TestPki| {
+            let mut node = Node::new(&w_net, name, address);
+            std::fs::create_dir_all(node.path("/etc/joining")).expect("dir");
+            std::fs::write(node.path("/etc/joining/trusted.pem"), &trusted.ca_pem).expect("trust store");
+            let server = serve_in(
+                &node.ns.name,
+                Reply::Status(200, file.clone()),
+                Some(pki.server_config()),
+            );
+            let url = server.url("https", "/cluster-info.yaml");
+            node.start_kubelet();
+            let args = [
+                "join",
+                "--discovery-file",
+                &url,
+                "--node-name",
+                name,
+                "--skip-phases",
+                "preflight",
+            ];
+            let mut cmd = node.tool(tool, WASMADM, &args, &[]);
+            cmd.env("SSL_CERT_FILE", "/etc/joining/trusted.pem")
+                .env_remove("SSL_CERT_DIR");
+            let ran = node.run(
+                &format!("{tool} join --discovery-file {url}"),
+                &mut cmd,
+                Duration::from_secs(300),
+            );
+            assert!(server.hits() >= 1, "{tool} did not fetch {url}");
+            std::fs::remove_dir_all(node.path("/etc/joining")).expect("remove the trust store");
+            (node, ran)
+        };
+        let (k_url, k_url_ran) = by_url("kubeadm", "n11", "10.200.0.11", &pki);
+        let (w_url, w_url_ran) = by_url("wasmadm", "n12", "10.200.0.12", &pki);
+        let (k_url_ran, w_url_ran) = (
+            k_url_ran.expect_ok("kubeadm join --discovery-file https://"),
+            w_url_ran.expect_ok("wasmadm join --discovery-file https://"),
+        );
+        assert_same_join(&k_url, &k_url_ran, &w_url, &w_url_ran, ("n11", "n12"));
+        drop((k_url, w_url));
+        for (tool, says) in [
+            ("kubeadm", "certificate signed by unknown authority"),
+            (
+                "wasmadm",
+                "the server's certificate must chain to a CA of the node's trust store",
+            ),
+        ] {
+            let (node, ran) = by_url(tool, "n13", "10.200.0.13", &other);
+            assert!(
+                !ran.status.success() && ran.stderr.contains(says),
+                "{tool} with an untrusted discovery server: {:?}\n{}",
+                ran.status,
+                ran.stderr
+            );
+            assert_eq!(
+                wasmadm_tests::differential::files(&node.path("/etc/kubernetes")),
+                Default::default(),
+                "{tool} wrote files after refusing the discovery server"
+            );
+        }
     }
 
     // Refusals: kubeadm and wasmadm on the same inputs say the same, and write nothing under
@@ -641,66 +708,15 @@ fn ecdsa_endpoint_sans_subnets_and_uploaded_certs_match_kubeadm() {
             .replace("0a:c8:00:15", "0a:c8:00:14")
             .replace("n21", "n20")
     };
-    let mut differences = Vec::new();
-    let (k_files, w_files) = (
-        wasmadm_tests::differential::files(k_cp.root.path()),
-        wasmadm_tests::differential::files(w_cp.root.path()),
+    let compared = assert_same_control_plane(
+        "control-plane-prepare",
+        (&k_cp, &k_cp_ran),
+        (&w_cp, &w_cp_ran),
+        same,
+        str::to_string,
     );
-    if k_files != w_files {
-        differences.push(format!(
-            "files and modes:\n  kubeadm: {k_files:?}\n  wasmadm: {w_files:?}"
-        ));
-    }
-    for file in k_files.keys() {
-        let (k_path, w_path) = (k_cp.root.path().join(file), w_cp.root.path().join(file));
-        let (Ok(k_text), Ok(w_text)) = (std::fs::read_to_string(&k_path), std::fs::read_to_string(&w_path))
-        else {
-            continue;
-        };
-        let (k_value, w_value) = if file.ends_with(".crt") {
-            (
-                format!(
-                    "{:?}",
-                    wasmadm_tests::differential::certificate_facts(k_text.as_bytes())
-                ),
-                same(&format!(
-                    "{:?}",
-                    wasmadm_tests::differential::certificate_facts(w_text.as_bytes())
-                )),
-            )
-        } else if file.ends_with(".conf") {
-            (
-                wasmadm_tests::differential::kubeconfig_structure(&k_text).to_string(),
-                wasmadm_tests::differential::kubeconfig_structure(&same(&w_text)).to_string(),
-            )
-        } else if file.ends_with(".yaml") {
-            (k_text, same(&w_text))
-        } else {
-            continue;
-        };
-        if k_value != w_value {
-            differences.push(format!("{file}:\n--- kubeadm\n{k_value}\n--- wasmadm\n{w_value}"));
-        }
-    }
-    let console = |text: &str| {
-        let mut lines = wasmadm_tests::differential::mask_console(text);
-        lines.retain(|l| !l.is_empty());
-        // kubeadm makes the certificates in its map's order.
-        lines.sort_by_key(|l| (!l.starts_with("[certs] "), l.clone()));
-        lines
-    };
-    let w_console = same(&wasmadm_tests::differential::allowed("console", &w_cp_ran.stdout));
-    if let Some(d) = wasmadm_tests::differential::diff_lines(&console(&k_cp_ran.stdout), &console(&w_console))
-    {
-        differences.push(format!("console:\n{d}"));
-    }
-    assert!(
-        differences.is_empty(),
-        "wasmadm's control-plane-prepare differs from kubeadm's:\n{}",
-        differences.join("\n")
-    );
-    assert!(k_files.len() >= 30, "too little compared: {k_files:?}");
-    eprintln!("control-plane-prepare same as kubeadm: {} files", k_files.len());
+    assert!(compared >= 30, "too little compared: {compared} files");
+    drop((k_cp, w_cp));
 
     let wrong_key = "f".repeat(64);
     for tool in ["kubeadm", "wasmadm"] {
@@ -784,28 +800,29 @@ fn ecdsa_endpoint_sans_subnets_and_uploaded_certs_match_kubeadm() {
     // server, the control-plane label and taint.
     let mut cp2 = Node::new(&w_net, "n7", "10.200.0.7");
     cp2.start_kubelet();
-    cp2.run(
-        "kubeadm join --control-plane",
-        &mut cp2.kubeadm(&[
-            "join",
-            "10.200.0.2:6443",
-            "--token",
-            TOKEN,
-            "--discovery-token-ca-cert-hash",
-            &pin,
-            "--control-plane",
-            "--certificate-key",
-            CERTIFICATE_KEY,
-            "--apiserver-advertise-address",
-            "10.200.0.7",
-            "--node-name",
-            "n7",
-            "--skip-phases",
-            "preflight",
-        ]),
-        Duration::from_secs(300),
-    )
-    .expect_ok("kubeadm join --control-plane");
+    let cp2_ran = cp2
+        .run(
+            "kubeadm join --control-plane",
+            &mut cp2.kubeadm(&[
+                "join",
+                "10.200.0.2:6443",
+                "--token",
+                TOKEN,
+                "--discovery-token-ca-cert-hash",
+                &pin,
+                "--control-plane",
+                "--certificate-key",
+                CERTIFICATE_KEY,
+                "--apiserver-advertise-address",
+                "10.200.0.7",
+                "--node-name",
+                "n7",
+                "--skip-phases",
+                "preflight",
+            ]),
+            Duration::from_secs(300),
+        )
+        .expect_ok("kubeadm join --control-plane");
     assert_joined_control_plane(&w_node, &cp2, 2);
 
     // wasmadm joins a third control-plane node (the control-plane phases of the join pipeline
@@ -856,6 +873,170 @@ fn ecdsa_endpoint_sans_subnets_and_uploaded_certs_match_kubeadm() {
     );
     assert_joined_control_plane(&w_node, &cp3, 3);
     eprintln!("wasmadm joined a control plane in {:?}", joined.took);
+
+    // The control plane wasmadm joined (the third) is the one kubeadm joined (the second): files,
+    // certificates, kubeconfigs, manifests, kubelet files and console; etcd's member list is the
+    // one difference by design (kubeadm's has two members, wasmadm's three), so the
+    // `--initial-cluster` flags are compared as sets with the third member's entry left out.
+    let same_cp = |text: &str| {
+        text.replace("n7=https://10.200.0.7:2380", "")
+            .replace("10.200.0.22", "10.200.0.7")
+            .replace("0a:c8:00:16", "0a:c8:00:07")
+            .replace("n22", "n7")
+    };
+    let initial_cluster_as_set = |text: &str| {
+        let lines = text
+            .lines()
+            .map(|line| match line.split_once("--initial-cluster=") {
+                Some((head, members)) => {
+                    let set: std::collections::BTreeSet<&str> =
+                        members.split(',').filter(|m| !m.is_empty()).collect();
+                    format!("{head}--initial-cluster={set:?}")
+                }
+                None => line.to_string(),
+            });
+        lines.collect::<Vec<_>>().join("\n")
+    };
+    let compared = assert_same_control_plane(
+        "join --control-plane",
+        (&cp2, &cp2_ran),
+        (&cp3, &joined),
+        same_cp,
+        initial_cluster_as_set,
+    );
+    assert!(compared >= 40, "too little compared: {compared} files");
+    // Their Nodes (labels, annotations, taints) and etcd members (URLs) alike.
+    let node_facts = |name: &str| {
+        let node = w_node.get_json(&["node", name]);
+        let mut taints = node["spec"]["taints"].clone();
+        for taint in taints.as_array_mut().into_iter().flatten() {
+            taint.as_object_mut().map(|t| t.remove("timeAdded"));
+        }
+        serde_json::json!({
+            "labels": node["metadata"]["labels"],
+            "annotations": node["metadata"]["annotations"],
+            "taints": taints,
+        })
+        .to_string()
+    };
+    assert_eq!(
+        same_cp(&node_facts("n22")),
+        node_facts("n7"),
+        "Node n22 (wasmadm) and n7 (kubeadm)"
+    );
+    let member = |name: &str| {
+        let m = etcd_members(&w_node)
+            .into_iter()
+            .find(|m| m["name"] == name)
+            .unwrap_or_else(|| panic!("no etcd member {name}"));
+        serde_json::json!({"peerURLs": m["peerURLs"], "clientURLs": m["clientURLs"]}).to_string()
+    };
+    assert_eq!(
+        same_cp(&member("n22")),
+        member("n7"),
+        "etcd members n22 (wasmadm) and n7 (kubeadm)"
+    );
+
+    // Once the kubeadm-certs Secret is gone (it expires with its token), both tools refuse a
+    // control-plane join with kubeadm's hint to upload the certificates again, writing nothing.
+    w_node.kubectl(&["-n", "kube-system", "delete", "secret", "kubeadm-certs"]);
+    for tool in ["kubeadm", "wasmadm"] {
+        let node = Node::new(&w_net, "n10", "10.200.0.10");
+        let ran = download(tool, &node, CERTIFICATE_KEY);
+        assert!(
+            !ran.status.success()
+                && ran.stderr.contains(
+                    "Secret \"kubeadm-certs\" was not found in the \"kube-system\" Namespace. This Secret \
+                     might have expired. Please, run `"
+                )
+                && ran
+                    .stderr
+                    .contains(" init phase upload-certs --upload-certs` on a control plane"),
+            "{tool} without the kubeadm-certs Secret: {:?}\n{}",
+            ran.status,
+            ran.stderr
+        );
+        assert_eq!(
+            wasmadm_tests::differential::files(&node.path("/etc/kubernetes")),
+            Default::default(),
+            "{tool} wrote files without the kubeadm-certs Secret"
+        );
+    }
+}
+
+/// Compares the control plane kubeadm made on node `k` with the one wasmadm made on node `w` (after
+/// `same` turned wasmadm's node-specific names into kubeadm's): files and modes, certificates field
+/// by field, kubeconfigs by structure, manifests and other YAML byte for byte (after `both` on
+/// each side), the console (the
+/// order of kubeadm's certificate lines is its map's, so those are compared sorted). Returns how
+/// many files were compared.
+fn assert_same_control_plane(
+    what: &str,
+    (k, k_ran): (&Node, &Ran),
+    (w, w_ran): (&Node, &Ran),
+    same: impl Fn(&str) -> String,
+    both: impl Fn(&str) -> String,
+) -> usize {
+    use wasmadm_tests::differential::{allowed, certificate_facts, diff_lines, files, kubeconfig_structure};
+    let mut differences = Vec::new();
+    let (k_files, w_files) = (files(k.root.path()), files(w.root.path()));
+    if k_files != w_files {
+        differences.push(format!(
+            "files and modes:\n  kubeadm: {k_files:?}\n  wasmadm: {w_files:?}"
+        ));
+    }
+    for file in k_files.keys() {
+        let (k_path, w_path) = (k.root.path().join(file), w.root.path().join(file));
+        let (Ok(k_text), Ok(w_text)) = (std::fs::read_to_string(&k_path), std::fs::read_to_string(&w_path))
+        else {
+            continue;
+        };
+        let (k_value, w_value) = if file.ends_with(".crt") {
+            (
+                format!("{:?}", certificate_facts(k_text.as_bytes())),
+                same(&format!("{:?}", certificate_facts(w_text.as_bytes()))),
+            )
+        } else if file.ends_with(".conf") {
+            (
+                kubeconfig_structure(&k_text).to_string(),
+                kubeconfig_structure(&same(&w_text)).to_string(),
+            )
+        } else if file.ends_with(".yaml") || file.ends_with(".env") {
+            (both(&k_text), both(&same(&w_text)))
+        } else {
+            continue;
+        };
+        if k_value != w_value {
+            differences.push(format!("{file}:\n--- kubeadm\n{k_value}\n--- wasmadm\n{w_value}"));
+        }
+    }
+    let console = |text: &str| {
+        let mut lines = wasmadm_tests::differential::mask_console(text);
+        lines.retain(|l| !l.is_empty());
+        // kubeadm makes the certificates in its map's order.
+        lines.sort_by_key(|l| (!l.starts_with("[certs] "), l.clone()));
+        lines
+    };
+    let w_console = same(&allowed("console", &w_ran.stdout));
+    if let Some(d) = diff_lines(&console(&k_ran.stdout), &console(&w_console)) {
+        differences.push(format!(
+            "console:\n{d}\n--- kubeadm's\n{}\n--- wasmadm's\n{}",
+            k_ran.stdout, w_ran.stdout
+        ));
+    }
+    assert!(
+        differences.is_empty(),
+        "wasmadm's {what} differs from kubeadm's:\n{}",
+        differences.join("\n")
+    );
+    eprintln!(
+        "{what} same as kubeadm: {} files, {} console lines; kubeadm {:?}, wasmadm {:?}",
+        k_files.len(),
+        k_ran.stdout.lines().count(),
+        k_ran.took,
+        w_ran.took
+    );
+    k_files.len()
 }
 
 /// A control plane `joined` to the cluster of `first` as both tools leave one: the cluster's CA

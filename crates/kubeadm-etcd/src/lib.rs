@@ -115,6 +115,30 @@ pub fn promote(endpoints: &[String], id: u64, timeout: Duration) -> Result<(), P
     })
 }
 
+/// kubeadm's `etcdHealthyCheckRetries` and `etcdHealthyCheckInterval`: a joining member has
+/// 8 × 5 s (the 40s kubeadm prints) to make the cluster available.
+pub const HEALTHY_CHECK_RETRIES: u32 = 8;
+pub const HEALTHY_CHECK_INTERVAL: Duration = Duration::from_secs(5);
+
+/// kubeadm's `WaitForClusterAvailable`: every endpoint healthy, checked at once and then every
+/// [`HEALTHY_CHECK_INTERVAL`], [`HEALTHY_CHECK_RETRIES`] times in all.
+pub fn wait_cluster_available(endpoints: &[String]) -> Result<(), PhaseError> {
+    let mut last = String::new();
+    for attempt in 0..HEALTHY_CHECK_RETRIES {
+        if attempt > 0 {
+            std::thread::sleep(HEALTHY_CHECK_INTERVAL);
+        }
+        match check_cluster_health(endpoints) {
+            Ok(()) => return Ok(()),
+            Err(PhaseError::Denied(m)) => return Err(PhaseError::Denied(m)),
+            Err(PhaseError::Failed(m) | PhaseError::InvalidConfig(m)) => last = m,
+        }
+    }
+    Err(PhaseError::Failed(format!(
+        "timeout waiting for etcd cluster to be available: {last}"
+    )))
+}
+
 /// kubeadm's `CheckClusterHealth`: every endpoint answers healthy (`check-etcd`). No retry.
 pub fn check_cluster_health(endpoints: &[String]) -> Result<(), PhaseError> {
     for endpoint in endpoints {

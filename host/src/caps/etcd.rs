@@ -8,11 +8,12 @@
 //! the server must present a certificate of the granted CA for the host's name of the endpoint
 //! before rustls presents the client certificate (TLS sends it only after verifying the server).
 
-use super::health as http;
+use super::health;
 use super::plan::{Plan, PlanEntry};
 use crate::bindings::wasmadm::plugin::etcd::{EtcdError, Member};
 use crate::bindings::wasmadm::plugin::health::HealthError;
 use crate::grants::EtcdAccess;
+use crate::http;
 use crate::values::{EtcdVerb, NodePath, Scheme, Url};
 use cap_std::fs::Dir;
 use rustls::pki_types::pem::PemObject;
@@ -243,7 +244,7 @@ impl EtcdCap {
         let timeout = crate::deadline::bound(REQUEST_TIMEOUT);
         let what = format!("{method} {url}{}", &path[1..]);
         let (raw, truncated) = http::send(url, Some(tls), request.as_bytes(), Instant::now() + timeout)
-            .map_err(|e| from_http(http::classify(e, &what, timeout)))?;
+            .map_err(|e| from_http(health::classify(e, &what, timeout)))?;
         let response = http::parse_response(&raw, truncated)
             .map_err(|e| EtcdError::Unavailable(format!("{what}: {e}")))?;
         if response.truncated {
@@ -259,10 +260,10 @@ impl EtcdCap {
     /// presented to it. Read per call, so a phase sees files written by an earlier one.
     fn tls_config(&self, grant: &EtcdAccess, url: &Url) -> Result<Arc<rustls::ClientConfig>, EtcdError> {
         let read = |file: &NodePath, what: &str| {
-            http::read_node_file(&self.root, file, MAX_PEM)
+            health::read_node_file(&self.root, file, MAX_PEM)
                 .map_err(|e| EtcdError::Tls(format!("etcd: cannot read the {what} file {file}: {e}")))
         };
-        let roots = http::root_store(&read(&grant.ca, "CA")?, &grant.ca, url).map_err(EtcdError::Tls)?;
+        let roots = health::root_store(&read(&grant.ca, "CA")?, &grant.ca, url).map_err(EtcdError::Tls)?;
         let cert_pem = read(&grant.cert, "client certificate")?;
         let chain = CertificateDer::pem_slice_iter(&cert_pem)
             .collect::<Result<Vec<_>, _>>()

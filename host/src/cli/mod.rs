@@ -299,8 +299,10 @@ struct JoinArgs {
     /// (other nodes could then impersonate the control plane).
     #[arg(long, global = true)]
     discovery_token_unsafe_skip_ca_verification: bool,
-    /// For file-based discovery, a file or URL from which to load cluster information.
-    #[arg(long, global = true, value_name = "FILE")]
+    /// For file-based discovery, a file or URL from which to load cluster information. A URL must
+    /// be https://, its server verified by the node's trust store ($SSL_CERT_FILE or
+    /// /etc/ssl/certs/ca-certificates.crt and the like, under --root).
+    #[arg(long, global = true, value_name = "FILE|URL")]
     discovery_file: Option<String>,
     /// The token used to temporarily authenticate with the control plane while joining the node.
     #[arg(long, global = true, value_name = "TOKEN")]

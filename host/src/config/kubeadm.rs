@@ -3,10 +3,13 @@
 //! such as KubeletConfiguration, passed through), merged with the command-line flags, defaulted
 //! and validated.
 
+use crate::http;
+use crate::values::Url;
 use kubeadm_config::{
     ClusterConfiguration, InitConfiguration, JoinConfiguration, ResolvedConfig, defaults, validate,
 };
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// A configuration that cannot be used; wasmadm exits with code 3.
 #[derive(Debug, thiserror::Error)]
@@ -430,10 +433,25 @@ pub fn read_discovery_file(config: &mut ResolvedConfig, root: &Path) -> Result<(
     };
     let path = &file.kube_config_path;
     let field = "discovery.file.kubeConfigPath (--discovery-file)";
-    if path.starts_with("https://") || path.starts_with("http://") {
+    let scheme = path.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+    if scheme.as_deref() == Some("https") {
+        let timeout = config
+            .join
+            .as_ref()
+            .and_then(|j| j.timeouts.discovery.as_deref())
+            .and_then(validate::parse_duration)
+            .map_or(DISCOVERY_TIMEOUT, Duration::from_secs_f64);
+        let text = fetch_discovery_url(path, root, timeout)
+            .map_err(|e| ConfigError::Invalid(format!("{field}: {e}")))?;
+        kubeadm_bootstrap_token::cluster_info::kubeconfig_cluster(&text)
+            .map_err(|e| ConfigError::Invalid(format!("{field}: {path}: {e}")))?;
+        config.discovery_file = Some(text);
+        return Ok(());
+    }
+    if scheme.is_some() {
         return Err(ConfigError::Invalid(format!(
-            "{field}: {path:?}: discovery from a URL is not supported by wasmadm yet; download the \
-             file (over HTTPS) and give its path"
+            "{field}: {path:?}: a discovery file is read from a node path or fetched from an https:// \
+             URL (its server verified by the node's trust store); use https://"
         )));
     }
     if !path.starts_with('/') {
@@ -457,6 +475,67 @@ pub fn read_discovery_file(config: &mut ResolvedConfig, root: &Path) -> Result<(
         .map_err(|e| ConfigError::Invalid(format!("{field}: {path}: {e}")))?;
     config.discovery_file = Some(text);
     Ok(())
+}
+
+/// kubeadm's `discovery.timeout` when the configuration does not set one.
+const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+
+/// Fetches the discovery kubeconfig from an `https://` URL, as kubeadm's `discovery/https` does:
+/// one `GET`, the server verified by the node's trust store ([`http::system_roots`]), within the
+/// discovery timeout. Unlike kubeadm, an answer other than `200` is an error of its own.
+fn fetch_discovery_url(text: &str, root: &Path, timeout: Duration) -> Result<String, String> {
+    // The query (a pre-signed URL's signature, say) goes to the server as given; a fragment never does.
+    let text_without_fragment = text.split('#').next().unwrap_or_default();
+    let (base, query) = match text_without_fragment.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (text_without_fragment, None),
+    };
+    let mut url = Url::parse(base, false)?;
+    if let Some(query) = query {
+        if query.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(format!(
+                "URL {text:?}: the query may not hold spaces or control characters"
+            ));
+        }
+        url.path = format!("{}?{query}", url.path);
+    }
+    let roots = http::system_roots(root)?;
+    let tls = http::client_builder()
+        .map_err(|e| format!("GET {url}: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let deadline = std::time::Instant::now() + timeout;
+    let (raw, truncated) = http::get(&url, Some(std::sync::Arc::new(tls)), deadline).map_err(|e| {
+        let tls_refused = e
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            .is_some();
+        if tls_refused {
+            format!(
+                "GET {url}: TLS: {e}; the server's certificate must chain to a CA of the node's trust \
+                 store ({})",
+                http::TRUST_STORE_HINT
+            )
+        } else if e.kind() == std::io::ErrorKind::TimedOut {
+            format!("GET {url}: no answer within the discovery timeout ({timeout:?})")
+        } else {
+            format!("GET {url}: {e}")
+        }
+    })?;
+    let answer = http::parse_response(&raw, truncated).map_err(|e| format!("GET {url}: {e}"))?;
+    if answer.status != 200 {
+        return Err(format!(
+            "GET {url}: the server answered {} instead of the kubeconfig",
+            answer.status
+        ));
+    }
+    if answer.truncated {
+        return Err(format!(
+            "GET {url}: the answer is longer than {} bytes, more than a kubeconfig",
+            http::MAX_BODY
+        ));
+    }
+    Ok(answer.body)
 }
 
 /// kubeadm merges the flag and file lists into a lower-cased set.

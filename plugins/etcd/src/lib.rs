@@ -164,9 +164,18 @@ fn join(init: &InitConfiguration, cluster: &ClusterConfiguration) -> Result<(), 
     )?;
     print(&format!(
         "[etcd] Waiting for the new etcd member to join the cluster. This can take up to {}",
-        kubeadm_wait::duration::go(timeout)
+        kubeadm_wait::duration::go(
+            kubeadm_etcd::HEALTHY_CHECK_INTERVAL * kubeadm_etcd::HEALTHY_CHECK_RETRIES
+        )
     ));
-    kubeadm_etcd::promote(&endpoints, id, timeout)
+    kubeadm_etcd::promote(&endpoints, id, timeout)?;
+    // As kubeadm, the new member's own endpoint is checked with the others.
+    let mut endpoints = endpoints;
+    endpoints.push(format!(
+        "https://{}",
+        join_host_port(&init.local_api_endpoint.advertise_address, CLIENT_PORT)
+    ));
+    kubeadm_etcd::wait_cluster_available(&endpoints)
 }
 
 impl Plugin for Etcd {

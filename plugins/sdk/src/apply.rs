@@ -219,7 +219,8 @@ pub fn admin_binding_rule() -> crate::types::KubeRule {
 /// As kubeadm's `EnsureAdminClusterRoleBinding`: `admin.conf`'s group has no permissions until
 /// ClusterRoleBinding `kubeadm:cluster-admins` exists. The binding is created with the run's own
 /// client; when the server refuses that (`forbidden`: the group has no rights yet), with
-/// `super-admin.conf`'s, then the run's client is used. A phase whose grants do not include the
+/// `super-admin.conf`'s, then the run's client is used once the server lets it act (up to 30 s:
+/// the authorizer sees a new binding a moment late). A phase whose grants do not include the
 /// binding skips the step (nothing is sent). (The cluster's configuration is
 /// [`Context::cluster_configuration`](crate::Context::cluster_configuration).)
 ///
@@ -268,11 +269,30 @@ fn ensure_admin_binding(client: &Client) -> Result<(), PhaseError> {
         )),
     })?;
     match create(&elevated) {
-        Ok(_) => Ok(()),
-        Err(e) if e.code == ErrorCode::AlreadyExists => Ok(()),
-        Err(e) => Err(context(&format!(
-            "unable to create ClusterRoleBinding {CLUSTER_ADMINS:?} with {SUPER_ADMIN_CONF}"
-        ))(e)),
+        Ok(_) => {}
+        Err(e) if e.code == ErrorCode::AlreadyExists => {}
+        Err(e) => {
+            return Err(context(&format!(
+                "unable to create ClusterRoleBinding {CLUSTER_ADMINS:?} with {SUPER_ADMIN_CONF}"
+            ))(e));
+        }
+    }
+    // The API server's authorizer sees the new binding a moment later: until it does, the run's
+    // client is still forbidden. Its own create answering "already exists" says it is allowed.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        match create(client) {
+            Ok(_) => return Ok(()),
+            Err(e) if matches!(e.code, ErrorCode::AlreadyExists | ErrorCode::Denied) => return Ok(()),
+            Err(e) if e.code == ErrorCode::Forbidden && std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            Err(e) => {
+                return Err(context(&format!(
+                    "ClusterRoleBinding {CLUSTER_ADMINS:?} exists but does not take effect for admin.conf"
+                ))(e));
+            }
+        }
     }
 }
 

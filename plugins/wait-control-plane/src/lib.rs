@@ -1,4 +1,5 @@
-//! The `wait-control-plane` phase: waits for the kubelet's healthz, then for kube-apiserver,
+//! The `wait-control-plane` phase: waits for the kubelet's healthz (on `init`; a joining control
+//! plane's kubelet was waited for by kubelet-wait-bootstrap), then for kube-apiserver,
 //! kube-controller-manager and kube-scheduler to answer their health endpoints (kubeadm 1.33+
 //! with `WaitForAllControlPlaneComponents`), printing kubeadm's `[kubelet-check]` and
 //! `[control-plane-check]` lines. It talks to the endpoints only through the `health` capability,
@@ -14,7 +15,7 @@ use kubeadm_wait::wait::{Failure, Probe, Progress, pause, probe, simulated_note}
 use kubeadm_wait::{duration, print_block, timeout, wait_kubelet};
 use static_pod::MANIFESTS_DIR;
 use std::time::{Duration, Instant};
-use wasmadm_plugin_sdk::types::{PhaseContext, PhaseError, PhaseReport, PluginInfo};
+use wasmadm_plugin_sdk::types::{Command, PhaseContext, PhaseError, PhaseReport, PluginInfo};
 use wasmadm_plugin_sdk::{Context, Plugin, done, export_plugin, print};
 
 /// kubeadm's help after a control-plane component that never became healthy
@@ -133,10 +134,16 @@ impl Plugin for WaitControlPlane {
             &init.timeouts.control_plane_component_health_check,
             "controlPlaneComponentHealthCheck",
         )?;
-        let kubelet = kubeadm_wait::kubelet_url(ctx.config.components.get("KubeletConfiguration"));
-        print(&format!(
-            "[wait-control-plane] Waiting for the kubelet to boot up the control plane as static Pods from directory {MANIFESTS_DIR:?}"
-        ));
+        // kubeadm's join waits for the components only: kubelet-wait-bootstrap already waited
+        // for the kubelet.
+        let joining = ctx.command() == Command::Join;
+        let kubelet =
+            kubeadm_wait::kubelet_url(ctx.config.components.get("KubeletConfiguration")).filter(|_| !joining);
+        if !joining {
+            print(&format!(
+                "[wait-control-plane] Waiting for the kubelet to boot up the control plane as static Pods from directory {MANIFESTS_DIR:?}"
+            ));
+        }
         if context.dry_run {
             // kubeadm's dry-run waiter: say what would be waited for, wait for nothing.
             if let Some(url) = &kubelet {
@@ -155,6 +162,7 @@ impl Plugin for WaitControlPlane {
         }
         match &kubelet {
             Some(url) => wait_kubelet(url, kubelet_limit)?,
+            None if joining => {}
             None => print(
                 "[kubelet-check] Skipping the kubelet health check because the healthz port is set to 0",
             ),
