@@ -1,8 +1,11 @@
-//! `wasmadm join` against real `kubeadm join` of a worker, same inputs, same machine, in one run:
-//! one control plane (`wasmadm init`, the test playing its kubelet), then each run joins a fresh
-//! node in its own network namespace with each tool in turn, never at once. Wall time is from start
-//! to exit (the kubelet's TLS bootstrap, signed by the real controller-manager, included: the same
-//! for both); CPU time is the tool's own process (user + system).
+//! `wasmadm join` against real `kubeadm join`, of a worker and of a control plane, same inputs, same
+//! machine, in one run: one control plane (`wasmadm init --upload-certs`, the test playing its
+//! kubelet), then each run joins a fresh node in its own network namespace with each tool in turn,
+//! never at once. Wall time is from start to exit (the kubelet's TLS bootstrap, signed by the real
+//! controller-manager, and for a control plane its etcd member and API server starting, included:
+//! the same for both); CPU time is the tool's own process (user + system). A joined control plane
+//! is taken out again (etcd member removed, Node deleted) before the next run, so that each joins
+//! a cluster of one.
 //!
 //! ```text
 //! JOIN_BENCH_RUNS=5 KUBEBUILDER_ASSETS=DIR cargo bench -p wasmadm-tests --bench join_vs_kubeadm --profile dev
@@ -16,6 +19,7 @@ use wasmadm_tests::netns::Network;
 
 const WASMADM: &str = env!("CARGO_BIN_EXE_wasmadm-under-test");
 const TOKEN: &str = "abcdef.0123456789abcdef";
+const CERTIFICATE_KEY: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
 fn main() {
     let runs: usize = std::env::var("JOIN_BENCH_RUNS")
@@ -31,9 +35,9 @@ fn main() {
             "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\n\
              localAPIEndpoint: {{advertiseAddress: 10.200.0.2, bindPort: 6443}}\n\
              nodeRegistration: {{name: n1, criSocket: unix:///var/run/containerd/containerd.sock}}\n\
-             bootstrapTokens:\n- token: {TOKEN}\n---\n\
+             certificateKey: {CERTIFICATE_KEY}\nbootstrapTokens:\n- token: {TOKEN}\n---\n\
              apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\nkubernetesVersion: {version}\n\
-             encryptionAlgorithm: ECDSA-P256\n"
+             encryptionAlgorithm: ECDSA-P256\ncontrolPlaneEndpoint: 10.200.0.2:6443\n"
         ),
     )
     .expect("config");
@@ -44,7 +48,14 @@ fn main() {
             "wasmadm init",
             &mut cp.wasmadm(
                 WASMADM,
-                &["init", "--config", &config, "--skip-phases", "preflight"],
+                &[
+                    "init",
+                    "--config",
+                    &config,
+                    "--skip-phases",
+                    "preflight",
+                    "--upload-certs",
+                ],
             ),
             Duration::from_secs(600),
         )
@@ -55,12 +66,16 @@ fn main() {
         let cm = cp.get_json(&["configmap", "cluster-info", "-n", "kube-public"]);
         cm["data"]["jws-kubeconfig-abcdef"].as_str().map(|_| ())
     });
-    let join = |tool: &str, i: usize| {
-        let name = format!("{}{i}", &tool[..1]);
-        let address = format!("10.200.0.{}", 10 + 2 * i + usize::from(tool == "wasmadm"));
+    // A worker, or a control plane (`control_plane`), joined by `tool` as node `i`.
+    let join = |tool: &str, i: usize, control_plane: bool| {
+        let name = format!("{}{}{i}", &tool[..1], if control_plane { "c" } else { "w" });
+        let address = format!(
+            "10.200.0.{}",
+            10 + 90 * usize::from(control_plane) + 2 * i + usize::from(tool == "wasmadm")
+        );
         let mut node = Node::new(&network, &name, &address);
         node.start_kubelet();
-        let args = [
+        let mut args = vec![
             "join",
             "10.200.0.2:6443",
             "--token",
@@ -72,32 +87,53 @@ fn main() {
             "--skip-phases",
             "preflight",
         ];
+        if control_plane {
+            args.extend_from_slice(&[
+                "--control-plane",
+                "--certificate-key",
+                CERTIFICATE_KEY,
+                "--apiserver-advertise-address",
+                &address,
+            ]);
+        }
         let mut cmd = node.tool(tool, WASMADM, &args, &[]);
-        node.run(&format!("{tool} join"), &mut cmd, Duration::from_secs(600))
-            .expect_ok(tool)
+        let ran = node
+            .run(&format!("{tool} join"), &mut cmd, Duration::from_secs(600))
+            .expect_ok(tool);
+        (node, ran)
     };
     // Compiles the plugins into the cache: every measured run is a warm start, as on a node.
-    join("wasmadm", 0);
-    let (mut kw, mut kc, mut ww, mut wc) = (vec![], vec![], vec![], vec![]);
-    for i in 1..=runs {
-        let k = join("kubeadm", i);
-        kw.push(k.took);
-        kc.push(k.cpu);
-        let w = join("wasmadm", i);
-        ww.push(w.took);
-        wc.push(w.cpu);
+    join("wasmadm", 0, false);
+    println!("{runs} runs each, median (wall / CPU of the tool's process):\n");
+    println!("| join | kubeadm wall | wasmadm wall | wall ratio | kubeadm CPU | wasmadm CPU | CPU ratio |");
+    println!("|---|---|---|---|---|---|---|");
+    for control_plane in [false, true] {
+        let (mut kw, mut kc, mut ww, mut wc) = (vec![], vec![], vec![], vec![]);
+        for i in 1..=runs {
+            for tool in ["kubeadm", "wasmadm"] {
+                let (node, ran) = join(tool, i, control_plane);
+                let (wall, cpu) = if tool == "kubeadm" {
+                    (&mut kw, &mut kc)
+                } else {
+                    (&mut ww, &mut wc)
+                };
+                wall.push(ran.took);
+                cpu.push(ran.cpu);
+                if control_plane {
+                    cp.remove_control_plane(node);
+                }
+            }
+        }
+        let (kw, kc, ww, wc) = (median(kw), median(kc), median(ww), median(wc));
+        println!(
+            "| {} | {:.2} s | {:.2} s | {:.2}x | {:.2} s | {:.2} s | {:.2}x |",
+            if control_plane { "control plane" } else { "worker" },
+            kw.as_secs_f64(),
+            ww.as_secs_f64(),
+            ww.as_secs_f64() / kw.as_secs_f64(),
+            kc.as_secs_f64(),
+            wc.as_secs_f64(),
+            wc.as_secs_f64() / kc.as_secs_f64(),
+        );
     }
-    let (kw, kc, ww, wc) = (median(kw), median(kc), median(ww), median(wc));
-    println!("worker join, {runs} runs each, median (wall / CPU of the tool's process):\n");
-    println!("| kubeadm wall | wasmadm wall | wall ratio | kubeadm CPU | wasmadm CPU | CPU ratio |");
-    println!("|---|---|---|---|---|---|");
-    println!(
-        "| {:.2} s | {:.2} s | {:.2}x | {:.2} s | {:.2} s | {:.2}x |",
-        kw.as_secs_f64(),
-        ww.as_secs_f64(),
-        ww.as_secs_f64() / kw.as_secs_f64(),
-        kc.as_secs_f64(),
-        wc.as_secs_f64(),
-        wc.as_secs_f64() / kc.as_secs_f64(),
-    );
 }

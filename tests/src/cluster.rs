@@ -239,6 +239,74 @@ impl Node {
         serde_json::from_str(&self.kubectl(&all)).expect("kubectl JSON")
     }
 
+    /// `etcdctl ARGS` against this node's etcd, with its healthcheck client certificate; how it
+    /// ended.
+    fn etcdctl(&self, args: &[&str]) -> Ran {
+        let pki = |f: &str| {
+            self.path(&format!("/etc/kubernetes/pki/etcd/{f}"))
+                .display()
+                .to_string()
+        };
+        let mut cmd = self.command(self.assets.join("etcdctl"));
+        cmd.env("ETCDCTL_API", "3").args([
+            "--endpoints",
+            &format!("https://{}:2379", self.ns.address),
+            "--cacert",
+            &pki("ca.crt"),
+            "--cert",
+            &pki("healthcheck-client.crt"),
+            "--key",
+            &pki("healthcheck-client.key"),
+        ]);
+        self.run(
+            &format!("etcdctl {}", args.join(" ")),
+            cmd.args(args),
+            Duration::from_secs(30),
+        )
+    }
+
+    /// etcd's members as `etcdctl member list -w json` gives them, asked of this node's etcd.
+    pub fn etcd_members(&self) -> Vec<serde_json::Value> {
+        let out = self
+            .etcdctl(&["member", "list", "-w", "json"])
+            .expect_ok("etcdctl member list");
+        let list: serde_json::Value = serde_json::from_str(&out.stdout).expect("etcdctl JSON");
+        list["members"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Takes the control plane `node` joined to this node's cluster out again, as `kubeadm reset`
+    /// does on it: its etcd member removed (while it still runs, so that quorum holds), the node's
+    /// processes stopped, its Node and mirror Pods deleted.
+    pub fn remove_control_plane(&self, node: Node) {
+        let id = self
+            .etcd_members()
+            .iter()
+            .find(|m| m["name"] == node.name.as_str())
+            .and_then(|m| m["ID"].as_u64())
+            .unwrap_or_else(|| panic!("no etcd member {}", node.name));
+        // etcd refuses to remove a member that joined less than 5 s ago ("unhealthy cluster").
+        let id = format!("{id:x}");
+        self.wait_for("etcd lets the member go", Duration::from_secs(60), || {
+            let ran = self.etcdctl(&["member", "remove", &id]);
+            (ran.status.success() || !ran.stderr.contains("unhealthy cluster"))
+                .then(|| ran.expect_ok("etcdctl member remove"))
+        });
+        let name = node.name.clone();
+        drop(node);
+        let selector = format!("spec.nodeName={name}");
+        self.kubectl(&[
+            "delete",
+            "pods",
+            "-n",
+            "kube-system",
+            "--field-selector",
+            &selector,
+            "--force",
+            "--grace-period=0",
+        ]);
+        self.kubectl(&["delete", "node", &name]);
+    }
+
     /// Polls `check` every 200 ms until it gives a value, for at most `timeout`, failing at once
     /// when a component dies.
     pub fn wait_for<T>(&self, what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {

@@ -388,10 +388,14 @@ impl State {
         match send(&self.runtime, &client, http::Method::POST, path, Some(body)) {
             Ok(_) => {}
             // A joining control plane's bootstrap kubeconfig names its own API server, which starts
-            // only after its etcd joined, and knows the bootstrap tokens only once it has read
-            // them (401 until then): a real kubelet keeps trying, and so does this one.
+            // only after its etcd joined, knows the bootstrap tokens only once it has read them
+            // (401 until then) and their RBAC bindings a moment later (403): a real kubelet keeps
+            // trying, and so does this one.
             Err(e)
-                if e.contains("(Connect)") || e.contains("onnection refused") || e.contains("code: 401") =>
+                if e.contains("(Connect)")
+                    || e.contains("onnection refused")
+                    || e.contains("code: 401")
+                    || e.contains("code: 403") =>
             {
                 return Ok(());
             }

@@ -925,7 +925,8 @@ fn ecdsa_endpoint_sans_subnets_and_uploaded_certs_match_kubeadm() {
         "Node n22 (wasmadm) and n7 (kubeadm)"
     );
     let member = |name: &str| {
-        let m = etcd_members(&w_node)
+        let m = w_node
+            .etcd_members()
             .into_iter()
             .find(|m| m["name"] == name)
             .unwrap_or_else(|| panic!("no etcd member {name}"));
@@ -1059,7 +1060,7 @@ fn assert_joined_control_plane(first: &Node, joined: &Node, members: usize) {
             joined.name
         );
     }
-    let listed = etcd_members(first);
+    let listed = first.etcd_members();
     assert_eq!(listed.len(), members, "etcd members: {listed:?}");
     assert!(
         listed
@@ -1082,36 +1083,6 @@ fn assert_joined_control_plane(first: &Node, joined: &Node, members: usize) {
                 .any(|t| t["key"] == "node-role.kubernetes.io/control-plane"),
         "{node}"
     );
-}
-
-/// etcd's members as `etcdctl member list -w json` gives them, asked of `node`'s etcd with its
-/// healthcheck client certificate.
-fn etcd_members(node: &Node) -> Vec<serde_json::Value> {
-    let pki = |f: &str| {
-        node.path(&format!("/etc/kubernetes/pki/etcd/{f}"))
-            .display()
-            .to_string()
-    };
-    let mut cmd = node.command(node.assets.join("etcdctl"));
-    cmd.env("ETCDCTL_API", "3").args([
-        "--endpoints",
-        &format!("https://{}:2379", node.ns.address),
-        "--cacert",
-        &pki("ca.crt"),
-        "--cert",
-        &pki("healthcheck-client.crt"),
-        "--key",
-        &pki("healthcheck-client.key"),
-        "member",
-        "list",
-        "-w",
-        "json",
-    ]);
-    let out = node
-        .run("etcdctl member list", &mut cmd, Duration::from_secs(30))
-        .expect_ok("etcdctl member list");
-    let list: serde_json::Value = serde_json::from_str(&out.stdout).expect("etcdctl JSON");
-    list["members"].as_array().cloned().unwrap_or_default()
 }
 
 #[test]
