@@ -11,7 +11,8 @@
 //! Needs root (network namespaces) and the real binaries; docs/benchmarks.md records the figures.
 
 use std::time::Duration;
-use wasmadm_tests::cluster::{Node, Ran, kubernetes_version, median};
+use wasmadm_tests::bench::{SideBySide, header, runs};
+use wasmadm_tests::cluster::{Node, Ran, kubernetes_version};
 use wasmadm_tests::netns::Network;
 
 const WASMADM: &str = env!("CARGO_BIN_EXE_wasmadm-under-test");
@@ -47,38 +48,20 @@ fn init(tool: &str, config: &str) -> Ran {
 
 fn main() {
     // `cargo bench` passes `--bench`; any other argument is a filter this binary does not have.
-    let runs: usize = std::env::var("INIT_BENCH_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
+    let runs = runs("INIT_BENCH_RUNS");
     let version = kubernetes_version(&wasmadm_tests::cluster::assets());
     // Compiles the plugins into the cache: every measured run is a warm start, as on a node.
     init("wasmadm", &configuration(&version, "ECDSA-P256"));
     println!("init, {runs} runs each, median (wall / CPU of the tool's process):\n");
-    println!(
-        "| algorithm | kubeadm wall | wasmadm wall | wall ratio | kubeadm CPU | wasmadm CPU | CPU ratio |"
-    );
-    println!("|---|---|---|---|---|---|---|");
+    println!("{}", header("algorithm"));
     for algorithm in ["ECDSA-P256", "RSA-2048"] {
         let config = configuration(&version, algorithm);
-        let (mut kw, mut kc, mut ww, mut wc) = (vec![], vec![], vec![], vec![]);
+        let mut figures = SideBySide::default();
         for _ in 0..runs {
-            let k = init("kubeadm", &config);
-            kw.push(k.took);
-            kc.push(k.cpu);
-            let w = init("wasmadm", &config);
-            ww.push(w.took);
-            wc.push(w.cpu);
+            for tool in ["kubeadm", "wasmadm"] {
+                figures.add(tool, &init(tool, &config));
+            }
         }
-        let (kw, kc, ww, wc) = (median(kw), median(kc), median(ww), median(wc));
-        println!(
-            "| {algorithm} | {:.2} s | {:.2} s | {:.2}x | {:.2} s | {:.2} s | {:.2}x |",
-            kw.as_secs_f64(),
-            ww.as_secs_f64(),
-            ww.as_secs_f64() / kw.as_secs_f64(),
-            kc.as_secs_f64(),
-            wc.as_secs_f64(),
-            wc.as_secs_f64() / kc.as_secs_f64(),
-        );
+        println!("{}", figures.row(algorithm));
     }
 }

@@ -14,7 +14,8 @@
 //! Needs root (network namespaces) and the real binaries; docs/benchmarks.md records the figures.
 
 use std::time::Duration;
-use wasmadm_tests::cluster::{Node, ca_pin, kubernetes_version, median};
+use wasmadm_tests::bench::{SideBySide, header, runs};
+use wasmadm_tests::cluster::{Node, ca_pin, join_args, kubernetes_version};
 use wasmadm_tests::netns::Network;
 
 const WASMADM: &str = env!("CARGO_BIN_EXE_wasmadm-under-test");
@@ -22,10 +23,7 @@ const TOKEN: &str = "abcdef.0123456789abcdef";
 const CERTIFICATE_KEY: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
 fn main() {
-    let runs: usize = std::env::var("JOIN_BENCH_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
+    let runs = runs("JOIN_BENCH_RUNS");
     let version = kubernetes_version(&wasmadm_tests::cluster::assets());
     let network = Network::new();
     let mut cp = Node::new(&network, "n1", "10.200.0.2");
@@ -75,65 +73,30 @@ fn main() {
         );
         let mut node = Node::new(&network, &name, &address);
         node.start_kubelet();
-        let mut args = vec![
-            "join",
-            "10.200.0.2:6443",
-            "--token",
-            TOKEN,
-            "--discovery-token-ca-cert-hash",
-            &pin,
-            "--node-name",
-            &name,
-            "--skip-phases",
-            "preflight",
-        ];
-        if control_plane {
-            args.extend_from_slice(&[
-                "--control-plane",
-                "--certificate-key",
-                CERTIFICATE_KEY,
-                "--apiserver-advertise-address",
-                &address,
-            ]);
-        }
-        let mut cmd = node.tool(tool, WASMADM, &args, &[]);
-        let ran = node
-            .run(&format!("{tool} join"), &mut cmd, Duration::from_secs(600))
-            .expect_ok(tool);
+        let key_and_address = control_plane.then_some((CERTIFICATE_KEY, address.as_str()));
+        let args = join_args("10.200.0.2:6443", TOKEN, &pin, &name, key_and_address);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let ran = node.run_ok(tool, WASMADM, &args);
         (node, ran)
     };
     // Compiles the plugins into the cache: every measured run is a warm start, as on a node.
     join("wasmadm", 0, false);
     println!("{runs} runs each, median (wall / CPU of the tool's process):\n");
-    println!("| join | kubeadm wall | wasmadm wall | wall ratio | kubeadm CPU | wasmadm CPU | CPU ratio |");
-    println!("|---|---|---|---|---|---|---|");
+    println!("{}", header("join"));
     for control_plane in [false, true] {
-        let (mut kw, mut kc, mut ww, mut wc) = (vec![], vec![], vec![], vec![]);
+        let mut figures = SideBySide::default();
         for i in 1..=runs {
             for tool in ["kubeadm", "wasmadm"] {
                 let (node, ran) = join(tool, i, control_plane);
-                let (wall, cpu) = if tool == "kubeadm" {
-                    (&mut kw, &mut kc)
-                } else {
-                    (&mut ww, &mut wc)
-                };
-                wall.push(ran.took);
-                cpu.push(ran.cpu);
+                figures.add(tool, &ran);
                 if control_plane {
                     cp.remove_control_plane(node);
                 }
             }
         }
-        let (kw, kc, ww, wc) = (median(kw), median(kc), median(ww), median(wc));
         println!(
-            "| {} | {:.2} s | {:.2} s | {:.2}x | {:.2} s | {:.2} s | {:.2}x |",
-            if control_plane { "control plane" } else { "worker" },
-            kw.as_secs_f64(),
-            ww.as_secs_f64(),
-            ww.as_secs_f64() / kw.as_secs_f64(),
-            kc.as_secs_f64(),
-            wc.as_secs_f64(),
-            wc.as_secs_f64() / kc.as_secs_f64(),
+            "{}",
+            figures.row(if control_plane { "control plane" } else { "worker" })
         );
     }
 }

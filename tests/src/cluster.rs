@@ -162,6 +162,15 @@ impl Node {
         self.wasmadm(binary, &all)
     }
 
+    /// Runs `tool` on this node with `args` as [`Node::tool`] does (5 minutes at most); panics with
+    /// its output unless it succeeded.
+    pub fn run_ok(&self, tool: &str, binary: &str, args: &[&str]) -> Ran {
+        let what = format!("{tool} {}", args.join(" "));
+        let mut cmd = self.tool(tool, binary, args, &[]);
+        self.run(&what, &mut cmd, Duration::from_secs(300))
+            .expect_ok(&what)
+    }
+
     /// The wasmadm command line `binary` on this node (`--root` is the node directory; the API
     /// server of `/etc/kubernetes/admin.conf`).
     pub fn wasmadm(&self, binary: &str, args: &[&str]) -> Command {
@@ -355,8 +364,37 @@ pub fn ca_pin(stdout: &str) -> String {
         .to_string()
 }
 
-/// The median of `samples` (benchmarks).
-pub fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
+/// `join ENDPOINT` with the bootstrap token `token`, the CA pin `pin`, node name `name` and
+/// preflight skipped (it is about the test machine); for a control plane (`Some((key, address))`)
+/// also `--control-plane --certificate-key KEY --apiserver-advertise-address ADDRESS`. The
+/// arguments both tools get for a join in the tests and benchmarks.
+pub fn join_args(
+    endpoint: &str,
+    token: &str,
+    pin: &str,
+    name: &str,
+    control_plane: Option<(&str, &str)>,
+) -> Vec<String> {
+    let mut args = vec![
+        "join",
+        endpoint,
+        "--token",
+        token,
+        "--discovery-token-ca-cert-hash",
+        pin,
+        "--node-name",
+        name,
+        "--skip-phases",
+        "preflight",
+    ];
+    if let Some((key, address)) = control_plane {
+        args.extend_from_slice(&[
+            "--control-plane",
+            "--certificate-key",
+            key,
+            "--apiserver-advertise-address",
+            address,
+        ]);
+    }
+    args.into_iter().map(str::to_string).collect()
 }

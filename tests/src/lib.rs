@@ -1,6 +1,7 @@
 //! Helpers for wasmadm's integration tests: fixture node roots, pipelines around test plugins,
 //! and runs whose console output is captured.
 
+pub mod bench;
 pub mod cluster;
 pub mod differential;
 pub mod etcd;

@@ -18,17 +18,35 @@
 
 use std::sync::Mutex;
 use std::time::Duration;
-use wasmadm_tests::cluster::{Node, Ran, ca_pin, kubernetes_version};
+use wasmadm_tests::cluster::{Node, Ran, ca_pin, join_args, kubernetes_version};
 use wasmadm_tests::differential::{Side, compare};
 use wasmadm_tests::netns::Network;
 
 /// The CLI under test, built from this workspace.
 const WASMADM: &str = env!("CARGO_BIN_EXE_wasmadm-under-test");
 
-/// One pair of control planes at a time: two cores run four API servers badly.
+/// One pair of control planes at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
 
 const TOKEN: &str = "abcdef.0123456789abcdef";
+
+/// A `#[test]` `NAME` running `scenario(version)` with the Kubernetes version of the real
+/// binaries, one at a time (two cores run four API servers badly). Ignored with the reason when
+/// `KUBEBUILDER_ASSETS` was not set at build time (a CI build fails instead).
+macro_rules! e2e_test {
+    ($name:ident => $scenario:ident) => {
+        #[test]
+        #[cfg_attr(
+            not(kubebuilder_assets),
+            ignore = "skipped: needs KUBEBUILDER_ASSETS with etcd, kube-apiserver, kube-controller-manager, \
+                      kube-scheduler, kubeadm and kubectl when the tests are built (README, \"End-to-end tests\")"
+        )]
+        fn $name() {
+            let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+            $scenario(&kubernetes_version(&wasmadm_tests::cluster::assets()));
+        }
+    };
+}
 
 /// The configuration both tools get, with `node_extra` in its nodeRegistration and
 /// `cluster_extra` in the ClusterConfiguration.
@@ -136,16 +154,9 @@ fn assert_same(k_node: &Node, k_ran: &Ran, w_node: &Node, w_ran: &Ran, at_least:
     eprintln!("same as kubeadm: {c:?}");
 }
 
-#[test]
-#[cfg_attr(
-    not(kubebuilder_assets),
-    ignore = "skipped: needs KUBEBUILDER_ASSETS with etcd, kube-apiserver, kube-controller-manager, \
-              kube-scheduler, kubeadm and kubectl when the tests are built (README, \"End-to-end tests\")"
-)]
-fn init_matches_kubeadm_and_kubeadm_joins_the_cluster() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let version = kubernetes_version(&wasmadm_tests::cluster::assets());
-    let config = configuration(&version, "", "");
+e2e_test!(init_matches_kubeadm_and_kubeadm_joins_the_cluster => default_init_then_joins);
+fn default_init_then_joins(version: &str) {
+    let config = configuration(version, "", "");
     let (k_node, k_ran, w_node, w_ran, w_net) = init_both(&config, &[]);
 
     assert_same(&k_node, &k_ran, &w_node, &w_ran, [40, 10, 28, 75]);
@@ -194,31 +205,12 @@ fn init_matches_kubeadm_and_kubeadm_joins_the_cluster() {
     // bootstrap RBAC, kubelet-config, and the TLS bootstrap (signed by the real controller-manager).
     // The preflight checks are about the test machine; discovery and the rest run in both.
     let pin = ca_pin(&w_ran.stdout);
-    let join_args = |name: &'static str| {
-        vec![
-            "join".to_string(),
-            "10.200.0.2:6443".into(),
-            "--token".into(),
-            TOKEN.into(),
-            "--discovery-token-ca-cert-hash".into(),
-            pin.clone(),
-            "--node-name".into(),
-            name.into(),
-            "--skip-phases".into(),
-            "preflight".into(),
-        ]
-    };
+    let join_args = |name: &str| join_args("10.200.0.2:6443", TOKEN, &pin, name, None);
     let mut k_worker = Node::new(&w_net, "n2", "10.200.0.3");
     k_worker.start_kubelet();
     let k_args = join_args("n2");
     let k_args: Vec<&str> = k_args.iter().map(String::as_str).collect();
-    let k_join = k_worker
-        .run(
-            "kubeadm join",
-            &mut k_worker.kubeadm(&k_args),
-            Duration::from_secs(300),
-        )
-        .expect_ok("kubeadm join");
+    let k_join = k_worker.run_ok("kubeadm", WASMADM, &k_args);
     w_node.wait_for("Node n2", Duration::from_secs(60), || {
         let nodes = w_node.kubectl(&["get", "nodes", "-o", "name"]);
         (nodes.contains("node/n1") && nodes.contains("node/n2")).then_some(())
@@ -230,13 +222,7 @@ fn init_matches_kubeadm_and_kubeadm_joins_the_cluster() {
     let mut dry_args = join_args("n4");
     dry_args.push("--dry-run".into());
     let dry_args: Vec<&str> = dry_args.iter().map(String::as_str).collect();
-    let dry_run = dry
-        .run(
-            "wasmadm join --dry-run",
-            &mut dry.wasmadm(WASMADM, &dry_args),
-            Duration::from_secs(120),
-        )
-        .expect_ok("wasmadm join --dry-run");
+    let dry_run = dry.run_ok("wasmadm", WASMADM, &dry_args);
     for effect in [
         "/etc/kubernetes/bootstrap-kubelet.conf",
         "/etc/kubernetes/pki/ca.crt",
@@ -262,13 +248,7 @@ fn init_matches_kubeadm_and_kubeadm_joins_the_cluster() {
     w_worker.start_kubelet();
     let w_args = join_args("n3");
     let w_args: Vec<&str> = w_args.iter().map(String::as_str).collect();
-    let w_join = w_worker
-        .run(
-            "wasmadm join",
-            &mut w_worker.wasmadm(WASMADM, &w_args),
-            Duration::from_secs(300),
-        )
-        .expect_ok("wasmadm join");
+    let w_join = w_worker.run_ok("wasmadm", WASMADM, &w_args);
     w_node.wait_for("Node n3", Duration::from_secs(60), || {
         let nodes = w_node.kubectl(&["get", "nodes", "-o", "name"]);
         nodes.contains("node/n3").then_some(())
@@ -307,52 +287,32 @@ fn init_matches_kubeadm_and_kubeadm_joins_the_cluster() {
              user: joiner}}\n  name: joiner@kubernetes\ncurrent-context: joiner@kubernetes\nusers:\n- name: \
              joiner\n  user: {{token: {TOKEN}}}\n"
         );
-        let joined = |tool: &str, name: &str, address: &str| {
-            let mut node = Node::new(&w_net, name, address);
-            std::fs::create_dir_all(node.path("/etc/joining")).expect("dir");
-            std::fs::write(node.path("/etc/joining/discovery.conf"), &file).expect("discovery file");
-            node.start_kubelet();
-            let args = [
-                "join",
-                "--discovery-file",
-                "/etc/joining/discovery.conf",
-                "--node-name",
-                name,
-                "--skip-phases",
-                "preflight",
-            ];
-            let mut cmd = node.tool(tool, WASMADM, &args, &[]);
-            let ran = node
-                .run(&format!("{tool} join"), &mut cmd, Duration::from_secs(300))
-                .expect_ok(&format!("{tool} join --discovery-file"));
-            std::fs::remove_dir_all(node.path("/etc/joining")).expect("remove the discovery file");
-            (node, ran)
-        };
-        let (k_file, k_file_ran) = joined("kubeadm", "n5", "10.200.0.5");
-        let (w_file, w_file_ran) = joined("wasmadm", "n6", "10.200.0.6");
-        assert_same_join(&k_file, &k_file_ran, &w_file, &w_file_ran, ("n5", "n6"));
-        drop((k_file, w_file));
-
-        // The same file at an https:// URL, served on the joining node's own loopback by a server
-        // whose CA is the node's trust store ($SSL_CERT_FILE, read under the node root by both
-        // tools); with another CA there, both refuse the server and write nothing.
+        // `tool` joins node `name` with the file at a node path, or (`served`: the trust store's CA)
+        // at an https:// URL served on the node's own loopback by a server whose CA is `pki`'s, the
+        // node's trust store ($SSL_CERT_FILE, read under the node root by both tools) `served`'s.
         use wasmadm_tests::http::{Reply, TestPki, serve_in};
         let (pki, other) = (TestPki::new("discovery-server-ca"), TestPki::new("another-ca"));
-        let by_url = |tool: &str, name: &str, address: &str, trusted: &TestPki| {
+        let joined = |tool: &str, name: &str, address: &str, served: Option<&TestPki>| {
             let mut node = Node::new(&w_net, name, address);
             std::fs::create_dir_all(node.path("/etc/joining")).expect("dir");
-            std::fs::write(node.path("/etc/joining/trusted.pem"), &trusted.ca_pem).expect("trust store");
-            let server = serve_in(
-                &node.ns.name,
-                Reply::Status(200, file.clone()),
-                Some(pki.server_config()),
-            );
-            let url = server.url("https", "/cluster-info.yaml");
+            let (location, server) = match served {
+                None => {
+                    std::fs::write(node.path("/etc/joining/discovery.conf"), &file).expect("discovery file");
+                    ("/etc/joining/discovery.conf".to_string(), None)
+                }
+                Some(trusted) => {
+                    std::fs::write(node.path("/etc/joining/trusted.pem"), &trusted.ca_pem)
+                        .expect("trust store");
+                    let reply = Reply::Status(200, file.clone());
+                    let server = serve_in(&node.ns.name, reply, Some(pki.server_config()));
+                    (server.url("https", "/cluster-info.yaml"), Some(server))
+                }
+            };
             node.start_kubelet();
             let args = [
                 "join",
                 "--discovery-file",
-                &url,
+                &location,
                 "--node-name",
                 name,
                 "--skip-phases",
@@ -362,16 +322,29 @@ fn init_matches_kubeadm_and_kubeadm_joins_the_cluster() {
             cmd.env("SSL_CERT_FILE", "/etc/joining/trusted.pem")
                 .env_remove("SSL_CERT_DIR");
             let ran = node.run(
-                &format!("{tool} join --discovery-file {url}"),
+                &format!("{tool} join --discovery-file {location}"),
                 &mut cmd,
                 Duration::from_secs(300),
             );
-            assert!(server.hits() >= 1, "{tool} did not fetch {url}");
-            std::fs::remove_dir_all(node.path("/etc/joining")).expect("remove the trust store");
+            if let Some(server) = server {
+                assert!(server.hits() >= 1, "{tool} did not fetch {location}");
+            }
+            std::fs::remove_dir_all(node.path("/etc/joining")).expect("remove the discovery file");
             (node, ran)
         };
-        let (k_url, k_url_ran) = by_url("kubeadm", "n11", "10.200.0.11", &pki);
-        let (w_url, w_url_ran) = by_url("wasmadm", "n12", "10.200.0.12", &pki);
+        let (k_file, k_file_ran) = joined("kubeadm", "n5", "10.200.0.5", None);
+        let (w_file, w_file_ran) = joined("wasmadm", "n6", "10.200.0.6", None);
+        let (k_file_ran, w_file_ran) = (
+            k_file_ran.expect_ok("kubeadm join --discovery-file"),
+            w_file_ran.expect_ok("wasmadm join --discovery-file"),
+        );
+        assert_same_join(&k_file, &k_file_ran, &w_file, &w_file_ran, ("n5", "n6"));
+        drop((k_file, w_file));
+
+        // The same file at an https:// URL; with another CA in the trust store, both tools refuse
+        // the server and write nothing.
+        let (k_url, k_url_ran) = joined("kubeadm", "n11", "10.200.0.11", Some(&pki));
+        let (w_url, w_url_ran) = joined("wasmadm", "n12", "10.200.0.12", Some(&pki));
         let (k_url_ran, w_url_ran) = (
             k_url_ran.expect_ok("kubeadm join --discovery-file https://"),
             w_url_ran.expect_ok("wasmadm join --discovery-file https://"),
@@ -385,7 +358,7 @@ fn init_matches_kubeadm_and_kubeadm_joins_the_cluster() {
                 "the server's certificate must chain to a CA of the node's trust store",
             ),
         ] {
-            let (node, ran) = by_url(tool, "n13", "10.200.0.13", &other);
+            let (node, ran) = joined(tool, "n13", "10.200.0.13", Some(&other));
             assert!(
                 !ran.status.success() && ran.stderr.contains(says),
                 "{tool} with an untrusted discovery server: {:?}\n{}",
@@ -543,17 +516,10 @@ fn assert_same_join(k: &Node, k_ran: &Ran, w: &Node, w_ran: &Ran, (k_name, w_nam
 /// A fixed certificate key, so that kubeadm can download what wasmadm uploaded.
 const CERTIFICATE_KEY: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
-#[test]
-#[cfg_attr(
-    not(kubebuilder_assets),
-    ignore = "skipped: needs KUBEBUILDER_ASSETS with etcd, kube-apiserver, kube-controller-manager, \
-              kube-scheduler, kubeadm and kubectl when the tests are built (README, \"End-to-end tests\")"
-)]
-fn ecdsa_endpoint_sans_subnets_and_uploaded_certs_match_kubeadm() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let version = kubernetes_version(&wasmadm_tests::cluster::assets());
+e2e_test!(ecdsa_endpoint_sans_subnets_and_uploaded_certs_match_kubeadm => ecdsa_endpoint_init_then_control_plane_joins);
+fn ecdsa_endpoint_init_then_control_plane_joins(version: &str) {
     let config = configuration(
-        &version,
+        version,
         "  taints: []\n",
         "encryptionAlgorithm: ECDSA-P256\ncontrolPlaneEndpoint: 10.200.0.2:6443\n\
          apiServer:\n  certSANs: [extra.example.com, 10.200.0.100]\n\
@@ -572,26 +538,33 @@ fn ecdsa_endpoint_sans_subnets_and_uploaded_certs_match_kubeadm() {
     // kubeadm's own download-certs decrypts what wasmadm uploaded: the CA keys and sa.key.
     let joining = Node::new(&w_net, "n3", "10.200.0.4");
     let pin = ca_pin(&w_ran.stdout);
-    joining
-        .run(
-            "kubeadm join phase control-plane-prepare download-certs",
-            &mut joining.kubeadm(&[
-                "join",
-                "phase",
-                "control-plane-prepare",
-                "download-certs",
-                "10.200.0.2:6443",
-                "--control-plane",
-                "--certificate-key",
-                CERTIFICATE_KEY,
-                "--token",
-                TOKEN,
-                "--discovery-token-ca-cert-hash",
-                &pin,
-            ]),
+    // `tool` runs `join phase control-plane-prepare SUB` on `node` with certificate key `key` and
+    // `extra` arguments; how it ended.
+    let prepare_phase = |tool: &str, node: &Node, sub: &str, key: &str, extra: &[&str]| {
+        let mut args = vec![
+            "join",
+            "phase",
+            "control-plane-prepare",
+            sub,
+            "10.200.0.2:6443",
+            "--control-plane",
+            "--certificate-key",
+            key,
+            "--token",
+            TOKEN,
+            "--discovery-token-ca-cert-hash",
+            &pin,
+        ];
+        args.extend_from_slice(extra);
+        let mut cmd = node.tool(tool, WASMADM, &args, &[]);
+        node.run(
+            &format!("{tool} {}", args.join(" ")),
+            &mut cmd,
             Duration::from_secs(120),
         )
-        .expect_ok("kubeadm download-certs");
+    };
+    let download = |tool: &str, node: &Node, key: &str| prepare_phase(tool, node, "download-certs", key, &[]);
+    download("kubeadm", &joining, CERTIFICATE_KEY).expect_ok("kubeadm download-certs");
     for file in [
         "ca.crt",
         "ca.key",
@@ -613,35 +586,8 @@ fn ecdsa_endpoint_sans_subnets_and_uploaded_certs_match_kubeadm() {
         );
     }
 
-    // wasmadm's download-certs (control-plane-prepare/download-certs, enabled in this pipeline)
-    // writes the same files with the same modes; a wrong key is refused by both tools, with
-    // nothing written.
-    let pipeline = wasmadm::config::pipeline::Pipeline::DEFAULT_YAML;
-    let download = |tool: &str, node: &Node, key: &str| {
-        let pipeline_file = node.logs.path().join("pipeline.yaml");
-        std::fs::write(&pipeline_file, pipeline).expect("pipeline");
-        let pipeline_arg = pipeline_file.display().to_string();
-        let args = [
-            "join",
-            "phase",
-            "control-plane-prepare",
-            "download-certs",
-            "10.200.0.2:6443",
-            "--control-plane",
-            "--certificate-key",
-            key,
-            "--token",
-            TOKEN,
-            "--discovery-token-ca-cert-hash",
-            &pin,
-        ];
-        let mut cmd = node.tool(tool, WASMADM, &args, &["--pipeline", &pipeline_arg]);
-        node.run(
-            &format!("{tool} download-certs"),
-            &mut cmd,
-            Duration::from_secs(120),
-        )
-    };
+    // wasmadm's download-certs writes the same files with the same modes; a wrong key is refused
+    // by both tools, with nothing written.
     let ours = Node::new(&w_net, "n8", "10.200.0.8");
     download("wasmadm", &ours, CERTIFICATE_KEY).expect_ok("wasmadm download-certs");
     let (k_files, w_files) = (
@@ -667,37 +613,10 @@ fn ecdsa_endpoint_sans_subnets_and_uploaded_certs_match_kubeadm() {
     // node joining as a control plane, by both tools: the same files and modes, certificates
     // field by field, kubeconfigs by structure, manifests byte for byte, the same console (the
     // order of kubeadm's certificate lines is its map's, so those are compared sorted).
-    let all_pipeline = wasmadm::config::pipeline::Pipeline::DEFAULT_YAML;
     let prepare = |tool: &str, name: &str, address: &str| {
         let node = Node::new(&w_net, name, address);
-        let pipeline_file = node.logs.path().join("pipeline.yaml");
-        std::fs::write(&pipeline_file, all_pipeline).expect("pipeline");
-        let pipeline_arg = pipeline_file.display().to_string();
-        let args = [
-            "join",
-            "phase",
-            "control-plane-prepare",
-            "all",
-            "10.200.0.2:6443",
-            "--control-plane",
-            "--certificate-key",
-            CERTIFICATE_KEY,
-            "--token",
-            TOKEN,
-            "--discovery-token-ca-cert-hash",
-            &pin,
-            "--apiserver-advertise-address",
-            address,
-            "--node-name",
-            name,
-        ];
-        let mut cmd = node.tool(tool, WASMADM, &args, &["--pipeline", &pipeline_arg]);
-        let ran = node
-            .run(
-                &format!("{tool} join phase control-plane-prepare all"),
-                &mut cmd,
-                Duration::from_secs(120),
-            )
+        let extra = ["--apiserver-advertise-address", address, "--node-name", name];
+        let ran = prepare_phase(tool, &node, "all", CERTIFICATE_KEY, &extra)
             .expect_ok(&format!("{tool} control-plane-prepare"));
         (node, ran)
     };
@@ -758,29 +677,19 @@ fn ecdsa_endpoint_sans_subnets_and_uploaded_certs_match_kubeadm() {
         .status()
         .expect("ip");
     assert!(status.success(), "cannot add 10.200.0.100 to n1");
-    let joined = |tool: &str, name: &str, address: &str| {
+    // `tool` joins node `name` at `address` through `endpoint`, as a control plane when
+    // `control_plane` (with the uploaded certificates).
+    let joined = |tool: &str, name: &str, address: &str, endpoint: &str, control_plane: bool| {
         let mut node = Node::new(&w_net, name, address);
         node.start_kubelet();
-        let args = [
-            "join",
-            "10.200.0.100:6443",
-            "--token",
-            TOKEN,
-            "--discovery-token-ca-cert-hash",
-            &pin,
-            "--node-name",
-            name,
-            "--skip-phases",
-            "preflight",
-        ];
-        let mut cmd = node.tool(tool, WASMADM, &args, &[]);
-        let ran = node
-            .run(&format!("{tool} join"), &mut cmd, Duration::from_secs(300))
-            .expect_ok(&format!("{tool} join through 10.200.0.100"));
+        let key_and_address = control_plane.then_some((CERTIFICATE_KEY, address));
+        let args = join_args(endpoint, TOKEN, &pin, name, key_and_address);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let ran = node.run_ok(tool, WASMADM, &args);
         (node, ran)
     };
-    let (k_worker, k_ran) = joined("kubeadm", "n5", "10.200.0.5");
-    let (w_worker, w_ran) = joined("wasmadm", "n6", "10.200.0.6");
+    let (k_worker, k_ran) = joined("kubeadm", "n5", "10.200.0.5", "10.200.0.100:6443", false);
+    let (w_worker, w_ran) = joined("wasmadm", "n6", "10.200.0.6", "10.200.0.100:6443", false);
     assert_same_join(&k_worker, &k_ran, &w_worker, &w_ran, ("n5", "n6"));
     let bootstrap_server = |n: &Node| {
         let conf = std::fs::read_to_string(n.path("/etc/kubernetes/kubelet.conf")).expect("kubelet.conf");
@@ -798,81 +707,24 @@ fn ecdsa_endpoint_sans_subnets_and_uploaded_certs_match_kubeadm() {
     // Real kubeadm joins a second control-plane node to wasmadm's cluster, with the certificates
     // wasmadm uploaded: download-certs, its own etcd member (learner, then promoted), its API
     // server, the control-plane label and taint.
-    let mut cp2 = Node::new(&w_net, "n7", "10.200.0.7");
-    cp2.start_kubelet();
-    let cp2_ran = cp2
-        .run(
-            "kubeadm join --control-plane",
-            &mut cp2.kubeadm(&[
-                "join",
-                "10.200.0.2:6443",
-                "--token",
-                TOKEN,
-                "--discovery-token-ca-cert-hash",
-                &pin,
-                "--control-plane",
-                "--certificate-key",
-                CERTIFICATE_KEY,
-                "--apiserver-advertise-address",
-                "10.200.0.7",
-                "--node-name",
-                "n7",
-                "--skip-phases",
-                "preflight",
-            ]),
-            Duration::from_secs(300),
-        )
-        .expect_ok("kubeadm join --control-plane");
+    let (cp2, cp2_ran) = joined("kubeadm", "n7", "10.200.0.7", "10.200.0.2:6443", true);
     assert_joined_control_plane(&w_node, &cp2, 2);
 
-    // wasmadm joins a third control-plane node (the control-plane phases of the join pipeline
-    // enabled): the same certificates, its etcd member promoted, its API server ready, the label
-    // and taint, kubeadm's closing words.
-    let mut cp3 = Node::new(&w_net, "n22", "10.200.0.22");
-    cp3.start_kubelet();
-    let pipeline_file = cp3.logs.path().join("pipeline.yaml");
-    std::fs::write(&pipeline_file, all_pipeline).expect("pipeline");
-    let pipeline_arg = pipeline_file.display().to_string();
-    let joined = cp3
-        .run(
-            "wasmadm join --control-plane",
-            &mut cp3.wasmadm(
-                WASMADM,
-                &[
-                    "join",
-                    "10.200.0.2:6443",
-                    "--token",
-                    TOKEN,
-                    "--discovery-token-ca-cert-hash",
-                    &pin,
-                    "--control-plane",
-                    "--certificate-key",
-                    CERTIFICATE_KEY,
-                    "--apiserver-advertise-address",
-                    "10.200.0.22",
-                    "--node-name",
-                    "n22",
-                    "--skip-phases",
-                    "preflight",
-                    "--pipeline",
-                    &pipeline_arg,
-                ],
-            ),
-            Duration::from_secs(300),
-        )
-        .expect_ok("wasmadm join --control-plane");
+    // wasmadm joins a third control-plane node with its default pipeline: the same certificates,
+    // its etcd member promoted, its API server ready, the label and taint, kubeadm's closing words.
+    let (cp3, cp3_ran) = joined("wasmadm", "n22", "10.200.0.22", "10.200.0.2:6443", true);
     assert!(
-        joined
+        cp3_ran
             .stdout
             .contains("This node has joined the cluster and a new control plane instance was created:")
-            && joined
+            && cp3_ran
                 .stdout
                 .contains("[check-etcd] Checking that the etcd cluster is healthy"),
         "{}",
-        joined.stdout
+        cp3_ran.stdout
     );
     assert_joined_control_plane(&w_node, &cp3, 3);
-    eprintln!("wasmadm joined a control plane in {:?}", joined.took);
+    eprintln!("wasmadm joined a control plane in {:?}", cp3_ran.took);
 
     // The control plane wasmadm joined (the third) is the one kubeadm joined (the second): files,
     // certificates, kubeconfigs, manifests, kubelet files and console; etcd's member list is the
@@ -900,7 +752,7 @@ fn ecdsa_endpoint_sans_subnets_and_uploaded_certs_match_kubeadm() {
     let compared = assert_same_control_plane(
         "join --control-plane",
         (&cp2, &cp2_ran),
-        (&cp3, &joined),
+        (&cp3, &cp3_ran),
         same_cp,
         initial_cluster_as_set,
     );
@@ -1085,15 +937,8 @@ fn assert_joined_control_plane(first: &Node, joined: &Node, members: usize) {
     );
 }
 
-#[test]
-#[cfg_attr(
-    not(kubebuilder_assets),
-    ignore = "skipped: needs KUBEBUILDER_ASSETS with etcd, kube-apiserver, kube-controller-manager, \
-              kube-scheduler, kubeadm and kubectl when the tests are built (README, \"End-to-end tests\")"
-)]
-fn extra_args_volumes_component_configs_and_a_skipped_addon_match_kubeadm() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let version = kubernetes_version(&wasmadm_tests::cluster::assets());
+e2e_test!(extra_args_volumes_component_configs_and_a_skipped_addon_match_kubeadm => extra_args_init_then_configured_joins);
+fn extra_args_init_then_configured_joins(version: &str) {
     let fixture = wasmadm_tests::fixture("reference/extra-args/init-config.yaml");
     let config = std::fs::read_to_string(&fixture).expect("fixture").replace(
         "kubernetesVersion: v1.36.2",
