@@ -385,13 +385,12 @@ fn read_config_map(client: &Client, name: &str) -> Result<Value, PhaseError> {
 }
 
 /// A joining control plane's configuration as kubeadm builds it
-/// (`fetchInitConfigurationFromJoinConfiguration`): `config` with the cluster's
-/// ClusterConfiguration, and an InitConfiguration made of the JoinConfiguration's node
-/// registration, local API endpoint, certificate key and timeouts. The phases that `init` and a
-/// control-plane `join` share (certs, kubeconfig, control-plane) run on it unchanged.
-pub fn control_plane_config(config: &ResolvedConfig) -> Result<ResolvedConfig, PhaseError> {
+/// (`fetchInitConfigurationFromJoinConfiguration`): `config` with the cluster's ClusterConfiguration
+/// `cluster`, and an InitConfiguration made of the JoinConfiguration's node registration, local
+/// API endpoint, certificate key and timeouts. The phases that `init` and a control-plane `join`
+/// share (certs, kubeconfig, control-plane) run on it unchanged.
+pub fn control_plane_config(config: &ResolvedConfig, cluster: ClusterConfiguration) -> ResolvedConfig {
     let join = config.join.clone().unwrap_or_default();
-    let cluster = cluster_configuration(&discover(config)?.client()?)?;
     let mut init = wasmadm_plugin_sdk::config::InitConfiguration::default();
     wasmadm_plugin_sdk::config::defaults::init_configuration(&mut init, &join.node_registration.name);
     init.bootstrap_tokens.clear();
@@ -401,11 +400,11 @@ pub fn control_plane_config(config: &ResolvedConfig) -> Result<ResolvedConfig, P
         init.certificate_key = cp.certificate_key.clone();
     }
     init.timeouts = join.timeouts.clone();
-    Ok(ResolvedConfig {
+    ResolvedConfig {
         init: Some(init),
         cluster: Some(cluster),
         ..config.clone()
-    })
+    }
 }
 
 /// How a phase that `init` and a control-plane `join` share runs this time.
@@ -430,9 +429,18 @@ pub fn prepare_shared_phase(ctx: &mut Context<'_>) -> Result<SharedPhase, PhaseE
     if !ctx.is_control_plane() {
         return Ok(SharedPhase::Worker);
     }
-    let outputs = announce_config_read(ctx);
-    ctx.config = control_plane_config(&ctx.config)?;
+    let (cluster, outputs) = read_cluster(ctx)?;
+    ctx.config = control_plane_config(&ctx.config, cluster);
     Ok(SharedPhase::JoiningControlPlane(outputs))
+}
+
+/// Discovers the cluster and reads its ClusterConfiguration as the bootstrap token, saying so as
+/// kubeadm does ([`announce_config_read`]): the configuration, and the output for the phase's
+/// report.
+pub fn read_cluster(ctx: &Context<'_>) -> Result<(ClusterConfiguration, Vec<(String, String)>), PhaseError> {
+    let client = discover(&ctx.config)?.client()?;
+    let outputs = announce_config_read(ctx);
+    Ok((cluster_configuration(&client)?, outputs))
 }
 
 /// The output of the phase that first said it reads the cluster's configuration.

@@ -89,6 +89,18 @@ impl Checks<'_> {
 
     /// `kubeadm init` checks, in kubeadm's order.
     pub fn init(&mut self) -> Result {
+        self.init_node(false, false)
+    }
+
+    /// The checks of a control plane joining (kubeadm's `RunInitNodeChecks` for a secondary
+    /// control plane) on the joining node's configuration: init's, without the checks every node
+    /// had in `join`'s own, and without the external etcd check when the certificates are
+    /// downloaded (`download_certs`).
+    pub fn joining_control_plane(&mut self, download_certs: bool) -> Result {
+        self.init_node(true, download_certs)
+    }
+
+    fn init_node(&mut self, secondary: bool, download_certs: bool) -> Result {
         let cluster = self.ctx.cluster_configuration();
         let init = self.ctx.config.init.clone().unwrap_or_default();
         let bind_port = init.local_api_endpoint.bind_port;
@@ -121,25 +133,36 @@ impl Checks<'_> {
         {
             self.http_proxy_cidr(cidr.trim());
         }
-        self.common(&cluster.kubernetes_version, &listening)?;
-
-        let mut families: Vec<IpAddr> = Vec::new();
-        for cidr in cluster
-            .networking
-            .service_subnet
-            .split(',')
-            .chain(cluster.networking.pod_subnet.split(','))
-        {
-            if let Some((ip, _)) = netutil::parse_cidr(cidr) {
+        if secondary {
+            // Only the IPv6 forwarding of an IPv6 advertise address: the rest was checked by join.
+            if let Ok(ip @ IpAddr::V6(_)) = advertise.parse::<IpAddr>() {
+                self.ip_forwarding(&[ip])?;
+            }
+        } else {
+            self.common(&cluster.kubernetes_version, &listening)?;
+            let mut families: Vec<IpAddr> = Vec::new();
+            for cidr in cluster
+                .networking
+                .service_subnet
+                .split(',')
+                .chain(cluster.networking.pod_subnet.split(','))
+            {
+                if let Some((ip, _)) = netutil::parse_cidr(cidr) {
+                    families.push(ip);
+                }
+            }
+            if let Ok(ip) = advertise.parse::<IpAddr>() {
                 families.push(ip);
             }
+            self.ip_forwarding(&families)?;
         }
-        if let Ok(ip) = advertise.parse::<IpAddr>() {
-            families.push(ip);
-        }
-        self.ip_forwarding(&families)?;
 
-        if let Some(external) = &cluster.etcd.external {
+        if let Some(external) = cluster
+            .etcd
+            .external
+            .as_ref()
+            .filter(|_| !(secondary && download_certs))
+        {
             self.findings.info(
                 "ExternalEtcdVersion",
                 format!(

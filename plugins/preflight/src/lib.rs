@@ -12,7 +12,7 @@ mod netutil;
 use checks::Checks;
 use serde::Deserialize;
 use wasmadm_plugin_sdk::types::{Command, ExecRule, PhaseContext, PhaseError, PhaseReport, PluginInfo};
-use wasmadm_plugin_sdk::{Context, Findings, Plugin, export_plugin, print};
+use wasmadm_plugin_sdk::{Context, ErrorText, Findings, Plugin, export_plugin, print};
 
 /// The kubeadm release whose checks this plugin reproduces.
 pub const KUBEADM_VERSION: &str = "v1.36.2";
@@ -112,14 +112,109 @@ impl Plugin for Preflight {
             return Ok(checks.findings.into_report());
         }
         match ctx.command() {
-            Command::Init => checks.init()?,
-            Command::Join => checks.join()?,
-            Command::Reset => {}
+            Command::Init => {
+                checks.init()?;
+                if !checks.findings.has_errors() {
+                    checks.image_pull()?;
+                }
+                Ok(checks.findings.into_report())
+            }
+            Command::Join => join(&context, checks),
+            Command::Reset => Ok(checks.findings.into_report()),
         }
-        if !checks.findings.has_errors() && ctx.command() == Command::Init {
-            checks.image_pull()?;
+    }
+}
+
+/// kubeadm's join preflight: the node's checks; then (once they passed) the cluster's
+/// configuration, read as the bootstrap token; on a control plane, whether the cluster can take
+/// another (a stable controlPlaneEndpoint, the shared certificates or the key to download them),
+/// then init's checks on the joining configuration and the image pull.
+fn join(context: &PhaseContext, mut checks: Checks<'_>) -> Result<PhaseReport, PhaseError> {
+    checks.join()?;
+    if checks.findings.has_errors() {
+        return Ok(checks.findings.into_report());
+    }
+    let ctx = checks.ctx;
+    let (cluster, outputs) = kubeadm_discovery::read_cluster(ctx)?;
+    let mut findings = checks.findings;
+    if ctx.is_control_plane() {
+        let has_key = ctx
+            .config
+            .join
+            .as_ref()
+            .and_then(|j| j.control_plane.as_ref())
+            .is_some_and(|cp| !cp.certificate_key.is_empty());
+        if let Err(reason) = ready_for_another_control_plane(&cluster, has_key) {
+            return Err(PhaseError::Failed(format!(
+                "\nOne or more conditions for hosting a new control plane instance is not satisfied.\n\n\
+                 {reason}\n\nPlease ensure that:\n\
+                 * The cluster has a stable controlPlaneEndpoint address.\n\
+                 * The certificates that must be shared among control plane instances are provided.\n\n"
+            )));
         }
-        Ok(checks.findings.into_report())
+        print("[preflight] Running pre-flight checks before initializing the new control plane instance");
+        let mut joining = Context::new(context)?;
+        joining.config = kubeadm_discovery::control_plane_config(&ctx.config, cluster);
+        let mut cp_checks = Checks {
+            ctx: &joining,
+            settings: checks.settings,
+            findings,
+        };
+        cp_checks.joining_control_plane(has_key)?;
+        if !cp_checks.findings.has_errors() {
+            cp_checks.image_pull()?;
+        }
+        findings = cp_checks.findings;
+    }
+    let mut report = findings.into_report();
+    report.outputs.extend(outputs);
+    Ok(report)
+}
+
+/// kubeadm's `checkIfReadyForAdditionalControlPlane`: the cluster has a controlPlaneEndpoint, and
+/// without a certificate key the shared certificates are on the node already.
+fn ready_for_another_control_plane(
+    cluster: &wasmadm_plugin_sdk::config::ClusterConfiguration,
+    has_key: bool,
+) -> Result<(), String> {
+    if cluster.control_plane_endpoint.is_empty() {
+        return Err(
+            "unable to add a new control plane instance to a cluster that doesn't have a stable \
+                    controlPlaneEndpoint address"
+                .into(),
+        );
+    }
+    if has_key {
+        return Ok(());
+    }
+    let dir = &cluster.certificates_dir;
+    let mut shared = vec![
+        ("ca", "CA"),
+        ("sa", "service account"),
+        ("front-proxy-ca", "front-proxy CA"),
+    ];
+    if cluster.etcd.external.is_none() {
+        shared.push(("etcd/ca", "etcd CA"));
+    }
+    let mut missing = Vec::new();
+    for (base, name) in shared {
+        let file = if base == "sa" {
+            format!("{dir}/sa.key")
+        } else {
+            format!("{dir}/{base}.crt")
+        };
+        match wasmadm_plugin_sdk::fs::exists(&file) {
+            Ok(true) => {}
+            Ok(false) => missing.push(format!(
+                "failure loading {name} certificate: {file} does not exist"
+            )),
+            Err(e) => missing.push(format!("failure loading {name} certificate: {}", e.text())),
+        }
+    }
+    match missing.len() {
+        0 => Ok(()),
+        1 => Err(missing.remove(0)),
+        _ => Err(format!("[{}]", missing.join(", "))),
     }
 }
 
