@@ -136,9 +136,7 @@ impl RealCluster {
             }
         })
     }
-}
 
-impl RealCluster {
     /// Builds a request on the collection `at` (`name`: on one of its objects), checks that it is
     /// exactly that call ([`check_request`]) and sends it.
     fn call<T: serde::de::DeserializeOwned>(
