@@ -53,7 +53,11 @@ pub fn create(cluster: &dyn Cluster, opts: &CreateOptions, now: i64) -> Result<T
         &opts.groups,
         now,
     )?;
-    match cluster.create(&secrets(), Some(SECRET_NAMESPACE), spec.to_secret(), false) {
+    match cluster.create(
+        secrets().collection(Some(SECRET_NAMESPACE)),
+        spec.to_secret(),
+        false,
+    ) {
         Err(e) if e.code == ApiErrorCode::AlreadyExists => {
             return Err(TokenError::Api(format!(
                 "a token with id {:?} already exists; delete it first or choose another token",
@@ -71,7 +75,7 @@ pub fn create(cluster: &dyn Cluster, opts: &CreateOptions, now: i64) -> Result<T
 /// Every token Secret in kube-system, parsed; malformed ones are returned as messages.
 pub fn list(cluster: &dyn Cluster) -> Result<(Vec<TokenSpec>, Vec<String>), TokenError> {
     let list = cluster
-        .list(&secrets(), Some(SECRET_NAMESPACE), None)
+        .list(secrets().collection(Some(SECRET_NAMESPACE)), None)
         .map_err(api("failed to list bootstrap tokens".into()))?;
     let mut tokens = Vec::new();
     let mut problems = Vec::new();
@@ -92,7 +96,7 @@ pub fn delete(cluster: &dyn Cluster, id_or_token: &str) -> Result<String, TokenE
     let id = kubeadm_bootstrap_token::parse_id_or_token(id_or_token)?;
     let name = format!("{}{id}", kubeadm_bootstrap_token::SECRET_PREFIX);
     cluster
-        .delete(&secrets(), Some(SECRET_NAMESPACE), &name, false)
+        .delete(secrets().collection(Some(SECRET_NAMESPACE)), &name, false)
         .map_err(api(format!("failed to delete bootstrap token {id:?}")))?;
     Ok(id)
 }

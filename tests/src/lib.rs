@@ -111,6 +111,56 @@ pub fn openssl(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The fields of certificate file `crt` that `args` ask for (`-subject`, `-ext ...`, `-dates`), as
+/// `openssl x509` prints them with RFC 2253 names.
+pub fn x509_fields(crt: &str, args: &[&str]) -> String {
+    openssl(&[&["x509", "-in", crt, "-noout", "-nameopt", "RFC2253"], args].concat())
+}
+
+/// Checks a certificate and its key with the real openssl: the certificate verifies against
+/// `ca_crt` (strict X.509) and the key is the certificate's, in kubeadm's PEM format for its type.
+/// Returns the certificate as `openssl x509 -text` prints it.
+pub fn verify_cert_and_key(ca_crt: &str, crt: &str, key: &str, ecdsa: bool) -> String {
+    let verified = openssl(&["verify", "-x509_strict", "-CAfile", ca_crt, crt]);
+    assert_eq!(verified.trim(), format!("{crt}: OK"));
+    let cert_pub = openssl(&["x509", "-in", crt, "-noout", "-pubkey"]);
+    let key_pub = openssl(&["pkey", "-in", key, "-pubout"]);
+    assert_eq!(cert_pub, key_pub, "{crt}: key does not match");
+    let key_pem = std::fs::read_to_string(key).expect("key");
+    let header = if ecdsa { "EC" } else { "RSA" };
+    assert!(
+        key_pem.starts_with(&format!("-----BEGIN {header} PRIVATE KEY-----\n")),
+        "{key}"
+    );
+    let full = openssl(&["x509", "-in", crt, "-noout", "-text"]);
+    let size = if ecdsa {
+        "NIST CURVE: P-256"
+    } else {
+        "Public-Key: (2048 bit)"
+    };
+    assert!(full.contains(size), "{crt}: {full}");
+    full
+}
+
+/// Asserts kubeadm's extensions of a leaf certificate (not a CA), from [`x509_fields`] with
+/// `-ext keyUsage,extendedKeyUsage,basicConstraints`.
+pub fn assert_leaf_extensions(text: &str, extended_key_usage: &str, what: &str) {
+    assert!(
+        text.contains("X509v3 Key Usage: critical\n    Digital Signature, Key Encipherment\n"),
+        "{what}: {text}"
+    );
+    assert!(
+        text.contains("X509v3 Basic Constraints: critical\n    CA:FALSE\n"),
+        "{what}: {text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "X509v3 Extended Key Usage: \n    {extended_key_usage}\n"
+        )),
+        "{what}: {text}"
+    );
+}
+
 /// sha256 of a file, hex.
 pub fn sha256_file(path: &str) -> String {
     wasmadm::runtime::engine::sha256_hex(&std::fs::read(path).expect("read wasm"))
@@ -143,6 +193,15 @@ impl Outcome {
             ),
             Err(e) => e.to_string(),
         }
+    }
+
+    /// The error's text, which must contain each of `needles` (panics otherwise).
+    pub fn expect_error(&self, needles: &[&str]) -> String {
+        let err = self.error();
+        for needle in needles {
+            assert!(err.contains(needle), "{needle:?} not in: {err}");
+        }
+        err
     }
 
     /// Panics with the error and the console output when the run failed.

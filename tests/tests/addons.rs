@@ -113,11 +113,11 @@ fn second_run_changes_nothing_and_repairs_a_drifted_object() {
     // Someone edits the Corefile: the next run puts kubeadm's back, and touches nothing else.
     let cm = ty("", "ConfigMap", "configmaps");
     let mut edited = cluster
-        .get(&cm, Some("kube-system"), "coredns")
+        .get(cm.collection(Some("kube-system")), "coredns")
         .expect("coredns cm");
     edited["data"]["Corefile"] = ".:53 { whoami }\n".into();
     cluster
-        .update(&cm, Some("kube-system"), edited, false)
+        .update(cm.collection(Some("kube-system")), edited, false)
         .expect("edit");
     run(root.path(), &cfg, &cluster, "coredns");
     let after = cluster.objects();
@@ -272,11 +272,11 @@ fn a_deployed_coredns_keeps_its_replicas() {
     let scaled =
         json!({"metadata": {"name": "coredns", "labels": {"k8s-app": "kube-dns"}}, "spec": {"replicas": 5}});
     cluster
-        .create(&deployments, Some("kube-system"), scaled, false)
+        .create(deployments.collection(Some("kube-system")), scaled, false)
         .expect("pre-existing deployment");
     run(root.path(), &fixture("init-config.yaml"), &cluster, "coredns");
     let d = cluster
-        .get(&deployments, Some("kube-system"), "coredns")
+        .get(deployments.collection(Some("kube-system")), "coredns")
         .expect("coredns");
     assert_eq!(d["spec"]["replicas"], 5);
     assert_eq!(

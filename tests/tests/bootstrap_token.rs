@@ -151,7 +151,7 @@ impl Node {
 
     fn get(&self, group: &str, plural: &str, ns: Option<&str>, name: &str) -> Value {
         self.cluster
-            .get(&ty(group, plural, ns.is_some()), ns, name)
+            .get(ty(group, plural, ns.is_some()).collection(ns), name)
             .unwrap_or_else(|e| panic!("{plural} {name}: {e}"))
     }
 
@@ -385,7 +385,11 @@ fn second_run_changes_nothing() {
     let soon = kubeadm_bootstrap_token::clock::format_rfc3339(kubeadm_bootstrap_token::clock::now() + 600);
     secret["data"]["expiration"] = STANDARD.encode(&soon).into();
     n.cluster
-        .update(&ty("", "secrets", true), Some("kube-system"), secret, false)
+        .update(
+            ty("", "secrets", true).collection(Some("kube-system")),
+            secret,
+            false,
+        )
         .expect("update");
     let stored = n.get("", "secrets", Some("kube-system"), name);
     n.run(Some("bootstrap-token"));
@@ -396,7 +400,11 @@ fn second_run_changes_nothing() {
     binding["subjects"] = serde_json::json!([]);
     binding["metadata"]["labels"] = serde_json::json!({"team": "x"});
     n.cluster
-        .update(&ty(RBAC, "clusterrolebindings", false), None, binding, false)
+        .update(
+            ty(RBAC, "clusterrolebindings", false).collection(None),
+            binding,
+            false,
+        )
         .expect("update");
     n.run(Some("bootstrap-token"));
     let fixed = n.get(RBAC, "clusterrolebindings", None, "kubeadm:get-nodes");
@@ -460,7 +468,7 @@ fn token_commands_round_trip_on_a_persisted_cluster() {
     let cluster_info = ResourceType::v1("", "ConfigMap", "configmaps", true);
     let cm = kubeadm_bootstrap_token::cluster_info::config_map(kubeconfig);
     open()
-        .create(&cluster_info, Some("kube-public"), cm, false)
+        .create(cluster_info.collection(Some("kube-public")), cm, false)
         .expect("cluster-info");
     let created = token::create(&open(), &opts(Some("abcdef.0123456789abcdef"), "2h"), now).expect("create");
     let generated = token::create(&open(), &opts(None, "0"), now).expect("create");
@@ -499,7 +507,7 @@ fn token_commands_round_trip_on_a_persisted_cluster() {
 
     // The signing token signed cluster-info, as the bootstrap signer would.
     let signed = open()
-        .get(&cluster_info, Some("kube-public"), "cluster-info")
+        .get(cluster_info.collection(Some("kube-public")), "cluster-info")
         .expect("cluster-info");
     assert_eq!(
         signed["data"]["jws-kubeconfig-abcdef"].as_str(),
@@ -514,7 +522,7 @@ fn token_commands_round_trip_on_a_persisted_cluster() {
     );
     assert!(token::list(&open()).expect("list").0.is_empty());
     let unsigned = open()
-        .get(&cluster_info, Some("kube-public"), "cluster-info")
+        .get(cluster_info.collection(Some("kube-public")), "cluster-info")
         .expect("cluster-info");
     let keys: Vec<&String> = unsigned["data"].as_object().expect("data").keys().collect();
     assert_eq!(keys, ["kubeconfig"], "signatures of deleted tokens are removed");

@@ -78,7 +78,7 @@ impl ApiServer {
         let probe = RealCluster::new(root.path().join("etc/kubernetes/super-admin.conf")).expect("client");
         let namespaces = ResourceType::v1("", "Namespace", "namespaces", false);
         apiserver_process.wait_until(Duration::from_secs(90), || {
-            probe.get(&namespaces, None, "default").is_ok()
+            probe.get(namespaces.collection(None), "default").is_ok()
         });
         Self {
             root,

@@ -33,7 +33,7 @@ fn mark(pipeline: &Pipeline, root: &Path, cluster: &Arc<MemoryCluster>, config: 
 }
 
 fn node_n1(cluster: &MemoryCluster) -> Value {
-    cluster.get(&nodes(), None, "n1").expect("node n1")
+    cluster.get(nodes().collection(None), "n1").expect("node n1")
 }
 
 fn config_with_taints(dir: &Path, taints: &str) -> std::path::PathBuf {
@@ -74,11 +74,11 @@ fn custom_taints_replace_the_default_and_keep_other_taints() {
     let cluster = memory_cluster_with_node("n1");
     cluster
         .patch(
-            &nodes(),
-            None,
+            nodes().collection(None),
             "n1",
-            wasmadm::cluster::PatchKind::Merge,
-            json!({"spec": {"taints": [{"key": "example.com/other", "effect": "PreferNoSchedule"}]}}),
+            wasmadm::cluster::Patch::Merge(
+                json!({"spec": {"taints": [{"key": "example.com/other", "effect": "PreferNoSchedule"}]}}),
+            ),
             false,
         )
         .expect("existing taint");

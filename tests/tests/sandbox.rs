@@ -388,7 +388,11 @@ fn cluster_with_secrets() -> Arc<MemoryCluster> {
         ("kube-system", "bootstrap-token-abcdef"),
     ] {
         cluster
-            .create(&secrets, Some(ns), json!({"metadata": {"name": name}}), false)
+            .create(
+                secrets.collection(Some(ns)),
+                json!({"metadata": {"name": name}}),
+                false,
+            )
             .expect("secret");
     }
     Arc::new(cluster)

@@ -54,7 +54,9 @@ fn upload(root: &Path, cluster: &Arc<MemoryCluster>, config: Option<&Path>, sub:
 }
 
 fn get(cluster: &MemoryCluster, ty: &ResourceType, name: &str) -> Value {
-    cluster.get(ty, Some("kube-system"), name).expect("object exists")
+    cluster
+        .get(ty.collection(Some("kube-system")), name)
+        .expect("object exists")
 }
 
 /// The fields of `object` that do not vary run to run (no uid, resourceVersion, timestamps).
@@ -102,8 +104,7 @@ fn second_run_changes_nothing_and_stale_objects_are_updated() {
     // A stale kubeadm-config (from an older version) with a key kubeadm does not own.
     cluster
         .create(
-            &cm,
-            Some("kube-system"),
+            cm.collection(Some("kube-system")),
             json!({"metadata": {"name": "kubeadm-config"}, "data": {"ClusterConfiguration": "old", "other": "kept"}}),
             false,
         )
@@ -151,8 +152,7 @@ fn kubelet_configuration_of_the_config_file_is_uploaded_unsigned() {
     assert!(
         cluster
             .get(
-                &ty("", "ConfigMap", "configmaps"),
-                Some("kube-system"),
+                ty("", "ConfigMap", "configmaps").collection(Some("kube-system")),
                 "kubeadm-config"
             )
             .is_err()

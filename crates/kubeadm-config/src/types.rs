@@ -10,6 +10,47 @@ use std::collections::BTreeMap;
 /// The API version every object here carries.
 pub const API_VERSION: &str = "kubeadm.k8s.io/v1beta4";
 
+// Fields two objects share are declared once by a macro, not by a `#[serde(flatten)]` struct: in
+// a flattened struct serde reports an unknown field without its line and without the known ones.
+
+/// A v1beta4 object with kubeadm's `ControlPlaneComponent` fields (`extraArgs`, `extraVolumes`,
+/// `extraEnvs`) first, then its own.
+macro_rules! control_plane_component {
+    ($(#[$doc:meta])* $name:ident { $($(#[$attr:meta])* $field:ident: $ty:ty,)* }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+        #[serde(rename_all = "camelCase", deny_unknown_fields)]
+        pub struct $name {
+            #[serde(default, skip_serializing_if = "Vec::is_empty")]
+            pub extra_args: Vec<Arg>,
+            #[serde(default, skip_serializing_if = "Vec::is_empty")]
+            pub extra_volumes: Vec<HostPathMount>,
+            #[serde(default, skip_serializing_if = "Vec::is_empty")]
+            pub extra_envs: Vec<EnvVar>,
+            $($(#[$attr])* pub $field: $ty,)*
+        }
+    };
+}
+
+/// The configuration of a node's `init` or `join`: its own fields, then how the command runs its
+/// phases (`skipPhases`, `patches`, `timeouts`).
+macro_rules! node_configuration {
+    ($(#[$doc:meta])* $name:ident { $($(#[$attr:meta])* $field:ident: $ty:ty,)* }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+        #[serde(rename_all = "camelCase", deny_unknown_fields)]
+        pub struct $name {
+            $($(#[$attr])* pub $field: $ty,)*
+            #[serde(default, skip_serializing_if = "Vec::is_empty")]
+            pub skip_phases: Vec<String>,
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub patches: Option<Patches>,
+            #[serde(default)]
+            pub timeouts: Timeouts,
+        }
+    };
+}
+
 /// A `name`/`value` pair, v1beta4's shape for `extraArgs` and `kubeletExtraArgs`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -119,30 +160,24 @@ pub struct Timeouts {
     pub upgrade_manifests: Option<String>,
 }
 
-/// `kind: InitConfiguration`: what is specific to this node's `init`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct InitConfiguration {
-    #[serde(default)]
-    pub api_version: String,
-    #[serde(default)]
-    pub kind: String,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub bootstrap_tokens: Vec<BootstrapToken>,
-    #[serde(default)]
-    pub dry_run: bool,
-    #[serde(default)]
-    pub node_registration: NodeRegistration,
-    #[serde(default, rename = "localAPIEndpoint")]
-    pub local_api_endpoint: ApiEndpoint,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub certificate_key: String,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub skip_phases: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub patches: Option<Patches>,
-    #[serde(default)]
-    pub timeouts: Timeouts,
+node_configuration! {
+    /// `kind: InitConfiguration`: what is specific to this node's `init`.
+    InitConfiguration {
+        #[serde(default)]
+        api_version: String,
+        #[serde(default)]
+        kind: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        bootstrap_tokens: Vec<BootstrapToken>,
+        #[serde(default)]
+        dry_run: bool,
+        #[serde(default)]
+        node_registration: NodeRegistration,
+        #[serde(default, rename = "localAPIEndpoint")]
+        local_api_endpoint: ApiEndpoint,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        certificate_key: String,
+    }
 }
 
 /// A hostPath volume added to a static pod (`extraVolumes`).
@@ -158,30 +193,17 @@ pub struct HostPathMount {
     pub path_type: Option<String>,
 }
 
-/// Settings shared by the control-plane components' sections.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ControlPlaneComponent {
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub extra_args: Vec<Arg>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub extra_volumes: Vec<HostPathMount>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub extra_envs: Vec<EnvVar>,
+control_plane_component! {
+    /// Settings shared by the control-plane components' sections.
+    ControlPlaneComponent {}
 }
 
-/// `apiServer`: a control-plane component plus its serving certificate's extra SANs.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ApiServer {
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub extra_args: Vec<Arg>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub extra_volumes: Vec<HostPathMount>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub extra_envs: Vec<EnvVar>,
-    #[serde(default, rename = "certSANs", skip_serializing_if = "Vec::is_empty")]
-    pub cert_sans: Vec<String>,
+control_plane_component! {
+    /// `apiServer`: a control-plane component plus its serving certificate's extra SANs.
+    ApiServer {
+        #[serde(default, rename = "certSANs", skip_serializing_if = "Vec::is_empty")]
+        cert_sans: Vec<String>,
+    }
 }
 
 /// `etcd.local`: the stacked etcd kubeadm runs as a static pod.
@@ -344,30 +366,24 @@ pub struct JoinControlPlane {
     pub certificate_key: String,
 }
 
-/// `kind: JoinConfiguration`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct JoinConfiguration {
-    #[serde(default)]
-    pub api_version: String,
-    #[serde(default)]
-    pub kind: String,
-    #[serde(default)]
-    pub dry_run: bool,
-    #[serde(default)]
-    pub node_registration: NodeRegistration,
-    #[serde(default)]
-    pub ca_cert_path: String,
-    #[serde(default)]
-    pub discovery: Discovery,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub control_plane: Option<JoinControlPlane>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub skip_phases: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub patches: Option<Patches>,
-    #[serde(default)]
-    pub timeouts: Timeouts,
+node_configuration! {
+    /// `kind: JoinConfiguration`.
+    JoinConfiguration {
+        #[serde(default)]
+        api_version: String,
+        #[serde(default)]
+        kind: String,
+        #[serde(default)]
+        dry_run: bool,
+        #[serde(default)]
+        node_registration: NodeRegistration,
+        #[serde(default)]
+        ca_cert_path: String,
+        #[serde(default)]
+        discovery: Discovery,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        control_plane: Option<JoinControlPlane>,
+    }
 }
 
 /// The resolved configuration a phase receives (`phase-context.config`).

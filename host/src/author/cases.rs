@@ -247,7 +247,7 @@ fn run_case(runtime: &Runtime, file: &CasesFile, case: &Case, index: usize) -> R
             let ty = seed_type(object)?;
             let namespace = object["metadata"]["namespace"].as_str();
             cluster
-                .create(&ty, namespace, object.clone(), false)
+                .create(ty.collection(namespace), object.clone(), false)
                 .map_err(|e| format!("cannot seed object {}: {}", ty.kind, e.message))?;
         }
     }

@@ -83,40 +83,20 @@ impl WriteQuota {
     }
 }
 
-/// The files capability of one phase.
+/// The files capability of one phase (built by the runner).
 pub struct FsCap {
-    phase: String,
-    root: Arc<Dir>,
-    read: Vec<NodePath>,
-    write: Vec<NodePath>,
-    dry_run: Option<Arc<Mutex<Overlay>>>,
-    plan: Plan,
-    quota: WriteQuota,
+    pub(crate) phase: String,
+    pub(crate) root: Arc<Dir>,
+    /// The grant prefixes.
+    pub(crate) read: Vec<NodePath>,
+    pub(crate) write: Vec<NodePath>,
+    /// The run's shared overlay when the user asked for `--dry-run`.
+    pub(crate) dry_run: Option<Arc<Mutex<Overlay>>>,
+    pub(crate) plan: Plan,
+    pub(crate) quota: WriteQuota,
 }
 
 impl FsCap {
-    /// `read`/`write` are the grant prefixes; `dry_run` is the run's shared overlay when the user
-    /// asked for `--dry-run`.
-    pub fn new(
-        phase: &str,
-        root: Arc<Dir>,
-        read: Vec<NodePath>,
-        write: Vec<NodePath>,
-        dry_run: Option<Arc<Mutex<Overlay>>>,
-        plan: Plan,
-        quota: WriteQuota,
-    ) -> Self {
-        Self {
-            phase: phase.to_string(),
-            root,
-            read,
-            write,
-            dry_run,
-            plan,
-            quota,
-        }
-    }
-
     /// Counts a write of `bytes` (or a new directory) against the phase's quota.
     fn charge(&self, text: &str, bytes: u64) -> Result<(), FileError> {
         if self.quota.take(bytes) {
@@ -231,26 +211,37 @@ impl FsCap {
         }
     }
 
+    /// Records a dry-run effect on `p` in the plan; `entry` gets the phase and the path.
+    fn planned(&self, p: &NodePath, entry: impl FnOnce(String, String) -> PlanEntry) {
+        self.plan.record(entry(self.phase.clone(), p.to_string()));
+    }
+
     fn overlay(&self) -> Option<std::sync::MutexGuard<'_, Overlay>> {
         self.dry_run
             .as_ref()
             .map(|o| o.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
+    /// The node's metadata of `p`, which is not found if the dry run removed it (the overlay's
+    /// own files and directories are looked up first by the callers).
+    fn node_metadata(&self, text: &str, p: &NodePath) -> Result<cap_std::fs::Metadata, FileError> {
+        if self.overlay().is_some_and(|o| o.is_removed(p)) {
+            return Err(self.io_error(text, io::ErrorKind::NotFound.into()));
+        }
+        self.root
+            .metadata(p.relative())
+            .map_err(|e| self.io_error(text, e))
+    }
+
     pub fn read(&self, text: &str) -> Result<Vec<u8>, FileError> {
         let p = self.authorize(text, Access::Read, true)?;
-        if let Some(overlay) = self.overlay() {
-            if let Some((bytes, _)) = overlay.files.get(&p) {
-                return Ok(bytes.clone());
-            }
-            if overlay.is_removed(&p) {
-                return Err(self.io_error(text, io::ErrorKind::NotFound.into()));
-            }
+        if let Some(bytes) = self
+            .overlay()
+            .and_then(|o| o.files.get(&p).map(|(b, _)| b.clone()))
+        {
+            return Ok(bytes);
         }
-        let meta = self
-            .root
-            .metadata(p.relative())
-            .map_err(|e| self.io_error(text, e))?;
+        let meta = self.node_metadata(text, &p)?;
         if meta.is_dir() {
             return Err(self.error(ErrorCode::IsADirectory, text, format!("{text} is a directory")));
         }
@@ -286,14 +277,8 @@ impl FsCap {
                     mode: *mode,
                 });
             }
-            if overlay.is_removed(&p) {
-                return Err(self.io_error(text, io::ErrorKind::NotFound.into()));
-            }
         }
-        let meta = self
-            .root
-            .metadata(p.relative())
-            .map_err(|e| self.io_error(text, e))?;
+        let meta = self.node_metadata(text, &p)?;
         let ft = meta.file_type();
         let kind = if ft.is_file() {
             EntryKind::File
@@ -345,9 +330,9 @@ impl FsCap {
         self.charge(text, contents.len() as u64)?;
         if let Some(mut overlay) = self.overlay() {
             overlay.files.insert(p.clone(), (contents.to_vec(), mode));
-            self.plan.record(PlanEntry::WriteFile {
-                phase: self.phase.clone(),
-                path: p.to_string(),
+            self.planned(&p, |phase, path| PlanEntry::WriteFile {
+                phase,
+                path,
                 mode,
                 contents: contents.to_vec(),
             });
@@ -392,11 +377,7 @@ impl FsCap {
         if let Some(mut overlay) = self.overlay() {
             if !self.root.is_dir(p.relative()) && !overlay.dirs.contains_key(&p) {
                 overlay.dirs.insert(p.clone(), mode);
-                self.plan.record(PlanEntry::CreateDir {
-                    phase: self.phase.clone(),
-                    path: p.to_string(),
-                    mode,
-                });
+                self.planned(&p, |phase, path| PlanEntry::CreateDir { phase, path, mode });
             }
             return Ok(());
         }
@@ -428,9 +409,9 @@ impl FsCap {
             overlay.files.retain(|k, _| !k.starts_with(&p));
             overlay.dirs.retain(|k, _| !k.starts_with(&p));
             overlay.removed.push(p.clone());
-            self.plan.record(PlanEntry::Remove {
-                phase: self.phase.clone(),
-                path: p.to_string(),
+            self.planned(&p, |phase, path| PlanEntry::Remove {
+                phase,
+                path,
                 recursive,
             });
             return Ok(());

@@ -3,7 +3,7 @@
 //! server-side dry-runs, so the server still validates them.
 
 use super::plan::{Plan, PlanEntry};
-use crate::cluster::{ApiError, ApiErrorCode, Cluster, Endpoint, PatchKind, ResourceType, resources};
+use crate::cluster::{ApiError, ApiErrorCode, Cluster, Collection, Endpoint, Patch, ResourceType, resources};
 use crate::grants::KubeGrant;
 use crate::values::{Identity, https_authority};
 use serde_json::Value;
@@ -383,11 +383,10 @@ impl KubeCap {
         &self,
         client: &ClientHandle,
         verb: &str,
-        ty: &ResourceType,
-        namespace: Option<&'n str>,
+        at: Collection<'n>,
         name: &str,
     ) -> Result<(ResourceType, Option<&'n str>), ApiError> {
-        let (ty, namespace) = self.authorize(client, verb, ty, namespace, Some(name))?;
+        let (ty, namespace) = self.authorize(client, verb, at.ty, at.namespace, Some(name))?;
         if self.dry_run {
             self.plan.record(PlanEntry::Api {
                 phase: self.phase.clone(),
@@ -400,15 +399,9 @@ impl KubeCap {
         Ok((ty, namespace))
     }
 
-    pub fn get(
-        &self,
-        c: &ClientHandle,
-        ty: &ResourceType,
-        ns: Option<&str>,
-        name: &str,
-    ) -> Result<Value, ApiError> {
-        let (ty, ns) = self.authorize(c, "get", ty, ns, Some(name))?;
-        let object = c.cluster.get(&ty, ns, name)?;
+    pub fn get(&self, c: &ClientHandle, at: Collection<'_>, name: &str) -> Result<Value, ApiError> {
+        let (ty, ns) = self.authorize(c, "get", at.ty, at.namespace, Some(name))?;
+        let object = c.cluster.get(ty.collection(ns), name)?;
         if c.identity.is_some()
             && ty.group.is_empty()
             && ty.plural == "configmaps"
@@ -423,62 +416,41 @@ impl KubeCap {
     pub fn list(
         &self,
         c: &ClientHandle,
-        ty: &ResourceType,
-        ns: Option<&str>,
+        at: Collection<'_>,
         selector: Option<&str>,
     ) -> Result<Value, ApiError> {
-        let (ty, ns) = self.authorize(c, "list", ty, ns, None)?;
+        let (ty, ns) = self.authorize(c, "list", at.ty, at.namespace, None)?;
         let selector = selector.filter(|s| !s.trim().is_empty());
         if let Some(s) = selector {
             resources::check_selector(s)?;
         }
-        c.cluster.list(&ty, ns, selector)
+        c.cluster.list(ty.collection(ns), selector)
     }
 
-    pub fn create(
-        &self,
-        c: &ClientHandle,
-        ty: &ResourceType,
-        ns: Option<&str>,
-        object: Value,
-    ) -> Result<Value, ApiError> {
-        let (ty, ns) = self.admit(c, "create", ty, ns, object_name(&object))?;
-        c.cluster.create(&ty, ns, object, self.dry_run)
+    pub fn create(&self, c: &ClientHandle, at: Collection<'_>, object: Value) -> Result<Value, ApiError> {
+        let (ty, ns) = self.admit(c, "create", at, object_name(&object))?;
+        c.cluster.create(ty.collection(ns), object, self.dry_run)
     }
 
-    pub fn update(
-        &self,
-        c: &ClientHandle,
-        ty: &ResourceType,
-        ns: Option<&str>,
-        object: Value,
-    ) -> Result<Value, ApiError> {
-        let (ty, ns) = self.admit(c, "update", ty, ns, object_name(&object))?;
-        c.cluster.update(&ty, ns, object, self.dry_run)
+    pub fn update(&self, c: &ClientHandle, at: Collection<'_>, object: Value) -> Result<Value, ApiError> {
+        let (ty, ns) = self.admit(c, "update", at, object_name(&object))?;
+        c.cluster.update(ty.collection(ns), object, self.dry_run)
     }
 
     pub fn patch(
         &self,
         c: &ClientHandle,
-        ty: &ResourceType,
-        ns: Option<&str>,
+        at: Collection<'_>,
         name: &str,
-        kind: PatchKind,
-        patch: Value,
+        patch: Patch,
     ) -> Result<Value, ApiError> {
-        let (ty, ns) = self.admit(c, "patch", ty, ns, name)?;
-        c.cluster.patch(&ty, ns, name, kind, patch, self.dry_run)
+        let (ty, ns) = self.admit(c, "patch", at, name)?;
+        c.cluster.patch(ty.collection(ns), name, patch, self.dry_run)
     }
 
-    pub fn delete(
-        &self,
-        c: &ClientHandle,
-        ty: &ResourceType,
-        ns: Option<&str>,
-        name: &str,
-    ) -> Result<(), ApiError> {
-        let (ty, ns) = self.admit(c, "delete", ty, ns, name)?;
-        c.cluster.delete(&ty, ns, name, self.dry_run)
+    pub fn delete(&self, c: &ClientHandle, at: Collection<'_>, name: &str) -> Result<(), ApiError> {
+        let (ty, ns) = self.admit(c, "delete", at, name)?;
+        c.cluster.delete(ty.collection(ns), name, self.dry_run)
     }
 }
 
@@ -685,8 +657,7 @@ mod tests {
             kubeadm_bootstrap_token::cluster_info::kubeconfig(ca.as_bytes(), "https://cp.example:6443");
         cap.create(
             &own,
-            &ty("configmaps"),
-            Some("kube-public"),
+            ty("configmaps").collection(Some("kube-public")),
             kubeadm_bootstrap_token::cluster_info::config_map(&kubeconfig),
         )
         .expect("cluster-info");
@@ -697,14 +668,22 @@ mod tests {
         let insecure = cap
             .connect_to("https://10.0.0.1:6443", None, Credential::Anonymous)
             .expect("anonymous");
-        cap.get(&insecure, &ty("configmaps"), Some("kube-public"), "cluster-info")
-            .expect("read");
+        cap.get(
+            &insecure,
+            ty("configmaps").collection(Some("kube-public")),
+            "cluster-info",
+        )
+        .expect("read");
         assert!(to_cp(Some(ca)).is_err(), "learned from an unverified read");
         let verified = cap
             .connect_to("https://10.0.0.1:6443", Some(ca), Credential::Anonymous)
             .expect("anonymous, verified");
-        cap.get(&verified, &ty("configmaps"), Some("kube-public"), "cluster-info")
-            .expect("read");
+        cap.get(
+            &verified,
+            ty("configmaps").collection(Some("kube-public")),
+            "cluster-info",
+        )
+        .expect("read");
         assert!(
             to_cp(Some(ca)).is_ok(),
             "the server cluster-info names, with its CA"

@@ -8,7 +8,7 @@
 //! It can be backed by a JSON file so that consecutive commands (`init`, then `token list`) see
 //! the same cluster; every mutation rewrites the file atomically.
 
-use super::{ApiError, ApiErrorCode, Cluster, PatchKind, ResourceType, resources, simulate};
+use super::{ApiError, ApiErrorCode, Cluster, Collection, Patch, ResourceType, resources, simulate};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -131,10 +131,32 @@ impl MemoryCluster {
     pub fn objects(&self) -> Vec<Value> {
         self.lock().objects.values().cloned().collect()
     }
+
+    /// Stamps a created (`old` `None`) or changed object with the next revision and, unless
+    /// `dry_run`, stores it, lets the controllers catch up and saves the state: what every write
+    /// but a delete ends with.
+    fn commit(
+        &self,
+        store: &mut Store,
+        k: Key,
+        mut object: Value,
+        old: Option<&Value>,
+        dry_run: bool,
+    ) -> Result<Value, ApiError> {
+        let revision = store.revision + 1;
+        stamp(&mut object, revision, old);
+        if !dry_run {
+            store.revision = revision;
+            store.objects.insert(k, object.clone());
+            store.run_controllers();
+            self.save(store)?;
+        }
+        Ok(object)
+    }
 }
 
 /// An object's key, with the name and namespace checked as the API server checks them.
-fn key(ty: &ResourceType, namespace: Option<&str>, name: &str) -> Result<Key, ApiError> {
+fn key(Collection { ty, namespace }: Collection<'_>, name: &str) -> Result<Key, ApiError> {
     let invalid = |e: ApiError| ApiError::new(ApiErrorCode::Invalid, 400, e.message);
     resources::check_name(ty, name).map_err(invalid)?;
     let ns = match (ty.namespaced, namespace) {
@@ -180,8 +202,7 @@ fn check_size(what: &Value) -> Result<(), ApiError> {
 
 /// Checks the object's shape and fills `apiVersion`, `kind` and `metadata.namespace`.
 fn normalize(
-    ty: &ResourceType,
-    namespace: Option<&str>,
+    Collection { ty, namespace }: Collection<'_>,
     mut object: Value,
 ) -> Result<(Value, String), ApiError> {
     check_size(&object)?;
@@ -327,21 +348,17 @@ impl Cluster for MemoryCluster {
         true
     }
 
-    fn get(&self, ty: &ResourceType, namespace: Option<&str>, name: &str) -> Result<Value, ApiError> {
-        let k = key(ty, namespace, name)?;
+    fn get(&self, at: Collection<'_>, name: &str) -> Result<Value, ApiError> {
+        let k = key(at, name)?;
         self.lock()
             .objects
             .get(&k)
             .cloned()
-            .ok_or_else(|| not_found(ty, name))
+            .ok_or_else(|| not_found(at.ty, name))
     }
 
-    fn list(
-        &self,
-        ty: &ResourceType,
-        namespace: Option<&str>,
-        label_selector: Option<&str>,
-    ) -> Result<Value, ApiError> {
+    fn list(&self, at: Collection<'_>, label_selector: Option<&str>) -> Result<Value, ApiError> {
+        let Collection { ty, namespace } = at;
         let store = self.lock();
         let items: Vec<Value> = store
             .objects
@@ -361,49 +378,29 @@ impl Cluster for MemoryCluster {
         }))
     }
 
-    fn create(
-        &self,
-        ty: &ResourceType,
-        namespace: Option<&str>,
-        object: Value,
-        dry_run: bool,
-    ) -> Result<Value, ApiError> {
-        let (mut object, name) = normalize(ty, namespace, object)?;
-        let k = key(ty, namespace, &name)?;
+    fn create(&self, at: Collection<'_>, object: Value, dry_run: bool) -> Result<Value, ApiError> {
+        let (object, name) = normalize(at, object)?;
+        let k = key(at, &name)?;
         let mut store = self.lock();
         if store.objects.contains_key(&k) {
             return Err(ApiError::new(
                 ApiErrorCode::AlreadyExists,
                 409,
-                format!("{} {name:?} already exists", ty.qualified_plural()),
+                format!("{} {name:?} already exists", at.ty.qualified_plural()),
             ));
         }
-        let revision = store.revision + 1;
-        stamp(&mut object, revision, None);
-        if !dry_run {
-            store.revision = revision;
-            store.objects.insert(k, object.clone());
-            store.run_controllers();
-            self.save(&store)?;
-        }
-        Ok(object)
+        self.commit(&mut store, k, object, None, dry_run)
     }
 
-    fn update(
-        &self,
-        ty: &ResourceType,
-        namespace: Option<&str>,
-        object: Value,
-        dry_run: bool,
-    ) -> Result<Value, ApiError> {
-        let (mut object, name) = normalize(ty, namespace, object)?;
-        let k = key(ty, namespace, &name)?;
+    fn update(&self, at: Collection<'_>, object: Value, dry_run: bool) -> Result<Value, ApiError> {
+        let (object, name) = normalize(at, object)?;
+        let k = key(at, &name)?;
         let mut store = self.lock();
         let old = store
             .objects
             .get(&k)
             .cloned()
-            .ok_or_else(|| not_found(ty, &name))?;
+            .ok_or_else(|| not_found(at.ty, &name))?;
         if let Some(rv) = object["metadata"]["resourceVersion"].as_str()
             && !rv.is_empty()
             && Some(rv) != old["metadata"]["resourceVersion"].as_str()
@@ -414,30 +411,16 @@ impl Cluster for MemoryCluster {
                 format!(
                     "Operation cannot be fulfilled on {} {name:?}: the object has been modified; \
                      please apply your changes to the latest version and try again",
-                    ty.qualified_plural()
+                    at.ty.qualified_plural()
                 ),
             ));
         }
-        let revision = store.revision + 1;
-        stamp(&mut object, revision, Some(&old));
-        if !dry_run {
-            store.revision = revision;
-            store.objects.insert(k, object.clone());
-            store.run_controllers();
-            self.save(&store)?;
-        }
-        Ok(object)
+        self.commit(&mut store, k, object, Some(&old), dry_run)
     }
 
-    fn patch(
-        &self,
-        ty: &ResourceType,
-        namespace: Option<&str>,
-        name: &str,
-        _kind: PatchKind,
-        patch: Value,
-        dry_run: bool,
-    ) -> Result<Value, ApiError> {
+    /// Applies every patch as a JSON merge patch (no strategic-merge list semantics).
+    fn patch(&self, at: Collection<'_>, name: &str, patch: Patch, dry_run: bool) -> Result<Value, ApiError> {
+        let patch = patch.body();
         if !patch.is_object() {
             return Err(ApiError::new(
                 ApiErrorCode::Invalid,
@@ -445,17 +428,17 @@ impl Cluster for MemoryCluster {
                 "a merge patch must be a JSON object",
             ));
         }
-        check_size(&patch)?;
-        let k = key(ty, namespace, name)?;
+        check_size(patch)?;
+        let k = key(at, name)?;
         let mut store = self.lock();
         let old = store
             .objects
             .get(&k)
             .cloned()
-            .ok_or_else(|| not_found(ty, name))?;
+            .ok_or_else(|| not_found(at.ty, name))?;
         let mut object = old.clone();
-        merge_patch(&mut object, &patch);
-        let (mut object, new_name) = normalize(ty, namespace, object)?;
+        merge_patch(&mut object, patch);
+        let (object, new_name) = normalize(at, object)?;
         if new_name != name {
             return Err(ApiError::new(
                 ApiErrorCode::Invalid,
@@ -463,28 +446,14 @@ impl Cluster for MemoryCluster {
                 "a patch cannot change metadata.name",
             ));
         }
-        let revision = store.revision + 1;
-        stamp(&mut object, revision, Some(&old));
-        if !dry_run {
-            store.revision = revision;
-            store.objects.insert(k, object.clone());
-            store.run_controllers();
-            self.save(&store)?;
-        }
-        Ok(object)
+        self.commit(&mut store, k, object, Some(&old), dry_run)
     }
 
-    fn delete(
-        &self,
-        ty: &ResourceType,
-        namespace: Option<&str>,
-        name: &str,
-        dry_run: bool,
-    ) -> Result<(), ApiError> {
-        let k = key(ty, namespace, name)?;
+    fn delete(&self, at: Collection<'_>, name: &str, dry_run: bool) -> Result<(), ApiError> {
+        let k = key(at, name)?;
         let mut store = self.lock();
         if !store.objects.contains_key(&k) {
-            return Err(not_found(ty, name));
+            return Err(not_found(at.ty, name));
         }
         if !dry_run {
             store.objects.remove(&k);
@@ -516,34 +485,33 @@ mod tests {
         let ns = Some("kube-system");
         let made = c
             .create(
-                &cm(),
-                ns,
+                cm().collection(ns),
                 json!({"metadata": {"name": "a", "labels": {"x": "1"}}, "data": {"k": "v"}}),
                 false,
             )
             .expect("create");
         assert_eq!(made["metadata"]["namespace"], "kube-system");
         assert_eq!(made["kind"], "ConfigMap");
-        let again = c.create(&cm(), ns, json!({"metadata": {"name": "a"}}), false);
+        let again = c.create(cm().collection(ns), json!({"metadata": {"name": "a"}}), false);
         assert_eq!(again.expect_err("dup").code, ApiErrorCode::AlreadyExists);
 
         let mut stale = made.clone();
         c.patch(
-            &cm(),
-            ns,
+            cm().collection(ns),
             "a",
-            PatchKind::Merge,
-            json!({"data": {"k": "w"}}),
+            Patch::Merge(json!({"data": {"k": "w"}})),
             false,
         )
         .expect("patch");
         stale["data"]["k"] = "z".into();
         assert_eq!(
-            c.update(&cm(), ns, stale, false).expect_err("stale").code,
+            c.update(cm().collection(ns), stale, false)
+                .expect_err("stale")
+                .code,
             ApiErrorCode::Conflict
         );
 
-        let got = c.get(&cm(), ns, "a").expect("get");
+        let got = c.get(cm().collection(ns), "a").expect("get");
         assert_eq!(got["data"]["k"], "w");
         assert_eq!(got["metadata"]["uid"], made["metadata"]["uid"]);
         assert_ne!(
@@ -551,14 +519,14 @@ mod tests {
             made["metadata"]["resourceVersion"]
         );
 
-        let list = c.list(&cm(), ns, Some("x=1")).expect("list");
+        let list = c.list(cm().collection(ns), Some("x=1")).expect("list");
         assert_eq!(list["items"].as_array().map(Vec::len), Some(1));
-        let list = c.list(&cm(), ns, Some("x=2")).expect("list");
+        let list = c.list(cm().collection(ns), Some("x=2")).expect("list");
         assert_eq!(list["items"].as_array().map(Vec::len), Some(0));
 
-        c.delete(&cm(), ns, "a", false).expect("delete");
+        c.delete(cm().collection(ns), "a", false).expect("delete");
         assert_eq!(
-            c.get(&cm(), ns, "a").expect_err("gone").code,
+            c.get(cm().collection(ns), "a").expect_err("gone").code,
             ApiErrorCode::NotFound
         );
     }
@@ -568,17 +536,20 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let file = dir.path().join("cluster.json");
         let c = MemoryCluster::open(&file).expect("open");
-        c.create(&cm(), Some("default"), json!({"metadata": {"name": "dry"}}), true)
-            .expect("dry");
-        assert!(c.get(&cm(), Some("default"), "dry").is_err());
         c.create(
-            &cm(),
-            Some("default"),
+            cm().collection(Some("default")),
+            json!({"metadata": {"name": "dry"}}),
+            true,
+        )
+        .expect("dry");
+        assert!(c.get(cm().collection(Some("default")), "dry").is_err());
+        c.create(
+            cm().collection(Some("default")),
             json!({"metadata": {"name": "kept"}}),
             false,
         )
         .expect("create");
         let reopened = MemoryCluster::open(&file).expect("reopen");
-        assert!(reopened.get(&cm(), Some("default"), "kept").is_ok());
+        assert!(reopened.get(cm().collection(Some("default")), "kept").is_ok());
     }
 }

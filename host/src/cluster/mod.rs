@@ -42,6 +42,11 @@ impl ResourceType {
         }
     }
 
+    /// The objects of this type in `namespace` (`None`: cluster-wide or all namespaces).
+    pub fn collection<'a>(&'a self, namespace: Option<&'a str>) -> Collection<'a> {
+        Collection { ty: self, namespace }
+    }
+
     /// `configmaps` or `roles.rbac.authorization.k8s.io`, as kubectl names it.
     pub fn qualified_plural(&self) -> String {
         if self.group.is_empty() {
@@ -84,52 +89,38 @@ impl ApiError {
     }
 }
 
-/// How a patch is applied.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PatchKind {
-    Merge,
-    StrategicMerge,
+/// A patch and how it is applied.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Patch {
+    Merge(Value),
+    StrategicMerge(Value),
+}
+
+impl Patch {
+    /// The patch document, whatever its kind.
+    pub fn body(&self) -> &Value {
+        match self {
+            Patch::Merge(v) | Patch::StrategicMerge(v) => v,
+        }
+    }
+}
+
+/// Where a call goes: the objects of one type in one namespace, or cluster-wide (`namespace`
+/// `None`), the API's collection path (`/api/v1/namespaces/<ns>/<plural>`).
+#[derive(Debug, Clone, Copy)]
+pub struct Collection<'a> {
+    pub ty: &'a ResourceType,
+    pub namespace: Option<&'a str>,
 }
 
 /// A Kubernetes API, real or simulated. `dry_run` asks the server to validate without persisting.
 pub trait Cluster: Send + Sync {
-    fn get(&self, ty: &ResourceType, namespace: Option<&str>, name: &str) -> Result<Value, ApiError>;
-    fn list(
-        &self,
-        ty: &ResourceType,
-        namespace: Option<&str>,
-        label_selector: Option<&str>,
-    ) -> Result<Value, ApiError>;
-    fn create(
-        &self,
-        ty: &ResourceType,
-        namespace: Option<&str>,
-        object: Value,
-        dry_run: bool,
-    ) -> Result<Value, ApiError>;
-    fn update(
-        &self,
-        ty: &ResourceType,
-        namespace: Option<&str>,
-        object: Value,
-        dry_run: bool,
-    ) -> Result<Value, ApiError>;
-    fn patch(
-        &self,
-        ty: &ResourceType,
-        namespace: Option<&str>,
-        name: &str,
-        kind: PatchKind,
-        patch: Value,
-        dry_run: bool,
-    ) -> Result<Value, ApiError>;
-    fn delete(
-        &self,
-        ty: &ResourceType,
-        namespace: Option<&str>,
-        name: &str,
-        dry_run: bool,
-    ) -> Result<(), ApiError>;
+    fn get(&self, at: Collection<'_>, name: &str) -> Result<Value, ApiError>;
+    fn list(&self, at: Collection<'_>, label_selector: Option<&str>) -> Result<Value, ApiError>;
+    fn create(&self, at: Collection<'_>, object: Value, dry_run: bool) -> Result<Value, ApiError>;
+    fn update(&self, at: Collection<'_>, object: Value, dry_run: bool) -> Result<Value, ApiError>;
+    fn patch(&self, at: Collection<'_>, name: &str, patch: Patch, dry_run: bool) -> Result<Value, ApiError>;
+    fn delete(&self, at: Collection<'_>, name: &str, dry_run: bool) -> Result<(), ApiError>;
 
     /// What the API server's discovery says about a type the host does not know
     /// ([`resources::KNOWN`]); `None` when it is not served. The in-memory cluster serves only

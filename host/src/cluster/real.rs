@@ -5,11 +5,9 @@
 //! async client runs on a runtime owned by this backend.
 
 use super::resources::Discovered;
-use super::{ApiError, ApiErrorCode, Cluster, Endpoint, PatchKind, ResourceType};
+use super::{ApiError, ApiErrorCode, Cluster, Collection, Endpoint, Patch, ResourceType};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{APIResource, APIResourceList};
-use kube::api::{
-    DeleteParams, DynamicObject, GetParams, ListParams, ObjectList, Patch, PatchParams, PostParams,
-};
+use kube::api::{DeleteParams, DynamicObject, GetParams, ListParams, ObjectList, PatchParams, PostParams};
 use kube::core::Request;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
@@ -138,6 +136,21 @@ impl RealCluster {
             }
         })
     }
+
+    /// Builds a request on the collection `at` (`name`: on one of its objects), checks that it is
+    /// exactly that call ([`check_request`]) and sends it.
+    fn call<T: serde::de::DeserializeOwned>(
+        &self,
+        method: http::Method,
+        at: Collection<'_>,
+        name: Option<&str>,
+        selector: Option<&str>,
+        request: impl FnOnce(&Request) -> Result<http::Request<Vec<u8>>, kube::core::request::Error>,
+    ) -> Result<T, ApiError> {
+        let req = build(request(&Request::new(collection_path(at))))?;
+        check_request(&req, method, &segments(at, name), selector)?;
+        self.send(req)
+    }
 }
 
 /// The longest one API request may take, even with time left in the phase.
@@ -149,7 +162,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The path segments of a collection or of one object:
 /// `api/v1/namespaces/<ns>/<plural>[/<name>]` or `apis/<group>/<version>/...`.
-fn segments<'a>(ty: &'a ResourceType, namespace: Option<&'a str>, name: Option<&'a str>) -> Vec<&'a str> {
+fn segments<'a>(Collection { ty, namespace }: Collection<'a>, name: Option<&'a str>) -> Vec<&'a str> {
     let mut parts = if ty.group.is_empty() {
         vec!["api"]
     } else {
@@ -166,8 +179,8 @@ fn segments<'a>(ty: &'a ResourceType, namespace: Option<&'a str>, name: Option<&
 
 /// The path of a collection, from parts the `kube` capability has checked (`cluster::resources`);
 /// `kube::core::Request` appends an object's name.
-fn collection_path(ty: &ResourceType, namespace: Option<&str>) -> String {
-    format!("/{}", segments(ty, namespace, None).join("/"))
+fn collection_path(at: Collection<'_>) -> String {
+    format!("/{}", segments(at, None).join("/"))
 }
 
 /// The query parameters wasmadm itself sets; anything else in a built request is refused.
@@ -266,133 +279,76 @@ impl Cluster for RealCluster {
         Ok(Arc::new(RealCluster::at(endpoint)?))
     }
 
-    fn get(&self, ty: &ResourceType, namespace: Option<&str>, name: &str) -> Result<Value, ApiError> {
-        let base = collection_path(ty, namespace);
-        let req = build(Request::new(base).get(name, &GetParams::default()))?;
-        check_request(
-            &req,
-            http::Method::GET,
-            &segments(ty, namespace, Some(name)),
-            None,
-        )?;
-        self.send::<DynamicObject>(req).and_then(to_value)
+    fn get(&self, at: Collection<'_>, name: &str) -> Result<Value, ApiError> {
+        self.call(http::Method::GET, at, Some(name), None, |r| {
+            r.get(name, &GetParams::default())
+        })
+        .and_then(to_value)
     }
 
-    fn list(
-        &self,
-        ty: &ResourceType,
-        namespace: Option<&str>,
-        label_selector: Option<&str>,
-    ) -> Result<Value, ApiError> {
+    fn list(&self, at: Collection<'_>, label_selector: Option<&str>) -> Result<Value, ApiError> {
         let mut params = ListParams::default();
         if let Some(s) = label_selector {
             params = params.labels(s);
         }
-        let path = collection_path(ty, namespace);
-        let req = build(Request::new(&path).list(&params))?;
-        check_request(
-            &req,
-            http::Method::GET,
-            &segments(ty, namespace, None),
-            label_selector,
-        )?;
-        let list = self.send::<ObjectList<DynamicObject>>(req)?;
+        let list: ObjectList<DynamicObject> =
+            self.call(http::Method::GET, at, None, label_selector, |r| r.list(&params))?;
         let items = list
             .items
             .into_iter()
             .map(to_value)
             .collect::<Result<Vec<_>, _>>()?;
         Ok(serde_json::json!({
-            "apiVersion": ty.api_version(),
-            "kind": format!("{}List", ty.kind),
+            "apiVersion": at.ty.api_version(),
+            "kind": format!("{}List", at.ty.kind),
             "metadata": {"resourceVersion": list.metadata.resource_version},
             "items": items,
         }))
     }
 
-    fn create(
-        &self,
-        ty: &ResourceType,
-        namespace: Option<&str>,
-        object: Value,
-        dry_run: bool,
-    ) -> Result<Value, ApiError> {
-        let object = from_value(object)?;
-        let path = collection_path(ty, namespace);
-        let req = build(Request::new(&path).create(&post_params(dry_run), to_body(&object)?))?;
-        check_request(&req, http::Method::POST, &segments(ty, namespace, None), None)?;
-        self.send::<DynamicObject>(req).and_then(to_value)
+    fn create(&self, at: Collection<'_>, object: Value, dry_run: bool) -> Result<Value, ApiError> {
+        let body = to_body(&from_value(object)?)?;
+        self.call(http::Method::POST, at, None, None, |r| {
+            r.create(&post_params(dry_run), body)
+        })
+        .and_then(to_value)
     }
 
-    fn update(
-        &self,
-        ty: &ResourceType,
-        namespace: Option<&str>,
-        object: Value,
-        dry_run: bool,
-    ) -> Result<Value, ApiError> {
+    fn update(&self, at: Collection<'_>, object: Value, dry_run: bool) -> Result<Value, ApiError> {
         let object = from_value(object)?;
         let name = object.metadata.name.clone().unwrap_or_default();
-        let base = collection_path(ty, namespace);
-        let req = build(Request::new(base).replace(&name, &post_params(dry_run), to_body(&object)?))?;
-        check_request(
-            &req,
-            http::Method::PUT,
-            &segments(ty, namespace, Some(&name)),
-            None,
-        )?;
-        self.send::<DynamicObject>(req).and_then(to_value)
+        let body = to_body(&object)?;
+        self.call(http::Method::PUT, at, Some(&name), None, |r| {
+            r.replace(&name, &post_params(dry_run), body)
+        })
+        .and_then(to_value)
     }
 
-    fn patch(
-        &self,
-        ty: &ResourceType,
-        namespace: Option<&str>,
-        name: &str,
-        kind: PatchKind,
-        patch: Value,
-        dry_run: bool,
-    ) -> Result<Value, ApiError> {
+    fn patch(&self, at: Collection<'_>, name: &str, patch: Patch, dry_run: bool) -> Result<Value, ApiError> {
         let params = PatchParams {
             dry_run,
             field_manager: Some("wasmadm".into()),
             ..PatchParams::default()
         };
-        let patch = match kind {
-            PatchKind::Merge => Patch::Merge(patch),
-            PatchKind::StrategicMerge => Patch::Strategic(patch),
+        let patch = match patch {
+            Patch::Merge(p) => kube::api::Patch::Merge(p),
+            Patch::StrategicMerge(p) => kube::api::Patch::Strategic(p),
         };
-        let base = collection_path(ty, namespace);
-        let req = build(Request::new(base).patch(name, &params, &patch))?;
-        check_request(
-            &req,
-            http::Method::PATCH,
-            &segments(ty, namespace, Some(name)),
-            None,
-        )?;
-        self.send::<DynamicObject>(req).and_then(to_value)
+        self.call(http::Method::PATCH, at, Some(name), None, |r| {
+            r.patch(name, &params, &patch)
+        })
+        .and_then(to_value)
     }
 
-    fn delete(
-        &self,
-        ty: &ResourceType,
-        namespace: Option<&str>,
-        name: &str,
-        dry_run: bool,
-    ) -> Result<(), ApiError> {
+    fn delete(&self, at: Collection<'_>, name: &str, dry_run: bool) -> Result<(), ApiError> {
         let params = DeleteParams {
             dry_run,
             ..DeleteParams::default()
         };
-        let base = collection_path(ty, namespace);
-        let req = build(Request::new(base).delete(name, &params))?;
-        check_request(
-            &req,
-            http::Method::DELETE,
-            &segments(ty, namespace, Some(name)),
-            None,
-        )?;
-        self.send::<Value>(req).map(|_| ())
+        self.call::<Value>(http::Method::DELETE, at, Some(name), None, |r| {
+            r.delete(name, &params)
+        })
+        .map(|_| ())
     }
 
     fn discover(&self, ty: &ResourceType) -> Result<Option<Discovered>, ApiError> {
@@ -449,15 +405,11 @@ mod tests {
     #[test]
     fn a_request_that_is_not_the_authorized_one_is_refused() {
         let cm = ResourceType::v1("", "ConfigMap", "configmaps", true);
-        let base = collection_path(&cm, Some("kube-system"));
+        let at = cm.collection(Some("kube-system"));
+        let base = collection_path(at);
         let get = |name: &str| {
             let req = build(Request::new(&base).get(name, &GetParams::default())).expect("built");
-            check_request(
-                &req,
-                http::Method::GET,
-                &segments(&cm, Some("kube-system"), Some(name)),
-                None,
-            )
+            check_request(&req, http::Method::GET, &segments(at, Some(name)), None)
         };
         assert!(get("kubeadm-config").is_ok());
         for name in [
@@ -473,7 +425,7 @@ mod tests {
             );
         }
         let list = build(Request::new(&base).list(&ListParams::default().labels("a=b"))).expect("built");
-        let collection = segments(&cm, Some("kube-system"), None);
+        let collection = segments(at, None);
         assert!(check_request(&list, http::Method::GET, &collection, Some("a=b")).is_ok());
         assert!(check_request(&list, http::Method::GET, &collection, Some("a=c")).is_err());
         assert!(check_request(&list, http::Method::DELETE, &collection, Some("a=b")).is_err());

@@ -30,7 +30,7 @@ pub fn kubelet_registration(cluster: &MemoryCluster, name: &str) -> Result<(), A
         },
         "spec": {},
     });
-    match cluster.create(&ty, None, node, false) {
+    match cluster.create(ty.collection(None), node, false) {
         Ok(_) => Ok(()),
         Err(e) if e.code == ApiErrorCode::AlreadyExists => Ok(()),
         Err(e) => Err(e),

@@ -142,15 +142,15 @@ pub fn bare_state(root: Arc<Dir>) -> State {
             memory_bytes: 64 << 20,
             memory_exceeded: false,
         },
-        files: FsCap::new(
-            "describe",
-            root.clone(),
-            vec![],
-            vec![],
-            None,
-            plan.clone(),
-            WriteQuota::new(0, 0),
-        ),
+        files: FsCap {
+            phase: "describe".into(),
+            root: root.clone(),
+            read: vec![],
+            write: vec![],
+            dry_run: None,
+            plan: plan.clone(),
+            quota: WriteQuota::new(0, 0),
+        },
         exec: ExecCap::new(
             "describe",
             ExecEnv {
@@ -462,15 +462,15 @@ impl Runner<'_> {
                 },
                 plan.clone(),
             ),
-            files: FsCap::new(
-                name,
-                root.clone(),
-                grants.read,
-                grants.write,
-                overlay,
-                plan.clone(),
-                WriteQuota::new(phase.limits.write_bytes, phase.limits.write_files),
-            ),
+            files: FsCap {
+                phase: name.into(),
+                root: root.clone(),
+                read: grants.read,
+                write: grants.write,
+                dry_run: overlay,
+                plan: plan.clone(),
+                quota: WriteQuota::new(phase.limits.write_bytes, phase.limits.write_files),
+            },
             exec: ExecCap::new(
                 name,
                 ExecEnv {

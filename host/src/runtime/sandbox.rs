@@ -11,7 +11,7 @@ use crate::caps::health::HealthCap;
 use crate::caps::keys::KeysCap;
 use crate::caps::kube::{ClientHandle, Credential, KubeCap};
 use crate::caps::log::{LogCap, PluginOutput};
-use crate::cluster::{self, PatchKind, ResourceType};
+use crate::cluster::{self, Collection, Patch, ResourceType};
 use crate::runtime::trace::{Answer, Bytes, Tape};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -481,12 +481,12 @@ fn to_wit(e: cluster::ApiError) -> kube::ApiError {
     }
 }
 
-fn resource_type(t: kube::ResourceType) -> ResourceType {
+fn resource_type(t: &kube::ResourceType) -> ResourceType {
     ResourceType {
-        group: t.group,
-        version: t.version,
-        kind: t.kind,
-        plural: t.plural,
+        group: t.group.clone(),
+        version: t.version.clone(),
+        kind: t.kind.clone(),
+        plural: t.plural.clone(),
         namespaced: t.namespaced,
     }
 }
@@ -593,6 +593,51 @@ impl kube::Host for State {
     }
 }
 
+impl State {
+    /// One `kube.client` method: traced as `client.<method>` with the client, the type, the
+    /// namespace and the method's own arguments (`more`), then run as `call` with the handle's
+    /// client and the collection addressed.
+    fn client_call<R: Serialize + DeserializeOwned>(
+        &mut self,
+        method: &str,
+        (me, ty, namespace): (&Resource<ClientHandle>, &kube::ResourceType, &Option<String>),
+        more: impl FnOnce() -> Value,
+        call: impl FnOnce(&KubeCap, &ClientHandle, Collection<'_>) -> Result<R, kube::ApiError>,
+    ) -> Traced<R, kube::ApiError> {
+        let args = || {
+            let mut args = json!({ "client": me.rep(), "type": ty, "namespace": namespace });
+            if let (Some(args), Value::Object(more)) = (args.as_object_mut(), more()) {
+                args.extend(more);
+            }
+            args
+        };
+        self.traced("kube", &format!("client.{method}"), args, |s| {
+            let c = s.client(me)?;
+            call(&s.kube, c, resource_type(ty).collection(namespace.as_deref()))
+        })
+    }
+}
+
+/// `client.create` and `client.update`: the WIT contract's two writes of a whole object, the same
+/// but for the verb (the `KubeCap` method of the same name).
+macro_rules! write_object {
+    ($($verb:ident),*) => {$(
+        fn $verb(
+            &mut self,
+            me: Resource<ClientHandle>,
+            ty: kube::ResourceType,
+            namespace: Option<String>,
+            object: String,
+        ) -> Traced<String, kube::ApiError> {
+            let more = || json!({ "object": object });
+            self.client_call(stringify!($verb), (&me, &ty, &namespace), more, |kube, c, at| {
+                let object = parse_object(&object)?;
+                KubeCap::$verb(kube, c, at, object).map(to_text).map_err(to_wit)
+            })
+        }
+    )*};
+}
+
 impl kube::HostClient for State {
     fn get(
         &mut self,
@@ -601,13 +646,9 @@ impl kube::HostClient for State {
         namespace: Option<String>,
         name: String,
     ) -> Traced<String, kube::ApiError> {
-        let args = || json!({ "client": me.rep(), "type": ty, "namespace": namespace, "name": name });
-        self.traced("kube", "client.get", args, |s| {
-            let c = s.client(&me)?;
-            s.kube
-                .get(c, &resource_type(ty.clone()), namespace.as_deref(), &name)
-                .map(to_text)
-                .map_err(to_wit)
+        let more = || json!({ "name": name });
+        self.client_call("get", (&me, &ty, &namespace), more, |kube, c, at| {
+            kube.get(c, at, &name).map(to_text).map_err(to_wit)
         })
     }
 
@@ -618,56 +659,14 @@ impl kube::HostClient for State {
         namespace: Option<String>,
         label_selector: Option<String>,
     ) -> Traced<String, kube::ApiError> {
-        let args = || json!({ "client": me.rep(), "type": ty, "namespace": namespace, "labelSelector": label_selector });
-        self.traced("kube", "client.list", args, |s| {
-            let c = s.client(&me)?;
-            s.kube
-                .list(
-                    c,
-                    &resource_type(ty.clone()),
-                    namespace.as_deref(),
-                    label_selector.as_deref(),
-                )
-                .map(to_text)
-                .map_err(to_wit)
+        let more = || json!({ "labelSelector": label_selector });
+        self.client_call("list", (&me, &ty, &namespace), more, |kube, c, at| {
+            let selector = label_selector.as_deref();
+            kube.list(c, at, selector).map(to_text).map_err(to_wit)
         })
     }
 
-    fn create(
-        &mut self,
-        me: Resource<ClientHandle>,
-        ty: kube::ResourceType,
-        namespace: Option<String>,
-        object: String,
-    ) -> Traced<String, kube::ApiError> {
-        let args = || json!({ "client": me.rep(), "type": ty, "namespace": namespace, "object": object });
-        self.traced("kube", "client.create", args, |s| {
-            let object = parse_object(&object)?;
-            let c = s.client(&me)?;
-            s.kube
-                .create(c, &resource_type(ty.clone()), namespace.as_deref(), object)
-                .map(to_text)
-                .map_err(to_wit)
-        })
-    }
-
-    fn update(
-        &mut self,
-        me: Resource<ClientHandle>,
-        ty: kube::ResourceType,
-        namespace: Option<String>,
-        object: String,
-    ) -> Traced<String, kube::ApiError> {
-        let args = || json!({ "client": me.rep(), "type": ty, "namespace": namespace, "object": object });
-        self.traced("kube", "client.update", args, |s| {
-            let object = parse_object(&object)?;
-            let c = s.client(&me)?;
-            s.kube
-                .update(c, &resource_type(ty.clone()), namespace.as_deref(), object)
-                .map(to_text)
-                .map_err(to_wit)
-        })
-    }
+    write_object!(create, update);
 
     fn patch(
         &mut self,
@@ -678,30 +677,14 @@ impl kube::HostClient for State {
         kind: kube::PatchType,
         patch: String,
     ) -> Traced<String, kube::ApiError> {
-        let args = || {
-            json!({
-                "client": me.rep(), "type": ty, "namespace": namespace, "name": name, "kind": kind,
-                "patch": patch,
-            })
-        };
-        self.traced("kube", "client.patch", args, |s| {
+        let more = || json!({ "name": name, "kind": kind, "patch": patch });
+        self.client_call("patch", (&me, &ty, &namespace), more, |kube, c, at| {
             let patch = parse_object(&patch)?;
-            let kind = match kind {
-                kube::PatchType::Merge => PatchKind::Merge,
-                kube::PatchType::StrategicMerge => PatchKind::StrategicMerge,
+            let patch = match kind {
+                kube::PatchType::Merge => Patch::Merge(patch),
+                kube::PatchType::StrategicMerge => Patch::StrategicMerge(patch),
             };
-            let c = s.client(&me)?;
-            s.kube
-                .patch(
-                    c,
-                    &resource_type(ty.clone()),
-                    namespace.as_deref(),
-                    &name,
-                    kind,
-                    patch,
-                )
-                .map(to_text)
-                .map_err(to_wit)
+            kube.patch(c, at, &name, patch).map(to_text).map_err(to_wit)
         })
     }
 
@@ -712,12 +695,9 @@ impl kube::HostClient for State {
         namespace: Option<String>,
         name: String,
     ) -> Traced<(), kube::ApiError> {
-        let args = || json!({ "client": me.rep(), "type": ty, "namespace": namespace, "name": name });
-        self.traced("kube", "client.delete", args, |s| {
-            let c = s.client(&me)?;
-            s.kube
-                .delete(c, &resource_type(ty.clone()), namespace.as_deref(), &name)
-                .map_err(to_wit)
+        let more = || json!({ "name": name });
+        self.client_call("delete", (&me, &ty, &namespace), more, |kube, c, at| {
+            kube.delete(c, at, &name).map_err(to_wit)
         })
     }
 
