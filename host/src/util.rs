@@ -54,6 +54,17 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<
 /// so a plugin can neither move the cursor, conceal, recolour or rewrite lines, nor reach the
 /// terminal's clipboard; text past `max` bytes is cut, with a note of how much. Tabs are kept.
 pub fn terminal_safe(text: &str, max: usize) -> String {
+    escape_for_terminal(text, max, false)
+}
+
+/// [`terminal_safe`] for a phase's error message, which may span lines as kubeadm's do: newlines
+/// are kept (a plugin can print any line through `log.print` anyway); every other control
+/// character is escaped.
+pub fn terminal_safe_lines(text: &str, max: usize) -> String {
+    escape_for_terminal(text, max, true)
+}
+
+fn escape_for_terminal(text: &str, max: usize, keep_newlines: bool) -> String {
     let mut out = String::with_capacity(text.len().min(max) + 16);
     let mut cut = 0;
     for (i, c) in text.char_indices() {
@@ -63,6 +74,7 @@ pub fn terminal_safe(text: &str, max: usize) -> String {
         }
         match c {
             '\t' => out.push(c),
+            '\n' if keep_newlines => out.push(c),
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),

@@ -376,6 +376,8 @@ fn default_init_then_joins(version: &str) {
     // Refusals: kubeadm and wasmadm on the same inputs say the same, and write nothing under
     // /etc/kubernetes.
     let wrong_pin = format!("sha256:{}", "0".repeat(64));
+    // (The preflight checks run, their errors ignored: kubeadm checks a control plane's cluster there.)
+    let control_plane = format!("controlPlane:\n  certificateKey: {CERTIFICATE_KEY}\n");
     let cases = [
         (
             "a wrong CA pin",
@@ -383,6 +385,7 @@ fn default_init_then_joins(version: &str) {
             TOKEN,
             wrong_pin.as_str(),
             "cluster CA found in cluster-info ConfigMap is invalid: none of the public keys",
+            "",
         ),
         (
             "a cluster-info signed for another token secret",
@@ -390,6 +393,7 @@ fn default_init_then_joins(version: &str) {
             "abcdef.0123456789abcdee",
             pin.as_str(),
             "failed to verify JWS signature of received cluster info object, can't trust this API Server",
+            "",
         ),
         (
             "an unknown token",
@@ -397,6 +401,7 @@ fn default_init_then_joins(version: &str) {
             "zzzzzz.0123456789abcdef",
             pin.as_str(),
             "could not find a JWS signature in the cluster-info ConfigMap for token ID \"zzzzzz\"",
+            "",
         ),
         (
             "an API server that does not answer within timeouts.discovery",
@@ -404,13 +409,26 @@ fn default_init_then_joins(version: &str) {
             TOKEN,
             pin.as_str(),
             "failed to request the cluster-info ConfigMap",
+            "",
+        ),
+        (
+            "a control plane joining a cluster without a controlPlaneEndpoint",
+            "10.200.0.2:6443",
+            TOKEN,
+            pin.as_str(),
+            "One or more conditions for hosting a new control plane instance is not satisfied.\n\n\
+             unable to add a new control plane instance to a cluster that doesn't have a stable \
+             controlPlaneEndpoint address\n\nPlease ensure that:\n\
+             * The cluster has a stable controlPlaneEndpoint address.\n\
+             * The certificates that must be shared among control plane instances are provided.\n",
+            &control_plane,
         ),
     ];
-    for (i, (what, endpoint, token, pin, message)) in cases.into_iter().enumerate() {
+    for (i, (what, endpoint, token, pin, message, extra)) in cases.into_iter().enumerate() {
         let config = format!(
             "apiVersion: kubeadm.k8s.io/v1beta4\nkind: JoinConfiguration\ndiscovery:\n  bootstrapToken:\n    \
              token: {token}\n    apiServerEndpoint: {endpoint}\n    caCertHashes: [{pin}]\ntimeouts:\n  \
-             discovery: 3s\nnodeRegistration:\n  name: r{i}\n"
+             discovery: 3s\nnodeRegistration:\n  name: r{i}\n{extra}"
         );
         for tool in ["kubeadm", "wasmadm"] {
             let node = Node::new(&w_net, &format!("r{i}"), &format!("10.200.0.{}", 10 + i));

@@ -719,6 +719,10 @@ fn plugin_text_reaches_the_terminal_escaped() {
     let p = probe("{action: fail, text: \"\\e[1A\\e[2Kall good\"}", "{}", "{}");
     let err = run(&p, root.path()).error();
     assert!(!err.contains('\u{1b}'), "{err:?}");
+    // An error may span lines, as kubeadm's do; a carriage return is still shown, not sent.
+    let p = probe("{action: fail, text: \"first\\nsecond\\rforged\"}", "{}", "{}");
+    let err = run(&p, root.path()).error();
+    assert!(err.contains("first\nsecond\\rforged"), "{err:?}");
 }
 
 #[test]

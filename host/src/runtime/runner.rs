@@ -23,7 +23,7 @@ use crate::caps::log::{Budget, Console, LogCap, MAX_FINDINGS, MAX_LINE, PluginOu
 use crate::caps::plan::Plan;
 use crate::cluster::Cluster;
 use crate::command::Role;
-use crate::util::terminal_safe;
+use crate::util::{terminal_safe, terminal_safe_lines};
 use cap_std::fs::Dir;
 use kubeadm_config::ResolvedConfig;
 use std::path::PathBuf;
@@ -302,7 +302,7 @@ impl Runner<'_> {
         let max_message = (limits_output(phase)).clamp(256, MAX_LINE);
         let failed = |message: String| RunError::PhaseFailed {
             phase: name.clone(),
-            message: terminal_safe(&message, max_message),
+            message: terminal_safe_lines(&message, max_message),
         };
         let config = serde_json::to_string(&spec.config).map_err(|e| failed(e.to_string()))?;
         let mut context = PhaseContext {
@@ -361,7 +361,7 @@ impl Runner<'_> {
             Err(PhaseError::InvalidConfig(message)) => {
                 return Err(RunError::InvalidConfig {
                     phase: name,
-                    message: terminal_safe(&message, max_message),
+                    message: terminal_safe_lines(&message, max_message),
                 });
             }
             Err(PhaseError::Denied(message) | PhaseError::Failed(message)) => return Err(failed(message)),
