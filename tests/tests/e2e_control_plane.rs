@@ -833,6 +833,60 @@ fn ecdsa_endpoint_init_then_control_plane_joins(version: &str) {
             "{tool} wrote files without the kubeadm-certs Secret"
         );
     }
+
+    // Without a certificate key, a joining control plane must have the shared certificates
+    // already: both tools refuse in preflight (its checks' errors ignored) with the same reasons.
+    let mut reasons = Vec::new();
+    for tool in ["kubeadm", "wasmadm"] {
+        let node = Node::new(&w_net, "n11", "10.200.0.11");
+        let args = [
+            "join",
+            "10.200.0.2:6443",
+            "--token",
+            TOKEN,
+            "--discovery-token-ca-cert-hash",
+            &pin,
+            "--control-plane",
+            "--ignore-preflight-errors",
+            "all",
+        ];
+        let mut cmd = node.tool(tool, WASMADM, &args, &[]);
+        let ran = node.run(
+            &format!("{tool} join --control-plane"),
+            &mut cmd,
+            Duration::from_secs(120),
+        );
+        let reason = "failure loading certificate for CA: couldn't load the certificate file \
+                      /etc/kubernetes/pki/ca.crt: open /etc/kubernetes/pki/ca.crt: no such file or directory";
+        assert!(
+            !ran.status.success()
+                && ran.stderr.contains(
+                    "One or more conditions for hosting a new control plane instance is not satisfied."
+                )
+                && ran.stderr.contains(reason),
+            "{tool} joining a control plane without the shared certificates: {:?}\n{}",
+            ran.status,
+            ran.stderr
+        );
+        assert_eq!(
+            wasmadm_tests::differential::files(&node.path("/etc/kubernetes")),
+            Default::default(),
+            "{tool} wrote files without the shared certificates"
+        );
+        let block = ran.stderr.split("not satisfied.").nth(1).unwrap_or_default();
+        reasons.push(
+            block
+                .split("Please ensure")
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_string(),
+        );
+    }
+    assert_eq!(
+        reasons[0], reasons[1],
+        "the reasons of kubeadm (left) and wasmadm (right)"
+    );
 }
 
 /// Compares the control plane kubeadm made on node `k` with the one wasmadm made on node `w` (after

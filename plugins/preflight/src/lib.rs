@@ -188,27 +188,33 @@ fn ready_for_another_control_plane(
         return Ok(());
     }
     let dir = &cluster.certificates_dir;
+    // kubeadm's SharedCertificateExists: the CAs' certificates and the service-account key.
     let mut shared = vec![
-        ("ca", "CA"),
-        ("sa", "service account"),
-        ("front-proxy-ca", "front-proxy CA"),
+        ("certificate", "CA", format!("{dir}/ca.crt")),
+        ("key", "service account", format!("{dir}/sa.key")),
+        (
+            "certificate",
+            "front-proxy CA",
+            format!("{dir}/front-proxy-ca.crt"),
+        ),
     ];
     if cluster.etcd.external.is_none() {
-        shared.push(("etcd/ca", "etcd CA"));
+        shared.push(("certificate", "etcd CA", format!("{dir}/etcd/ca.crt")));
     }
     let mut missing = Vec::new();
-    for (base, name) in shared {
-        let file = if base == "sa" {
-            format!("{dir}/sa.key")
+    for (what, name, file) in shared {
+        let file_kind = if what == "key" {
+            "private key"
         } else {
-            format!("{dir}/{base}.crt")
+            "certificate"
         };
         match wasmadm_plugin_sdk::fs::exists(&file) {
             Ok(true) => {}
             Ok(false) => missing.push(format!(
-                "failure loading {name} certificate: {file} does not exist"
+                "failure loading {what} for {name}: couldn't load the {file_kind} file {file}: open {file}: \
+                 no such file or directory"
             )),
-            Err(e) => missing.push(format!("failure loading {name} certificate: {}", e.text())),
+            Err(e) => missing.push(format!("failure loading {what} for {name}: {}", e.text())),
         }
     }
     match missing.len() {
