@@ -506,3 +506,64 @@ fn file_discovery_refuses_what_it_cannot_use_and_writes_nothing() {
     );
     assert_eq!(tree(root.path()), before, "a refused join wrote files");
 }
+
+#[test]
+fn a_sandbox_node_joins_the_in_memory_cluster_another_sandbox_node_made() {
+    // `init` of node A keeps its in-memory cluster in A; node B joins with a copy of it, as in a
+    // demo. No kubelet runs: its TLS bootstrap is not waited for, and the run says so.
+    let (a, b) = (node(), node());
+    let cache = tempfile::tempdir().expect("cache");
+    let config = repo().join("examples/init-config.yaml");
+    let init = on_node(
+        cache.path(),
+        a.path(),
+        &["init", "--config", config.to_str().expect("utf8")],
+    );
+    assert!(init.status.success(), "{}", text(&init.stderr));
+    let state = wasmadm::invocation::MEMORY_STATE;
+    std::fs::create_dir_all(b.path().join(state).parent().expect("dir")).expect("mkdir");
+    std::fs::copy(a.path().join(state), b.path().join(state)).expect("copy the cluster");
+    let stdout = text(&init.stdout);
+    let pin = stdout
+        .split_whitespace()
+        .skip_while(|w| *w != "--discovery-token-ca-cert-hash")
+        .nth(1)
+        .expect("a CA pin in the join command");
+    let join = on_node(
+        cache.path(),
+        b.path(),
+        &[
+            "join",
+            "10.200.0.2:6443",
+            "--token",
+            "abcdef.0123456789abcdef",
+            "--discovery-token-ca-cert-hash",
+            pin,
+            "--node-name",
+            "w1",
+        ],
+    );
+    let out = text(&join.stdout);
+    assert!(join.status.success(), "{out}\n{}", text(&join.stderr));
+    assert!(
+        out.contains("[kubelet-start] Not waited for: simulated node of the in-memory cluster")
+            && out.contains("This node has joined the cluster:"),
+        "{out}"
+    );
+    for file in [
+        "var/lib/kubelet/config.yaml",
+        "var/lib/kubelet/kubeadm-flags.env",
+        "etc/kubernetes/pki/ca.crt",
+    ] {
+        assert!(b.path().join(file).is_file(), "{file} missing:\n{out}");
+    }
+    assert_eq!(
+        std::fs::read(b.path().join("etc/kubernetes/pki/ca.crt")).ok(),
+        std::fs::read(a.path().join("etc/kubernetes/pki/ca.crt")).ok(),
+        "the joined node trusts another CA"
+    );
+    assert!(
+        !b.path().join("etc/kubernetes/bootstrap-kubelet.conf").exists(),
+        "the bootstrap token was left on the node"
+    );
+}

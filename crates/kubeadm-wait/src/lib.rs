@@ -40,8 +40,12 @@ pub fn timeout(value: &Option<String>, field: &str) -> Result<Duration, PhaseErr
     })
 }
 
+/// Whether an answer came from the in-memory cluster's simulated node (no kubelet runs there).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Simulated(pub bool);
+
 /// Waits for the kubelet's healthz (kubeadm's `WaitForKubelet`).
-pub fn wait_kubelet(url: &str, limit: Duration) -> Result<(), PhaseError> {
+pub fn wait_kubelet(url: &str, limit: Duration) -> Result<Simulated, PhaseError> {
     print(&format!(
         "[kubelet-check] Waiting for a healthy kubelet at {url}. This can take up to {}",
         duration::go(limit)
@@ -64,7 +68,7 @@ pub fn wait_kubelet(url: &str, limit: Duration) -> Result<(), PhaseError> {
                     duration::go(start.elapsed()),
                     simulated_note(simulated)
                 ));
-                return Ok(());
+                return Ok(Simulated(simulated));
             }
             Probe::Unhealthy(message) => message,
         };

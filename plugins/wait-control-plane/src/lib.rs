@@ -161,7 +161,9 @@ impl Plugin for WaitControlPlane {
             return Ok(done());
         }
         match &kubelet {
-            Some(url) => wait_kubelet(url, kubelet_limit)?,
+            Some(url) => {
+                wait_kubelet(url, kubelet_limit)?;
+            }
             None if joining => {}
             None => print(
                 "[kubelet-check] Skipping the kubelet health check because the healthz port is set to 0",
