@@ -31,7 +31,7 @@ pub enum ClusterKind {
 }
 
 /// Where the in-memory cluster of a node root keeps its objects between runs.
-pub const MEMORY_STATE: &str = "var/lib/wasmadm/in-memory-cluster.json";
+pub const MEMORY_STATE: &str = crate::cluster::memory::STATE_FILE;
 
 /// The cluster a run talks to, decided from `--cluster`, `--root`, `--kubeconfig` and `--dry-run`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -521,28 +521,39 @@ fn a_sandbox_node_joins_the_in_memory_cluster_another_sandbox_node_made() {
     );
     assert!(init.status.success(), "{}", text(&init.stderr));
     let state = wasmadm::invocation::MEMORY_STATE;
-    std::fs::create_dir_all(b.path().join(state).parent().expect("dir")).expect("mkdir");
-    std::fs::copy(a.path().join(state), b.path().join(state)).expect("copy the cluster");
     let stdout = text(&init.stdout);
     let pin = stdout
         .split_whitespace()
         .skip_while(|w| *w != "--discovery-token-ca-cert-hash")
         .nth(1)
         .expect("a CA pin in the join command");
-    let join = on_node(
-        cache.path(),
-        b.path(),
-        &[
-            "join",
-            "10.200.0.2:6443",
-            "--token",
-            "abcdef.0123456789abcdef",
-            "--discovery-token-ca-cert-hash",
-            pin,
-            "--node-name",
-            "w1",
-        ],
+    let join_args = [
+        "join",
+        "10.200.0.2:6443",
+        "--token",
+        "abcdef.0123456789abcdef",
+        "--discovery-token-ca-cert-hash",
+        pin,
+        "--node-name",
+        "w1",
+    ];
+    // Before: B's own in-memory cluster is empty, which discovery says at once (not after its
+    // 5-minute timeout), naming the file to copy; nothing is written.
+    let before = tree(b.path());
+    let empty = on_node(cache.path(), b.path(), &join_args);
+    assert!(
+        !empty.status.success()
+            && text(&empty.stderr).contains(&format!(
+                "is the in-memory cluster here, and it holds no kube-public/cluster-info (no `wasmadm \
+                 init` made it): copy {state}"
+            )),
+        "{}",
+        text(&empty.stderr)
     );
+    assert_eq!(tree(b.path()), before, "a refused join wrote files");
+    std::fs::create_dir_all(b.path().join(state).parent().expect("dir")).expect("mkdir");
+    std::fs::copy(a.path().join(state), b.path().join(state)).expect("copy the cluster");
+    let join = on_node(cache.path(), b.path(), &join_args);
     let out = text(&join.stdout);
     assert!(join.status.success(), "{out}\n{}", text(&join.stderr));
     assert!(

@@ -14,6 +14,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+/// Where a node root keeps its in-memory cluster between runs (relative to the root).
+pub const STATE_FILE: &str = "var/lib/wasmadm/in-memory-cluster.json";
+
 /// group, plural, namespace (`""` if cluster-scoped), name.
 pub(super) type Key = (String, String, String, String);
 
@@ -340,8 +343,23 @@ impl Cluster for MemoryCluster {
         Ok(self)
     }
 
-    fn connect_to(self: Arc<Self>, _endpoint: &super::Endpoint) -> Result<Arc<dyn Cluster>, ApiError> {
-        Ok(self)
+    /// Every server is this cluster; one that holds no `kube-public/cluster-info` has nothing to
+    /// join, which is said at once instead of letting discovery wait out its timeout.
+    fn connect_to(self: Arc<Self>, endpoint: &super::Endpoint) -> Result<Arc<dyn Cluster>, ApiError> {
+        let configmaps = ResourceType::v1("", "ConfigMap", "configmaps", true);
+        match self.get(configmaps.collection(Some("kube-public")), "cluster-info") {
+            Err(e) if e.code == ApiErrorCode::NotFound => Err(ApiError::new(
+                ApiErrorCode::Unavailable,
+                0,
+                format!(
+                    "{} is the in-memory cluster here, and it holds no kube-public/cluster-info (no \
+                     `wasmadm init` made it): copy {} from a node root where `init` ran to this one, \
+                     or join a real cluster with --cluster kubeconfig",
+                    endpoint.server, STATE_FILE
+                ),
+            )),
+            _ => Ok(self),
+        }
     }
 
     fn is_simulated(&self) -> bool {
