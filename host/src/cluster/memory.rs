@@ -348,16 +348,27 @@ impl Cluster for MemoryCluster {
     fn connect_to(self: Arc<Self>, endpoint: &super::Endpoint) -> Result<Arc<dyn Cluster>, ApiError> {
         let configmaps = ResourceType::v1("", "ConfigMap", "configmaps", true);
         match self.get(configmaps.collection(Some("kube-public")), "cluster-info") {
-            Err(e) if e.code == ApiErrorCode::NotFound => Err(ApiError::new(
-                ApiErrorCode::Unavailable,
-                0,
-                format!(
-                    "{} is the in-memory cluster here, and it holds no kube-public/cluster-info (no \
-                     `wasmadm init` made it): copy {} from a node root where `init` ran to this one, \
-                     or join a real cluster with --cluster kubeconfig",
-                    endpoint.server, STATE_FILE
-                ),
-            )),
+            Err(e) if e.code == ApiErrorCode::NotFound => {
+                let fix = match &self.file {
+                    Some(_) => format!(
+                        "copy {STATE_FILE} from a node root where `init` ran to this one, or join a real \
+                         cluster with --cluster kubeconfig"
+                    ),
+                    // A dry run keeps no state and starts from an empty cluster.
+                    None => "a dry run starts from an empty in-memory cluster: dry-run a join against a \
+                             real cluster with --cluster kubeconfig"
+                        .to_string(),
+                };
+                Err(ApiError::new(
+                    ApiErrorCode::Unavailable,
+                    0,
+                    format!(
+                        "{} is the in-memory cluster here, and it holds no kube-public/cluster-info (no \
+                         `wasmadm init` made it): {fix}",
+                        endpoint.server
+                    ),
+                ))
+            }
             _ => Ok(self),
         }
     }
