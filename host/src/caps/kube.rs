@@ -473,7 +473,10 @@ mod tests {
 
     /// A phase's capability with `rules` on the in-memory cluster, and its own client.
     fn cap_and_client(rules: Vec<KubeGrant>) -> (KubeCap, ClientHandle) {
-        let cluster: Arc<dyn Cluster> = Arc::new(crate::cluster::memory::MemoryCluster::new());
+        cap_and_client_on(Arc::new(crate::cluster::memory::MemoryCluster::new()), rules)
+    }
+
+    fn cap_and_client_on(cluster: Arc<dyn Cluster>, rules: Vec<KubeGrant>) -> (KubeCap, ClientHandle) {
         let cap = KubeCap::new(
             "p",
             rules,
@@ -570,7 +573,21 @@ mod tests {
         let mut bootstrap = rule(&["get"], &["configmaps"], &["kube-system"], &["kubeadm-config"]);
         bootstrap.identity = Some(Identity::BootstrapToken);
         let own_rule = rule(&["get"], &["configmaps"], &["kube-system"], &["kubeadm-config"]);
-        let (cap, own) = cap_and_client(vec![anonymous, bootstrap, own_rule]);
+        // A cluster to join: the in-memory cluster refuses `kube.connect` without cluster-info.
+        let cluster = Arc::new(crate::cluster::memory::MemoryCluster::new());
+        let cluster_info = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "cluster-info", "namespace": "kube-public"},
+        });
+        cluster
+            .create(
+                ty("configmaps").collection(Some("kube-public")),
+                cluster_info,
+                false,
+            )
+            .expect("cluster-info");
+        let (cap, own) = cap_and_client_on(cluster, vec![anonymous, bootstrap, own_rule]);
         let cap = cap.with_servers(vec!["10.0.0.1:6443".into()]);
         let denied = |r: Result<ClientHandle, ApiError>| {
             let e = r.err().expect("refused");
@@ -637,6 +654,26 @@ mod tests {
         assert!(
             cap.authorize(&own, "get", &cm, Some("kube-system"), Some("kubeadm-config"))
                 .is_ok()
+        );
+    }
+
+    #[test]
+    fn an_in_memory_cluster_without_cluster_info_has_nothing_to_join() {
+        let mut anonymous = rule(&["get"], &["configmaps"], &["kube-public"], &["cluster-info"]);
+        anonymous.identity = Some(Identity::Anonymous);
+        let own_rule = rule(&["get"], &["configmaps"], &["kube-system"], &["kubeadm-config"]);
+        let (cap, _) = cap_and_client(vec![anonymous, own_rule]);
+        let cap = cap.with_servers(vec!["10.0.0.1:6443".into()]);
+        let e = cap
+            .connect_to("https://10.0.0.1:6443", None, Credential::Anonymous)
+            .err()
+            .expect("nothing to join");
+        assert_eq!(e.code, ApiErrorCode::Unavailable, "{}", e.message);
+        assert!(
+            e.message.contains("holds no kube-public/cluster-info")
+                && e.message.contains("--cluster kubeconfig"),
+            "{}",
+            e.message
         );
     }
 
