@@ -91,6 +91,12 @@ pub fn system_roots(root: &Path) -> Result<rustls::RootCertStore, String> {
     Ok(roots)
 }
 
+/// The TLS error behind an I/O error of [`send`] or [`get`] (a refused certificate, say), if any.
+pub fn tls_cause(e: &io::Error) -> Option<&rustls::Error> {
+    e.get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+}
+
 /// A rustls client configuration builder with the ring provider and safe protocol versions.
 pub fn client_builder()
 -> Result<rustls::ConfigBuilder<rustls::ClientConfig, rustls::WantsVerifier>, rustls::Error> {

@@ -157,10 +157,7 @@ pub(super) fn read_node_file(root: &Dir, file: &NodePath, limit: u64) -> io::Res
 /// Maps an I/O error of `request` (e.g. `GET <url>`) to the WIT error kinds.
 pub(super) fn classify(e: io::Error, request: &str, timeout: Duration) -> HealthError {
     use io::ErrorKind as K;
-    if let Some(tls) = e
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-    {
+    if let Some(tls) = http::tls_cause(&e) {
         return HealthError::Tls(format!("{request}: TLS: {tls}"));
     }
     match e.kind() {

@@ -434,26 +434,34 @@ pub fn read_discovery_file(config: &mut ResolvedConfig, root: &Path) -> Result<(
     let path = &file.kube_config_path;
     let field = "discovery.file.kubeConfigPath (--discovery-file)";
     let scheme = path.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
-    if scheme.as_deref() == Some("https") {
-        let timeout = config
-            .join
-            .as_ref()
-            .and_then(|j| j.timeouts.discovery.as_deref())
-            .and_then(validate::parse_duration)
-            .map_or(DISCOVERY_TIMEOUT, Duration::from_secs_f64);
-        let text = fetch_discovery_url(path, root, timeout)
-            .map_err(|e| ConfigError::Invalid(format!("{field}: {e}")))?;
-        kubeadm_bootstrap_token::cluster_info::kubeconfig_cluster(&text)
-            .map_err(|e| ConfigError::Invalid(format!("{field}: {path}: {e}")))?;
-        config.discovery_file = Some(text);
-        return Ok(());
-    }
-    if scheme.is_some() {
-        return Err(ConfigError::Invalid(format!(
-            "{field}: {path:?}: a discovery file is read from a node path or fetched from an https:// \
-             URL (its server verified by the node's trust store); use https://"
-        )));
-    }
+    let text = match scheme.as_deref() {
+        Some("https") => {
+            let timeout = config
+                .join
+                .as_ref()
+                .and_then(|j| j.timeouts.discovery.as_deref())
+                .and_then(validate::parse_duration)
+                .map_or(DISCOVERY_TIMEOUT, Duration::from_secs_f64);
+            fetch_discovery_url(path, root, timeout)
+                .map_err(|e| ConfigError::Invalid(format!("{field}: {e}")))?
+        }
+        Some(_) => {
+            return Err(ConfigError::Invalid(format!(
+                "{field}: {path:?}: a discovery file is read from a node path or fetched from an https:// \
+                 URL (its server verified by the node's trust store); use https://"
+            )));
+        }
+        None => read_node_kubeconfig(path, root, field)?,
+    };
+    kubeadm_bootstrap_token::cluster_info::kubeconfig_cluster(&text)
+        .map_err(|e| ConfigError::Invalid(format!("{field}: {path}: {e}")))?;
+    config.discovery_file = Some(text);
+    Ok(())
+}
+
+/// The discovery kubeconfig at node path `path` (absolute, under `root`): a regular file of at
+/// most [`MAX_DISCOVERY_FILE`] bytes.
+fn read_node_kubeconfig(path: &str, root: &Path, field: &str) -> Result<String, ConfigError> {
     if !path.starts_with('/') {
         return Err(ConfigError::Invalid(format!(
             "{field}: {path:?} is not an absolute path"
@@ -470,11 +478,7 @@ pub fn read_discovery_file(config: &mut ResolvedConfig, root: &Path) -> Result<(
             "{field}: {path} is not a kubeconfig file (a regular file of at most 1 MiB)"
         )));
     }
-    let text = std::fs::read_to_string(&host_path).map_err(read)?;
-    kubeadm_bootstrap_token::cluster_info::kubeconfig_cluster(&text)
-        .map_err(|e| ConfigError::Invalid(format!("{field}: {path}: {e}")))?;
-    config.discovery_file = Some(text);
-    Ok(())
+    std::fs::read_to_string(&host_path).map_err(read)
 }
 
 /// kubeadm's `discovery.timeout` when the configuration does not set one.
@@ -506,11 +510,7 @@ fn fetch_discovery_url(text: &str, root: &Path, timeout: Duration) -> Result<Str
         .with_no_client_auth();
     let deadline = std::time::Instant::now() + timeout;
     let (raw, truncated) = http::get(&url, Some(std::sync::Arc::new(tls)), deadline).map_err(|e| {
-        let tls_refused = e
-            .get_ref()
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-            .is_some();
-        if tls_refused {
+        if http::tls_cause(&e).is_some() {
             format!(
                 "GET {url}: TLS: {e}; the server's certificate must chain to a CA of the node's trust \
                  store ({})",
