@@ -217,11 +217,7 @@ fn ready_for_another_control_plane(
             Err(e) => missing.push(format!("failure loading {what} for {name}: {}", e.text())),
         }
     }
-    match missing.len() {
-        0 => Ok(()),
-        1 => Err(missing.remove(0)),
-        _ => Err(format!("[{}]", missing.join(", "))),
-    }
+    wasmadm_plugin_sdk::aggregate(missing).map_or(Ok(()), Err)
 }
 
 export_plugin!(Preflight);

@@ -77,6 +77,23 @@ pub fn failed(message: impl Into<String>) -> PhaseError {
     PhaseError::Failed(message.into())
 }
 
+/// Several errors as one message, as kubeadm's (Go's `utilerrors.NewAggregate`) reads: `None`
+/// for none, one as it is, several in brackets.
+///
+/// ```
+/// use wasmadm_plugin_sdk::aggregate;
+/// assert_eq!(aggregate(vec![]), None);
+/// assert_eq!(aggregate(vec!["a".into()]).as_deref(), Some("a"));
+/// assert_eq!(aggregate(vec!["a".into(), "b".into()]).as_deref(), Some("[a, b]"));
+/// ```
+pub fn aggregate(mut errors: Vec<String>) -> Option<String> {
+    match errors.len() {
+        0 => None,
+        1 => errors.pop(),
+        _ => Some(format!("[{}]", errors.join(", "))),
+    }
+}
+
 /// The report of a phase that checks nothing and publishes nothing: how its `run` ends. A phase
 /// with check results or outputs collects them in [`Findings`] instead.
 ///

@@ -64,11 +64,7 @@ pub fn control_plane(advertise_address: &str) -> Result<Vec<Component>, String> 
             url: format!("https://{}/{endpoint}", join_host_port(&address, port)),
         });
     }
-    match errors.len() {
-        0 => Ok(components),
-        1 => Err(errors.remove(0)),
-        _ => Err(format!("[{}]", errors.join(", "))),
-    }
+    wasmadm_plugin_sdk::aggregate(errors).map_or(Ok(components), Err)
 }
 
 /// The value of `--<name>=<value>` in a manifest's command list.

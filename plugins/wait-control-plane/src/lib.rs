@@ -85,12 +85,7 @@ fn wait_components(
             }
             print_block(&CONTROL_PLANE_HELP.replace("{socket}", cri_socket));
             let errors: Vec<String> = still.into_iter().map(|(_, m)| m).collect();
-            // utilerrors.NewAggregate: one error as it is, several in brackets.
-            let joined = if errors.len() == 1 {
-                errors[0].clone()
-            } else {
-                format!("[{}]", errors.join(", "))
-            };
+            let joined = wasmadm_plugin_sdk::aggregate(errors).unwrap_or_default();
             return Err(PhaseError::Failed(format!(
                 "failed while waiting for the control plane to start: {joined}"
             )));
