@@ -82,14 +82,21 @@ pub fn mask_console(text: &str) -> Vec<String> {
         .collect();
     // Both tools check the control-plane components at once and print each as it turns healthy:
     // the order of those lines is the components' start-up race, not the tool's.
-    let racing = |l: &String| l.starts_with("[control-plane-check] ") && l.contains(" is healthy after ");
+    sort_runs(&mut lines, |l| {
+        l.starts_with("[control-plane-check] ") && l.contains(" is healthy after ")
+    });
+    lines
+}
+
+/// Sorts each run of consecutive lines that match `unordered` (lines whose order is not the
+/// tool's), leaving every other line where it is.
+pub fn sort_runs(lines: &mut [String], unordered: impl Fn(&String) -> bool) {
     let mut i = 0;
     while i < lines.len() {
-        let run = lines[i..].iter().take_while(|l| racing(l)).count();
+        let run = lines[i..].iter().take_while(|l| unordered(l)).count();
         lines[i..i + run].sort();
         i += run.max(1);
     }
-    lines
 }
 
 /// Applies [`ALLOWED`] for `area` to wasmadm's side.

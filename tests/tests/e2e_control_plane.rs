@@ -478,57 +478,17 @@ fn default_init_then_joins(version: &str) {
     }
 }
 
-/// Compares a worker joined by kubeadm with one joined by wasmadm (names `k_name`, `w_name`):
-/// files and modes, the kubelet's files byte for byte, the console.
+/// Compares a worker joined by kubeadm with one joined by wasmadm (names `k_name`, `w_name`), as
+/// [`assert_same_node`] does.
 fn assert_same_join(k: &Node, k_ran: &Ran, w: &Node, w_ran: &Ran, (k_name, w_name): (&str, &str)) {
-    use wasmadm_tests::differential::{allowed, diff_lines, files, mask_console};
-    let mut differences = Vec::new();
-    let (k_files, w_files) = (files(k.root.path()), files(w.root.path()));
-    if k_files != w_files {
-        differences.push(format!(
-            "files and modes:
-  kubeadm: {k_files:?}
-  wasmadm: {w_files:?}"
-        ));
-    }
-    for path in [
-        "/var/lib/kubelet/config.yaml",
-        "/var/lib/kubelet/instance-config.yaml",
-        "/var/lib/kubelet/kubeadm-flags.env",
-    ] {
-        let read = |n: &Node| std::fs::read_to_string(n.path(path)).unwrap_or_else(|e| format!("<{e}>"));
-        let (kt, wt) = (read(k), read(w).replace(w_name, k_name));
-        if kt != wt {
-            differences.push(format!(
-                "{path}:
---- kubeadm
-{kt}
---- wasmadm
-{wt}"
-            ));
-        }
-    }
-    let console = |text: &str| mask_console(text);
-    let w_console = allowed("console", &w_ran.stdout).replace(w_name, k_name);
-    if let Some(d) = diff_lines(&console(&k_ran.stdout), &console(&w_console)) {
-        differences.push(format!(
-            "console:
-{d}"
-        ));
-    }
-    assert!(
-        differences.is_empty(),
-        "wasmadm join differs from kubeadm join:\n{}",
-        differences.join("\n")
+    let compared = assert_same_node(
+        "join",
+        (k, k_ran),
+        (w, w_ran),
+        |text| text.replace(w_name, k_name),
+        str::to_string,
     );
-    assert!(k_files.len() >= 8, "too little compared: {} files", k_files.len());
-    eprintln!(
-        "join same as kubeadm: {} files, {} console lines; kubeadm {:?}, wasmadm {:?}",
-        k_files.len(),
-        k_ran.stdout.lines().count(),
-        k_ran.took,
-        w_ran.took
-    );
+    assert!(compared >= 8, "too little compared: {compared} files");
 }
 
 /// A fixed certificate key, so that kubeadm can download what wasmadm uploaded.
@@ -645,7 +605,7 @@ fn ecdsa_endpoint_init_then_control_plane_joins(version: &str) {
             .replace("0a:c8:00:15", "0a:c8:00:14")
             .replace("n21", "n20")
     };
-    let compared = assert_same_control_plane(
+    let compared = assert_same_node(
         "control-plane-prepare",
         (&k_cp, &k_cp_ran),
         (&w_cp, &w_cp_ran),
@@ -767,7 +727,7 @@ fn ecdsa_endpoint_init_then_control_plane_joins(version: &str) {
             });
         lines.collect::<Vec<_>>().join("\n")
     };
-    let compared = assert_same_control_plane(
+    let compared = assert_same_node(
         "join --control-plane",
         (&cp2, &cp2_ran),
         (&cp3, &cp3_ran),
@@ -889,13 +849,12 @@ fn ecdsa_endpoint_init_then_control_plane_joins(version: &str) {
     );
 }
 
-/// Compares the control plane kubeadm made on node `k` with the one wasmadm made on node `w` (after
-/// `same` turned wasmadm's node-specific names into kubeadm's): files and modes, certificates field
-/// by field, kubeconfigs by structure, manifests and other YAML byte for byte (after `both` on
-/// each side), the console (the
-/// order of kubeadm's certificate lines is its map's, so those are compared sorted). Returns how
-/// many files were compared.
-fn assert_same_control_plane(
+/// Compares what kubeadm made on node `k` with what wasmadm made on node `w` (after `same` turned
+/// wasmadm's node-specific names into kubeadm's): files and modes, certificates field by field,
+/// kubeconfigs by structure, manifests, kubelet files and other YAML byte for byte (after `both` on
+/// each side), the console line by line (a run of kubeadm's certificate lines is in its map's
+/// order, so those runs are compared sorted). Returns how many files were compared.
+fn assert_same_node(
     what: &str,
     (k, k_ran): (&Node, &Ran),
     (w, w_ran): (&Node, &Ran),
@@ -937,9 +896,8 @@ fn assert_same_control_plane(
     }
     let console = |text: &str| {
         let mut lines = wasmadm_tests::differential::mask_console(text);
-        lines.retain(|l| !l.is_empty());
-        // kubeadm makes the certificates in its map's order.
-        lines.sort_by_key(|l| (!l.starts_with("[certs] "), l.clone()));
+        // kubeadm makes a joining control plane's certificates in its map's order.
+        wasmadm_tests::differential::sort_runs(&mut lines, |l| l.starts_with("[certs] "));
         lines
     };
     let w_console = same(&allowed("console", &w_ran.stdout));
